@@ -1,0 +1,36 @@
+"""kosearch: Korean semantic search over document folders, with FAISS vectors and SQLite metadata.
+
+>>> import kosearch
+>>> idx = kosearch.Index.open("indexes/sample")
+>>> idx.search("치타가 먹이를 쫓는다", k=5)
+"""
+
+from kosearch._version import __version__
+from kosearch.documents.types import SkippedFile
+from kosearch.errors import (
+    DataFormatError,
+    EncoderMismatchError,
+    EncoderNotFoundError,
+    IndexExistsError,
+    IndexNotFoundError,
+    KosearchError,
+)
+from kosearch.index import Index
+from kosearch.results import Hit, IndexedSentence, IndexInfo, IngestReport, Pair
+
+__all__ = [
+    "DataFormatError",
+    "EncoderMismatchError",
+    "EncoderNotFoundError",
+    "Hit",
+    "Index",
+    "IndexExistsError",
+    "IndexInfo",
+    "IndexNotFoundError",
+    "IndexedSentence",
+    "IngestReport",
+    "KosearchError",
+    "Pair",
+    "SkippedFile",
+    "__version__",
+]

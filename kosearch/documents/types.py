@@ -1,0 +1,44 @@
+"""Plain records that flow out of the documents stage into the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence and where it came from, so a hit can be shown in its file."""
+
+    text: str
+    line: int
+    """1-based line of the file where the sentence starts (for CSV/TSV/JSONL: the record's line)."""
+    start: int
+    """Character offset of the sentence's first character in the decoded file text."""
+    end: int
+    """Character offset one past the sentence's last character."""
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file that could not be indexed, and why; reported, never fatal."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class Document:
+    """A decoded file, split into sentences."""
+
+    path: Path
+    """Absolute path of the file."""
+    relpath: str
+    """Path relative to the folder being indexed, with '/' separators: the stable key in the index."""
+    encoding: str
+    format: str
+    """One of txt, md, csv, tsv, jsonl."""
+    sha256: str
+    """Hash of the raw bytes: lets a re-run skip files that did not change."""
+    size: int
+    sentences: list[Sentence] = field(default_factory=list)

@@ -1,0 +1,31 @@
+"""The few exceptions kosearch raises on purpose.
+
+Every message is written for the person at the terminal: it says what went wrong and what to
+do next, so the CLI can print ``str(error)`` and nothing else.
+"""
+
+from __future__ import annotations
+
+
+class KosearchError(Exception):
+    """Base class: catching this catches every error kosearch raises deliberately."""
+
+
+class IndexNotFoundError(KosearchError):
+    """The folder given as an index holds no kosearch index."""
+
+
+class IndexExistsError(KosearchError):
+    """Creating an index where one already exists would silently mix two corpora."""
+
+
+class EncoderMismatchError(KosearchError):
+    """The encoder offered does not produce the vectors the index was built with."""
+
+
+class EncoderNotFoundError(KosearchError):
+    """A model name is neither a local folder nor a Hugging Face id the machine can reach."""
+
+
+class DataFormatError(KosearchError):
+    """A data file (STS, NLI, BEIR, ...) is malformed; the message names the file, line and reason."""

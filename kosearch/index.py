@@ -1,0 +1,219 @@
+"""``kosearch.Index``: the one object that the CLI, the Python API and any service go through.
+
+An index is a folder (see ``kosearch.store.index_store``) whose manifest records the encoder that
+made its vectors. Opening an index never needs that encoder until a query has to be encoded, so
+``info`` and ``paraphrases`` are instant; but an encoder that is named or loaded is always checked
+against the manifest's fingerprint, because vectors from two different models are not comparable
+and mixing them would silently return nonsense.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kosearch.errors import EncoderMismatchError
+from kosearch.ingest import IngestOptions, ProgressCallback, ingest_folder
+from kosearch.paraphrases import mine_paraphrases
+from kosearch.results import Hit, IndexInfo, IngestReport, Pair
+from kosearch.search import search_vectors
+from kosearch.store import DEFAULT_FACTORY, IndexStore
+
+if TYPE_CHECKING:
+    from kosearch.encoders import Encoder
+
+
+class Index:
+    """A searchable index of sentences from one or more document folders.
+
+    >>> import kosearch
+    >>> idx = kosearch.Index.open("indexes/sample")
+    >>> for hit in idx.search("수치 해석 프로그램", k=5):
+    ...     print(hit.score, hit.text, hit.path, hit.line)
+    >>> pairs = idx.paraphrases(top=10)
+    """
+
+    def __init__(self, store: IndexStore, encoder: Encoder | None = None, device: str | None = None) -> None:
+        self._store = store
+        self._encoder = encoder
+        self._device = device
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        model: str | Encoder | None = None,
+        *,
+        device: str | None = None,
+        faiss_factory: str = DEFAULT_FACTORY,
+        backend: str | None = None,
+    ) -> Index:
+        """Create an empty index at ``path`` for ``model`` (default: the bundled encoder)."""
+        encoder = _as_encoder(model, device)
+        store = IndexStore.create(
+            Path(path), encoder_manifest(encoder), factory=faiss_factory, device=encoder.device, backend=backend
+        )
+        return cls(store, encoder, encoder.device)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        model: str | Encoder | None = None,
+        *,
+        device: str | None = None,
+        backend: str | None = None,
+        writable: bool = False,
+    ) -> Index:
+        """Open an existing index. ``model``, if given, must be the encoder it was built with."""
+        from kosearch.encoders import resolve_device
+
+        resolved_device = resolve_device(device)
+        store = IndexStore.open(Path(path), device=resolved_device, backend=backend, writable=writable)
+        index = cls(store, None, resolved_device)
+        if model is not None:
+            try:
+                index._set_encoder(_as_encoder(model, device))
+            except BaseException:
+                store.close()
+                raise
+        return index
+
+    @classmethod
+    def open_or_create(
+        cls,
+        path: str | Path,
+        model: str | Encoder | None = None,
+        *,
+        device: str | None = None,
+        faiss_factory: str = DEFAULT_FACTORY,
+        backend: str | None = None,
+    ) -> Index:
+        from kosearch.store.index_store import METADATA_FILE
+
+        if (Path(path) / METADATA_FILE).exists():
+            return cls.open(path, model, device=device, backend=backend, writable=True)
+        return cls.create(path, model, device=device, faiss_factory=faiss_factory, backend=backend)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- the encoder ----------------------------------------------------------------------------
+
+    @property
+    def encoder(self) -> Encoder:
+        """The encoder of this index, loaded on first use and checked against the manifest."""
+        if self._encoder is None:
+            self._set_encoder(_as_encoder(self._store.manifest["model"], self._device))
+        assert self._encoder is not None
+        return self._encoder
+
+    def _set_encoder(self, encoder: Encoder) -> None:
+        manifest = self._store.manifest
+        if encoder.fingerprint != manifest["fingerprint"] or encoder.dimension != manifest["dimension"]:
+            raise EncoderMismatchError(
+                f"index {self._store.folder} was built with encoder '{manifest['model']}' "
+                f"(fingerprint {manifest['fingerprint']}, dimension {manifest['dimension']}), but the "
+                f"encoder offered is '{encoder.name}' (fingerprint {encoder.fingerprint}, dimension "
+                f"{encoder.dimension}). Open it with --model '{manifest['model']}' (or no --model), "
+                f"or build a new index for the other encoder."
+            )
+        self._encoder = encoder
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def add_folder(
+        self,
+        root: str | Path,
+        *,
+        text_fields: Sequence[str] | None = None,
+        mode: str = "sentence",
+        prune: bool = True,
+        checkpoint_sentences: int = 100_000,
+        progress: ProgressCallback | None = None,
+    ) -> IngestReport:
+        """Index (or update) the documents under ``root``; see ``kosearch.ingest``."""
+        options = IngestOptions(
+            text_fields=text_fields, mode=mode, prune=prune, checkpoint_sentences=checkpoint_sentences
+        )
+        return ingest_folder(self._store, self.encoder, Path(root), options, progress)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def search(self, query: str, k: int = 10, context: int = 0) -> list[Hit]:
+        """The ``k`` sentences most similar to ``query``, best first."""
+        return self.search_batch([query], k=k, context=context)[0]
+
+    def search_batch(self, queries: Sequence[str], k: int = 10, context: int = 0) -> list[list[Hit]]:
+        """Search many queries in one encoding pass."""
+        if isinstance(queries, str):
+            raise TypeError("search_batch takes a list of queries; use search() for one")
+        vectors = self.encoder.encode_queries(list(queries))
+        return search_vectors(self._store, vectors, k=k, context=context)
+
+    def paraphrases(
+        self, top: int | None = 100, min_score: float | None = None, neighbours: int = 10
+    ) -> list[Pair]:
+        """The most similar pairs of distinct sentences in the index, best first."""
+        return mine_paraphrases(self._store, top=top, min_score=min_score, neighbours=neighbours)
+
+    def info(self) -> IndexInfo:
+        manifest = self._store.manifest
+        documents, sentences = self._store.metadata.counts()
+        return IndexInfo(
+            path=str(self._store.folder),
+            model=manifest["model"],
+            fingerprint=manifest["fingerprint"],
+            dimension=int(manifest["dimension"]),
+            prompts=manifest.get("prompts") or {},
+            vector_backend=self._store.vectors.backend,
+            faiss_factory=manifest.get("faiss_factory", DEFAULT_FACTORY),
+            documents=documents,
+            sentences=sentences,
+            size_bytes=self._store.size_bytes(),
+            kosearch_version=manifest.get("kosearch_version", ""),
+            created=manifest.get("created", ""),
+            updated=manifest.get("updated", ""),
+            roots=self._store.metadata.roots(),
+            skipped=self._store.metadata.skipped(),
+        )
+
+    def __len__(self) -> int:
+        return self._store.vectors.count()
+
+    @property
+    def path(self) -> Path:
+        return self._store.folder
+
+    @property
+    def store(self) -> IndexStore:
+        """The underlying store, for tools (benchmarks, evaluation) that need raw vectors."""
+        return self._store
+
+
+def encoder_manifest(encoder: Encoder) -> dict:
+    """What an index records about its encoder, so it can demand the same one later."""
+    return {
+        "model": encoder.name,
+        "fingerprint": encoder.fingerprint,
+        "dimension": encoder.dimension,
+        "prompts": encoder.prompts,
+    }
+
+
+def _as_encoder(model: str | Path | Encoder | None, device: str | None) -> Encoder:
+    """A model name loads an ``Encoder``; anything else is taken as an encoder already made."""
+    if model is None or isinstance(model, (str, Path)):
+        from kosearch.encoders import Encoder
+
+        return Encoder(None if model is None else str(model), device=device)
+    return model

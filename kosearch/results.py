@@ -1,0 +1,101 @@
+"""Result records returned by the public API: plain, frozen, JSON-friendly dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from kosearch.documents.types import SkippedFile
+
+
+@dataclass(frozen=True)
+class IndexedSentence:
+    """A sentence as stored in an index, with enough location to open its file at the right line."""
+
+    sentence_id: int
+    text: str
+    path: str
+    """Path of the file relative to ``document_root``, with '/' separators."""
+    line: int
+    start: int
+    end: int
+    document_root: str
+    """Absolute path of the folder that was indexed."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: a stored sentence and its similarity to the query."""
+
+    score: float
+    """Cosine similarity (inner product of normalised vectors), higher is closer."""
+    text: str
+    path: str
+    line: int
+    sentence_id: int
+    start: int
+    end: int
+    document_root: str
+    context_before: tuple[str, ...] = ()
+    """Sentences just before this one in the same file, oldest first (empty unless asked for)."""
+    context_after: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two sentences of an index that say nearly the same thing."""
+
+    score: float
+    a: IndexedSentence
+    b: IndexedSentence
+    copies_a: int = 1
+    """How many sentences in the index have exactly ``a.text`` (exact duplicates are reported once)."""
+    copies_b: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class IngestReport:
+    """What one indexing run did; the CLI prints it and ``--json`` emits it."""
+
+    root: str
+    files_added: int = 0
+    files_updated: int = 0
+    files_unchanged: int = 0
+    files_removed: int = 0
+    sentences_added: int = 0
+    sentences_removed: int = 0
+    skipped: list[SkippedFile] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class IndexInfo:
+    """A summary of an index, read from its manifest and tables without loading the encoder."""
+
+    path: str
+    model: str
+    fingerprint: str
+    dimension: int
+    prompts: dict[str, str]
+    vector_backend: str
+    faiss_factory: str
+    documents: int
+    sentences: int
+    size_bytes: int
+    kosearch_version: str
+    created: str
+    updated: str
+    roots: list[str]
+    skipped: list[SkippedFile]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

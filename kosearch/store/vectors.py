@@ -1,0 +1,311 @@
+"""Vector stores: where an index keeps its embeddings and how it finds the nearest ones.
+
+Every backend implements the same short interface (``add, remove, search, count, iter_vectors,
+save, load``), so search and paraphrase code never knows which one it talks to. The on-disk format
+is always a FAISS file: FAISS is the persistence layer, and a backend is only a way to search it.
+
+- ``FaissVectorStore``: FAISS on the CPU, or on the GPU when a faiss-gpu build sees a CUDA device.
+- ``TorchVectorStore``: exact search as a matrix product on a torch device. It exists for machines
+  with CUDA but without faiss-gpu (whose wheel is large and often unavailable), and it doubles as
+  an independent implementation that tests can check FAISS against.
+
+Vectors are L2-normalised before they arrive here, so inner product is cosine similarity.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import faiss
+import numpy as np
+
+from kosearch.errors import KosearchError
+
+DEFAULT_FACTORY = "Flat"
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """What an index needs from a vector backend."""
+
+    backend: str
+    dimension: int
+
+    def count(self) -> int: ...
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+
+    def remove(self, ids: np.ndarray) -> int: ...
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(scores, ids)``, each ``(len(queries), k)``; missing results have id -1."""
+        ...
+
+    def iter_vectors(self, batch_size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(ids, vectors)`` in batches, so callers can stream the whole store."""
+        ...
+
+    def save(self, path: Path) -> None: ...
+
+
+def _as_ids(ids: np.ndarray | list[int]) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(ids, dtype=np.int64))
+
+
+def _as_vectors(vectors: np.ndarray, dimension: int) -> np.ndarray:
+    vectors = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+    if vectors.ndim != 2 or vectors.shape[1] != dimension:
+        raise KosearchError(
+            f"vectors of shape {vectors.shape} do not fit an index of dimension {dimension}"
+        )
+    return vectors
+
+
+def new_faiss_index(dimension: int, factory: str = DEFAULT_FACTORY) -> faiss.Index:
+    """Build an empty FAISS index from a factory string, with our ids as FAISS ids.
+
+    Only factories that need no training are accepted: indexing streams documents in, so there is
+    no moment when a representative training sample is in hand.
+    """
+    try:
+        index = faiss.index_factory(dimension, f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as error:
+        raise KosearchError(
+            f"FAISS cannot build an index from factory string {factory!r}: {error}"
+        ) from None
+    if not index.is_trained:
+        raise KosearchError(
+            f"FAISS index type {factory!r} needs training, which streaming ingestion cannot do; "
+            f"use 'Flat' (exact) or a graph index such as 'HNSW32'."
+        )
+    return index
+
+
+class FaissVectorStore:
+    """FAISS with an ``IDMap2`` wrapper: FAISS ids are the SQLite sentence row ids."""
+
+    def __init__(self, index: faiss.Index, device: str = "cpu") -> None:
+        self.index = index
+        self.dimension = index.d
+        self.device = device
+        self.backend = "faiss"
+        self._gpu_clone: faiss.Index | None = None
+        self._gpu_resources = None
+        if device.startswith("cuda") and _faiss_gpu_available():
+            # Searching a GPU clone keeps the CPU index as the one that is saved and updated;
+            # the clone is rebuilt lazily after the CPU index changes.
+            self._gpu_resources = faiss.StandardGpuResources()
+            self._gpu = int(device.split(":")[1]) if ":" in device else 0
+            self.backend = "faiss-gpu"
+
+    @classmethod
+    def empty(cls, dimension: int, factory: str = DEFAULT_FACTORY, device: str = "cpu") -> FaissVectorStore:
+        return cls(new_faiss_index(dimension, factory), device)
+
+    @classmethod
+    def load(cls, path: Path, device: str = "cpu") -> FaissVectorStore:
+        return cls(faiss.read_index(str(path)), device)
+
+    def count(self) -> int:
+        return int(self.index.ntotal)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids = _as_ids(ids)
+        vectors = _as_vectors(vectors, self.dimension)
+        self.index.add_with_ids(vectors, ids)
+        self._gpu_clone = None
+
+    def remove(self, ids: np.ndarray) -> int:
+        ids = _as_ids(ids)
+        if len(ids) == 0:
+            return 0
+        try:
+            removed = int(self.index.remove_ids(faiss.IDSelectorBatch(ids)))
+        except RuntimeError as error:
+            raise KosearchError(
+                f"this FAISS index type cannot remove vectors ({error}); rebuild the index "
+                f"into a new folder instead of updating it"
+            ) from None
+        self._gpu_clone = None
+        return removed
+
+    def _searcher(self) -> faiss.Index:
+        if self._gpu_resources is None:
+            return self.index
+        if self._gpu_clone is None:
+            self._gpu_clone = faiss.index_cpu_to_gpu(self._gpu_resources, self._gpu, self.index)
+        return self._gpu_clone
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        queries = _as_vectors(queries, self.dimension)
+        if self.count() == 0:
+            return _no_results(len(queries))
+        k = max(1, min(k, self.count()))
+        if allowed_ids is None:
+            return self._searcher().search(queries, k)
+        # ID selectors are a CPU-side feature of FAISS; restricted searches stay on the CPU index.
+        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(_as_ids(allowed_ids)))
+        return self.index.search(queries, k, params=params)
+
+    def iter_vectors(self, batch_size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        ids = faiss.vector_to_array(self.index.id_map)
+        inner = self.index.index
+        for start in range(0, len(ids), batch_size):
+            stop = min(start + batch_size, len(ids))
+            yield ids[start:stop], inner.reconstruct_n(start, stop - start)
+
+    def save(self, path: Path) -> None:
+        faiss.write_index(self.index, str(path))
+
+
+class TorchVectorStore:
+    """Exact inner-product search as a torch matrix product, on whatever device torch has.
+
+    Vectors live in fixed-size chunks so that adding never copies the whole store. On CUDA they are
+    kept in fp16, halving memory; scores are computed in fp32 accumulation by the matmul.
+    """
+
+    def __init__(self, dimension: int, device: str = "cpu", chunk_rows: int = 262144) -> None:
+        import torch
+
+        self._torch = torch
+        self.dimension = dimension
+        self.device = device
+        self.backend = "torch"
+        self._dtype = torch.float16 if device.startswith("cuda") else torch.float32
+        self._chunk_rows = chunk_rows
+        self._ids: list[np.ndarray] = []
+        self._vectors: list = []
+
+    @classmethod
+    def load(cls, path: Path, device: str = "cpu") -> TorchVectorStore:
+        source = FaissVectorStore.load(path)
+        store = cls(source.dimension, device)
+        for ids, vectors in source.iter_vectors():
+            store.add(ids, vectors)
+        return store
+
+    def count(self) -> int:
+        return int(sum(len(ids) for ids in self._ids))
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids = _as_ids(ids)
+        vectors = _as_vectors(vectors, self.dimension)
+        for start in range(0, len(ids), self._chunk_rows):
+            stop = start + self._chunk_rows
+            self._ids.append(ids[start:stop].copy())
+            self._vectors.append(
+                self._torch.from_numpy(vectors[start:stop].copy()).to(self.device, self._dtype)
+            )
+
+    def remove(self, ids: np.ndarray) -> int:
+        doomed = _as_ids(ids)
+        removed = 0
+        for position, chunk_ids in enumerate(self._ids):
+            keep = ~np.isin(chunk_ids, doomed)
+            if not keep.all():
+                removed += int((~keep).sum())
+                self._ids[position] = chunk_ids[keep]
+                mask = self._torch.from_numpy(keep).to(self.device)
+                self._vectors[position] = self._vectors[position][mask]
+        return removed
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        torch = self._torch
+        queries = _as_vectors(queries, self.dimension)
+        total = self.count()
+        if total == 0:
+            return _no_results(len(queries))
+        k = max(1, min(k, total))
+        q = torch.from_numpy(queries).to(self.device, self._dtype)
+        best_scores = torch.full((len(queries), 0), float("-inf"), device=self.device)
+        best_ids = torch.zeros((len(queries), 0), dtype=torch.int64, device=self.device)
+        allowed = None if allowed_ids is None else _as_ids(allowed_ids)
+        for chunk_ids, chunk_vectors in zip(self._ids, self._vectors):
+            if len(chunk_ids) == 0:
+                continue
+            scores = (q @ chunk_vectors.T).float()
+            ids = torch.from_numpy(chunk_ids).to(self.device)
+            if allowed is not None:
+                mask = torch.from_numpy(np.isin(chunk_ids, allowed)).to(self.device)
+                scores = scores.masked_fill(~mask, float("-inf"))
+            merged_scores = torch.cat([best_scores, scores], dim=1)
+            merged_ids = torch.cat([best_ids, ids.expand(len(queries), -1)], dim=1)
+            top = torch.topk(merged_scores, min(k, merged_scores.shape[1]), dim=1)
+            best_scores, best_ids = top.values, torch.gather(merged_ids, 1, top.indices)
+        best_ids = best_ids.masked_fill(torch.isinf(best_scores), -1)
+        return best_scores.cpu().numpy().astype(np.float32), best_ids.cpu().numpy()
+
+    def iter_vectors(self, batch_size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for chunk_ids, chunk_vectors in zip(self._ids, self._vectors):
+            for start in range(0, len(chunk_ids), batch_size):
+                stop = start + batch_size
+                yield chunk_ids[start:stop], chunk_vectors[start:stop].float().cpu().numpy()
+
+    def save(self, path: Path) -> None:
+        target = FaissVectorStore.empty(self.dimension)
+        for ids, vectors in self.iter_vectors():
+            target.add(ids, vectors)
+        target.save(path)
+
+
+def _no_results(queries: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((queries, 1), dtype=np.float32), np.full((queries, 1), -1, dtype=np.int64)
+
+
+def _faiss_gpu_available() -> bool:
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def choose_backend(device: str, backend: str | None = None) -> str:
+    """Pick the search backend for a device: FAISS wherever it can run there, torch otherwise."""
+    if backend not in (None, "auto"):
+        if backend not in ("faiss", "torch"):
+            raise KosearchError(f"unknown vector backend {backend!r}; use 'faiss' or 'torch'")
+        return backend
+    if device.startswith("cuda") and not _faiss_gpu_available():
+        return "torch"
+    return "faiss"
+
+
+def load_vector_store(path: Path, device: str = "cpu", backend: str | None = None) -> VectorStore:
+    """Open a saved FAISS file with the backend that suits ``device``."""
+    if choose_backend(device, backend) == "torch":
+        return TorchVectorStore.load(path, device)
+    return FaissVectorStore.load(path, device)
+
+
+def empty_vector_store(
+    dimension: int, factory: str = DEFAULT_FACTORY, device: str = "cpu", backend: str | None = None
+) -> VectorStore:
+    if choose_backend(device, backend) == "torch":
+        if factory != DEFAULT_FACTORY:
+            raise KosearchError("the torch backend searches exactly; it only supports the 'Flat' factory")
+        return TorchVectorStore(dimension, device)
+    return FaissVectorStore.empty(dimension, factory, device)
+
+
+def write_atomically(store: VectorStore, path: Path) -> None:
+    """Write a store so that ``path`` either does not exist or holds a complete index.
+
+    FAISS writes in place, so it writes a temporary name that is fsynced and then renamed.
+    """
+    temporary = path.with_name(path.name + ".tmp")
+    store.save(temporary)
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
