@@ -39,3 +39,56 @@ class HashingEncoder:
 
     def encode_queries(self, texts, batch_size=None, show_progress_bar=False) -> np.ndarray:
         return self._encode(list(texts))
+
+
+def build_tiny_model(folder, seed: int = 0):
+    """Write a tiny, randomly initialised sentence-transformers model folder (BERT, 2 layers, 32 dims).
+
+    It is a real model of the ordinary format, just small: a different encoder from the bundled
+    one for refusal tests, and something the training recipes can step in seconds.
+    """
+    import shutil
+    from pathlib import Path
+
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers
+    from tokenizers.models import WordPiece
+    from tokenizers.processors import TemplateProcessing
+    from tokenizers.trainers import WordPieceTrainer
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    tokenizer = Tokenizer(WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    corpus = [
+        "치타가 먹이를 쫓는다", "오늘 날씨가 맑다", "수치 해석 프로그램", "버스 노선이 바뀐다",
+        "영화가 재미있다", "도서관은 월요일에 휴관한다", "a quick brown fox jumps over the lazy dog",
+    ]
+    tokenizer.train_from_iterator(
+        corpus, WordPieceTrainer(vocab_size=300, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    )
+    tokenizer.post_processor = TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", tokenizer.token_to_id("[CLS]")), ("[SEP]", tokenizer.token_to_id("[SEP]"))],
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]",
+    )
+    config = BertConfig(
+        vocab_size=tokenizer.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128,
+    )
+    backbone = folder / "_backbone"
+    BertModel(config).save_pretrained(backbone)
+    fast.save_pretrained(backbone)
+    transformer = models.Transformer(str(backbone), max_seq_length=64)
+    pooling = models.Pooling(transformer.get_word_embedding_dimension(), "mean")
+    model = SentenceTransformer(modules=[transformer, pooling, models.Normalize()])
+    model.save(str(folder))
+    shutil.rmtree(backbone)
+    return folder
