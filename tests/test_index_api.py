@@ -158,3 +158,19 @@ def test_killed_run_leaves_a_consistent_index_and_resumes(tmp_path):
     with kosearch.Index.open(index, HashingEncoder()) as idx:
         assert idx.info().sentences == 1200 and idx.info().documents == 120
         assert sorted(p.name for p in index.glob("vectors.*")) == [f"vectors.{idx.store.manifest['generation']:06d}.faiss"]
+
+
+def test_torch_backend_gives_the_same_hits_as_faiss(tmp_path, corpus):
+    encoder = HashingEncoder()
+    with kosearch.Index.create(tmp_path / "idx", encoder) as idx:
+        idx.add_folder(corpus)
+    queries = ["치타", "도서관 휴관", "수치 해석"]
+    with kosearch.Index.open(tmp_path / "idx", encoder, backend="faiss") as idx:
+        assert idx.info().vector_backend == "faiss"
+        expected = [[(h.sentence_id, round(h.score, 5)) for h in hits] for hits in idx.search_batch(queries, k=4)]
+        expected_pairs = [(p.a.sentence_id, p.b.sentence_id) for p in idx.paraphrases(top=5)]
+    with kosearch.Index.open(tmp_path / "idx", encoder, backend="torch") as idx:
+        assert idx.info().vector_backend == "torch"
+        found = [[(h.sentence_id, round(h.score, 5)) for h in hits] for hits in idx.search_batch(queries, k=4)]
+        assert found == expected
+        assert [(p.a.sentence_id, p.b.sentence_id) for p in idx.paraphrases(top=5)] == expected_pairs
