@@ -7,6 +7,7 @@ output on stdout can always be piped into another program.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -244,11 +245,8 @@ def info(
 
 def _mount_subcommands() -> None:
     """The evaluate and train command groups live in their own modules."""
-    try:  # TEMPORARY while the evaluate/train modules are being written
-        from kosearch.cli.evaluate import app as evaluate_app
-        from kosearch.cli.train import app as train_app
-    except ImportError:
-        return
+    from kosearch.cli.evaluate import app as evaluate_app
+    from kosearch.cli.train import app as train_app
 
     app.add_typer(evaluate_app, name="evaluate", help="Evaluate encoders (STS table, retrieval metrics).")
     app.add_typer(train_app, name="train", help="Train domain encoders (TSDAE, SimCSE, NLI, STS, multitask).")
@@ -256,6 +254,8 @@ def _mount_subcommands() -> None:
 
 def main() -> None:
     """Console-script entry point: known errors become one clear line and exit code 1."""
+    # Model loading draws its own per-weight progress bars; kosearch shows its own progress.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         app(standalone_mode=False)
     except KosearchError as error:
