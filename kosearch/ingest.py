@@ -90,17 +90,25 @@ def ingest_folder(
 
     from kosearch.documents import iter_documents
 
-    documents = iter_documents(root, text_fields=options.text_fields, mode=options.mode)
+    def is_unchanged(relpath: str, sha256: str) -> bool:
+        # Lets the documents stage skip splitting files the index already holds as they are.
+        stored = known.get(relpath)
+        return stored is not None and stored.sha256 == sha256
+
+    documents = iter_documents(
+        root, text_fields=options.text_fields, mode=options.mode, is_unchanged=is_unchanged
+    )
     for item in _prefetch(documents, size=64):
         files += 1
         if isinstance(item, SkippedFile):
             report.skipped.append(item)
             continue
         seen.add(item.relpath)
-        previous = known.get(item.relpath)
-        if previous is not None and previous.sha256 == item.sha256:
+        if item.unchanged:
             report.files_unchanged += 1
             continue
+        report.warnings.extend(f"{item.relpath}: {warning}" for warning in item.warnings)
+        previous = known.get(item.relpath)
         if previous is not None:
             old_ids = store.metadata.sentence_ids_of([previous.id])
             store.remove_vectors(old_ids)

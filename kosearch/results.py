@@ -71,6 +71,8 @@ class IngestReport:
     sentences_added: int = 0
     sentences_removed: int = 0
     skipped: list[SkippedFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """Things read but worth a look: malformed JSONL lines, guessed text columns, ..."""
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:

@@ -57,7 +57,10 @@ def index(
     as_json: bool = JsonOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
-    """Index a document folder (creating the index, or updating it: only changed files are re-encoded)."""
+    """Index a document folder (creating the index, or updating it: only changed files are re-encoded).
+
+    Glob patterns listed in the folder's .kosearchignore file are left out.
+    """
     from kosearch.index import Index
 
     if not documents.exists():
@@ -78,6 +81,8 @@ def index(
         f"{info.sentences} sentences in the index."
     )
     _print_skipped(report.skipped)
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
 
 
 class _ingest_progress:

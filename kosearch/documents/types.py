@@ -42,3 +42,9 @@ class Document:
     """Hash of the raw bytes: lets a re-run skip files that did not change."""
     size: int
     sentences: list[Sentence] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """Problems inside a file that was still indexed (a malformed JSONL line, a guessed CSV column):
+    worth telling the user, not worth skipping the file for."""
+    unchanged: bool = False
+    """True when the caller said this version (relpath, sha256) is indexed already: the file was
+    hashed but not split, and ``sentences`` is empty."""

@@ -1,0 +1,133 @@
+"""The documents stage: find files, decode them, read their prose and split it into sentences.
+
+``iter_documents`` is the one entry point the index uses. It streams: each file is read, split and
+handed over before the next is opened, so memory follows the largest file, not the corpus. Files
+that cannot be indexed come out as :class:`SkippedFile` with a reason instead of raising, because
+one bad file in a folder of thousands should be reported, not fatal.
+
+Example::
+
+    from kosearch.documents import iter_documents, Document
+
+    for item in iter_documents("corpora/sample"):
+        if isinstance(item, Document):
+            print(item.relpath, item.encoding, len(item.sentences))
+        else:
+            print("skipped", item.path, item.reason)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from kosearch.documents.decode import DEFAULT_MAX_BYTES, UnreadableFile, read_text
+from kosearch.documents.discover import FORMATS, FoundFile, discover, format_of
+from kosearch.documents.readers import read_records
+from kosearch.documents.split import DEFAULT_MAX_CHARS, DEFAULT_PASSAGE_CHARS, SplitMode, split_records
+from kosearch.documents.types import Document, Sentence, SkippedFile
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "Document",
+    "FORMATS",
+    "Sentence",
+    "SkippedFile",
+    "iter_documents",
+    "read_document",
+]
+
+
+def iter_documents(
+    root: str | os.PathLike[str],
+    *,
+    text_fields: Sequence[str] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    mode: SplitMode = "sentence",
+    on_skip: Callable[[SkippedFile], None] | None = None,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    passage_chars: int = DEFAULT_PASSAGE_CHARS,
+    is_unchanged: Callable[[str, str], bool] | None = None,
+) -> Iterator[Document | SkippedFile]:
+    """Yield every readable file under ``root`` as a split :class:`Document`, in sorted path order.
+
+    Args:
+        root: a folder (walked recursively, hidden entries left out) or a single file.
+        text_fields: CSV/TSV columns or JSONL key paths (``"a.b"``) to index; by default the ones
+            named or looking like prose.
+        max_bytes: larger files are skipped.
+        mode: ``"sentence"``, or ``"passage"`` to group consecutive sentences up to ``passage_chars``.
+        on_skip: when given, skipped files are passed to it instead of being yielded, so the loop
+            sees only Documents.
+        max_chars: longer sentences are cut at whitespace.
+        is_unchanged: called with ``(relpath, sha256)`` once a file is read; when it returns True the
+            file is not split (splitting is most of the cost) and its Document has ``unchanged=True``
+            and no sentences. Lets a re-run over a large folder skip what the index already holds.
+    """
+    for found in discover(root):
+        if isinstance(found, SkippedFile):
+            item: Document | SkippedFile = found
+        else:
+            item = _read(found, text_fields, max_bytes, mode, max_chars, passage_chars, is_unchanged)
+        if on_skip is not None and isinstance(item, SkippedFile):
+            on_skip(item)
+        else:
+            yield item
+
+
+def read_document(
+    path: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None = None,
+    *,
+    text_fields: Sequence[str] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    mode: SplitMode = "sentence",
+    max_chars: int = DEFAULT_MAX_CHARS,
+    passage_chars: int = DEFAULT_PASSAGE_CHARS,
+) -> Document | SkippedFile:
+    """Read and split one file; ``root`` (default: its folder) decides its relative path.
+
+    Re-indexing a single changed file goes through here, so its Document is the same as the one
+    :func:`iter_documents` would make for it.
+    """
+    file_path = Path(path).expanduser().resolve()
+    root_path = Path(root).expanduser().resolve() if root is not None else file_path.parent
+    relpath = file_path.relative_to(root_path).as_posix() if file_path.is_relative_to(root_path) else file_path.name
+    fmt = format_of(file_path)
+    if fmt is None:
+        supported = " ".join(sorted(FORMATS))
+        return SkippedFile(relpath, f"unsupported file type {file_path.suffix or '(none)'}; kosearch reads {supported}")
+    return _read(FoundFile(file_path, relpath, fmt), text_fields, max_bytes, mode, max_chars, passage_chars)
+
+
+def _read(
+    found: FoundFile,
+    text_fields: Sequence[str] | None,
+    max_bytes: int,
+    mode: SplitMode,
+    max_chars: int,
+    passage_chars: int,
+    is_unchanged: Callable[[str, str], bool] | None = None,
+) -> Document | SkippedFile:
+    try:
+        decoded = read_text(found.path, max_bytes)
+    except UnreadableFile as unreadable:
+        return SkippedFile(found.relpath, unreadable.reason)
+    document = Document(
+        path=found.path,
+        relpath=found.relpath,
+        encoding=decoded.encoding,
+        format=found.format,
+        sha256=decoded.sha256,
+        size=decoded.size,
+    )
+    if is_unchanged is not None and is_unchanged(found.relpath, decoded.sha256):
+        document.unchanged = True
+        return document
+    result = read_records(decoded.text, found.format, text_fields)
+    document.sentences = split_records(
+        result.records, source=decoded.text, mode=mode, max_chars=max_chars, passage_chars=passage_chars
+    )
+    document.warnings = result.warnings
+    return document
