@@ -1,0 +1,217 @@
+"""``kosearch evaluate``: the STS table and retrieval metrics, for one model or several side by side.
+
+Parsing and printing only; the numbers come from :mod:`kosearch.evaluate`. Tables go to stdout,
+progress bars to stderr; ``--json`` prints one JSON object per evaluated model (or index) per line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from kosearch.errors import KosearchError
+
+app = typer.Typer(
+    help="Evaluate encoders: the STS correlation table of Korean model cards, and retrieval metrics "
+    "(Recall@1/5/10, MRR@10, nDCG@10) on BEIR-layout sets or on a set built from an STS file.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+ModelsArgument = typer.Argument(
+    None,
+    metavar="MODEL", help="Models to evaluate: 'bundled' (default), a model folder or a Hugging Face id."
+)
+ModelOption = typer.Option(None, "--model", "-m", help="A model to evaluate (repeatable; same as MODEL arguments).")
+CompareOption = typer.Option(
+    False, "--compare", help="Several models, one table: adds each model's difference from the first one."
+)
+DeviceOption = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: CUDA when present).")
+BatchSizeOption = typer.Option(32, "--batch-size", min=1, help="Sentences encoded per batch.")
+JsonOption = typer.Option(False, "--json", help="Print one JSON object per model instead of a table.")
+QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+
+
+@app.command()
+def sts(
+    models: Optional[list[str]] = ModelsArgument,
+    data: Path = typer.Option(..., "--data", "-d", help="KorSTS .tsv (e.g. sts-test.tsv) or KLUE-STS .json file."),
+    model: Optional[list[str]] = ModelOption,
+    compare: bool = CompareOption,
+    side: str = typer.Option(
+        "query", "--side", help="Prompt for both sentences: query (e5's choice for symmetric tasks), document or none."
+    ),
+    device: Optional[str] = DeviceOption,
+    batch_size: int = BatchSizeOption,
+    as_json: bool = JsonOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Cosine, euclidean, manhattan and dot similarity x Pearson, Spearman (x100) and their average."""
+    from kosearch.evaluate import evaluate_sts
+    from kosearch.evaluate.encoding import SIDES
+
+    if side not in SIDES:
+        raise typer.BadParameter(f"choose one of {', '.join(SIDES)}", param_hint="--side")
+    results, labels = [], []
+    for name in _model_names(models, model):
+        result = evaluate_sts(
+            _model_argument(name),
+            data,
+            side=side,
+            batch_size=batch_size,
+            device=device,
+            show_progress_bar=_progress(quiet),
+        )
+        results.append(result)
+        labels.append(_label(name, result.model))
+        if as_json:
+            _emit_json(result.to_dict())
+    if as_json:
+        return
+    first = results[0]
+    title = f"STS: {data} ({first.pairs:,} pairs, {side} prompt on both sentences)"
+    _print_table(title, "Model", first.COLUMNS, list(zip(labels, (r.as_row() for r in results))), compare)
+    out.print(_timings(labels, results))
+
+
+@app.command()
+def retrieval(
+    models: Optional[list[str]] = ModelsArgument,
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/."),
+    split: str = typer.Option("test", "--split", help="Which qrels/<split>.tsv to use."),
+    from_sts: Optional[Path] = typer.Option(
+        None, "--from-sts", help="Build a paraphrase retrieval set from this STS file instead of --data."
+    ),
+    write_beir: Optional[Path] = typer.Option(
+        None, "--write-beir", help="Also write the --from-sts set to this folder in BEIR layout (to index it later)."
+    ),
+    index: Optional[list[Path]] = typer.Option(
+        None,
+        "--index",
+        "-i",
+        help="Evaluate a built kosearch index instead of a model (repeatable). Build it over the --data folder, "
+        "e.g. kosearch index DIR --index PATH --text-field text.",
+    ),
+    model: Optional[list[str]] = ModelOption,
+    compare: bool = CompareOption,
+    device: Optional[str] = DeviceOption,
+    batch_size: int = BatchSizeOption,
+    as_json: bool = JsonOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Recall@1/5/10, MRR@10 and nDCG@10: exact search with a model, or search through a built index."""
+    from kosearch.data import beir
+    from kosearch.data.sts import read_sts
+    from kosearch.evaluate import evaluate_retrieval
+
+    if (data is None) == (from_sts is None):
+        raise KosearchError("give exactly one of --data (a BEIR folder) and --from-sts (an STS file).")
+    if write_beir is not None and from_sts is None:
+        raise KosearchError("--write-beir writes the set built by --from-sts; add --from-sts FILE.")
+    if index and (models or model):
+        raise KosearchError("an index is evaluated with the model it was built with; drop --model or --index.")
+    if from_sts is not None:
+        dataset = beir.sts_to_retrieval(read_sts(from_sts), name=from_sts.name)
+        if write_beir is not None:
+            dataset.folder = beir.write_beir(dataset, write_beir)
+            err.print(f"wrote the retrieval set to {write_beir} (BEIR layout, split '{dataset.split}')")
+    else:
+        dataset = beir.load_beir(data, split)
+    if index and dataset.folder is None:
+        raise KosearchError(
+            "evaluating an index needs the BEIR folder it was built over: pass --data DIR "
+            "(or --from-sts FILE --write-beir DIR, and build the index over DIR)."
+        )
+
+    results, labels = [], []
+    if index:
+        runs = [(None, path, str(path)) for path in index]
+    else:
+        runs = [(_model_argument(name), None, name) for name in _model_names(models, model)]
+    for model_argument, index_path, typed in runs:
+        result = evaluate_retrieval(
+            model_argument,
+            dataset,
+            index=index_path,
+            batch_size=batch_size,
+            device=device,
+            show_progress_bar=_progress(quiet),
+        )
+        results.append(result)
+        labels.append(f"{typed} ({result.model})" if index_path is not None else _label(typed, result.model))
+        if as_json:
+            _emit_json(result.to_dict())
+    if as_json:
+        return
+    first = results[0]
+    source = "through the index" if index else "exact search"
+    title = (
+        f"Retrieval: {first.data}, split {first.split} "
+        f"({first.queries:,} queries, {first.corpus:,} documents, {source})"
+    )
+    rows = list(zip(labels, (r.as_row() for r in results)))
+    _print_table(title, "Index" if index else "Model", first.COLUMNS, rows, compare)
+    for note in first.notes:
+        out.print(Text(note, style="dim"))
+    out.print(_timings(labels, results))
+
+
+def _model_names(positional: Optional[list[str]], repeated: Optional[list[str]]) -> list[str]:
+    return [*(positional or []), *(repeated or [])] or ["bundled"]
+
+
+def _label(typed: str, resolved: str) -> str:
+    """What a row is called: the name as typed (paths stay short), the full id for the bundled model."""
+    return resolved if typed == "bundled" else typed
+
+
+def _model_argument(name: str) -> Optional[str]:
+    return None if name == "bundled" else name
+
+
+def _progress(quiet: bool) -> bool:
+    # Bars go to stderr, so they never mix with --json on stdout; off when stderr is not a terminal.
+    return not quiet and err.is_terminal
+
+
+def _print_table(
+    title: str, first_column: str, columns: Sequence[str], rows: Sequence[tuple[str, Sequence[float]]], compare: bool
+) -> None:
+    table = Table(title=escape(title), title_justify="left")
+    # Room for a model id on one line where the terminal allows; long folder paths fold.
+    widest = max(len(name) for name, _ in rows)
+    table.add_column(first_column, style="bold", overflow="fold", min_width=min(widest, 42))
+    for column in columns:
+        table.add_column(column, justify="right")
+    baseline = rows[0][1]
+    for position, (name, values) in enumerate(rows):
+        table.add_row(Text(name), *(f"{value:.2f}" for value in values))
+        if compare and position > 0:
+            deltas = [value - base for value, base in zip(values, baseline)]
+            table.add_row(Text("  vs first row", style="dim"), *(_delta(delta) for delta in deltas))
+    out.print(table)
+
+
+def _delta(delta: float) -> str:
+    colour = "green" if delta > 0 else "red" if delta < 0 else "dim"
+    return f"[{colour}]{delta:+.2f}[/]"
+
+
+def _timings(labels: Sequence[str], results: Sequence[Any]) -> Text:
+    return Text("; ".join(f"{label}: {r.seconds:.1f}s" for label, r in zip(labels, results)), style="dim")
+
+
+def _emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
