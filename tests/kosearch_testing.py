@@ -51,7 +51,8 @@ def build_tiny_model(folder, seed: int = 0):
     from pathlib import Path
 
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers
     from tokenizers.models import WordPiece
     from tokenizers.processors import TemplateProcessing
@@ -86,9 +87,9 @@ def build_tiny_model(folder, seed: int = 0):
     backbone = folder / "_backbone"
     BertModel(config).save_pretrained(backbone)
     fast.save_pretrained(backbone)
-    transformer = models.Transformer(str(backbone), max_seq_length=64)
-    pooling = models.Pooling(transformer.get_word_embedding_dimension(), "mean")
-    model = SentenceTransformer(modules=[transformer, pooling, models.Normalize()])
+    transformer = Transformer(str(backbone), max_seq_length=64)
+    pooling = Pooling(transformer.get_embedding_dimension(), "mean")
+    model = SentenceTransformer(modules=[transformer, pooling, Normalize()])
     model.save(str(folder))
     shutil.rmtree(backbone)
     return folder
