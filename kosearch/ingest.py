@@ -26,6 +26,7 @@ from kosearch.documents.types import Document, SkippedFile
 from kosearch.results import IngestReport
 from kosearch.store import IndexStore, PendingChanges
 from kosearch.store.index_store import now
+from kosearch.store.metadata import StoredDocument
 
 if TYPE_CHECKING:
     from kosearch.encoders import Encoder
@@ -78,6 +79,13 @@ def ingest_folder(
             report.sentences_added += len(batch.texts)
             batch.clear()
 
+    def drop(stored: StoredDocument) -> None:
+        """Take a stored document's vectors out now; its rows go at the next checkpoint."""
+        old_ids = store.metadata.sentence_ids_of([stored.id])
+        store.remove_vectors(old_ids)
+        pending.removed_documents.append(stored.id)
+        report.sentences_removed += len(old_ids)
+
     def checkpoint(final: bool) -> None:
         nonlocal pending, last_checkpoint, since_checkpoint
         flush()
@@ -110,11 +118,8 @@ def ingest_folder(
         report.warnings.extend(f"{item.relpath}: {warning}" for warning in item.warnings)
         previous = known.get(item.relpath)
         if previous is not None:
-            old_ids = store.metadata.sentence_ids_of([previous.id])
-            store.remove_vectors(old_ids)
-            pending.removed_documents.append(previous.id)
+            drop(previous)
             report.files_updated += 1
-            report.sentences_removed += len(old_ids)
         else:
             report.files_added += 1
         pending.documents.append(_document_row(next_document_id, root_key, item))
@@ -147,11 +152,8 @@ def ingest_folder(
     if options.prune and root.is_dir():
         for relpath, stored in known.items():
             if relpath not in seen:
-                old_ids = store.metadata.sentence_ids_of([stored.id])
-                store.remove_vectors(old_ids)
-                pending.removed_documents.append(stored.id)
+                drop(stored)
                 report.files_removed += 1
-                report.sentences_removed += len(old_ids)
     checkpoint(final=True)
     if progress is not None:
         progress(files, report.sentences_added, "")
