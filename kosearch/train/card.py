@@ -1,0 +1,170 @@
+"""The README.md model card of a trained encoder: how it was made and how it scores, generated from the run itself.
+
+A model folder travels without its training log; the card is what tells the next person which base model, data,
+settings and hardware produced it and what it gains over its base. Everything in it comes from the
+:class:`~kosearch.train.common.TrainResult` of the run, never typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kosearch.train.common import Recipe, TrainResult
+
+@dataclass
+class ModelCard:
+    recipe: Recipe
+    result: TrainResult
+    parameters: dict[str, Any]
+    hardware: str
+    finished: datetime
+
+
+def write_model_card(folder: Path, card: ModelCard) -> Path:
+    """Write ``folder/README.md`` (replacing any card the base model had) and return its path."""
+    path = Path(folder) / "README.md"
+    path.write_text(render_model_card(card), encoding="utf-8")
+    return path
+
+
+def render_model_card(card: ModelCard) -> str:
+    result = card.result
+    lines = [
+        "---",
+        "library_name: sentence-transformers",
+        "pipeline_tag: sentence-similarity",
+        "language:",
+        "- ko",
+        "tags:",
+        "- sentence-transformers",
+        "- sentence-similarity",
+        "- kosearch",
+        f"- kosearch-{card.recipe.name}",
+        f"base_model: {json.dumps(result.base_model, ensure_ascii=False)}",
+        "---",
+        "",
+        f"# kosearch `{card.recipe.name}` encoder",
+        "",
+        f"Trained by `kosearch train {card.recipe.name}` from **{result.base_model}**. {card.recipe.summary}",
+        "",
+        "## Use",
+        "",
+        "```bash",
+        f"kosearch index FOLDER --model {result.output}",
+        "```",
+        "",
+        "```python",
+        "from sentence_transformers import SentenceTransformer",
+        "",
+        f'model = SentenceTransformer("{result.output}")',
+        'embeddings = model.encode_document(["오늘 날씨가 좋다.", "날씨가 맑다."])',
+        "```",
+        "",
+        "## Evaluation",
+        "",
+    ]
+    lines += _evaluation_section(result)
+    lines += ["", "## Training data", "", "| file | used as | examples |", "|---|---|---:|"]
+    for data in card.recipe.data:
+        lines.append(f"| `{data.path}` | {data.role} | {data.examples:,} |")
+    lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
+    lines.append(f"| recipe | `{card.recipe.name}` |")
+    lines.append(f"| base model | `{result.base_model}` |")
+    for key, value in {**card.parameters, **card.recipe.parameters}.items():
+        lines.append(f"| {key} | {_format_value(value)} |")
+    lines.append(f"| optimizer steps | {result.steps:,} |")
+    batch_size = card.parameters.get("batch size")
+    if isinstance(batch_size, int):
+        # What the model actually saw; "epochs" alone overstates it when --max-steps or a time limit ended the run.
+        lines.append(f"| training examples seen | {result.steps * batch_size:,} (steps x batch size) |")
+    lines.append(f"| training time | {_format_duration(result.train_seconds)} |")
+    lines.append(f"| hardware | {card.hardware} |")
+    lines.append(f"| finished | {card.finished.strftime('%Y-%m-%d %H:%M UTC')} |")
+    lines += _dev_section(result)
+    if result.notes:
+        lines += ["", "## Notes", ""]
+        lines += [f"- {note}" for note in result.notes]
+    lines += [
+        "",
+        "## Framework",
+        "",
+        "Trained with sentence-transformers' `SentenceTransformerTrainer`; the folder is an ordinary "
+        "sentence-transformers model.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _evaluation_section(result: TrainResult) -> list[str]:
+    if not result.evaluation or result.evaluation_file is None:
+        return ["Not evaluated: no `--dev` or `--eval-test` STS file was given."]
+    columns = _metric_columns(result.evaluation)
+    header = "| model | " + " | ".join(_column_title(column) for column in columns) + " |"
+    lines = [
+        f"KorSTS-style STS on `{result.evaluation_file}`: Pearson and Spearman correlation x100 between gold scores "
+        "and each similarity of the two sentence embeddings.",
+        "",
+        header,
+        "|---|" + "---:|" * len(columns),
+    ]
+    for label, metrics in result.evaluation.items():
+        name = f"base (`{result.base_model}`)" if label == "base" else f"**{label}**"
+        cells = [_format_score(metrics.get(column)) for column in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if "base" not in result.evaluation:
+        lines += ["", "The base model was not scored in this run (`--skip-base-eval`)."]
+    return lines
+
+
+def _metric_columns(evaluation: dict[str, dict[str, float]]) -> list[str]:
+    """Every metric any row has, in the order the evaluation reported them (the STS cards' column order)."""
+    keys: list[str] = []
+    for metrics in evaluation.values():
+        keys += [key for key in metrics if key not in keys]
+    return keys
+
+
+def _column_title(key: str) -> str:
+    return key.replace("_", " ")
+
+
+def _dev_section(result: TrainResult) -> list[str]:
+    lines: list[str] = []
+    for phase in result.phases:
+        if not phase.dev_history:
+            continue
+        if not lines:
+            lines += ["", "## Dev evaluation during training", ""]
+        best = f"; best at step {phase.best_step} (kept)" if phase.best_step is not None else ""
+        lines.append(f"Phase `{phase.name}`, dev cosine Spearman x100 by step{best}:")
+        lines.append("")
+        lines.append("| step | " + " | ".join(str(step) for step, _ in phase.dev_history) + " |")
+        lines.append("|---|" + "---:|" * len(phase.dev_history))
+        lines.append("| spearman | " + " | ".join(f"{score:.2f}" for _, score in phase.dev_history) + " |")
+        lines.append("")
+    return lines[:-1] if lines else lines
+
+
+def _format_score(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value).replace("|", "\\|")
+
+
+def _format_duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min {secs:02d} s"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{seconds:.1f} s"
