@@ -211,9 +211,10 @@ def training_prompt(model: SentenceTransformer) -> str | None:
     """The prompt to train with: the one ``encode_document`` applies, on every side, or none.
 
     The bundled e5 encoder was trained to see "passage: " or "query: " in front of every text. kosearch's recipes
-    learn symmetric similarity (STS, NLI, SimCSE, TSDAE); kosearch indexes documents with the document prompt and
-    evaluates STS on the document side (:func:`kosearch.evaluate.evaluate_sts`), so training with that prompt on
-    both sides adapts exactly the representation that is stored and measured. Models without prompts are trained
+    learn symmetric similarity (STS, NLI, SimCSE, TSDAE); kosearch indexes documents with the document prompt, so
+    training with that prompt on both sides adapts exactly the representation that is stored; dev evaluation
+    uses the same side. (``kosearch evaluate sts`` defaults to the query side, the e5 card's STS setting; the
+    cards written by the recipes say which side their table is on.) Models without prompts are trained
     on the bare text. The prompts themselves are kept unchanged in the saved config.
     """
     for name in DOCUMENT_PROMPT_NAMES:
