@@ -33,6 +33,7 @@ def mine_paraphrases(
     representatives, copies = groups[:, 0], dict(zip(groups[:, 0].tolist(), groups[:, 1].tolist()))
     has_duplicates = len(representatives) < store.vectors.count()
     allowed = representatives if has_duplicates else None
+    max_copies = int(groups[:, 1].max()) if len(groups) else 1
 
     best = _PairHeap(top, min_score)
     for ids, vectors in store.vectors.iter_vectors(batch_size):
@@ -41,7 +42,7 @@ def mine_paraphrases(
             ids, vectors = ids[keep], vectors[keep]
         if len(ids) == 0:
             continue
-        scores, found = store.vectors.search(vectors, neighbours + 1, allowed_ids=allowed)
+        found, scores = _neighbours_of(store, ids, vectors, neighbours, allowed, max_copies)
         query_ids = np.repeat(ids, found.shape[1])
         found, scores = found.ravel(), scores.ravel()
         valid = (found >= 0) & (found != query_ids)
@@ -59,6 +60,46 @@ def mine_paraphrases(
         )
         for a, b, score in zip(first, second, scores)
     ]
+
+
+def _neighbours_of(
+    store: IndexStore,
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    neighbours: int,
+    allowed: np.ndarray | None,
+    max_copies: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``neighbours`` nearest distinct-text sentences of each vector (besides itself).
+
+    Restricting a FAISS search to representative ids with an ID selector is exact but makes FAISS
+    scan vector by vector instead of using its matrix-product kernel (several times slower). So
+    the search runs unrestricted with a few spare results, non-representatives are dropped here,
+    and only the rows whose spares were all used up by copies of a text are searched again with
+    the selector.
+    """
+    wanted = neighbours + 1  # each vector finds itself first
+    if allowed is None:
+        scores, found = store.vectors.search(vectors, wanted)
+        return found, scores
+    spare = min(max_copies - 1, 16)
+    scores, found = store.vectors.search(vectors, wanted + spare)
+    usable = (found >= 0) & np.isin(found, allowed)
+    rank = np.cumsum(usable, axis=1)
+    keep = usable & (rank <= wanted)
+    crowded = (rank[:, -1] < wanted) & (found[:, -1] >= 0)
+    out_ids = np.full((len(ids), wanted), -1, dtype=np.int64)
+    out_scores = np.zeros((len(ids), wanted), dtype=np.float32)
+    rows, columns = np.nonzero(keep)
+    out_ids[rows, rank[rows, columns] - 1] = found[rows, columns]
+    out_scores[rows, rank[rows, columns] - 1] = scores[rows, columns]
+    if crowded.any():
+        again_scores, again = store.vectors.search(vectors[crowded], wanted, allowed_ids=allowed)
+        rows = np.flatnonzero(crowded)
+        out_ids[rows] = -1
+        out_ids[rows, : again.shape[1]] = again  # FAISS returns fewer columns for a small store
+        out_scores[rows, : again.shape[1]] = again_scores
+    return out_ids, out_scores
 
 
 class _PairHeap:

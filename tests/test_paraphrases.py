@@ -81,3 +81,16 @@ def test_min_score_and_top(tmp_path):
     assert [p.score for p in mine_paraphrases(store, top=3)] == [p.score for p in everything[:3]]
     with pytest.raises(ValueError):
         mine_paraphrases(store, neighbours=0)
+
+
+def test_heavily_duplicated_texts_do_not_crowd_out_neighbours(tmp_path):
+    # One text 40 times: more copies than the unrestricted search's spare results, so the
+    # crowded rows must be searched again; the result must equal mining without the copies.
+    texts = TEXTS + [TEXTS[2]] * 40
+    encoder = HashingEncoder(dimension=128)
+    with_copies = mine_paraphrases(_store_with(tmp_path / "a", texts, encoder), top=None, neighbours=4)
+    without = mine_paraphrases(_store_with(tmp_path / "b", TEXTS, encoder), top=None, neighbours=4)
+    assert [(p.a.text, p.b.text, round(p.score, 5)) for p in with_copies] == [
+        (p.a.text, p.b.text, round(p.score, 5)) for p in without
+    ]
+    assert {p.copies_a for p in with_copies if p.a.text == TEXTS[2]} == {41}
