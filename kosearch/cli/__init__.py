@@ -1,8 +1,4 @@
-"""The ``kosearch`` command line: parsing and printing around ``kosearch.Index``, nothing more.
-
-Human output goes to stdout as rich tables; progress and warnings go to stderr, so ``--json``
-output on stdout can always be piped into another program.
-"""
+"""The ``kosearch`` command line: parsing and printing around ``kosearch.Index``, nothing more."""
 
 from __future__ import annotations
 
@@ -10,13 +6,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from kosearch.cli.output import DeviceOption, emit_json, err, out
 from kosearch.errors import KosearchError
 
 app = typer.Typer(
@@ -27,19 +23,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
 
 ModelOption = typer.Option(
     None, "--model", "-m", help="Encoder: a local model folder, a Hugging Face id, or 'bundled' (default)."
 )
-DeviceOption = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: CUDA when present).")
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
-
-
-def _emit_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
 
 
 @app.command()
@@ -72,7 +60,7 @@ def index(
             report = idx.add_folder(documents, text_fields=text_field, mode=mode, prune=prune, progress=progress)
         info = idx.info()
     if as_json:
-        _emit_json({**report.to_dict(), "index": info.path, "sentences_total": info.sentences})
+        emit_json({**report.to_dict(), "index": info.path, "sentences_total": info.sentences})
         return
     out.print(
         f"Indexed {documents} into {index_path}: {report.files_added} added, {report.files_updated} "
@@ -166,7 +154,7 @@ def query(
 
 def _print_hits(text: str, hits: list, as_json: bool) -> None:
     if as_json:
-        _emit_json({"query": text, "hits": [hit.to_dict() for hit in hits]})
+        emit_json({"query": text, "hits": [hit.to_dict() for hit in hits]})
         return
     table = Table(title=f"「{text}」", title_justify="left", show_lines=False)
     table.add_column("#", justify="right", style="dim")
@@ -197,7 +185,7 @@ def paraphrases(
     with Index.open(index_path) as idx:
         pairs = idx.paraphrases(top=top, min_score=min_score, neighbours=neighbours)
     if as_json:
-        _emit_json([pair.to_dict() for pair in pairs])
+        emit_json([pair.to_dict() for pair in pairs])
         return
     table = Table(title=f"Top {len(pairs)} paraphrase pairs", title_justify="left")
     table.add_column("score", justify="right")
@@ -222,7 +210,7 @@ def info(
     with Index.open(index_path) as idx:
         summary = idx.info()
     if as_json:
-        _emit_json(summary.to_dict())
+        emit_json(summary.to_dict())
         return
     table = Table(show_header=False, title=f"kosearch index {summary.path}", title_justify="left")
     table.add_column(style="bold")

@@ -6,18 +6,16 @@ progress bars to stderr; ``--json`` prints one JSON object per evaluated model (
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from kosearch.cli.output import DeviceOption, emit_json, err, out
 from kosearch.errors import KosearchError
 
 app = typer.Typer(
@@ -26,8 +24,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
 
 ModelsArgument = typer.Argument(
     None,
@@ -37,7 +33,6 @@ ModelOption = typer.Option(None, "--model", "-m", help="A model to evaluate (rep
 CompareOption = typer.Option(
     False, "--compare", help="Several models, one table: adds each model's difference from the first one."
 )
-DeviceOption = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: CUDA when present).")
 BatchSizeOption = typer.Option(32, "--batch-size", min=1, help="Sentences encoded per batch.")
 JsonOption = typer.Option(False, "--json", help="Print one JSON object per model instead of a table.")
 QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bars.")
@@ -76,7 +71,7 @@ def sts(
         results.append(result)
         labels.append(_label(name, result.model))
         if as_json:
-            _emit_json(result.to_dict())
+            emit_json(result.to_dict())
     if as_json:
         return
     first = results[0]
@@ -151,7 +146,7 @@ def retrieval(
         results.append(result)
         labels.append(f"{typed} ({result.model})" if index_path is not None else _label(typed, result.model))
         if as_json:
-            _emit_json(result.to_dict())
+            emit_json(result.to_dict())
     if as_json:
         return
     first = results[0]
@@ -210,8 +205,3 @@ def _delta(delta: float) -> str:
 
 def _timings(labels: Sequence[str], results: Sequence[Any]) -> Text:
     return Text("; ".join(f"{label}: {r.seconds:.1f}s" for label, r in zip(labels, results)), style="dim")
-
-
-def _emit_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
-    sys.stdout.flush()

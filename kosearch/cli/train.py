@@ -7,16 +7,14 @@ folder with a README.md model card that ``kosearch index --model FOLDER`` accept
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
+from kosearch.cli.output import DeviceOption, emit_json, err, out
 from kosearch.errors import KosearchError
 
 if TYPE_CHECKING:
@@ -28,8 +26,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
 
 # Options every recipe shares. The recipe defaults for epochs and batch size differ, so those are per command.
 ModelOption = typer.Option(
@@ -53,7 +49,6 @@ MaxMinutesOption = typer.Option(
 )
 ResumeOption = typer.Option(False, "--resume", help="Continue from the last checkpoint in OUTPUT/checkpoints.")
 PrecisionOption = typer.Option("fp32", "--precision", help="fp32, fp16 or bf16 (mixed precision: GPU only).")
-DeviceOption = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: CUDA when present).")
 KeepCheckpointsOption = typer.Option(
     False, "--keep-checkpoints", help="Keep OUTPUT/checkpoints after success, to extend the run with --resume."
 )
@@ -289,7 +284,7 @@ def multitask(
 
 def _report(result: TrainResult, as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(_result_dict(result), ensure_ascii=False) + "\n")
+        emit_json(_result_dict(result))
         return
     out.print(
         f"Trained [bold]{result.recipe}[/] from {result.base_model}: {result.steps} steps in "
