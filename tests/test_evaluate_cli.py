@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from fixtures.eval.tiny_model import build_tiny_model as build_eval_tiny_model
 import typer
 from typer.testing import CliRunner
 
@@ -29,20 +29,13 @@ def _root() -> None:
     """Stands in for the kosearch app."""
 
 
-def _tiny_model_builder():
-    spec = importlib.util.spec_from_file_location("eval_tiny_model", FIXTURES / "tiny_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_tiny_model
-
-
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory) -> tuple[str, str]:
     """Two different random models (seeds 0 and 1) saved as folders, as a user would name them."""
     texts = [e.sentence1 for e in read_sts(STS)] + [e.sentence2 for e in read_sts(STS)]
     beir = load_beir(BEIR)
     texts += [d.full_text for d in beir.corpus.values()] + list(beir.queries.values())
-    build = _tiny_model_builder()
+    build = build_eval_tiny_model
     prompts = {"query": "query: ", "document": "passage: "}
     first = build(tmp_path_factory.mktemp("tiny0"), texts, prompts=prompts, seed=0)
     second = build(tmp_path_factory.mktemp("tiny1"), texts, prompts=prompts, seed=1)

@@ -3,11 +3,11 @@ and the mapping of index hits back to BEIR documents."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
 import pytest
+from fixtures.eval.tiny_model import build_tiny_model as build_eval_tiny_model
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
@@ -21,20 +21,13 @@ FIXTURES = Path(__file__).parent / "fixtures" / "eval"
 BEIR = FIXTURES / "beir_small"
 
 
-def _tiny_model_builder():
-    spec = importlib.util.spec_from_file_location("eval_tiny_model", FIXTURES / "tiny_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_tiny_model
-
-
 @pytest.fixture(scope="module")
 def tiny_model_path(tmp_path_factory) -> Path:
     beir = load_beir(BEIR)
     sts = read_sts(FIXTURES / "sts_small.tsv")
     texts = [d.full_text for d in beir.corpus.values()] + list(beir.queries.values())
     texts += [e.sentence1 for e in sts] + [e.sentence2 for e in sts] + ["passage: query:"]
-    return _tiny_model_builder()(
+    return build_eval_tiny_model(
         tmp_path_factory.mktemp("tiny"), texts, prompts={"query": "query: ", "document": "passage: "}
     )
 

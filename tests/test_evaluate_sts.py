@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.eval.tiny_model import build_tiny_model as build_eval_tiny_model
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
@@ -20,19 +20,12 @@ KORSTS_TEST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "
 SIMILARITIES = ["cosine", "euclidean", "manhattan", "dot"]
 
 
-def _tiny_model_builder():
-    spec = importlib.util.spec_from_file_location("eval_tiny_model", FIXTURES / "tiny_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_tiny_model
-
-
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> SentenceTransformer:
     """Random, unnormalised, with e5-style prompts so the prompt side matters."""
     examples = read_sts(FIXTURES / "sts_small.tsv")
     texts = [e.sentence1 for e in examples] + [e.sentence2 for e in examples] + ["passage: query:"]
-    folder = _tiny_model_builder()(
+    folder = build_eval_tiny_model(
         tmp_path_factory.mktemp("tiny"), texts, prompts={"query": "query: ", "document": "passage: "}
     )
     return SentenceTransformer(str(folder), device="cpu")
