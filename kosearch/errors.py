@@ -15,6 +15,10 @@ class IndexNotFoundError(KosearchError):
     """The folder given as an index holds no kosearch index."""
 
 
+class IndexCorruptError(KosearchError):
+    """A file of an index is damaged or names something it must not; the message names the file."""
+
+
 class IndexExistsError(KosearchError):
     """Creating an index where one already exists would silently mix two corpora."""
 

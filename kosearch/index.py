@@ -92,11 +92,40 @@ class Index:
         faiss_factory: str = DEFAULT_FACTORY,
         backend: str | None = None,
     ) -> Index:
-        from kosearch.store.index_store import METADATA_FILE
+        """Open ``path`` for writing, creating it first (or finishing a creation that was killed).
 
-        if (Path(path) / METADATA_FILE).exists():
-            return cls.open(path, model, device=device, backend=backend, writable=True)
-        return cls.create(path, model, device=device, faiss_factory=faiss_factory, backend=backend)
+        The choice is made under the index's write lock, so a second process racing on a new
+        folder is told that another process is writing instead of finding a half-made index.
+        """
+        from kosearch.encoders import resolve_device
+
+        made: list[Encoder] = []
+
+        def new_index_manifest() -> dict:
+            made.append(_as_encoder(model, device))
+            return encoder_manifest(made[0])
+
+        given = model is not None and not isinstance(model, (str, Path))
+        resolved_device = model.device if given else resolve_device(device)  # type: ignore[union-attr]
+        store = IndexStore.open_or_create(
+            Path(path), new_index_manifest, factory=faiss_factory, device=resolved_device, backend=backend
+        )
+        index = cls(store, made[0] if made else None, resolved_device)
+        if model is not None and not made:
+            try:
+                index._set_encoder(_as_encoder(model, device))
+            except BaseException:
+                store.close()
+                raise
+        return index
+
+    def refresh(self) -> bool:
+        """Let a long-lived reader see what writers committed since it opened; True if anything was.
+
+        An index opened for reading answers from the snapshot it opened (see
+        ``kosearch.store.index_store``); this moves it to the newest one.
+        """
+        return self._store.refresh()
 
     def close(self) -> None:
         self._store.close()

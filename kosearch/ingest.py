@@ -2,9 +2,15 @@
 
 The run streams: files are read and split one at a time (in a background thread, so splitting
 overlaps encoding), sentences are encoded in large batches (the encoder sorts each batch by length,
-which is where most of its speed comes from), and only the current batch's vectors are held
-outside the vector store. Rows wait in memory until the next checkpoint, which makes everything so
-far durable at once; a killed run therefore loses at most the work since the last checkpoint.
+which is where most of its speed comes from), and only the current batch's rows and vectors are
+held outside the store. Each batch's rows go into the store's open SQLite transaction as soon as
+it is encoded, and what the run has seen is kept in a temporary SQLite table, so a run's Python
+memory does not grow with the corpus; only the vector store (in memory) does.
+
+A checkpoint (every ``checkpoint_sentences`` sentences, counted inside a file too, or every
+``checkpoint_seconds``) makes everything so far durable at once; a killed run therefore loses at
+most the work since the last checkpoint. A file cut by a checkpoint is committed as unfinished
+(see ``kosearch.store.index_store``), so the next run re-does it.
 
 Re-running on the same folder is an update: unchanged files (same bytes) are skipped, changed
 files replace their old sentences, and files that disappeared are removed.
@@ -12,7 +18,7 @@ files replace their old sentences, and files that disappeared are removed.
 
 from __future__ import annotations
 
-import queue
+import collections
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -24,9 +30,9 @@ import numpy as np
 
 from kosearch.documents.types import Document, SkippedFile
 from kosearch.results import IngestReport
-from kosearch.store import IndexStore, PendingChanges
+from kosearch.store import IndexStore
 from kosearch.store.index_store import now
-from kosearch.store.metadata import StoredDocument
+from kosearch.store.metadata import CommittedHashes, StoredDocument
 
 if TYPE_CHECKING:
     from kosearch.encoders import Encoder
@@ -63,71 +69,84 @@ def ingest_folder(
     root = Path(root).resolve()
     root_key = str(root)
     report = IngestReport(root=root_key)
-    known = store.metadata.documents_under(root_key)
-    seen: set[str] = set()
-    next_document_id, next_sentence_id = store.metadata.next_ids()
-    pending = PendingChanges.empty()
+    store.metadata.start_seen()
+    committed = CommittedHashes(store.metadata.path, root_key)
+    first_new_document_id, next_sentence_id = store.metadata.next_ids()
+    next_document_id = first_new_document_id
     batch = _EncodeBatch()
     last_checkpoint = time.monotonic()
     since_checkpoint = 0
+    changed = False
     files = 0
 
     def flush() -> None:
         if batch.texts:
             vectors = encoder.encode_documents(batch.texts)
-            store.vectors.add(np.asarray(batch.ids, dtype=np.int64), vectors)
+            store.add_sentences(batch.rows, vectors)
             report.sentences_added += len(batch.texts)
             batch.clear()
 
     def drop(stored: StoredDocument) -> None:
-        """Take a stored document's vectors out now; its rows go at the next checkpoint."""
-        old_ids = store.metadata.sentence_ids_of([stored.id])
-        store.remove_vectors(old_ids)
-        pending.removed_documents.append(stored.id)
-        report.sentences_removed += len(old_ids)
+        """Take a stored document out now (vectors and rows); durable at the next checkpoint."""
+        nonlocal changed
+        report.sentences_removed += store.remove_documents([stored.id])
+        changed = True
+
+    def checkpoint_due() -> bool:
+        return since_checkpoint >= options.checkpoint_sentences or (
+            changed and time.monotonic() - last_checkpoint >= options.checkpoint_seconds
+        )
 
     def checkpoint(final: bool) -> None:
-        nonlocal pending, last_checkpoint, since_checkpoint
+        nonlocal last_checkpoint, since_checkpoint, changed
         flush()
-        if pending or final:
+        if changed or since_checkpoint or final:
             skipped = (root_key, report.skipped) if final else None
-            store.checkpoint(pending, skipped=skipped)
-        pending = PendingChanges.empty()
+            store.checkpoint(skipped=skipped)
         last_checkpoint = time.monotonic()
         since_checkpoint = 0
+        changed = False
 
     from kosearch.documents import iter_documents
 
     def is_unchanged(relpath: str, sha256: str) -> bool:
         # Lets the documents stage skip splitting files the index already holds as they are.
-        stored = known.get(relpath)
-        return stored is not None and stored.sha256 == sha256
+        return committed.sha256(relpath) == sha256
 
     documents = iter_documents(
         root, text_fields=options.text_fields, mode=options.mode, is_unchanged=is_unchanged
     )
-    for item in _prefetch(documents, size=64):
+    # Files read ahead wait as whole documents: bounded in sentences, not only in number.
+    read_ahead = _prefetch(documents, 64, weight=_sentences_in, max_weight=2 * options.encode_batch_sentences)
+    for item in read_ahead:
         files += 1
         if isinstance(item, SkippedFile):
             report.skipped.append(item)
             continue
-        seen.add(item.relpath)
+        store.metadata.remember_seen(item.relpath)
         if item.unchanged:
             report.files_unchanged += 1
             continue
         report.warnings.extend(f"{item.relpath}: {warning}" for warning in item.warnings)
-        previous = known.get(item.relpath)
+        previous = store.metadata.document_at(root_key, item.relpath)
         if previous is not None:
             drop(previous)
             report.files_updated += 1
         else:
             report.files_added += 1
-        pending.documents.append(_document_row(next_document_id, root_key, item))
+        document_id = next_document_id
+        next_document_id += 1
+        # sha256 '' until the last sentence is in: a checkpoint inside this file commits it
+        # as changed, so a run killed before the end re-does it.
+        store.add_document(_document_row(document_id, root_key, item))
+        changed = True
         for position, sentence in enumerate(item.sentences):
-            pending.sentences.append(
+            if checkpoint_due():
+                checkpoint(final=False)
+            batch.add(
                 {
                     "id": next_sentence_id,
-                    "document_id": next_document_id,
+                    "document_id": document_id,
                     "position": position,
                     "text": sentence.text,
                     "line": sentence.line,
@@ -135,26 +154,26 @@ def ingest_folder(
                     "end": sentence.end,
                 }
             )
-            batch.add(next_sentence_id, sentence.text)
             next_sentence_id += 1
-        next_document_id += 1
-        since_checkpoint += len(item.sentences)
-        if len(batch.texts) >= options.encode_batch_sentences:
-            flush()
+            since_checkpoint += 1
+            if len(batch.texts) >= options.encode_batch_sentences:
+                flush()
+        store.complete_document(document_id, item.sha256)
+        changed = True
         if progress is not None:
             progress(files, report.sentences_added, item.relpath)
-        if (
-            since_checkpoint >= options.checkpoint_sentences
-            or time.monotonic() - last_checkpoint >= options.checkpoint_seconds
-        ):
+        if checkpoint_due():
             checkpoint(final=False)
 
     if options.prune and root.is_dir():
-        for relpath, stored in known.items():
-            if relpath not in seen:
+        after = 0
+        while unseen := store.metadata.unseen_documents(root_key, first_new_document_id, after):
+            for stored in unseen:
                 drop(stored)
                 report.files_removed += 1
+            after = unseen[-1].id
     checkpoint(final=True)
+    committed.close()
     if progress is not None:
         progress(files, report.sentences_added, "")
     report.seconds = time.perf_counter() - started
@@ -162,16 +181,22 @@ def ingest_folder(
 
 
 class _EncodeBatch:
+    """Sentence rows waiting to be encoded; they go to the store with their vectors."""
+
     def __init__(self) -> None:
-        self.ids: list[int] = []
+        self.rows: list[dict] = []
         self.texts: list[str] = []
 
-    def add(self, sentence_id: int, text: str) -> None:
-        self.ids.append(sentence_id)
-        self.texts.append(text)
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        self.texts.append(row["text"])
 
     def clear(self) -> None:
-        self.ids, self.texts = [], []
+        self.rows, self.texts = [], []
+
+
+def _sentences_in(item: Document | SkippedFile) -> int:
+    return len(item.sentences) if isinstance(item, Document) else 0
 
 
 def _document_row(document_id: int, root: str, document: Document) -> dict:
@@ -179,7 +204,7 @@ def _document_row(document_id: int, root: str, document: Document) -> dict:
         "id": document_id,
         "root": root,
         "path": document.relpath,
-        "sha256": document.sha256,
+        "sha256": "",
         "size": document.size,
         "encoding": document.encoding,
         "format": document.format,
@@ -191,35 +216,56 @@ def _document_row(document_id: int, root: str, document: Document) -> dict:
 _DONE = object()
 
 
-def _prefetch(items: Iterable[T], size: int) -> Iterator[T]:
+def _prefetch(
+    items: Iterable[T], size: int, weight: Callable[[T], int] | None = None, max_weight: int | None = None
+) -> Iterator[T]:
     """Produce ``items`` in a background thread, so reading and splitting overlap encoding.
+
+    At most ``size`` items wait, and, when ``weight`` is given, at most ``max_weight`` of their
+    summed weight (one item always fits): with sentences as the weight, the files read ahead hold a
+    bounded number of sentences however large the files are.
 
     Errors raised by the producer are re-raised in the consumer, and a consumer that stops early
     (an exception, Ctrl-C) lets the producer thread finish instead of blocking forever.
     """
-    buffer: queue.Queue = queue.Queue(maxsize=size)
+    waiting: collections.deque = collections.deque()
+    changed = threading.Condition()
     stop = threading.Event()
+    held = 0
+
+    def put(item: object, item_weight: int) -> bool:
+        nonlocal held
+        with changed:
+            while waiting and (
+                len(waiting) >= size or (max_weight is not None and held + item_weight > max_weight)
+            ):
+                if stop.is_set():
+                    return False
+                changed.wait(0.1)
+            waiting.append((item, item_weight))
+            held += item_weight
+            changed.notify_all()
+            return True
 
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        buffer.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if stop.is_set() or not put(item, weight(item) if weight is not None else 0):
                     return
-            buffer.put(_DONE)
+            put(_DONE, 0)
         except BaseException as error:  # handed to the consumer, which re-raises it
-            buffer.put(error)
+            put(error, 0)
 
     thread = threading.Thread(target=produce, name="kosearch-reader", daemon=True)
     thread.start()
     try:
         while True:
-            item = buffer.get()
+            with changed:
+                while not waiting:
+                    changed.wait()
+                item, item_weight = waiting.popleft()
+                held -= item_weight
+                changed.notify_all()
             if item is _DONE:
                 return
             if isinstance(item, BaseException):

@@ -124,3 +124,50 @@ def test_removed_documents_leave_with_their_vectors(tmp_path):
     store.checkpoint(PendingChanges([], [], [1]))
     assert store.metadata.counts() == (0, 0) and store.vectors.count() == 0
     assert store.metadata.next_ids() == (1, 3)  # sentence ids are never reused
+
+
+def _rows(document_id: int, first_id: int, texts: list[str]) -> tuple[dict, list[dict], np.ndarray]:
+    pending = _pending(document_id, first_id, texts)
+    return pending.documents[0], pending.sentences, np.eye(4, dtype=np.float32)[np.arange(len(texts)) % 4]
+
+
+def test_rows_written_as_a_run_goes_are_invisible_until_the_checkpoint(tmp_path):
+    store = IndexStore.create(tmp_path / "idx", MANIFEST)
+    store.checkpoint(_add(store, 1, 1, ["가", "나"]))
+    document, sentences, vectors = _rows(2, 3, ["다", "라", "마"])
+    store.add_document(document)
+    store.add_sentences(sentences, vectors)
+    # Written into the writer's open transaction, not committed: a reader sees the last checkpoint.
+    reader = IndexStore.open(tmp_path / "idx")
+    assert reader.metadata.counts() == (1, 2) and reader.vectors.count() == 2
+    store.checkpoint()
+    # The reader keeps its snapshot (rows and vectors of one generation) until it refreshes.
+    assert reader.metadata.counts() == (1, 2) and reader.manifest["generation"] == 1
+    assert reader.refresh() and reader.metadata.counts() == (2, 5) and reader.vectors.count() == 5
+    assert not reader.refresh()
+    reader.close()
+    store.close()
+
+
+def test_closing_a_writer_before_its_checkpoint_discards_its_rows(tmp_path):
+    store = IndexStore.create(tmp_path / "idx", MANIFEST)
+    store.checkpoint(_add(store, 1, 1, ["가"]))
+    document, sentences, vectors = _rows(2, 2, ["나", "다"])
+    store.add_document(document)
+    store.add_sentences(sentences, vectors)
+    assert store.remove_documents([1]) == 1
+    store.close()
+    reopened = IndexStore.open(tmp_path / "idx")
+    assert reopened.metadata.counts() == (1, 1) and reopened.vectors.count() == 1
+    reopened.close()
+
+
+def test_a_writer_whose_checkpoint_failed_refuses_to_go_on(tmp_path):
+    store = IndexStore.create(tmp_path / "idx", MANIFEST)
+    pending = _add(store, 1, 1, ["가", "나"])
+    pending.sentences.pop()
+    with pytest.raises(KosearchError, match="refusing to commit"):
+        store.checkpoint(pending)
+    with pytest.raises(KosearchError, match="checkpoint of .* failed"):
+        store.checkpoint()
+    store.close()

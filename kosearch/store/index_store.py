@@ -6,18 +6,46 @@ Layout::
     INDEX/vectors.000007.faiss     the FAISS file named by the manifest's ``vectors_file``
     INDEX/write.lock               held (flock) by the one process allowed to write
 
-A checkpoint writes the whole vector store to the *next* generation's file (fsynced, renamed into
-place), then commits one SQLite transaction that inserts the new rows and points the manifest at
-that file. Until that commit, readers and a restarted run see the previous generation, whose file
-is untouched; after it, they see the new one. A kill at any moment therefore leaves either the old
-state or the new one, never a mix, and the stale file of the losing side is removed by the next
-writer.
+The manifest's ``vectors_file`` must be a plain name of the form ``vectors.NNNNNN.faiss``; anything
+else (an absolute path, a ``..``, another name) is reported as corruption, and the only files a
+writer ever removes are names of exactly that form (plus ``.tmp``) directly inside the folder.
+
+Creation. Under the write lock, the first (empty) vector file is written, then one SQLite
+transaction creates the tables and the whole manifest. A folder with ``metadata.sqlite`` but no
+manifest is therefore a creation that was killed (it cannot hold documents): readers are told so,
+and the next ``create`` or ``open_or_create`` completes it in place. The lock is taken before
+anything is looked at, so a second writer on a brand-new index is told another process is writing.
+
+Writing. Between checkpoints a writer keeps one SQLite write transaction open: rows are inserted,
+and rows of replaced documents deleted, as the run goes, so they wait in SQLite's page cache and
+WAL instead of in Python memory, while their vectors go into the in-memory vector store. A
+checkpoint writes the whole vector store to the *next* generation's file (fsynced, renamed into
+place), then, in that same transaction, checks the rows against the vectors, points the manifest at
+the new file and commits. Until that commit, readers and a restarted run see the previous
+generation, whose file is untouched; after it, they see the new one. A kill at any moment therefore
+leaves either the old state or the new one, never a mix: uncommitted rows vanish with their
+transaction, and the stale file of the losing side is removed by the next writer. A checkpoint may
+fall inside a document; such a document is committed with ``sha256 = ''`` until its last sentence
+is in, so a run killed after it leaves that part searchable and the next run re-does the file.
+
+Reading. A reader holds one SQLite read transaction (a WAL snapshot) from ``open`` until
+``refresh`` or ``close``: the manifest, the vector file it names and every row it reads all belong
+to one generation, so counts always agree and every id the vectors return resolves to its row,
+whatever a writer commits meanwhile. The one thing a snapshot cannot pin is the vector file: a
+writer deletes generation G's file right after committing G+1, so a reader holding G's manifest may
+find that file gone (or not yet readable); it then takes a fresh snapshot and loads the newer
+generation. Once loaded, the vectors are in memory and the file no longer matters. The price of a
+held snapshot is that SQLite cannot recycle its WAL past it, so a long-lived reader should call
+``refresh`` now and then.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import re
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +55,7 @@ import numpy as np
 
 from kosearch._version import __version__
 from kosearch.documents.types import SkippedFile
-from kosearch.errors import IndexExistsError, IndexNotFoundError, KosearchError
+from kosearch.errors import IndexCorruptError, IndexExistsError, IndexNotFoundError, KosearchError
 from kosearch.store.metadata import SCHEMA_VERSION, MetadataStore
 from kosearch.store.vectors import (
     DEFAULT_FACTORY,
@@ -39,6 +67,13 @@ from kosearch.store.vectors import (
 
 METADATA_FILE = "metadata.sqlite"
 LOCK_FILE = "write.lock"
+VECTORS_FILE = re.compile(r"vectors\.[0-9]{6,}\.faiss")
+"""The only names ``vectors_file`` may hold."""
+STALE_VECTORS_FILE = re.compile(r"vectors\.[0-9]{6,}\.faiss(?:\.tmp)?")
+"""The only names a writer removes."""
+REQUIRED_KEYS = ("model", "fingerprint", "dimension", "vectors_file", "generation", "sentences")
+OPEN_ATTEMPTS = 50
+"""How many newer generations a reader follows while a writer keeps deleting the file it wanted."""
 
 
 def vectors_file_name(generation: int) -> str:
@@ -51,7 +86,11 @@ def now() -> str:
 
 @dataclass
 class PendingChanges:
-    """Rows waiting for the next checkpoint; their vectors are already in the vector store."""
+    """Rows to write at a checkpoint in one go; their vectors are already in the vector store.
+
+    Ingestion writes its rows as it goes instead (``add_document``, ``add_sentences``); this is
+    for callers that build a small change in memory.
+    """
 
     documents: list[dict[str, Any]]
     sentences: list[dict[str, Any]]
@@ -73,6 +112,9 @@ class IndexStore:
         self.metadata = metadata
         self.vectors = vectors
         self._lock_handle = lock_handle
+        self._device = "cpu"
+        self._backend: str | None = None
+        self._broken = False
 
     # -- opening --------------------------------------------------------------------------------
 
@@ -86,71 +128,133 @@ class IndexStore:
         device: str = "cpu",
         backend: str | None = None,
     ) -> IndexStore:
+        """Create an index, or complete one whose creation was killed; refuse a finished one."""
         folder = Path(folder)
-        if (folder / METADATA_FILE).exists():
-            raise IndexExistsError(
-                f"{folder} already holds a kosearch index; open it to add documents, "
-                f"or choose another folder"
-            )
-        folder.mkdir(parents=True, exist_ok=True)
-        lock = _acquire_write_lock(folder)
-        vectors = empty_vector_store(int(encoder_manifest["dimension"]), factory, device, backend)
-        metadata = MetadataStore(folder / METADATA_FILE)
-        first_file = vectors_file_name(0)
-        write_atomically(vectors, folder / first_file)
-        stamp = now()
-        with metadata.transaction():
-            metadata.set_manifest(
-                {
-                    **encoder_manifest,
-                    "faiss_factory": factory,
-                    "vectors_file": first_file,
-                    "generation": 0,
-                    "sentences": 0,
-                    "next_sentence_id": 1,
-                    "kosearch_version": __version__,
-                    "schema_version": SCHEMA_VERSION,
-                    "created": stamp,
-                    "updated": stamp,
-                }
-            )
-        return cls(folder, metadata, vectors, lock)
+        lock = _lock_new_folder(folder)
+        try:
+            if _is_complete(folder):
+                raise IndexExistsError(
+                    f"{folder} already holds a kosearch index; open it to add documents, "
+                    f"or choose another folder"
+                )
+            return cls._create_locked(folder, lock, encoder_manifest, factory, device, backend)
+        except BaseException:
+            _release(lock)
+            raise
+
+    @classmethod
+    def open_or_create(
+        cls,
+        folder: Path,
+        encoder_manifest: Callable[[], dict[str, Any]],
+        *,
+        factory: str = DEFAULT_FACTORY,
+        device: str = "cpu",
+        backend: str | None = None,
+    ) -> IndexStore:
+        """Open for writing, creating (or completing) the index first when there is none.
+
+        ``encoder_manifest`` is called only to create, so an existing index needs no encoder
+        loaded here. The decision is taken under the write lock, so two processes racing on a
+        new folder never both create it: the second is told another process is writing.
+        """
+        folder = Path(folder)
+        lock = _lock_new_folder(folder)
+        try:
+            if _is_complete(folder):
+                return cls._open_locked(folder, lock, device, backend)
+            return cls._create_locked(folder, lock, encoder_manifest(), factory, device, backend)
+        except BaseException:
+            _release(lock)
+            raise
 
     @classmethod
     def open(
         cls, folder: Path, *, device: str = "cpu", backend: str | None = None, writable: bool = False
     ) -> IndexStore:
         folder = Path(folder)
-        if not (folder / METADATA_FILE).exists():
+        if not (folder / METADATA_FILE).is_file():
             raise IndexNotFoundError(
                 f"no kosearch index in {folder}; create one with `kosearch index DOCS --index {folder}`"
             )
         lock = _acquire_write_lock(folder) if writable else None
-        metadata = MetadataStore(folder / METADATA_FILE)
-        manifest = metadata.manifest()
-        if manifest.get("schema_version", 0) > SCHEMA_VERSION:
-            raise KosearchError(
-                f"{folder} was written by a newer kosearch ({manifest.get('kosearch_version')}); "
-                f"upgrade kosearch to open it"
-            )
-        vectors = load_vector_store(folder / manifest["vectors_file"], device, backend)
-        _, sentence_rows = metadata.counts()
-        if vectors.count() != sentence_rows:
-            raise KosearchError(
-                f"index {folder} is inconsistent: {vectors.count()} vectors but {sentence_rows} "
-                f"sentences; rebuild it"
-            )
+        try:
+            return cls._open_locked(folder, lock, device, backend)
+        except BaseException:
+            _release(lock)
+            raise
+
+    @classmethod
+    def _create_locked(
+        cls, folder: Path, lock, encoder_manifest: dict[str, Any], factory: str, device: str, backend: str | None
+    ) -> IndexStore:
+        vectors = empty_vector_store(int(encoder_manifest["dimension"]), factory, device, backend)
+        first_file = vectors_file_name(0)
+        write_atomically(vectors, folder / first_file)
+        metadata = _open_metadata(folder)
+        try:
+            stamp = now()
+            with metadata.transaction():  # schema and manifest appear together, or neither does
+                metadata.ensure_schema()
+                metadata.set_manifest(
+                    {
+                        **encoder_manifest,
+                        "faiss_factory": factory,
+                        "vectors_file": first_file,
+                        "generation": 0,
+                        "sentences": 0,
+                        "next_sentence_id": 1,
+                        "kosearch_version": __version__,
+                        "schema_version": SCHEMA_VERSION,
+                        "created": stamp,
+                        "updated": stamp,
+                    }
+                )
+        except BaseException:
+            metadata.close()
+            raise
         store = cls(folder, metadata, vectors, lock)
-        if writable:
+        store._device, store._backend = device, backend
+        store._remove_stale_files(first_file)
+        return store
+
+    @classmethod
+    def _open_locked(cls, folder: Path, lock, device: str, backend: str | None) -> IndexStore:
+        metadata = _open_metadata(folder)
+        try:
+            vectors, manifest = _load_snapshot(folder, metadata, device, backend)
+            if lock is not None:
+                metadata.end_snapshot()  # the lock already keeps everyone else from changing it
+                with metadata.transaction():
+                    metadata.ensure_schema()
+        except BaseException:
+            metadata.close()
+            raise
+        store = cls(folder, metadata, vectors, lock)
+        store._device, store._backend = device, backend
+        if lock is not None:
             store._remove_stale_files(manifest["vectors_file"])
         return store
 
-    def close(self) -> None:
-        self.metadata.close()
+    def refresh(self) -> bool:
+        """Move a reader to the newest committed generation; True when there was a newer one.
+
+        Also lets SQLite recycle the WAL that the old snapshot held on to. A writer always sees
+        its own latest state, so for it this does nothing.
+        """
         if self._lock_handle is not None:
-            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
-            self._lock_handle.close()
-            self._lock_handle = None
+            return False
+        current = self.metadata.manifest().get("generation")
+        vectors, manifest = _load_snapshot(
+            self.folder, self.metadata, self._device, self._backend, keep=(current, self.vectors)
+        )
+        self.vectors = vectors
+        return manifest["generation"] != current
+
+    def close(self) -> None:
+        self.metadata.close()  # closing without a commit discards an unfinished write transaction
+        _release(self._lock_handle)
+        self._lock_handle = None
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -158,43 +262,82 @@ class IndexStore:
 
     # -- writing --------------------------------------------------------------------------------
 
+    def _writing(self) -> None:
+        if self._lock_handle is None:
+            raise KosearchError("this index was opened read-only")
+        if self._broken:
+            raise KosearchError(
+                f"a checkpoint of {self.folder} failed, so this writer's state is lost; "
+                f"close the index and run again (the index holds the last committed checkpoint)"
+            )
+        self.metadata.begin_writing()
+
+    def add_document(self, row: dict[str, Any]) -> None:
+        """Insert a document row now; it becomes durable at the next checkpoint."""
+        self._writing()
+        self.metadata.insert_documents([row], [])
+
+    def add_sentences(self, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:
+        """Insert sentence rows and their vectors (row ``id`` is the vector id) until the next checkpoint."""
+        self._writing()
+        self.vectors.add(np.asarray([row["id"] for row in rows], dtype=np.int64), vectors)
+        self.metadata.insert_documents([], rows)
+
+    def complete_document(self, document_id: int, sha256: str) -> None:
+        self._writing()
+        self.metadata.complete_document(document_id, sha256)
+
+    def remove_documents(self, document_ids: list[int]) -> int:
+        """Take documents' vectors and rows out (durable at the next checkpoint); returns sentences removed."""
+        self._writing()
+        sentence_ids = self.metadata.sentence_ids_of(document_ids)
+        self.remove_vectors(sentence_ids)
+        self.metadata.delete_documents(document_ids)
+        return len(sentence_ids)
+
     def checkpoint(
         self,
-        pending: PendingChanges,
+        pending: PendingChanges | None = None,
         *,
         skipped: tuple[str, list[SkippedFile]] | None = None,
     ) -> None:
         """Make everything added to the vector store so far, and its rows, durable at once."""
-        if self._lock_handle is None:
-            raise KosearchError("this index was opened read-only")
-        manifest = self.metadata.manifest()
-        old_file = manifest["vectors_file"]
-        generation = int(manifest["generation"]) + 1
-        new_file = vectors_file_name(generation)
-        write_atomically(self.vectors, self.folder / new_file)
-        next_sentence_id = max(
-            [int(manifest.get("next_sentence_id", 1))] + [row["id"] + 1 for row in pending.sentences]
-        )
-        with self.metadata.transaction():
-            self.metadata.delete_documents(pending.removed_documents)
-            self.metadata.insert_documents(pending.documents, pending.sentences)
-            if skipped is not None:
-                self.metadata.replace_skipped(skipped[0], skipped[1], now())
-            _, sentence_rows = self.metadata.counts()
-            if sentence_rows != self.vectors.count():
-                raise KosearchError(
-                    f"refusing to commit: {self.vectors.count()} vectors but {sentence_rows} rows"
+        self._writing()
+        pending = pending or PendingChanges.empty()
+        try:
+            manifest = _checked_manifest(self.folder, self.metadata.manifest())
+            old_file = manifest["vectors_file"]
+            generation = int(manifest["generation"]) + 1
+            new_file = vectors_file_name(generation)
+            write_atomically(self.vectors, self.folder / new_file)
+            with self.metadata.transaction():
+                self.metadata.delete_documents(pending.removed_documents)
+                self.metadata.insert_documents(pending.documents, pending.sentences)
+                if skipped is not None:
+                    self.metadata.replace_skipped(skipped[0], skipped[1], now())
+                _, sentence_rows = self.metadata.counts()
+                if sentence_rows != self.vectors.count():
+                    raise KosearchError(
+                        f"refusing to commit: {self.vectors.count()} vectors but {sentence_rows} rows"
+                    )
+                _, next_sentence_id = self.metadata.next_ids()
+                self.metadata.set_manifest(
+                    {
+                        "vectors_file": new_file,
+                        "generation": generation,
+                        "sentences": sentence_rows,
+                        "next_sentence_id": next_sentence_id,
+                        "kosearch_version": __version__,
+                        "updated": now(),
+                    }
                 )
-            self.metadata.set_manifest(
-                {
-                    "vectors_file": new_file,
-                    "generation": generation,
-                    "sentences": sentence_rows,
-                    "next_sentence_id": next_sentence_id,
-                    "kosearch_version": __version__,
-                    "updated": now(),
-                }
-            )
+            self.metadata.commit()
+        except BaseException:
+            # The rows since the last checkpoint are gone, but the vectors in memory still hold
+            # them: this writer cannot go on, and the index on disk is the last checkpoint.
+            self.metadata.rollback()
+            self._broken = True
+            raise
         (self.folder / old_file).unlink(missing_ok=True)
 
     def remove_vectors(self, sentence_ids: list[int]) -> None:
@@ -202,12 +345,144 @@ class IndexStore:
             self.vectors.remove(np.asarray(sentence_ids, dtype=np.int64))
 
     def _remove_stale_files(self, current: str) -> None:
-        for path in self.folder.glob("vectors.*.faiss*"):
-            if path.name != current:
-                path.unlink(missing_ok=True)
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                if entry.name != current and STALE_VECTORS_FILE.fullmatch(entry.name):
+                    Path(entry.path).unlink(missing_ok=True)
 
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
+        total = 0
+        for path in self.folder.iterdir():
+            try:  # a writer may remove a stale file between the listing and the stat
+                if path.is_file():
+                    total += path.stat().st_size
+            except FileNotFoundError:
+                continue
+        return total
+
+
+def _damaged(folder: Path, problem: str) -> IndexCorruptError:
+    return IndexCorruptError(
+        f"{problem}; the index {folder} is damaged: delete it and rebuild it with "
+        f"`kosearch index DOCS --index {folder}`"
+    )
+
+
+def _open_metadata(folder: Path) -> MetadataStore:
+    try:
+        return MetadataStore(folder / METADATA_FILE)
+    except sqlite3.DatabaseError as error:
+        if isinstance(error, sqlite3.OperationalError):  # locked, unreadable folder: not damage
+            raise
+        raise _damaged(folder, f"{folder / METADATA_FILE} is not a readable SQLite database ({error})") from None
+
+
+def _checked_manifest(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest, or a clear error when it is unfinished, damaged or names a foreign file."""
+    if "vectors_file" not in manifest:
+        raise IndexNotFoundError(
+            f"the kosearch index in {folder} was never finished: its creation is still running or "
+            f"was interrupted; wait for it, or create it again with `kosearch index DOCS --index {folder}`"
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in manifest]
+    if missing:
+        raise _damaged(folder, f"the manifest of {folder / METADATA_FILE} lacks {', '.join(missing)}")
+    if int(manifest.get("schema_version", 0)) > SCHEMA_VERSION:
+        raise KosearchError(
+            f"{folder} was written by a newer kosearch ({manifest.get('kosearch_version')}); "
+            f"upgrade kosearch to open it"
+        )
+    name = manifest["vectors_file"]
+    if not isinstance(name, str) or not VECTORS_FILE.fullmatch(name):
+        raise _damaged(
+            folder,
+            f"the manifest's vectors_file {name!r} is not a vector file name inside the index folder "
+            f"(expected vectors.NNNNNN.faiss)",
+        )
+    for key in ("generation", "sentences", "dimension"):
+        if not isinstance(manifest[key], int) or isinstance(manifest[key], bool) or manifest[key] < 0:
+            raise _damaged(folder, f"the manifest's {key} is {manifest[key]!r}, not a count")
+    return manifest
+
+
+def _load_snapshot(
+    folder: Path,
+    metadata: MetadataStore,
+    device: str,
+    backend: str | None,
+    keep: tuple[Any, VectorStore] | None = None,
+) -> tuple[VectorStore, dict[str, Any]]:
+    """Start a read snapshot and load the vectors of its generation; the snapshot stays open.
+
+    ``keep`` is ``(generation, vectors)`` already loaded: reused when the snapshot is still that
+    generation. When the named file is unreadable because a writer has moved on (and deleted
+    it), the next snapshot's generation is loaded instead; when it is unreadable in the newest
+    generation, the index is damaged.
+    """
+    for _ in range(OPEN_ATTEMPTS):
+        try:
+            metadata.begin_snapshot()
+            manifest = _checked_manifest(folder, metadata.manifest())
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError):
+                raise
+            raise _damaged(folder, f"{folder / METADATA_FILE} cannot be read ({error})") from None
+        if keep is not None and keep[0] == manifest["generation"]:
+            return keep[1], manifest
+        path = folder / manifest["vectors_file"]
+        try:
+            vectors = load_vector_store(path, device, backend)
+        except IndexCorruptError as error:
+            metadata.end_snapshot()
+            if metadata.manifest().get("generation") != manifest["generation"]:
+                continue  # a writer committed a newer generation and removed this file
+            raise _damaged(folder, str(error)) from None
+        if vectors.dimension != manifest["dimension"]:
+            raise _damaged(
+                folder, f"{path} holds {vectors.dimension}-dimensional vectors, the manifest says {manifest['dimension']}"
+            )
+        _, sentence_rows = metadata.counts()
+        if not vectors.count() == sentence_rows == manifest["sentences"]:
+            raise _damaged(
+                folder,
+                f"index {folder} is inconsistent: {vectors.count()} vectors but {sentence_rows} "
+                f"sentences (the manifest says {manifest['sentences']})",
+            )
+        return vectors, manifest
+    raise KosearchError(f"{folder} kept changing while it was being opened; try again")
+
+
+def _is_complete(folder: Path) -> bool:
+    """Whether ``folder`` holds a finished index (call it holding the write lock).
+
+    No metadata file, or one without a manifest and without documents, is a creation that never
+    finished, which may be done again; a manifest-less file that holds documents is damage.
+    """
+    if not (folder / METADATA_FILE).is_file():
+        return False
+    metadata = _open_metadata(folder)
+    try:
+        try:
+            manifest = metadata.manifest()
+            if "vectors_file" in manifest:
+                return True
+            holds_documents = "documents" in metadata.db.table_names() and metadata.counts()[0] > 0
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError):
+                raise
+            raise _damaged(folder, f"{folder / METADATA_FILE} cannot be read ({error})") from None
+        if holds_documents:
+            raise _damaged(folder, f"{folder / METADATA_FILE} holds documents but no manifest")
+        return False
+    finally:
+        metadata.close()
+
+
+def _lock_new_folder(folder: Path):
+    if folder.exists() and not folder.is_dir():
+        raise KosearchError(f"{folder} is a file; give a folder for the index")
+    folder.mkdir(parents=True, exist_ok=True)
+    return _acquire_write_lock(folder)
 
 
 def _acquire_write_lock(folder: Path):
@@ -221,3 +496,9 @@ def _acquire_write_lock(folder: Path):
         ) from None
     os.set_inheritable(handle.fileno(), False)
     return handle
+
+
+def _release(handle) -> None:
+    if handle is not None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()

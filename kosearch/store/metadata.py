@@ -2,12 +2,16 @@
 
 SQLite is the index's source of truth. A sentence's row id is also its FAISS id, and the manifest
 names the one FAISS file that matches the committed rows, so a single SQLite transaction is what
-moves an index from one consistent state to the next (see ``kosearch.store.index_store``).
+moves an index from one consistent state to the next (see ``kosearch.store.index_store``). The
+transaction helpers here are the two SQLite features that protocol rests on: a writer's long
+transaction (rows wait in SQLite, not in Python) and a reader's snapshot (one generation, whatever
+is committed meanwhile).
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +20,7 @@ from typing import Any
 import sqlite_utils
 
 from kosearch.documents.types import SkippedFile
+from kosearch.errors import IndexCorruptError
 from kosearch.results import IndexedSentence
 
 SCHEMA_VERSION = 1
@@ -30,23 +35,54 @@ class StoredDocument:
 
 
 class MetadataStore:
-    """Typed access to ``metadata.sqlite``; every write goes through ``transaction()``."""
+    """Typed access to ``metadata.sqlite``; every write goes through ``transaction()``.
+
+    Opening creates no tables: a reader must not write, and a writer creates the schema in the
+    same transaction as the manifest (``ensure_schema``), so that a half-made index is
+    recognisable as such.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.db = sqlite_utils.Database(path)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
-        self._ensure_schema()
 
     def close(self) -> None:
         self.db.close()
 
     def transaction(self):
-        """A context manager: everything inside commits together or not at all."""
+        """A context manager: everything inside commits together or not at all.
+
+        Inside an open ``begin_writing`` transaction it is a savepoint, committed with it.
+        """
         return self.db.atomic()
 
-    def _ensure_schema(self) -> None:
+    # -- transactions that span many calls ------------------------------------------------------
+
+    def begin_writing(self) -> None:
+        """Open (if none is) the write transaction that the next ``commit`` makes durable."""
+        if not self.db.conn.in_transaction:
+            self.db.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.db.conn.commit()
+
+    def rollback(self) -> None:
+        self.db.conn.rollback()
+
+    def begin_snapshot(self) -> None:
+        """Start a read transaction: every read until ``end_snapshot`` sees one committed state."""
+        self.end_snapshot()
+        self.db.execute("BEGIN")
+        # A WAL snapshot is taken at the first read, not at BEGIN.
+        self.db.execute("select count(*) from sqlite_master").fetchone()
+
+    def end_snapshot(self) -> None:
+        if self.db.conn.in_transaction:
+            self.db.conn.rollback()
+
+    def ensure_schema(self) -> None:
         with self.transaction():
             if "manifest" not in self.db.table_names():
                 self.db["manifest"].create({"key": str, "value": str}, pk="key")
@@ -90,7 +126,19 @@ class MetadataStore:
     # -- manifest -------------------------------------------------------------------------------
 
     def manifest(self) -> dict[str, Any]:
-        return {row["key"]: json.loads(row["value"]) for row in self.db["manifest"].rows}
+        """The manifest's values; empty when the table does not exist (a creation that never finished)."""
+        if "manifest" not in self.db.table_names():
+            return {}
+        values: dict[str, Any] = {}
+        for key, value in self.db.execute("select key, value from manifest"):
+            try:
+                values[key] = json.loads(value)
+            except (TypeError, ValueError):
+                raise IndexCorruptError(
+                    f"{self.path} is damaged: the manifest value of {key!r} is not JSON ({str(value)[:60]!r}); "
+                    f"delete {self.path.parent} and rebuild it with `kosearch index DOCS --index {self.path.parent}`"
+                ) from None
+        return values
 
     def set_manifest(self, values: dict[str, Any]) -> None:
         self.db["manifest"].upsert_all(
@@ -105,6 +153,33 @@ class MetadataStore:
             "select id, root, path, sha256 from documents where root = ?", [root]
         ).fetchall()
         return {row[2]: StoredDocument(*row) for row in rows}
+
+    def document_at(self, root: str, path: str) -> StoredDocument | None:
+        row = self.db.execute(
+            "select id, root, path, sha256 from documents where root = ? and path = ?", [root, path]
+        ).fetchone()
+        return None if row is None else StoredDocument(*row)
+
+    def complete_document(self, document_id: int, sha256: str) -> None:
+        """Record a document's hash once all its sentences are in (until then it reads as changed)."""
+        self.db.execute("update documents set sha256 = ? where id = ?", [sha256, document_id])
+
+    def start_seen(self) -> None:
+        """Begin a run's list of seen paths: a temporary table, so it lives on disk, not in Python."""
+        self.db.execute("create temp table if not exists kosearch_seen (path text primary key)")
+        self.db.execute("delete from temp.kosearch_seen")
+
+    def remember_seen(self, path: str) -> None:
+        self.db.execute("insert or ignore into temp.kosearch_seen (path) values (?)", [path])
+
+    def unseen_documents(self, root: str, below_id: int, after_id: int = 0, limit: int = 500) -> list[StoredDocument]:
+        """Documents under ``root`` with ids in (after_id, below_id) whose path was not seen, by id."""
+        rows = self.db.execute(
+            "select id, root, path, sha256 from documents where root = ? and id > ? and id < ? "
+            "and path not in (select path from temp.kosearch_seen) order by id limit ?",
+            [root, after_id, below_id, limit],
+        ).fetchall()
+        return [StoredDocument(*row) for row in rows]
 
     def next_ids(self) -> tuple[int, int]:
         """The next free document and sentence ids (ids are never reused within an index)."""
@@ -197,6 +272,34 @@ class MetadataStore:
         yield from self.db.execute(
             "select min(id), count(*) from sentences group by text order by min(id)"
         )
+
+
+class CommittedHashes:
+    """The committed sha256 of documents under one root, asked from a thread that is not the writer's.
+
+    The documents stage asks, from its reader thread, whether a file is indexed as it is. SQLite
+    connections belong to one thread, so this one has its own, opened on first use; it reads the
+    last commit, which is all that question needs (a run never meets the same path twice, and a
+    document committed mid-file still has sha256 '' there).
+    """
+
+    def __init__(self, path: Path, root: str) -> None:
+        self._path = path
+        self._root = root
+        self._conn: sqlite3.Connection | None = None
+
+    def sha256(self, relpath: str) -> str | None:
+        if self._conn is None:
+            self._conn = sqlite3.connect(self._path, check_same_thread=False)
+        row = self._conn.execute(
+            "select sha256 from documents where root = ? and path = ?", [self._root, relpath]
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

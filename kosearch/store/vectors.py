@@ -15,6 +15,7 @@ Vectors are L2-normalised before they arrive here, so inner product is cosine si
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -22,7 +23,7 @@ from typing import Protocol, runtime_checkable
 import faiss
 import numpy as np
 
-from kosearch.errors import KosearchError
+from kosearch.errors import IndexCorruptError, KosearchError
 
 DEFAULT_FACTORY = "Flat"
 
@@ -109,7 +110,16 @@ class FaissVectorStore:
 
     @classmethod
     def load(cls, path: Path, device: str = "cpu") -> FaissVectorStore:
-        return cls(faiss.read_index(str(path)), device)
+        """Read a saved store; a missing, truncated or foreign file is an ``IndexCorruptError``."""
+        try:
+            index = faiss.read_index(str(path))
+        except (RuntimeError, MemoryError) as error:
+            raise IndexCorruptError(f"FAISS cannot read {path}: {_faiss_reason(error)}") from None
+        if not isinstance(index, faiss.IndexIDMap2):
+            raise IndexCorruptError(
+                f"{path} is a FAISS file but not a kosearch vector file (no id map: {type(index).__name__})"
+            )
+        return cls(index, device)
 
     def count(self) -> int:
         return int(self.index.ntotal)
@@ -256,6 +266,13 @@ class TorchVectorStore:
         for ids, vectors in self.iter_vectors():
             target.add(ids, vectors)
         target.save(path)
+
+
+def _faiss_reason(error: BaseException) -> str:
+    """The useful end of a FAISS error ("read error in F: 1963 != 3200"), without its C++ location."""
+    text = str(error).strip()
+    match = re.search(r"\.(?:cpp|h):\d+: (?:Error: '[^']*' failed: )?(.*)", text, flags=re.S)
+    return (match.group(1) if match else text).strip() or type(error).__name__
 
 
 def _no_results(queries: int) -> tuple[np.ndarray, np.ndarray]:
