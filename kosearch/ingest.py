@@ -23,10 +23,12 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 
 from kosearch.documents.types import Document, SkippedFile
+from kosearch.errors import KosearchError
 from kosearch.results import IngestReport
 from kosearch.store import IndexStore, PendingChanges
 from kosearch.store.index_store import now
 from kosearch.store.metadata import StoredDocument
+from kosearch.textclean import clean_text, escape_path
 
 if TYPE_CHECKING:
     from kosearch.encoders import Encoder
@@ -61,7 +63,7 @@ def ingest_folder(
     options = options or IngestOptions()
     started = time.perf_counter()
     root = Path(root).resolve()
-    root_key = str(root)
+    root_key = escape_path(str(root))  # a folder name need not be UTF-8; SQLite needs valid text
     report = IngestReport(root=root_key)
     known = store.metadata.documents_under(root_key)
     seen: set[str] = set()
@@ -103,10 +105,15 @@ def ingest_folder(
         stored = known.get(relpath)
         return stored is not None and stored.sha256 == sha256
 
-    documents = iter_documents(
-        root, text_fields=options.text_fields, mode=options.mode, is_unchanged=is_unchanged
+    documents = _stop_instead_of_raising(
+        iter_documents(root, text_fields=options.text_fields, mode=options.mode, is_unchanged=is_unchanged)
     )
+    stopped_early = False
     for item in _prefetch(documents, size=64):
+        if isinstance(item, _ReaderStopped):
+            report.warnings.append(item.message)
+            stopped_early = True
+            break
         files += 1
         if isinstance(item, SkippedFile):
             report.skipped.append(item)
@@ -149,7 +156,7 @@ def ingest_folder(
         ):
             checkpoint(final=False)
 
-    if options.prune and root.is_dir():
+    if options.prune and root.is_dir() and not stopped_early:  # unseen files may just be unread
         for relpath, stored in known.items():
             if relpath not in seen:
                 drop(stored)
@@ -186,6 +193,36 @@ def _document_row(document_id: int, root: str, document: Document) -> dict:
         "sentences": len(document.sentences),
         "indexed_at": now(),
     }
+
+
+@dataclass(frozen=True)
+class _ReaderStopped:
+    """Stands in the document stream for an exception the documents stage raised between files."""
+
+    error: Exception
+
+    @property
+    def message(self) -> str:
+        detail = clean_text(f"{type(self.error).__name__}: {self.error}")[:200]
+        return (
+            f"reading stopped early ({detail}); the files read so far are indexed and none were removed; "
+            "run again to index the rest"
+        )
+
+
+def _stop_instead_of_raising(items: Iterable[T]) -> Iterator[T | _ReaderStopped]:
+    """``items``, ending in a :class:`_ReaderStopped` instead of an exception from the documents stage.
+
+    Files that fail one by one are already skipped files; this is for a failure between them, which
+    would otherwise end the run and lose everything encoded since the last checkpoint. A
+    KosearchError (the folder does not exist) still raises: it comes before any work and says what to do.
+    """
+    try:
+        yield from items
+    except KosearchError:
+        raise
+    except Exception as error:  # noqa: BLE001 - reported in the run's warnings
+        yield _ReaderStopped(error)
 
 
 _DONE = object()

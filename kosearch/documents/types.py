@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kosearch.textclean import clean_text
+
 
 @dataclass(frozen=True)
 class Sentence:
@@ -21,10 +23,19 @@ class Sentence:
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A file that could not be indexed, and why; reported, never fatal."""
+    """A file that could not be indexed, and why; reported, never fatal.
+
+    Both fields go to SQLite and the console, so they are made valid Unicode here, whoever builds
+    one (see :mod:`kosearch.textclean`); ``path`` should already be escaped like
+    :attr:`Document.relpath`, which leaves nothing to clean.
+    """
 
     path: str
     reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", clean_text(self.path))
+        object.__setattr__(self, "reason", clean_text(self.reason))
 
 
 @dataclass
@@ -34,7 +45,10 @@ class Document:
     path: Path
     """Absolute path of the file."""
     relpath: str
-    """Path relative to the folder being indexed, with '/' separators: the stable key in the index."""
+    """Path relative to the folder being indexed, with '/' separators: the stable key in the index.
+    Escaped by :func:`kosearch.textclean.escape_path` (backslashes doubled, bytes that are not UTF-8
+    and control characters as ``\\xHH``), so any file name can be stored and printed;
+    ``unescape_path`` gives back the name to open."""
     encoding: str
     format: str
     """One of txt, md, csv, tsv, jsonl."""
