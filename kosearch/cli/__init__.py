@@ -160,14 +160,14 @@ def _print_hits(text: str, hits: list, as_json: bool) -> None:
     table.add_column("#", justify="right", style="dim")
     table.add_column("score", justify="right")
     table.add_column("sentence")
-    table.add_column("file:line", style="cyan")
+    table.add_column("where", style="cyan")
     for rank, hit in enumerate(hits, 1):
         sentence = hit.text
         if hit.context_before or hit.context_after:
             before = " ".join(hit.context_before)
             after = " ".join(hit.context_after)
             sentence = f"[dim]{before}[/] [bold]{hit.text}[/] [dim]{after}[/]".strip()
-        table.add_row(str(rank), f"{hit.score:.3f}", sentence, f"{hit.path}:{hit.line}")
+        table.add_row(str(rank), f"{hit.score:.3f}", sentence, hit.location)
     out.print(table)
 
 
@@ -195,7 +195,7 @@ def paraphrases(
     for pair in pairs:
         a = pair.a.text + (f" [dim](x{pair.copies_a})[/]" if pair.copies_a > 1 else "")
         b = pair.b.text + (f" [dim](x{pair.copies_b})[/]" if pair.copies_b > 1 else "")
-        table.add_row(f"{pair.score:.3f}", a, b, f"{pair.a.path}:{pair.a.line}\n{pair.b.path}:{pair.b.line}")
+        table.add_row(f"{pair.score:.3f}", a, b, f"{pair.a.location}\n{pair.b.location}")
     out.print(table)
 
 

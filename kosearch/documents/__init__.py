@@ -1,4 +1,5 @@
-"""The documents stage: find files, decode them, read their prose and split it into sentences.
+"""The documents stage: find files, decode them (or have a library parse PDF, DOCX, HWP), read their
+prose and split it into sentences.
 
 ``iter_documents`` is the one entry point the index uses. It streams: each file is read, split and
 handed over before the next is opened, so memory follows the largest file, not the corpus. Files
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from kosearch.documents.decode import DEFAULT_MAX_BYTES, UnreadableFile, read_text
 from kosearch.documents.discover import FORMATS, FoundFile, discover, format_of
-from kosearch.documents.readers import read_records
+from kosearch.documents.readers import hash_file, is_binary, read_file
 from kosearch.documents.split import DEFAULT_MAX_CHARS, DEFAULT_PASSAGE_CHARS, SplitMode, split_records
 from kosearch.documents.types import Document, Sentence, SkippedFile
 
@@ -111,7 +112,8 @@ def _read(
     is_unchanged: Callable[[str, str], bool] | None = None,
 ) -> Document | SkippedFile:
     try:
-        decoded = read_text(found.path, max_bytes)
+        # Binary formats (pdf, docx, hwp, hwpx) are hashed, not decoded: their library parses them.
+        decoded = hash_file(found.path, max_bytes) if is_binary(found.format) else read_text(found.path, max_bytes)
     except UnreadableFile as unreadable:
         return SkippedFile(found.relpath, unreadable.reason)
     document = Document(
@@ -125,9 +127,12 @@ def _read(
     if is_unchanged is not None and is_unchanged(found.relpath, decoded.sha256):
         document.unchanged = True
         return document
-    result = read_records(decoded.text, found.format, text_fields)
+    try:
+        result = read_file(found.path, decoded, found.format, text_fields)
+    except UnreadableFile as unreadable:  # a corrupt, encrypted or text-less document
+        return SkippedFile(found.relpath, unreadable.reason)
     document.sentences = split_records(
-        result.records, source=decoded.text, mode=mode, max_chars=max_chars, passage_chars=passage_chars
+        result.records, source=result.source, mode=mode, max_chars=max_chars, passage_chars=passage_chars
     )
     document.warnings = result.warnings
     return document

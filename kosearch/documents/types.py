@@ -12,11 +12,15 @@ class Sentence:
 
     text: str
     line: int
-    """1-based line of the file where the sentence starts (for CSV/TSV/JSONL: the record's line)."""
+    """1-based line of the file where the sentence starts (for CSV/TSV/JSONL: the record's line; for
+    PDF: the line on its page; for DOCX/HWP/HWPX: the number of its paragraph or table cell)."""
     start: int
-    """Character offset of the sentence's first character in the decoded file text."""
+    """Character offset of the sentence's first character in the decoded file text (for a binary
+    format: in the text its reader extracted)."""
     end: int
     """Character offset one past the sentence's last character."""
+    page: int | None = None
+    """1-based page of a PDF; None for formats without pages."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,9 @@ class Document:
     relpath: str
     """Path relative to the folder being indexed, with '/' separators: the stable key in the index."""
     encoding: str
+    """The codec the text was decoded with; ``"binary"`` for pdf, docx, hwp, hwpx."""
     format: str
-    """One of txt, md, csv, tsv, jsonl."""
+    """One of txt, md, csv, tsv, jsonl, html, pdf, docx, hwp, hwpx."""
     sha256: str
     """Hash of the raw bytes: lets a re-run skip files that did not change."""
     size: int

@@ -1,119 +1,171 @@
-"""From decoded text to records, the prose of a file that the splitter cuts into sentences.
+"""The format registry: which reader turns a file of each format into located records.
 
-One function per format family; :func:`read_records` picks by format name. Plain text and Markdown
-records follow the file's lines; a table or JSON Lines record is one text field of one row, and
-reports the line where its row starts.
+A reader is one module of this package and one line of :data:`READERS`. There are two kinds,
+because the two kinds of file need different things before they can be read:
+
+- a **text** reader (txt, md, csv, tsv, jsonl, html) gets the file's decoded text (the encoding is
+  found by :mod:`kosearch.documents.decode`), and its records point into that text, so a hit can
+  be opened at its exact line;
+- a **binary** reader (pdf, docx, hwp, hwpx) gets the file's path, because its library parses the
+  container itself, and its records point into the text it extracted (see
+  :mod:`kosearch.documents.readers.extracted`), with ``page`` set where the format has pages.
+
+Either way the raw bytes are what is hashed for unchanged-file detection, and the size limit
+applies before anything is parsed (:func:`hash_file` for binary formats). A file a reader cannot
+read raises :class:`~kosearch.documents.decode.UnreadableFile` with the reason the user will see;
+a library's own exceptions never leave a reader. The libraries are imported on first use, so
+indexing a folder of text files does not pay for loading them.
+
+Adding a format: a module here with ``read_NAME(path) -> ReadResult`` (binary) or
+``read_NAME(text, text_fields) -> ReadResult`` (text), one line in READERS, and its extension in
+:data:`kosearch.documents.discover.FORMATS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from itertools import chain, islice
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
-from kosearch.documents.delimited import Field, parse_delimited
-from kosearch.documents.fields import CONTENT_SAMPLE_SIZE, choose_text_fields
-from kosearch.documents.jsonl import parse_jsonl
+from kosearch.documents.decode import DecodedText, UnreadableFile
 from kosearch.documents.markdown import read_markdown
 from kosearch.documents.plaintext import read_plain_text
-from kosearch.documents.records import Record, mapped_record, trimmed_span
+from kosearch.documents.readers.base import ReadResult
+from kosearch.documents.readers.docx import read_docx
+from kosearch.documents.readers.html import read_html
+from kosearch.documents.readers.hwp import read_hwp, read_hwpx
+from kosearch.documents.readers.json_lines import read_json_lines
+from kosearch.documents.readers.pdf import read_pdf
+from kosearch.documents.readers.table import read_table
 
-DELIMITERS = {"csv": ",", "tsv": "\t"}
+__all__ = [
+    "BINARY_ENCODING",
+    "READERS",
+    "BinaryReader",
+    "ReadResult",
+    "TextReader",
+    "hash_file",
+    "is_binary",
+    "read_file",
+    "read_records",
+]
+
+BINARY_ENCODING = "binary"
+"""``Document.encoding`` of a binary format: its bytes are parsed, never decoded as text."""
 
 
-@dataclass
-class ReadResult:
-    records: list[Record]
-    warnings: list[str] = field(default_factory=list)
+@dataclass(frozen=True)
+class TextReader:
+    """Reads a decoded file; ``text_fields`` matters to the tabular formats only."""
+
+    read: Callable[[str, Sequence[str] | None], ReadResult]
+
+
+@dataclass(frozen=True)
+class BinaryReader:
+    """Reads a file through a document library, given its path."""
+
+    read: Callable[[Path], ReadResult]
+
+
+def _plain_text(source: str, text_fields: Sequence[str] | None) -> ReadResult:
+    return ReadResult(read_plain_text(source))
+
+
+def _markdown(source: str, text_fields: Sequence[str] | None) -> ReadResult:
+    return ReadResult(read_markdown(source))
+
+
+def _csv(source: str, text_fields: Sequence[str] | None) -> ReadResult:
+    return read_table(source, ",", text_fields)
+
+
+def _tsv(source: str, text_fields: Sequence[str] | None) -> ReadResult:
+    return read_table(source, "\t", text_fields)
+
+
+READERS: dict[str, TextReader | BinaryReader] = {
+    "txt": TextReader(_plain_text),
+    "md": TextReader(_markdown),
+    "csv": TextReader(_csv),
+    "tsv": TextReader(_tsv),
+    "jsonl": TextReader(read_json_lines),
+    "html": TextReader(read_html),
+    "pdf": BinaryReader(read_pdf),
+    "docx": BinaryReader(read_docx),
+    "hwp": BinaryReader(read_hwp),
+    "hwpx": BinaryReader(read_hwpx),
+}
+"""Format name (the values of ``discover.FORMATS``) -> its reader."""
+
+
+def is_binary(format: str) -> bool:
+    """Whether files of ``format`` are parsed by a library instead of decoded as text."""
+    return isinstance(_reader(format), BinaryReader)
 
 
 def read_records(source: str, format: str, text_fields: Sequence[str] | None = None) -> ReadResult:
-    """Records of a decoded file in the given format (txt, md, csv, tsv, jsonl).
+    """Records of a decoded file in a text format (txt, md, csv, tsv, jsonl, html).
 
     ``text_fields`` chooses the columns (CSV/TSV) or dotted key paths (JSONL) to index; by default
     they are chosen by name, then by content (see :mod:`kosearch.documents.fields`).
     """
-    if format == "txt":
-        return ReadResult(read_plain_text(source))
-    if format == "md":
-        return ReadResult(read_markdown(source))
-    if format in DELIMITERS:
-        return read_table(source, DELIMITERS[format], text_fields)
-    if format == "jsonl":
-        return read_json_lines(source, text_fields)
-    raise ValueError(f"unknown document format {format!r}")
+    reader = _reader(format)
+    if not isinstance(reader, TextReader):
+        raise ValueError(f"{format!r} is a binary format: read it with read_file")
+    return reader.read(source, text_fields)
 
 
-def read_table(source: str, delimiter: str, text_fields: Sequence[str] | None = None) -> ReadResult:
-    """Records from the text columns of a CSV/TSV file whose first row is the header."""
-    rows = parse_delimited(source, delimiter)
-    header = next(rows, None)
-    if header is None:
-        return ReadResult([])
-    names = _field_names([cell.value.strip() for cell in header.fields])
-    # Columns are chosen from the first rows; the rest stream past without being kept.
-    first_rows = list(islice(rows, CONTENT_SAMPLE_SIZE))
-    samples = {
-        name: [row.fields[index].value for row in first_rows if index < len(row.fields)]
-        for index, name in enumerate(names)
-    }
-    chosen, warnings = choose_text_fields(names, samples, text_fields)
-    columns = [names.index(name) for name in chosen]
-    records: list[Record] = []
-    for block, row in enumerate(chain(first_rows, rows)):
-        for column in columns:
-            if column < len(row.fields):
-                record = _cell_record(source, row.fields[column], row.line, block)
-                if record is not None:
-                    records.append(record)
-    return ReadResult(records, warnings)
+def read_file(
+    path: Path, decoded: DecodedText, format: str, text_fields: Sequence[str] | None = None
+) -> ReadResult:
+    """Records of one file, whichever kind its format is; ``source`` is always set.
+
+    ``decoded`` is what :func:`~kosearch.documents.decode.read_text` (text formats) or
+    :func:`hash_file` (binary formats) returned for the file. Raises :class:`UnreadableFile`.
+    """
+    reader = _reader(format)
+    if isinstance(reader, BinaryReader):
+        return reader.read(Path(path))
+    result = reader.read(decoded.text, text_fields)
+    if result.source is None:
+        result.source = decoded.text
+    return result
 
 
-def _cell_record(source: str, cell: Field, line: int, block: int) -> Record | None:
-    if cell.char_starts is None:
-        start, end = trimmed_span(source, cell.start, cell.end)
-        return Record(source[start:end], line, start, end, block, lines_follow_text=False) if start < end else None
-    chars = [(char, at, at + 1) for char, at in zip(cell.value, cell.char_starts)]
-    return mapped_record(chars, line, block, lines_follow_text=False)
+def hash_file(path: str | Path, max_bytes: int) -> DecodedText:
+    """Size and SHA-256 of a binary document, read in chunks; no text (``text == ""``).
+
+    Raises :class:`UnreadableFile` for a file over ``max_bytes`` (before reading it) or one that
+    cannot be read, with the same reasons as :func:`~kosearch.documents.decode.read_text`.
+    """
+    path = Path(path)
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        if path.stat().st_size > max_bytes:
+            raise UnreadableFile(_too_large(path.stat().st_size, max_bytes))
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                size += len(chunk)
+                if size > max_bytes:  # grew after the check
+                    raise UnreadableFile(_too_large(size, max_bytes))
+                digest.update(chunk)
+    except OSError as error:
+        raise UnreadableFile(f"cannot be read: {error.strerror or error}") from error
+    if size == 0:
+        raise UnreadableFile("empty file")
+    return DecodedText("", BINARY_ENCODING, digest.hexdigest(), size)
 
 
-def read_json_lines(source: str, text_fields: Sequence[str] | None = None) -> ReadResult:
-    """Records from the chosen string fields of every valid JSON line; bad lines become warnings."""
-    warnings: list[str] = []
-    lines = list(parse_jsonl(source, warnings))
-    names: list[str] = []
-    samples: dict[str, list[str]] = {}
-    for json_line in lines:
-        for item in json_line.strings:
-            if item.path not in samples:
-                names.append(item.path)
-                samples[item.path] = []
-            if len(samples[item.path]) < CONTENT_SAMPLE_SIZE:
-                samples[item.path].append(item.value)
-    display = {name: name or "(whole line)" for name in names}
-    chosen, field_warnings = choose_text_fields(
-        [display[name] for name in names], {display[name]: samples[name] for name in names}, text_fields
-    )
-    wanted = {name for name in names if display[name] in chosen}
-    records: list[Record] = []
-    for block, json_line in enumerate(lines):
-        for item in json_line.strings:
-            if item.path not in wanted:
-                continue
-            if item.char_starts is None or item.char_ends is None:
-                # Literal not located: the whole line is the best place we can point at.
-                chars = [(char, json_line.start, json_line.end) for char in item.value]
-            else:
-                chars = list(zip(item.value, item.char_starts, item.char_ends))
-            record = mapped_record(chars, json_line.line, block, lines_follow_text=False)
-            if record is not None:
-                records.append(record)
-    return ReadResult(records, warnings + field_warnings)
+def _too_large(size: int, max_bytes: int) -> str:
+    mib = 1024 * 1024
+    return f"file too large: {size / mib:.1f} MiB is over the {max_bytes / mib:g} MiB limit (raise max_bytes to index it)"
 
 
-def _field_names(header: Sequence[str]) -> list[str]:
-    """Header cells as field names; an empty or repeated name gets its column number."""
-    names: list[str] = []
-    for index, name in enumerate(header):
-        names.append(name if name and name not in names else f"{name or 'column'}{index + 1}")
-    return names
+def _reader(format: str) -> TextReader | BinaryReader:
+    try:
+        return READERS[format]
+    except KeyError:
+        raise ValueError(f"unknown document format {format!r}") from None
