@@ -211,6 +211,9 @@ def test_encrypted_and_corrupt_hangul_files_are_skipped(tmp_path):
         truncated.write_bytes(whole[: len(whole) // 2])
         reason = skipped(truncated).reason
         assert reason.startswith(f"not a readable {format.upper()} file (corrupt or truncated?)"), reason
+    old = tmp_path / "hangul97.hwp"
+    old.write_bytes(b"HWP Document File V3.00 \x1a\x01\x02\x03\x04\x05" + "옛 문서".encode("cp949") * 20)
+    assert skipped(old).reason.startswith("an HWP 3 document (Hangul 97 or older)")
 
 
 # -- HTML ---------------------------------------------------------------------------------------------

@@ -144,8 +144,9 @@ def hash_file(path: str | Path, max_bytes: int) -> DecodedText:
     digest = hashlib.sha256()
     size = 0
     try:
-        if path.stat().st_size > max_bytes:
-            raise UnreadableFile(_too_large(path.stat().st_size, max_bytes))
+        on_disk = path.stat().st_size
+        if on_disk > max_bytes:
+            raise UnreadableFile(_too_large(on_disk, max_bytes))
         with path.open("rb") as handle:
             while chunk := handle.read(1 << 20):
                 size += len(chunk)

@@ -43,7 +43,16 @@ def read_hwpx(path: Path) -> ReadResult:
     return _read_hangul(path, "HWPX")
 
 
+HWP3_SIGNATURE = b"HWP Document File V3"
+"""How an HWP 3 file (Hangul 97 and older, not an OLE file) begins; neither reader handles it."""
+
+
 def _read_hangul(path: Path, kind: str) -> ReadResult:
+    with path.open("rb") as handle:
+        if handle.read(len(HWP3_SIGNATURE)) == HWP3_SIGNATURE:
+            raise UnreadableFile(
+                "an HWP 3 document (Hangul 97 or older); kosearch reads HWP 5 and HWPX: save it again in a newer Hangul"
+            )
     dochan = needs_library("dochan", "dochan", kind.lower())
     try:
         document = dochan.Dochan(str(path)).doc
