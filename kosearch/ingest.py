@@ -140,6 +140,7 @@ def ingest_folder(
                     "line": sentence.line,
                     "start": sentence.start,
                     "end": sentence.end,
+                    "page": sentence.page,
                 }
             )
             batch.add(next_sentence_id, sentence.text)

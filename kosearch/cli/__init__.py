@@ -297,7 +297,7 @@ def _print_hits(text: str, hits: list[Hit], as_json: bool) -> None:
 
 
 def _where(sentence: Hit | IndexedSentence) -> str:
-    return printable(f"{sentence.path}:{sentence.line}", one_line=True)
+    return printable(sentence.location, one_line=True)
 
 
 def _sentence_with_context(hit: Hit) -> Text:

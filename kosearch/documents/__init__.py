@@ -1,4 +1,5 @@
-"""The documents stage: find files, decode them, read their prose and split it into sentences.
+"""The documents stage: find files, decode them (or have a library parse PDF, DOCX, HWP), read their
+prose and split it into sentences.
 
 ``iter_documents`` is the one entry point the index uses. It streams: each file is read, split and
 handed over before the next is opened, so memory follows the largest file, not the corpus. Files
@@ -24,11 +25,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from kosearch.documents.decode import DEFAULT_MAX_BYTES, UnreadableFile, read_text
 from kosearch.documents.discover import FORMATS, FoundFile, discover, format_of
-from kosearch.documents.readers import read_records
+from kosearch.documents.readers import hash_file, is_binary, read_file
 from kosearch.documents.split import DEFAULT_MAX_CHARS, DEFAULT_PASSAGE_CHARS, SplitMode, split_records
 from kosearch.documents.types import Document, Sentence, SkippedFile
 from kosearch.textclean import clean_text, escape_path
@@ -140,7 +142,9 @@ def _read_file(
     passage_chars: int,
     is_unchanged: Callable[[str, str], bool] | None,
 ) -> Document:
-    decoded = read_text(found.path, max_bytes)
+    # Binary formats (pdf, docx, hwp, hwpx) are hashed, not decoded: their library parses them.
+    binary = is_binary(found.format)
+    decoded = hash_file(found.path, max_bytes) if binary else read_text(found.path, max_bytes)
     document = Document(
         path=found.path,
         relpath=found.relpath,
@@ -154,14 +158,17 @@ def _read_file(
         return document
     # Cleaning replaces character for character, so offsets into the cleaned text are offsets into
     # the decoded one. A verbatim record is a slice of that text, hence clean; any other record may
-    # hold characters the text lacks (a JSON "\ud800" escape), so it is cleaned on its own.
-    text = clean_text(decoded.text)
-    result = read_records(text, found.format, text_fields)
+    # hold characters the text lacks (a JSON "\ud800" escape), so it is cleaned on its own. Text
+    # extracted from a binary document is cleaned the same way, records and all.
+    if not binary:
+        decoded = replace(decoded, text=clean_text(decoded.text))
+    result = read_file(found.path, decoded, found.format, text_fields)
+    source = clean_text(result.source) if result.source is not None else None
     for record in result.records:
-        if not record.verbatim:
+        if binary or not record.verbatim:
             record.text = clean_text(record.text)
     document.sentences = split_records(
-        result.records, source=text, mode=mode, max_chars=max_chars, passage_chars=passage_chars
+        result.records, source=source, mode=mode, max_chars=max_chars, passage_chars=passage_chars
     )
     document.warnings = [clean_text(warning) for warning in result.warnings]
     return document

@@ -30,8 +30,12 @@ IGNORE_FILE = ".kosearchignore"
 a corpus's own README. A pattern with a '/' matches the whole relative path, one without matches a
 file or folder name at any depth; a trailing '/' matches folders only. Like .gitignore, minus negation."""
 
-FORMATS: dict[str, str] = {".txt": "txt", ".md": "md", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
-"""File extension (lower case) -> format name; every other extension is ignored without comment."""
+FORMATS: dict[str, str] = {
+    ".txt": "txt", ".md": "md", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".html": "html", ".htm": "html",
+    ".pdf": "pdf", ".docx": "docx", ".hwp": "hwp", ".hwpx": "hwpx",
+}
+"""File extension (lower case) -> format name (a key of ``readers.READERS``); every other extension
+is ignored without comment."""
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,15 @@ class Sentence:
 
     text: str
     line: int
-    """1-based line of the file where the sentence starts (for CSV/TSV/JSONL: the record's line)."""
+    """1-based line of the file where the sentence starts (for CSV/TSV/JSONL: the record's line; for
+    PDF: the line on its page; for DOCX/HWP/HWPX: the number of its paragraph or table cell)."""
     start: int
-    """Character offset of the sentence's first character in the decoded file text."""
+    """Character offset of the sentence's first character in the decoded file text (for a binary
+    format: in the text its reader extracted)."""
     end: int
     """Character offset one past the sentence's last character."""
+    page: int | None = None
+    """1-based page of a PDF; None for formats without pages."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,9 @@ class Document:
     and control characters as ``\\xHH``), so any file name can be stored and printed;
     ``unescape_path`` gives back the name to open."""
     encoding: str
+    """The codec the text was decoded with; ``"binary"`` for pdf, docx, hwp, hwpx."""
     format: str
-    """One of txt, md, csv, tsv, jsonl."""
+    """One of txt, md, csv, tsv, jsonl, html, pdf, docx, hwp, hwpx."""
     sha256: str
     """Hash of the raw bytes: lets a re-run skip files that did not change."""
     size: int

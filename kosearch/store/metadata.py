@@ -76,12 +76,16 @@ class MetadataStore:
                         "line": int,
                         "start": int,
                         "end": int,
+                        "page": int,
                     },
                     pk="id",
                     foreign_keys=[("document_id", "documents", "id")],
                 )
                 self.db["sentences"].create_index(["document_id", "position"], unique=True)
                 self.db["sentences"].create_index(["text"])
+            elif "page" not in self.db["sentences"].columns_dict:
+                # Indexes made before PDF support: the column is nullable, so old rows just have no page.
+                self.db.execute("alter table sentences add column page integer")
             if "skipped" not in self.db.table_names():
                 self.db["skipped"].create(
                     {"root": str, "path": str, "reason": str, "seen_at": str}, pk=("root", "path")
@@ -167,7 +171,7 @@ class MetadataStore:
         for chunk in _chunks(wanted, 900):
             marks = ",".join("?" * len(chunk))
             for row in self.db.execute(
-                "select s.id, s.text, d.path, s.line, s.start, s.end, d.root "
+                "select s.id, s.text, d.path, s.line, s.start, s.end, d.root, s.page "
                 f"from sentences s join documents d on d.id = s.document_id where s.id in ({marks})",
                 chunk,
             ):
