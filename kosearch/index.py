@@ -19,6 +19,7 @@ from kosearch.paraphrases import mine_paraphrases
 from kosearch.results import Hit, IndexInfo, IngestReport, Pair
 from kosearch.search import search_vectors
 from kosearch.store import DEFAULT_FACTORY, IndexStore
+from kosearch.textclean import clean_text
 
 if TYPE_CHECKING:
     from kosearch.encoders import Encoder
@@ -183,10 +184,14 @@ class Index:
         return self.search_batch([query], k=k, context=context)[0]
 
     def search_batch(self, queries: Sequence[str], k: int = 10, context: int = 0) -> list[list[Hit]]:
-        """Search many queries in one encoding pass."""
+        """Search many queries in one encoding pass.
+
+        Queries are cleaned like document text (lone surrogates, NULs -> U+FFFD), which tokenizers
+        would otherwise refuse with a ``TypeError``.
+        """
         if isinstance(queries, str):
             raise TypeError("search_batch takes a list of queries; use search() for one")
-        vectors = self.encoder.encode_queries(list(queries))
+        vectors = self.encoder.encode_queries([clean_text(query) for query in queries])
         return search_vectors(self._store, vectors, k=k, context=context)
 
     def paraphrases(

@@ -29,10 +29,12 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 
 from kosearch.documents.types import Document, SkippedFile
+from kosearch.errors import KosearchError
 from kosearch.results import IngestReport
 from kosearch.store import IndexStore
 from kosearch.store.index_store import now
 from kosearch.store.metadata import CommittedHashes, StoredDocument
+from kosearch.textclean import clean_text, escape_path
 
 if TYPE_CHECKING:
     from kosearch.encoders import Encoder
@@ -67,7 +69,7 @@ def ingest_folder(
     options = options or IngestOptions()
     started = time.perf_counter()
     root = Path(root).resolve()
-    root_key = str(root)
+    root_key = escape_path(str(root))  # a folder name need not be UTF-8; SQLite needs valid text
     report = IngestReport(root=root_key)
     store.metadata.start_seen()
     committed = CommittedHashes(store.metadata.path, root_key)
@@ -113,12 +115,17 @@ def ingest_folder(
         # Lets the documents stage skip splitting files the index already holds as they are.
         return committed.sha256(relpath) == sha256
 
-    documents = iter_documents(
-        root, text_fields=options.text_fields, mode=options.mode, is_unchanged=is_unchanged
+    documents = _stop_instead_of_raising(
+        iter_documents(root, text_fields=options.text_fields, mode=options.mode, is_unchanged=is_unchanged)
     )
+    stopped_early = False
     # Files read ahead wait as whole documents: bounded in sentences, not only in number.
     read_ahead = _prefetch(documents, 64, weight=_sentences_in, max_weight=2 * options.encode_batch_sentences)
     for item in read_ahead:
+        if isinstance(item, _ReaderStopped):
+            report.warnings.append(item.message)
+            stopped_early = True
+            break
         files += 1
         if isinstance(item, SkippedFile):
             report.skipped.append(item)
@@ -152,6 +159,7 @@ def ingest_folder(
                     "line": sentence.line,
                     "start": sentence.start,
                     "end": sentence.end,
+                    "page": sentence.page,
                 }
             )
             next_sentence_id += 1
@@ -165,7 +173,7 @@ def ingest_folder(
         if checkpoint_due():
             checkpoint(final=False)
 
-    if options.prune and root.is_dir():
+    if options.prune and root.is_dir() and not stopped_early:  # unseen files may just be unread
         after = 0
         while unseen := store.metadata.unseen_documents(root_key, first_new_document_id, after):
             for stored in unseen:
@@ -211,6 +219,36 @@ def _document_row(document_id: int, root: str, document: Document) -> dict:
         "sentences": len(document.sentences),
         "indexed_at": now(),
     }
+
+
+@dataclass(frozen=True)
+class _ReaderStopped:
+    """Stands in the document stream for an exception the documents stage raised between files."""
+
+    error: Exception
+
+    @property
+    def message(self) -> str:
+        detail = clean_text(f"{type(self.error).__name__}: {self.error}")[:200]
+        return (
+            f"reading stopped early ({detail}); the files read so far are indexed and none were removed; "
+            "run again to index the rest"
+        )
+
+
+def _stop_instead_of_raising(items: Iterable[T]) -> Iterator[T | _ReaderStopped]:
+    """``items``, ending in a :class:`_ReaderStopped` instead of an exception from the documents stage.
+
+    Files that fail one by one are already skipped files; this is for a failure between them, which
+    would otherwise end the run and lose everything encoded since the last checkpoint. A
+    KosearchError (the folder does not exist) still raises: it comes before any work and says what to do.
+    """
+    try:
+        yield from items
+    except KosearchError:
+        raise
+    except Exception as error:  # noqa: BLE001 - reported in the run's warnings
+        yield _ReaderStopped(error)
 
 
 _DONE = object()

@@ -8,6 +8,11 @@ from typing import Any
 from kosearch.documents.types import SkippedFile
 
 
+def location(path: str, line: int, page: int | None) -> str:
+    """A sentence's place as a person looks it up: ``report.pdf p.3`` or ``notes.txt:12``."""
+    return f"{path} p.{page}" if page is not None else f"{path}:{line}"
+
+
 @dataclass(frozen=True)
 class IndexedSentence:
     """A sentence as stored in an index, with enough location to open its file at the right line."""
@@ -21,6 +26,13 @@ class IndexedSentence:
     end: int
     document_root: str
     """Absolute path of the folder that was indexed."""
+    page: int | None = None
+    """1-based page of a PDF sentence; None for formats without pages."""
+
+    @property
+    def location(self) -> str:
+        """Where to look: ``path p.N`` for a page of a PDF, ``path:line`` otherwise."""
+        return location(self.path, self.line, self.page)
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,13 @@ class Hit:
     context_before: tuple[str, ...] = ()
     """Sentences just before this one in the same file, oldest first (empty unless asked for)."""
     context_after: tuple[str, ...] = ()
+    page: int | None = None
+    """1-based page of a PDF hit (``line`` is then the line on that page); None for formats without pages."""
+
+    @property
+    def location(self) -> str:
+        """Where to look: ``path p.N`` for a page of a PDF, ``path:line`` otherwise."""
+        return location(self.path, self.line, self.page)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

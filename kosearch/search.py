@@ -42,6 +42,7 @@ def search_vectors(
                     document_root=row.document_root,
                     context_before=tuple(before),
                     context_after=tuple(after),
+                    page=row.page,
                 )
             )
         results.append(hits)

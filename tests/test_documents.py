@@ -111,9 +111,9 @@ def test_symlink_inside_the_root_to_something_unreached_is_followed(tmp_path):
 def test_a_single_file_root_yields_that_file(tmp_path):
     path = write(tmp_path / "one.txt", "하나뿐인 문장이다.")
     assert [(item.relpath, item.format) for item in discover(path)] == [("one.txt", "txt")]
-    pdf = write(tmp_path / "paper.pdf", b"%PDF-1.4")
-    [skipped] = discover(pdf)
-    assert isinstance(skipped, SkippedFile) and "unsupported file type .pdf" in skipped.reason
+    slides = write(tmp_path / "slides.pptx", b"PK")
+    [skipped] = discover(slides)
+    assert isinstance(skipped, SkippedFile) and "unsupported file type .pptx" in skipped.reason
 
 
 def test_a_missing_root_is_a_clear_error(tmp_path):

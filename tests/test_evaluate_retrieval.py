@@ -4,8 +4,10 @@ and the mapping of index hits back to BEIR documents."""
 from __future__ import annotations
 
 import math
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fixtures.eval.tiny_model import build_tiny_model as build_eval_tiny_model
 from sentence_transformers import SentenceTransformer
@@ -99,7 +101,9 @@ def _st_reference(model: SentenceTransformer, dataset: BeirDataset) -> dict[str,
 
 
 def _with_duplicate_documents(dataset: BeirDataset) -> BeirDataset:
-    """Copies of documents have identical vectors, so their scores tie exactly: ranks then hang on tie-breaking."""
+    """Copies of documents have identical vectors, so their scores tie exactly: ranks then hang on tie-breaking.
+
+    (d00 sorts before its original d04, d99 after its original d01; the copies sit in the last columns.)"""
     corpus = dict(dataset.corpus)
     corpus["d00"] = CorpusDocument("d00", dataset.corpus["d04"].text, dataset.corpus["d04"].title)
     corpus["d99"] = CorpusDocument("d99", dataset.corpus["d01"].text, dataset.corpus["d01"].title)
@@ -121,6 +125,50 @@ def test_model_metrics_match_information_retrieval_evaluator(tiny_model, which):
     assert ours.queries == len(dataset.evaluated_query_ids)
     assert ours.corpus == len(dataset.corpus)
     assert ours.source == "model"
+
+
+class _SeededVectors:
+    """Stands in for a SentenceTransformer in ``rank_with_model``: a seeded random vector per text, made
+    from its first ``width`` characters only (all of it when None), as a model truncating long texts does."""
+
+    def __init__(self, width: int | None = None) -> None:
+        self.width = width
+
+    def encode_document(self, texts, normalize_embeddings=False, **_) -> np.ndarray:
+        return self._vectors([text[: self.width] for text in texts], normalize_embeddings)
+
+    def encode_query(self, texts, normalize_embeddings=False, **_) -> np.ndarray:
+        return self._vectors(texts, normalize_embeddings)
+
+    encode = encode_query  # kosearch's encode() looks up all three methods; only the prompt sides run
+
+    @staticmethod
+    def _vectors(texts, normalize: bool) -> np.ndarray:
+        rows = [np.random.default_rng(zlib.crc32(text.encode())).standard_normal(32) for text in texts]
+        vectors = np.array(rows, dtype=np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True) if normalize else vectors
+
+
+@pytest.mark.parametrize("copy_suffix, width", [("", None), (" (a longer copy)", 7)], ids=["same-text", "same-vector"])
+def test_copies_of_a_document_tie_exactly_and_rank_by_id(copy_suffix, width):
+    """Copies (same text, or texts a model truncates to the same vector) must tie exactly, so that the
+    smaller id ranks first wherever the copies sit in the corpus. A matrix product alone does not
+    guarantee it: BLAS gives identical columns dot products that differ in the last bit."""
+    corpus = {f"d{i:02d}": CorpusDocument(f"d{i:02d}", f"doc #{i:02d}") for i in range(40)}
+    # Copies go last (the matrix's edge columns); half of their ids sort before the original, half after.
+    pairs = [(f"{'c' if i % 2 else 'e'}{i:02d}", f"d{i:02d}") for i in range(0, 40, 3)]
+    for copy_id, original_id in pairs:
+        corpus[copy_id] = CorpusDocument(copy_id, corpus[original_id].text + copy_suffix)
+    queries = {f"q{i}": f"question {i}" for i in range(24)}
+    dataset = BeirDataset(corpus=corpus, queries=queries, qrels={q: {"d00": 1} for q in queries})
+    rankings = rank_with_model(_SeededVectors(width), dataset, depth=len(corpus))
+    for query_id, ranking in rankings.items():
+        for pair in pairs:
+            first, second = sorted(pair)
+            assert ranking.index(first) + 1 == ranking.index(second), (query_id, pair, ranking)
+    top_ten = rank_with_model(_SeededVectors(width), dataset)
+    for query_id, ranking in top_ten.items():
+        assert ranking == rankings[query_id][:10]  # a pair split by the cut keeps its smaller id
 
 
 def test_ranks_with_query_prompt_for_queries_and_document_prompt_for_corpus(tiny_model):

@@ -171,3 +171,18 @@ def test_a_writer_whose_checkpoint_failed_refuses_to_go_on(tmp_path):
     with pytest.raises(KosearchError, match="checkpoint of .* failed"):
         store.checkpoint()
     store.close()
+
+
+def test_a_reader_of_an_index_made_before_pages_does_not_migrate_it(tmp_path):
+    store = IndexStore.create(tmp_path / "idx", MANIFEST)
+    store.checkpoint(_add(store, 1, 1, ["가", "나"]))
+    store.metadata.db.execute("alter table sentences drop column page")  # as such an index was made
+    store.close()
+    reader = IndexStore.open(tmp_path / "idx")
+    assert reader.metadata.sentences_by_id([1])[1].page is None
+    assert "page" not in reader.metadata.db["sentences"].columns_dict
+    reader.close()
+    writer = IndexStore.open(tmp_path / "idx", writable=True)  # the writer adds the column
+    assert "page" in writer.metadata.db["sentences"].columns_dict
+    assert writer.metadata.sentences_by_id([2])[2].page is None
+    writer.close()

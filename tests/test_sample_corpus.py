@@ -42,8 +42,8 @@ def sentences(documents) -> list[tuple[str, str]]:
 
 
 def test_files_formats_and_size(documents, sentences):
-    assert len(documents) >= 6
-    assert {doc.format for doc in documents.values()} >= {"txt", "md", "csv", "jsonl"}
+    assert len(documents) >= 11
+    assert {doc.format for doc in documents.values()} >= {"txt", "md", "csv", "jsonl", "pdf", "docx", "hwpx", "hwp", "html"}
     assert len(sentences) >= 320
     assert "README.md" not in documents  # described by .kosearchignore, not indexed
     assert all(not doc.warnings for doc in documents.values())
@@ -71,12 +71,37 @@ def test_readme_file_table_matches_the_files(documents):
     rows = readme_table("Files")
     listed = {row[0]: row for row in rows}
     assert set(listed) == set(documents)
-    expected_encoding = {"UTF-8": "utf-8", "UTF-8 with BOM": "utf-8-sig", "**CP949**": "cp949"}
+    expected_encoding = {"UTF-8": "utf-8", "UTF-8 with BOM": "utf-8-sig", "**CP949**": "cp949", "binary": "binary"}
     for path, row in listed.items():
         assert expected_encoding[row[3]] == documents[path].encoding, path
         assert int(row[4]) == len(documents[path].sentences), path
     total = re.search(r"(\d+) in all", README)
     assert total and int(total.group(1)) == sum(len(doc.sentences) for doc in documents.values())
+
+
+def test_the_pdf_reports_its_pages(documents):
+    [pdf] = [doc for doc in documents.values() if doc.format == "pdf"]
+    assert sorted({s.page for s in pdf.sentences}) == [1, 2]
+    assert all(s.page is None for doc in documents.values() if doc.format != "pdf" for s in doc.sentences)
+
+
+def test_office_documents_are_what_their_script_writes(documents, tmp_path, monkeypatch):
+    """The committed files and corpora/make_sample_documents.py hold the same text (compared as read,
+    so a writer library's new version that changes bytes but not text does not fail this)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_sample_documents", SAMPLE.parent / "make_sample_documents.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(script, "FOLDER", tmp_path)
+    script.main()
+    rebuilt = {doc.relpath: doc for doc in iter_documents(tmp_path)}
+    committed = {path.split("/", 1)[1]: doc for path, doc in documents.items() if path.startswith("문서/")}
+    assert set(rebuilt) == set(committed)
+    for name, doc in committed.items():
+        assert [(s.text, s.line, s.page) for s in rebuilt[name].sentences] == [
+            (s.text, s.line, s.page) for s in doc.sentences
+        ], name
 
 
 def test_planted_paraphrase_pairs_are_sentences_of_the_corpus(sentences):

@@ -5,15 +5,36 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from kosearch.cli.output import DeviceOption, emit_json, err, out
-from kosearch.errors import KosearchError
+from kosearch.cli.output import (
+    DeviceOption,
+    add_unbroken_column,
+    as_text,
+    emit_json,
+    err,
+    markup_safe,
+    out,
+    plain_row,
+    print_table,
+    printable,
+    show_error,
+    status,
+    warn,
+)
+from kosearch.errors import IndexNotFoundError, KosearchError
+
+if TYPE_CHECKING:
+    from kosearch.index import Index
+    from kosearch import SkippedFile
+    from kosearch.results import Hit, IndexedSentence, IngestReport
 
 app = typer.Typer(
     name="kosearch",
@@ -28,6 +49,25 @@ ModelOption = typer.Option(
     None, "--model", "-m", help="Encoder: a local model folder, a Hugging Face id, or 'bundled' (default)."
 )
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
+TEXT_ROOM = 24
+"""Cells a sentence column needs beyond its longest word; a narrower terminal gets plain lines."""
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from kosearch._version import __version__
+
+        out.print(f"kosearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the kosearch version and exit."
+    ),
+) -> None:
+    """Korean semantic search: index document folders, query them, mine paraphrases, train and evaluate encoders."""
 
 
 @app.command()
@@ -43,34 +83,83 @@ def index(
     faiss_factory: str = typer.Option("Flat", help="FAISS index_factory string for a new index."),
     prune: bool = typer.Option(True, help="Remove files that disappeared from the folder."),
     as_json: bool = JsonOption,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display and no status lines."),
 ) -> None:
     """Index a document folder (creating the index, or updating it: only changed files are re-encoded).
 
-    Glob patterns listed in the folder's .kosearchignore file are left out.
+    Glob patterns listed in the folder's .kosearchignore file are left out. A folder with nothing to
+    index is not an error: the command warns on stderr and exits 0.
     """
-    from kosearch.index import Index
-
     if not documents.exists():
         raise KosearchError(f"{documents} does not exist")
-    with Index.open_or_create(index_path, model, device=device, faiss_factory=faiss_factory) as idx:
-        if not quiet:
-            err.print(f"[bold]kosearch[/] indexing {documents} with {idx.encoder.name} on {idx.encoder.device}")
-        with _ingest_progress(quiet) as progress:
-            report = idx.add_folder(documents, text_fields=text_field, mode=mode, prune=prune, progress=progress)
-        info = idx.info()
+    try:
+        with _open_for_indexing(index_path, model, device, faiss_factory, quiet) as idx:
+            if not quiet:
+                encoder = idx.encoder
+                status(f"kosearch indexing {documents} with {encoder.name} on {encoder.device}")
+            with _ingest_progress(quiet) as progress:
+                report = idx.add_folder(documents, text_fields=text_field, mode=mode, prune=prune, progress=progress)
+            info = idx.info()
+    except KeyboardInterrupt:
+        err.print("interrupted; the index keeps its last checkpoint (run the same command again to finish)")
+        raise typer.Exit(130) from None
     if as_json:
         emit_json({**report.to_dict(), "index": info.path, "sentences_total": info.sentences})
-        return
-    out.print(
-        f"Indexed {documents} into {index_path}: {report.files_added} added, {report.files_updated} "
-        f"updated, {report.files_unchanged} unchanged, {report.files_removed} removed files; "
-        f"{report.sentences_added} sentences encoded in {report.seconds:.1f}s; "
-        f"{info.sentences} sentences in the index."
-    )
-    _print_skipped(report.skipped)
-    for warning in report.warnings:
-        err.print(f"[yellow]warning:[/] {warning}")
+    else:
+        out.print(
+            as_text(
+                f"Indexed {documents} into {index_path}: {report.files_added} added, {report.files_updated} "
+                f"updated, {report.files_unchanged} unchanged, {report.files_removed} removed files; "
+                f"{report.sentences_added} sentences encoded in {report.seconds:.1f}s; "
+                f"{info.sentences} sentences in the index."
+            )
+        )
+        _print_skipped(report.skipped)
+        for warning in report.warnings:
+            warn(warning)
+    _warn_if_nothing_indexed(documents, report, info.sentences)
+
+
+def _open_for_indexing(
+    index_path: Path, model: Optional[str], device: Optional[str], faiss_factory: str, quiet: bool
+) -> Index:
+    """``Index.open_or_create``, saying which encoder is being loaded before the (slow) load starts."""
+    from kosearch.index import Index
+
+    say = (lambda name: None) if quiet else (lambda name: _say_loading(name, device))
+    if model is not None:
+        say(model)
+        return Index.open_or_create(index_path, model, device=device, faiss_factory=faiss_factory)
+    try:
+        idx = Index.open(index_path, device=device, writable=True)  # the encoder loads on first use
+    except IndexNotFoundError:
+        say("bundled")
+        return Index.create(index_path, None, device=device, faiss_factory=faiss_factory)
+    say(idx.info().model)
+    return idx
+
+
+def _say_loading(name: str, device: Optional[str]) -> None:
+    where = f" on {device}" if device else ""
+    status(f"loading encoder {name}{where}…")
+
+
+def _warn_if_nothing_indexed(documents: Path, report: IngestReport, sentences_in_index: int) -> None:
+    """An empty result usually means a wrong folder or a too-broad .kosearchignore: say so."""
+    read = report.files_added + report.files_updated + report.files_unchanged
+    if read == 0 and report.skipped:
+        warn(
+            f"nothing indexed from {documents}: all {len(report.skipped)} file(s) found were skipped "
+            "(reasons listed above, and in `kosearch info`)."
+        )
+    elif read == 0:
+        warn(
+            f"no documents found in {documents}: kosearch reads files with a known extension "
+            "(such as .txt, .md, .csv, .tsv, .jsonl) and leaves out hidden files and the patterns in "
+            "the folder's .kosearchignore. Check the path and that file."
+        )
+    elif sentences_in_index == 0:
+        warn(f"the files in {documents} held no sentences to index; the index is empty.")
 
 
 class _ingest_progress:
@@ -94,7 +183,8 @@ class _ingest_progress:
         task = self._progress.add_task("index", total=None, files=0, current="")
 
         def update(files: int, sentences: int, current: str) -> None:
-            self._progress.update(task, completed=sentences, files=files, current=current)
+            # The column is a markup template: the file name must not be read as markup.
+            self._progress.update(task, completed=sentences, files=files, current=markup_safe(current))
 
         return update
 
@@ -103,22 +193,24 @@ class _ingest_progress:
             self._progress.stop()
 
 
-def _print_skipped(skipped: list) -> None:
+def _print_skipped(skipped: list[SkippedFile]) -> None:
     if not skipped:
         return
-    table = Table(title=f"Skipped {len(skipped)} file(s)", title_justify="left")
-    table.add_column("file")
-    table.add_column("reason")
+    title = f"Skipped {len(skipped)} file(s)"
+    table = Table(title=title, title_justify="left")
+    add_unbroken_column(table, "file", [printable(item.path, one_line=True) for item in skipped])
+    table.add_column("reason", overflow="fold")
     for item in skipped:
-        table.add_row(item.path, item.reason)
-    err.print(table)
+        table.add_row(Text(printable(item.path, one_line=True)), as_text(item.reason))
+    lines = [f"{title}:", *(plain_row(item.path, item.reason) for item in skipped)]
+    print_table(err, table, lines, room=TEXT_ROOM // 2)
 
 
 @app.command()
 def query(
     index_path: Path = typer.Argument(..., metavar="INDEX", help="Index folder."),
     queries: Optional[list[str]] = typer.Argument(
-        None, metavar="[QUERY]...", help="Query text(s). Without any, an interactive prompt opens."
+        None, metavar="QUERY", help="Query text(s). Without any, an interactive prompt opens."
     ),
     k: int = typer.Option(10, "-k", "--top-k", min=1, help="Hits per query."),
     context: int = typer.Option(0, "--context", "-c", min=0, help="Neighbouring sentences to show."),
@@ -128,47 +220,95 @@ def query(
 ) -> None:
     """Search an index: one-shot with QUERY arguments, or interactively (empty line or Ctrl-D quits).
 
-    With --json, each query's result is one JSON object on its own line.
+    Results are a table in a terminal and tab-separated lines (rank, score, file:line, sentence)
+    when stdout is piped. With --json, each query's result is one JSON object on its own line.
     """
     from kosearch.index import Index
 
+    if queries and any(not text.strip() for text in queries):
+        raise typer.BadParameter(
+            "a query is empty; give the words to search for, e.g. '치타가 먹이를 쫓는다' "
+            "(with no QUERY at all, an interactive prompt opens).",
+            param_hint="QUERY",
+        )
+    if model is not None:
+        _say_loading(model, device)
     with Index.open(index_path, model, device=device) as idx:
+        _warn_if_empty(idx, index_path)
+        if model is None:
+            _say_loading(idx.info().model, device)
+        encoder = idx.encoder  # load the model before the first prompt, not after it
         if queries:
             for text, hits in zip(queries, idx.search_batch(queries, k=k, context=context)):
                 _print_hits(text, hits, as_json)
             return
-        idx.encoder  # load the model before the first prompt, not after it
         interactive = sys.stdin.isatty()
         if interactive and not as_json:
-            err.print(f"[bold]kosearch[/] {idx.info().sentences:,} sentences; empty line or Ctrl-D quits.")
-        while True:
-            try:
-                text = out.input("[bold cyan]query>[/] ") if interactive else input()
-            except (EOFError, KeyboardInterrupt):
-                break
-            text = text.strip()
-            if not text:
-                break
+            status(
+                f"kosearch: {idx.info().sentences:,} sentences, encoder {encoder.name} on {encoder.device}; "
+                "empty line or Ctrl-D quits."
+            )
+        for text in _read_queries(interactive):
             _print_hits(text, idx.search(text, k=k, context=context), as_json)
 
 
-def _print_hits(text: str, hits: list, as_json: bool) -> None:
+def _warn_if_empty(idx: Index, index_path: Path) -> None:
+    if len(idx) == 0:
+        warn(
+            f"index {index_path} holds no sentences, so no query can find anything; "
+            f"index documents into it first: kosearch index DOCS --index {index_path}"
+        )
+
+
+def _read_queries(interactive: bool) -> Iterator[str]:
+    """Lines from the prompt (or stdin) until an empty line, end of input or Ctrl-C."""
+    while True:
+        try:
+            line = out.input("[bold cyan]query>[/] ") if interactive else input()
+        except (EOFError, KeyboardInterrupt):
+            return
+        line = line.strip()
+        if not line:
+            return
+        yield line
+
+
+def _print_hits(text: str, hits: list[Hit], as_json: bool) -> None:
     if as_json:
         emit_json({"query": text, "hits": [hit.to_dict() for hit in hits]})
         return
-    table = Table(title=f"「{text}」", title_justify="left", show_lines=False)
-    table.add_column("#", justify="right", style="dim")
-    table.add_column("score", justify="right")
-    table.add_column("sentence")
-    table.add_column("file:line", style="cyan")
+    if not hits:
+        out.print(as_text(f"「{text}」: no hits"))
+        return
+    table = Table(title=as_text(f"「{text}」"), title_justify="left", show_lines=False)
+    add_unbroken_column(table, "#", [str(len(hits))], justify="right", style="dim")
+    add_unbroken_column(table, "score", [f"{hit.score:.3f}" for hit in hits], justify="right")
+    table.add_column("sentence", overflow="fold")
+    # A path:line stays on one line (to be copied as it is); where it cannot, print_table prints lines.
+    add_unbroken_column(table, "file:line", [_where(hit) for hit in hits], style="cyan")
+    lines = [f"query: {printable(text, one_line=True)}", plain_row("#", "score", "file:line", "sentence")]
     for rank, hit in enumerate(hits, 1):
-        sentence = hit.text
-        if hit.context_before or hit.context_after:
-            before = " ".join(hit.context_before)
-            after = " ".join(hit.context_after)
-            sentence = f"[dim]{before}[/] [bold]{hit.text}[/] [dim]{after}[/]".strip()
-        table.add_row(str(rank), f"{hit.score:.3f}", sentence, f"{hit.path}:{hit.line}")
-    out.print(table)
+        where = _where(hit)
+        table.add_row(str(rank), f"{hit.score:.3f}", _sentence_with_context(hit), as_text(where))
+        lines.append(plain_row(rank, f"{hit.score:.3f}", where, hit.text))
+        lines.extend(plain_row("", "", "before", sentence) for sentence in hit.context_before)
+        lines.extend(plain_row("", "", "after", sentence) for sentence in hit.context_after)
+    print_table(out, table, lines, room=TEXT_ROOM)
+
+
+def _where(sentence: Hit | IndexedSentence) -> str:
+    return printable(sentence.location, one_line=True)
+
+
+def _sentence_with_context(hit: Hit) -> Text:
+    if not (hit.context_before or hit.context_after):
+        return as_text(hit.text)
+    parts = [
+        as_text(" ".join(hit.context_before), "dim"),
+        as_text(hit.text, "bold"),
+        as_text(" ".join(hit.context_after), "dim"),
+    ]
+    return Text(" ").join(part for part in parts if part.plain)
 
 
 @app.command()
@@ -179,24 +319,42 @@ def paraphrases(
     neighbours: int = typer.Option(10, "--neighbours", min=1, help="Nearest neighbours searched per sentence."),
     as_json: bool = JsonOption,
 ) -> None:
-    """The most similar sentence pairs inside an index (exact duplicates reported once)."""
+    """The most similar sentence pairs inside an index (exact duplicates reported once).
+
+    A table in a terminal; tab-separated lines (score, file:line A, sentence A, file:line B,
+    sentence B) when stdout is piped.
+    """
     from kosearch.index import Index
 
     with Index.open(index_path) as idx:
+        _warn_if_empty(idx, index_path)
         pairs = idx.paraphrases(top=top, min_score=min_score, neighbours=neighbours)
     if as_json:
         emit_json([pair.to_dict() for pair in pairs])
         return
-    table = Table(title=f"Top {len(pairs)} paraphrase pairs", title_justify="left")
-    table.add_column("score", justify="right")
-    table.add_column("sentence A")
-    table.add_column("sentence B")
-    table.add_column("where", style="cyan")
+    if not pairs:
+        out.print("No paraphrase pairs" + (f" scoring at least {min_score}." if min_score is not None else "."))
+        return
+    title = f"Top {len(pairs)} paraphrase pairs"
+    table = Table(title=title, title_justify="left")
+    add_unbroken_column(table, "score", [f"{pair.score:.3f}" for pair in pairs], justify="right")
+    table.add_column("sentence A", overflow="fold")
+    table.add_column("sentence B", overflow="fold")
+    add_unbroken_column(table, "where", [_where(s) for pair in pairs for s in (pair.a, pair.b)], style="cyan")
+    lines = [title, plain_row("score", "file:line A", "sentence A", "file:line B", "sentence B")]
     for pair in pairs:
-        a = pair.a.text + (f" [dim](x{pair.copies_a})[/]" if pair.copies_a > 1 else "")
-        b = pair.b.text + (f" [dim](x{pair.copies_b})[/]" if pair.copies_b > 1 else "")
-        table.add_row(f"{pair.score:.3f}", a, b, f"{pair.a.path}:{pair.a.line}\n{pair.b.path}:{pair.b.line}")
-    out.print(table)
+        a, b = _with_copies(pair.a.text, pair.copies_a), _with_copies(pair.b.text, pair.copies_b)
+        where_a, where_b = _where(pair.a), _where(pair.b)
+        table.add_row(f"{pair.score:.3f}", a, b, as_text(f"{where_a}\n{where_b}"))
+        lines.append(plain_row(f"{pair.score:.3f}", where_a, a.plain, where_b, b.plain))
+    print_table(out, table, lines, room=TEXT_ROOM)
+
+
+def _with_copies(sentence: str, copies: int) -> Text:
+    shown = as_text(sentence)
+    if copies > 1:
+        shown.append(f" (x{copies})", style="dim")
+    return shown
 
 
 @app.command()
@@ -212,9 +370,10 @@ def info(
     if as_json:
         emit_json(summary.to_dict())
         return
-    table = Table(show_header=False, title=f"kosearch index {summary.path}", title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    title = f"kosearch index {summary.path}"
+    table = Table(show_header=False, title=as_text(title), title_justify="left")
+    table.add_column(style="bold", overflow="fold")
+    table.add_column(overflow="fold")
     rows = [
         ("model", summary.model),
         ("fingerprint", summary.fingerprint),
@@ -231,8 +390,12 @@ def info(
         ("skipped files", str(len(summary.skipped))),
     ]
     for key, value in rows:
-        table.add_row(key, value)
-    out.print(table)
+        table.add_row(key, as_text(value))
+    lines = [printable(title, one_line=True)]
+    for key, value in rows:
+        values = summary.roots if key == "roots" else [value]
+        lines.extend(plain_row(key, single) for single in values)
+    print_table(out, table, lines)
     _print_skipped(summary.skipped)
 
 
@@ -246,26 +409,23 @@ def _mount_subcommands() -> None:
 
 
 def main() -> None:
-    """Console-script entry point: known errors become one clear line and exit code 1."""
+    """Console-script entry point.
+
+    typer runs in standalone mode, so usage errors (an unknown option, ``-k 0``, a missing
+    argument) print typer's usual usage message and exit with 2, whichever click the installed
+    typer uses (recent typer vendors its own, whose exceptions are not ``click``'s). Errors kosearch
+    raises on purpose become one ``error: ...`` line and exit code 1.
+    """
     # Model loading draws its own per-weight progress bars; kosearch shows its own progress.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
-        app(standalone_mode=False)
+        app()
     except KosearchError as error:
-        err.print(f"[bold red]error:[/] {error}")
+        show_error(error)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
-        err.print("interrupted; the index keeps its last checkpoint")
+        err.print("interrupted")
         raise SystemExit(130) from None
-    except SystemExit:
-        raise
-    except Exception as error:  # click's own usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            raise SystemExit(error.exit_code) from None
-        raise
 
 
 _mount_subcommands()

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from kosearch.cli.output import DeviceOption, emit_json, err, out
+from kosearch.cli.output import (
+    DeviceOption, add_unbroken_column, as_text, emit_json, err, out, plain_row, print_table, printable, status
+)
 from kosearch.errors import KosearchError
 
 app = typer.Typer(
@@ -120,7 +121,7 @@ def retrieval(
         dataset = beir.sts_to_retrieval(read_sts(from_sts), name=from_sts.name)
         if write_beir is not None:
             dataset.folder = beir.write_beir(dataset, write_beir)
-            err.print(f"wrote the retrieval set to {write_beir} (BEIR layout, split '{dataset.split}')")
+            status(f"wrote the retrieval set to {write_beir} (BEIR layout, split '{dataset.split}')")
     else:
         dataset = beir.load_beir(data, split)
     if index and dataset.folder is None:
@@ -158,7 +159,7 @@ def retrieval(
     rows = list(zip(labels, (r.as_row() for r in results)))
     _print_table(title, "Index" if index else "Model", first.COLUMNS, rows, compare)
     for note in first.notes:
-        out.print(Text(note, style="dim"))
+        out.print(as_text(note, "dim"))
     out.print(_timings(labels, results))
 
 
@@ -183,19 +184,22 @@ def _progress(quiet: bool) -> bool:
 def _print_table(
     title: str, first_column: str, columns: Sequence[str], rows: Sequence[tuple[str, Sequence[float]]], compare: bool
 ) -> None:
-    table = Table(title=escape(title), title_justify="left")
-    # Room for a model id on one line where the terminal allows; long folder paths fold.
-    widest = max(len(name) for name, _ in rows)
-    table.add_column(first_column, style="bold", overflow="fold", min_width=min(widest, 42))
+    """A table in a wide enough terminal; otherwise tab-separated lines, so no number or header is cut."""
+    table = Table(title=as_text(title), title_justify="left")
+    # A model id or folder stays on one line; numbers never break (their headers wrap between words).
+    add_unbroken_column(table, first_column, [printable(name) for name, _ in rows], style="bold")
     for column in columns:
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")
+    lines = [printable(title, one_line=True), plain_row(first_column, *columns)]
     baseline = rows[0][1]
     for position, (name, values) in enumerate(rows):
-        table.add_row(Text(name), *(f"{value:.2f}" for value in values))
+        table.add_row(as_text(name), *(f"{value:.2f}" for value in values))
+        lines.append(plain_row(name, *(f"{value:.2f}" for value in values)))
         if compare and position > 0:
             deltas = [value - base for value, base in zip(values, baseline)]
             table.add_row(Text("  vs first row", style="dim"), *(_delta(delta) for delta in deltas))
-    out.print(table)
+            lines.append(plain_row("  vs first row", *(f"{delta:+.2f}" for delta in deltas)))
+    print_table(out, table, lines)
 
 
 def _delta(delta: float) -> str:
@@ -204,4 +208,4 @@ def _delta(delta: float) -> str:
 
 
 def _timings(labels: Sequence[str], results: Sequence[Any]) -> Text:
-    return Text("; ".join(f"{label}: {r.seconds:.1f}s" for label, r in zip(labels, results)), style="dim")
+    return as_text("; ".join(f"{label}: {r.seconds:.1f}s" for label, r in zip(labels, results)), "dim")

@@ -13,8 +13,11 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
-from kosearch.cli.output import DeviceOption, emit_json, err, out
+from kosearch.cli.output import (
+    DeviceOption, add_unbroken_column, as_text, emit_json, err, out, plain_row, print_table, printable, show_error
+)
 from kosearch.errors import KosearchError
 
 if TYPE_CHECKING:
@@ -287,24 +290,34 @@ def _report(result: TrainResult, as_json: bool) -> None:
         emit_json(_result_dict(result))
         return
     out.print(
-        f"Trained [bold]{result.recipe}[/] from {result.base_model}: {result.steps} steps in "
-        f"{result.train_seconds / 60:.1f} min -> {result.output}"
+        Text.assemble(
+            "Trained ",
+            (printable(result.recipe), "bold"),
+            printable(
+                f" from {result.base_model}: {result.steps} steps in "
+                f"{result.train_seconds / 60:.1f} min -> {result.output}"
+            ),
+        )
     )
     if result.evaluation:
-        # Short headers (cos P = cosine Pearson, ...) so the nine columns fit an 80-column terminal or log file.
-        table = Table(
-            title=f"STS on {result.evaluation_file} (x100)", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1)
-        )
-        table.add_column("model", no_wrap=True)
+        # Short headers (cos P = cosine Pearson, ...) so the nine columns fit an 80-column terminal or log file;
+        # a narrower terminal, or a pipe, gets tab-separated lines instead of cut numbers.
+        title = f"STS on {result.evaluation_file} (x100)"
+        table = Table(title=as_text(title), box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
         metrics = list(next(iter(result.evaluation.values())))
-        for metric in metrics:
-            table.add_column(_short_metric(metric), justify="right", no_wrap=True, min_width=5)
-        for label, values in result.evaluation.items():
-            table.add_row(label, *(f"{values[metric]:.2f}" for metric in metrics))
-        out.print(table)
+        headers = [_short_metric(metric) for metric in metrics]
+        rows = [(label, [f"{values[metric]:.2f}" for metric in metrics]) for label, values in result.evaluation.items()]
+        add_unbroken_column(table, "model", [printable(label) for label, _ in rows])
+        for position, header in enumerate(headers):
+            add_unbroken_column(table, header, [cells[position] for _, cells in rows], justify="right")
+        lines = [printable(title, one_line=True), plain_row("model", *headers)]
+        for label, cells in rows:
+            table.add_row(as_text(label), *cells)
+            lines.append(plain_row(label, *cells))
+        print_table(out, table, lines)
     for note in result.notes:
-        err.print(f"note: {note}")
-    out.print(f"Model card: {result.card}")
+        err.print(as_text(f"note: {note}"))
+    out.print(as_text(f"Model card: {result.card}"))
 
 
 def _short_metric(metric: str) -> str:
@@ -342,7 +355,7 @@ def main() -> None:
     try:
         app()
     except KosearchError as error:
-        err.print(f"[red]error:[/] {error}")
+        show_error(error)
         raise SystemExit(1) from None
 
 

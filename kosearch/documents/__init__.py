@@ -1,9 +1,14 @@
-"""The documents stage: find files, decode them, read their prose and split it into sentences.
+"""The documents stage: find files, decode them (or have a library parse PDF, DOCX, HWP), read their
+prose and split it into sentences.
 
 ``iter_documents`` is the one entry point the index uses. It streams: each file is read, split and
 handed over before the next is opened, so memory follows the largest file, not the corpus. Files
 that cannot be indexed come out as :class:`SkippedFile` with a reason instead of raising, because
-one bad file in a folder of thousands should be reported, not fatal.
+one bad file in a folder of thousands should be reported, not fatal: that includes any exception a
+reader or the splitter raises on a hostile file, not only the failures foreseen.
+
+Everything that leaves this stage is valid Unicode (:mod:`kosearch.textclean`): sentences and
+warnings have lone surrogates and NULs replaced, relative paths are escaped losslessly.
 
 Example::
 
@@ -20,13 +25,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from kosearch.documents.decode import DEFAULT_MAX_BYTES, UnreadableFile, read_text
 from kosearch.documents.discover import FORMATS, FoundFile, discover, format_of
-from kosearch.documents.readers import read_records
+from kosearch.documents.readers import hash_file, is_binary, read_file
 from kosearch.documents.split import DEFAULT_MAX_CHARS, DEFAULT_PASSAGE_CHARS, SplitMode, split_records
 from kosearch.documents.types import Document, Sentence, SkippedFile
+from kosearch.textclean import clean_text, escape_path
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -94,10 +101,12 @@ def read_document(
     file_path = Path(path).expanduser().resolve()
     root_path = Path(root).expanduser().resolve() if root is not None else file_path.parent
     relpath = file_path.relative_to(root_path).as_posix() if file_path.is_relative_to(root_path) else file_path.name
+    relpath = escape_path(relpath)
     fmt = format_of(file_path)
     if fmt is None:
         supported = " ".join(sorted(FORMATS))
-        return SkippedFile(relpath, f"unsupported file type {file_path.suffix or '(none)'}; kosearch reads {supported}")
+        suffix = escape_path(file_path.suffix) or "(none)"
+        return SkippedFile(relpath, f"unsupported file type {suffix}; kosearch reads {supported}")
     return _read(FoundFile(file_path, relpath, fmt), text_fields, max_bytes, mode, max_chars, passage_chars)
 
 
@@ -110,10 +119,32 @@ def _read(
     passage_chars: int,
     is_unchanged: Callable[[str, str], bool] | None = None,
 ) -> Document | SkippedFile:
+    """Read and split one file; whatever goes wrong with it becomes a :class:`SkippedFile`.
+
+    The readers handle the malformed input they know of (a bad JSONL line is a warning); this catch
+    is for the rest, so a parser's ``RecursionError`` or ``ValueError`` on one hostile file, or a
+    ``MemoryError`` that unwinding it has already undone, costs that file and not the run.
+    """
     try:
-        decoded = read_text(found.path, max_bytes)
+        return _read_file(found, text_fields, max_bytes, mode, max_chars, passage_chars, is_unchanged)
     except UnreadableFile as unreadable:
         return SkippedFile(found.relpath, unreadable.reason)
+    except Exception as error:  # noqa: BLE001 - any failure on one file is that file's problem
+        return SkippedFile(found.relpath, f"could not read: {_short_error(error)}")
+
+
+def _read_file(
+    found: FoundFile,
+    text_fields: Sequence[str] | None,
+    max_bytes: int,
+    mode: SplitMode,
+    max_chars: int,
+    passage_chars: int,
+    is_unchanged: Callable[[str, str], bool] | None,
+) -> Document:
+    # Binary formats (pdf, docx, hwp, hwpx) are hashed, not decoded: their library parses them.
+    binary = is_binary(found.format)
+    decoded = hash_file(found.path, max_bytes) if binary else read_text(found.path, max_bytes)
     document = Document(
         path=found.path,
         relpath=found.relpath,
@@ -125,9 +156,30 @@ def _read(
     if is_unchanged is not None and is_unchanged(found.relpath, decoded.sha256):
         document.unchanged = True
         return document
-    result = read_records(decoded.text, found.format, text_fields)
+    # Cleaning replaces character for character, so offsets into the cleaned text are offsets into
+    # the decoded one. A verbatim record is a slice of that text, hence clean; any other record may
+    # hold characters the text lacks (a JSON "\ud800" escape), so it is cleaned on its own. Text
+    # extracted from a binary document is cleaned the same way, records and all.
+    if not binary:
+        decoded = replace(decoded, text=clean_text(decoded.text))
+    result = read_file(found.path, decoded, found.format, text_fields)
+    source = clean_text(result.source) if result.source is not None else None
+    for record in result.records:
+        if binary or not record.verbatim:
+            record.text = clean_text(record.text)
     document.sentences = split_records(
-        result.records, source=decoded.text, mode=mode, max_chars=max_chars, passage_chars=passage_chars
+        result.records, source=source, mode=mode, max_chars=max_chars, passage_chars=passage_chars
     )
-    document.warnings = result.warnings
+    document.warnings = [clean_text(warning) for warning in result.warnings]
     return document
+
+
+_MAX_ERROR_CHARS = 200
+
+
+def _short_error(error: Exception) -> str:
+    """``Type: message``, cut short: a message may quote the file (a 5,000-digit number, a huge line)."""
+    message = " ".join(str(error).split())
+    if len(message) > _MAX_ERROR_CHARS:
+        message = message[: _MAX_ERROR_CHARS - 1] + "…"
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__

@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,21 +52,52 @@ class DecodedText:
 
 
 def read_text(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) -> DecodedText:
-    """Read and decode one file; raise :class:`UnreadableFile` with the reason if it cannot be indexed."""
+    """Read and decode one file; raise :class:`UnreadableFile` with the reason if it cannot be indexed.
+
+    Only a regular file is read. It is opened non-blocking and checked again once open, so a file
+    replaced by a FIFO after discovery is refused instead of waiting forever for a writer.
+    """
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise UnreadableFile(
-                f"file too large: {size / _MIB:.1f} MiB is over the {max_bytes / _MIB:g} MiB limit "
-                "(raise max_bytes to index it)"
-            )
-        data = path.read_bytes()
+        special = not_regular_reason(os.stat(path).st_mode)
+        if special is not None:
+            raise UnreadableFile(special)
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with os.fdopen(descriptor, "rb") as file:
+            status = os.fstat(file.fileno())
+            special = not_regular_reason(status.st_mode)
+            if special is not None:
+                raise UnreadableFile(special)
+            if status.st_size > max_bytes:
+                raise UnreadableFile(
+                    f"file too large: {status.st_size / _MIB:.1f} MiB is over the {max_bytes / _MIB:g} MiB limit "
+                    "(raise max_bytes to index it)"
+                )
+            data = file.read(max_bytes + 1)
     except OSError as error:
         raise UnreadableFile(f"cannot be read: {error.strerror or error}") from error
     if len(data) > max_bytes:  # grew between stat and read
         raise UnreadableFile(f"file too large: over the {max_bytes / _MIB:g} MiB limit (raise max_bytes to index it)")
     return decode_bytes(data)
+
+
+def not_regular_reason(mode: int) -> str | None:
+    """Why a file of this ``st_mode`` is not read (FIFO, socket, device, folder), or None for a regular file.
+
+    Opening a FIFO blocks until something writes to it and a device may never end, so these are
+    reported and never opened.
+    """
+    if stat.S_ISREG(mode):
+        return None
+    kinds = [
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISDIR, "folder"),
+    ]
+    kind = next((name for test, name in kinds if test(mode)), "special file")
+    return f"not a regular file ({kind}); not read"
 
 
 def decode_bytes(data: bytes) -> DecodedText:

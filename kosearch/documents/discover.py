@@ -5,26 +5,37 @@ folder must produce the same index. Symbolic links are the other subtlety. A lin
 folder would silently index files the user never pointed us at (and break relative paths), so it
 is reported and not followed; a link inside the folder is followed only to something not reached
 yet, which both prevents loops and keeps one file from being indexed twice under two names.
+
+FIFOs, sockets and devices are reported as skipped and never opened (a FIFO blocks its reader).
+File names need not be valid UTF-8: the walk keeps Python's own names (which ``os`` accepts), and
+the relative paths that come out, the keys of the index, are escaped by
+:func:`kosearch.textclean.escape_path`, the same way on every run.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kosearch.errors import KosearchError
+from kosearch.documents.decode import not_regular_reason
 from kosearch.documents.types import SkippedFile
+from kosearch.errors import KosearchError
+from kosearch.textclean import escape_path
 
 IGNORE_FILE = ".kosearchignore"
 """Optional file in the root: one glob pattern per line (``#`` comments) of paths to leave out, such as
 a corpus's own README. A pattern with a '/' matches the whole relative path, one without matches a
 file or folder name at any depth; a trailing '/' matches folders only. Like .gitignore, minus negation."""
 
-FORMATS: dict[str, str] = {".txt": "txt", ".md": "md", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
-"""File extension (lower case) -> format name; every other extension is ignored without comment."""
+FORMATS: dict[str, str] = {
+    ".txt": "txt", ".md": "md", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".html": "html", ".htm": "html",
+    ".pdf": "pdf", ".docx": "docx", ".hwp": "hwp", ".hwpx": "hwpx",
+}
+"""File extension (lower case) -> format name (a key of ``readers.READERS``); every other extension
+is ignored without comment."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +46,7 @@ class FoundFile:
     """Absolute path as reached from the root (through links, not resolved), so messages match what
     the user sees in their folder."""
     relpath: str
-    """Path relative to the root with '/' separators."""
+    """Path relative to the root with '/' separators, escaped (see :attr:`Document.relpath`)."""
     format: str
 
 
@@ -77,13 +88,17 @@ def discover(root: str | os.PathLike[str]) -> Iterator[FoundFile | SkippedFile]:
     """
     root_path = Path(root).expanduser()
     if not root_path.exists():
-        raise KosearchError(f"{root_path} does not exist: give the folder (or single file) of documents to index.")
+        raise KosearchError(
+            f"{escape_path(str(root_path))} does not exist: give the folder (or single file) of documents to index."
+        )
     root_path = root_path.resolve()
     if root_path.is_file():
         yield from _single_file(root_path)
         return
     if not root_path.is_dir():
-        raise KosearchError(f"{root_path} is neither a folder nor a regular file, so there is nothing to index.")
+        raise KosearchError(
+            f"{escape_path(str(root_path))} is neither a folder nor a regular file, so there is nothing to index."
+        )
     found = _Walk(root_path).run()
     yield from sorted(found, key=lambda item: item.relpath if isinstance(item, FoundFile) else item.path)
 
@@ -93,9 +108,10 @@ def _single_file(path: Path) -> Iterator[FoundFile | SkippedFile]:
     if fmt is None:
         # Named explicitly, so silence would look like a bug: say why nothing was indexed.
         supported = " ".join(sorted(FORMATS))
-        yield SkippedFile(path.name, f"unsupported file type {path.suffix or '(none)'}; kosearch reads {supported}")
+        suffix = escape_path(path.suffix) or "(none)"
+        yield SkippedFile(escape_path(path.name), f"unsupported file type {suffix}; kosearch reads {supported}")
     else:
-        yield FoundFile(path, path.name, fmt)
+        yield FoundFile(path, escape_path(path.name), fmt)
 
 
 class _Walk:
@@ -103,6 +119,8 @@ class _Walk:
 
     Real (non-link) entries are walked first and links are followed afterwards, so a file reachable
     both directly and through a link is always indexed under its own path, whatever the names sort to.
+    Relative paths are Python's names (what ``os`` and the ignore patterns see) until an item is
+    made, where they are escaped into the index's key.
     """
 
     def __init__(self, root: Path) -> None:
@@ -126,7 +144,7 @@ class _Walk:
         try:
             entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
         except OSError as error:
-            self.found.append(SkippedFile(prefix.rstrip("/") or ".", f"folder cannot be listed: {error.strerror}"))
+            self._skip(prefix.rstrip("/") or ".", f"folder cannot be listed: {error.strerror}")
             return
         for entry in entries:
             if entry.name.startswith("."):
@@ -146,13 +164,30 @@ class _Walk:
                     self._walk_dir(path, relpath + "/", through_link)
             elif entry.is_file(follow_symlinks=False):
                 self._add_file(path, relpath, real)
+            else:
+                self._add_special(relpath, real, lambda: entry.stat(follow_symlinks=False).st_mode)
 
     def _add_file(self, path: Path, relpath: str, real: Path) -> None:
         fmt = format_of(path)
         if fmt is None or real in self.visited_files:
             return
         self.visited_files.add(real)
-        self.found.append(FoundFile(path, relpath, fmt))
+        self.found.append(FoundFile(path, escape_path(relpath), fmt))
+
+    def _skip(self, relpath: str, reason: str) -> None:
+        self.found.append(SkippedFile(escape_path(relpath), reason))
+
+    def _add_special(self, relpath: str, real: Path, mode: Callable[[], int]) -> None:
+        """Report a FIFO, socket or device, whatever its name: it is never opened, but the user should know."""
+        if real in self.visited_files:
+            return
+        self.visited_files.add(real)
+        try:
+            reason = not_regular_reason(mode())
+        except OSError:
+            return  # vanished while the folder was listed
+        if reason is not None:
+            self._skip(relpath, reason)
 
     def _follow_link(self, path: Path, relpath: str) -> None:
         try:
@@ -160,13 +195,12 @@ class _Walk:
         except (OSError, RuntimeError):
             # A dangling or self-referencing link: only worth a word if it looks like a document.
             if format_of(path) is not None:
-                self.found.append(SkippedFile(relpath, "broken symbolic link (its target does not exist)"))
+                self._skip(relpath, "broken symbolic link (its target does not exist)")
             return
         if not target.is_relative_to(self.root):
             if target.is_dir() or format_of(path) is not None or format_of(target) is not None:
-                self.found.append(
-                    SkippedFile(relpath, f"symbolic link to {target}, outside the indexed folder; not followed")
-                )
+                outside = escape_path(str(target))
+                self._skip(relpath, f"symbolic link to {outside}, outside the indexed folder; not followed")
             return
         if target.is_dir():
             if target in self.visited_dirs:
@@ -175,3 +209,5 @@ class _Walk:
             self._walk_dir(path, relpath + "/", through_link=True)
         elif target.is_file():
             self._add_file(path, relpath, target)
+        else:
+            self._add_special(relpath, target, lambda: target.stat().st_mode)

@@ -5,6 +5,12 @@ literals in the same order as the parsed object's keys and values, so each value
 (``\\n``, ``\\uXXXX`` and all) map back to the file. Nested keys are named by their path
 (``review.text``); the items of a list share the list's path. A line that is not valid JSON
 becomes a warning, never an error: one bad line should not cost the rest of a large file.
+
+Valid JSON can still defeat Python's parser: nesting deeper than the recursion limit raises
+``RecursionError``, and an integer longer than ``sys.get_int_max_str_digits()`` (4,300) raises
+``ValueError``. Numbers are never indexed, so they are not converted at all; a line nested too
+deeply is skipped with a warning like a malformed one. Lone surrogates (``"\\ud800"``) are kept
+here, in step with the offsets, and replaced when the documents stage cleans the records.
 """
 
 from __future__ import annotations
@@ -46,11 +52,21 @@ def parse_jsonl(source: str, warnings: list[str]) -> Iterator[JsonLine]:
         if not line.strip():
             continue
         try:
-            parsed = json.loads(line)
+            parsed = json.loads(line, parse_int=_unconverted_number, parse_float=_unconverted_number)
+            strings = _strings(parsed, line, line_start)
         except json.JSONDecodeError as error:
             warnings.append(f"line {number}: not valid JSON ({error.msg}, column {error.colno}); line skipped")
             continue
-        yield JsonLine(number, line_start, line_start + len(line), _strings(parsed, line, line_start))
+        except RecursionError:
+            warnings.append(f"line {number}: JSON nested too deeply to read; line skipped")
+            continue
+        yield JsonLine(number, line_start, line_start + len(line), strings)
+
+
+def _unconverted_number(literal: str) -> None:
+    """Stands in for a JSON number: only strings are indexed, and converting a 5,000-digit integer
+    would raise ``ValueError`` (Python's limit on int-from-string digits)."""
+    return None
 
 
 def _strings(parsed: object, line: str, line_start: int) -> list[StringValue]:

@@ -32,6 +32,8 @@ class Record:
     lines_follow_text: bool = True
     """True when a newline in ``text`` is a newline of the file (plain text, markdown); False for a
     CSV/JSONL field, whose sentences all report the line where their record starts."""
+    page: int | None = None
+    """1-based page of a paged format (PDF); None where the format has no pages."""
 
     @property
     def verbatim(self) -> bool:

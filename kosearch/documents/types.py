@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kosearch.textclean import clean_text
+
 
 @dataclass(frozen=True)
 class Sentence:
@@ -12,19 +14,32 @@ class Sentence:
 
     text: str
     line: int
-    """1-based line of the file where the sentence starts (for CSV/TSV/JSONL: the record's line)."""
+    """1-based line of the file where the sentence starts (for CSV/TSV/JSONL: the record's line; for
+    PDF: the line on its page; for DOCX/HWP/HWPX: the number of its paragraph or table cell)."""
     start: int
-    """Character offset of the sentence's first character in the decoded file text."""
+    """Character offset of the sentence's first character in the decoded file text (for a binary
+    format: in the text its reader extracted)."""
     end: int
     """Character offset one past the sentence's last character."""
+    page: int | None = None
+    """1-based page of a PDF; None for formats without pages."""
 
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A file that could not be indexed, and why; reported, never fatal."""
+    """A file that could not be indexed, and why; reported, never fatal.
+
+    Both fields go to SQLite and the console, so they are made valid Unicode here, whoever builds
+    one (see :mod:`kosearch.textclean`); ``path`` should already be escaped like
+    :attr:`Document.relpath`, which leaves nothing to clean.
+    """
 
     path: str
     reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", clean_text(self.path))
+        object.__setattr__(self, "reason", clean_text(self.reason))
 
 
 @dataclass
@@ -34,10 +49,14 @@ class Document:
     path: Path
     """Absolute path of the file."""
     relpath: str
-    """Path relative to the folder being indexed, with '/' separators: the stable key in the index."""
+    """Path relative to the folder being indexed, with '/' separators: the stable key in the index.
+    Escaped by :func:`kosearch.textclean.escape_path` (backslashes doubled, bytes that are not UTF-8
+    and control characters as ``\\xHH``), so any file name can be stored and printed;
+    ``unescape_path`` gives back the name to open."""
     encoding: str
+    """The codec the text was decoded with; ``"binary"`` for pdf, docx, hwp, hwpx."""
     format: str
-    """One of txt, md, csv, tsv, jsonl."""
+    """One of txt, md, csv, tsv, jsonl, html, pdf, docx, hwp, hwpx."""
     sha256: str
     """Hash of the raw bytes: lets a re-run skip files that did not change."""
     size: int

@@ -136,14 +136,19 @@ def rank_with_model(
     """Exact cosine search of every judged query over the whole corpus; the top ``depth`` ids per query.
 
     Ties are broken by ascending document id, as ST's evaluator does, so both rank identically.
+    Documents with the same text (BEIR sets have such copies) are encoded once, and each distinct vector
+    is scored once: a matrix product does not give bit-identical dot products for identical columns
+    (BLAS handles edge columns with other kernels, other summation orders), so a copy would otherwise
+    win or lose its tie by a float32 ulp depending on where it sits in the corpus.
     """
     query_ids = dataset.evaluated_query_ids
     doc_ids = list(dataset.corpus)
     if not doc_ids:
         raise KosearchError(f"the corpus of {dataset.name or 'the retrieval set'} is empty.")
+    texts, text_of_doc = _distinct([dataset.corpus[doc_id].full_text for doc_id in doc_ids])
     documents = encode(
         model,
-        [dataset.corpus[doc_id].full_text for doc_id in doc_ids],
+        texts,
         "document",
         normalize=True,
         batch_size=batch_size,
@@ -157,16 +162,25 @@ def rank_with_model(
         batch_size=batch_size,
         show_progress_bar=show_progress_bar,
     )
+    documents, vector_of_text = np.unique(documents, axis=0, return_inverse=True)
+    vector_of_doc = vector_of_text.reshape(-1)[text_of_doc]
     id_order = np.argsort(np.array(doc_ids, dtype=object), kind="stable")
     id_rank = np.empty(len(doc_ids), dtype=np.int64)
     id_rank[id_order] = np.arange(len(doc_ids))
     depth = min(depth, len(doc_ids))
     rankings: dict[str, list[str]] = {}
     for start in range(0, len(query_ids), _QUERY_BLOCK):
-        scores = queries[start : start + _QUERY_BLOCK] @ documents.T
+        scores = (queries[start : start + _QUERY_BLOCK] @ documents.T)[:, vector_of_doc]
         for offset, row in enumerate(scores):
             rankings[query_ids[start + offset]] = [doc_ids[i] for i in _top(row, id_rank, depth)]
     return rankings
+
+
+def _distinct(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """The distinct texts in first-seen order, and for each input the position of its text among them."""
+    position: dict[str, int] = {}
+    of_input = [position.setdefault(text, len(position)) for text in texts]
+    return list(position), np.array(of_input, dtype=np.int64)
 
 
 def _top(scores: np.ndarray, id_rank: np.ndarray, depth: int) -> Sequence[int]:

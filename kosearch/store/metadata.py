@@ -47,6 +47,7 @@ class MetadataStore:
         self.db = sqlite_utils.Database(path)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        self._has_page: bool | None = None
 
     def close(self) -> None:
         self.db.close()
@@ -112,12 +113,16 @@ class MetadataStore:
                         "line": int,
                         "start": int,
                         "end": int,
+                        "page": int,
                     },
                     pk="id",
                     foreign_keys=[("document_id", "documents", "id")],
                 )
                 self.db["sentences"].create_index(["document_id", "position"], unique=True)
                 self.db["sentences"].create_index(["text"])
+            elif "page" not in self.db["sentences"].columns_dict:
+                # Indexes made before PDF support: the column is nullable, so old rows just have no page.
+                self.db.execute("alter table sentences add column page integer")
             if "skipped" not in self.db.table_names():
                 self.db["skipped"].create(
                     {"root": str, "path": str, "reason": str, "seen_at": str}, pk=("root", "path")
@@ -242,12 +247,19 @@ class MetadataStore:
         for chunk in _chunks(wanted, 900):
             marks = ",".join("?" * len(chunk))
             for row in self.db.execute(
-                "select s.id, s.text, d.path, s.line, s.start, s.end, d.root "
+                f"select s.id, s.text, d.path, s.line, s.start, s.end, d.root, {self._page_column()} "
                 f"from sentences s join documents d on d.id = s.document_id where s.id in ({marks})",
                 chunk,
             ):
                 found[row[0]] = IndexedSentence(*row)
         return found
+
+    def _page_column(self) -> str:
+        # A reader does not migrate (it must not write): an index made before pages were stored,
+        # and not written since, has no page column until its next writer adds it.
+        if self._has_page is None:
+            self._has_page = "page" in self.db["sentences"].columns_dict
+        return "s.page" if self._has_page else "null"
 
     def neighbours(self, sentence_id: int, before: int, after: int) -> tuple[list[str], list[str]]:
         """The texts of up to ``before``/``after`` sentences around one, in the same document."""
