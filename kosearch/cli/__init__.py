@@ -14,6 +14,7 @@ from rich.table import Table
 
 from kosearch.cli.output import DeviceOption, emit_json, err, out
 from kosearch.errors import KosearchError
+from kosearch.notices import show_notices
 
 app = typer.Typer(
     name="kosearch",
@@ -249,6 +250,7 @@ def main() -> None:
     """Console-script entry point: known errors become one clear line and exit code 1."""
     # Model loading draws its own per-weight progress bars; kosearch shows its own progress.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    show_notices(lambda text: err.print(text, style="dim", markup=False, highlight=False))  # e.g. first-use conversion
     try:
         app(standalone_mode=False)
     except KosearchError as error:
