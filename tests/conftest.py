@@ -1,10 +1,24 @@
-"""Fixtures shared across test modules."""
+"""Fixtures shared across test modules.
+
+The expensive real-encoder work is done once per session here and shared: the sample corpus indexed by
+the real CLI (``sample_index``) and the bundled model's vectors of the KorSTS test sentences
+(``bundled_korsts_query_vectors``). Tests only read them.
+"""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from kosearch_testing import build_tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "corpora" / "sample"
+KORSTS_TEST = ROOT.parent / "shared" / "data" / "korsts" / "sts-test.tsv"
 
 
 # -- core (index, CLI) ------------------------------------------------------------------------------
@@ -26,6 +40,45 @@ def bundled_model_folder():
     from kosearch.encoders import bundled_model_path
 
     return bundled_model_path()
+
+
+@pytest.fixture(scope="session")
+def bundled_sentence_transformer(bundled_model_folder):
+    """``SentenceTransformer`` of the converted folder on the CPU, loaded once; tests must not train it."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(bundled_model_folder), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def korsts_test_pairs():
+    if not KORSTS_TEST.is_file():
+        pytest.skip("shared KorSTS data not present")
+    from kosearch.data.sts import read_sts
+
+    return read_sts(KORSTS_TEST)
+
+
+@pytest.fixture(scope="session")
+def bundled_korsts_query_vectors(bundled_sentence_transformer, korsts_test_pairs) -> dict:
+    """sentence -> normalised ``query: `` vector of every distinct KorSTS test sentence (about 2,600), by
+    SentenceTransformer: the conversion's acceptance tests and ``evaluate sts``'s real-model test both read them."""
+    sentences = sorted({s for pair in korsts_test_pairs for s in (pair.sentence1, pair.sentence2)})
+    vectors = bundled_sentence_transformer.encode_query(sentences, batch_size=64, normalize_embeddings=True)
+    return dict(zip(sentences, vectors))
+
+
+@pytest.fixture(scope="session")
+def sample_index(tmp_path_factory) -> Path:
+    """corpora/sample indexed once per session by the real CLI with the bundled encoder; tests only read it."""
+    index = tmp_path_factory.mktemp("sample-index") / "sample"
+    result = subprocess.run(
+        [sys.executable, "-m", "kosearch", "index", str(SAMPLE), "--index", str(index), "--json"],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=1200,
+    )
+    report = json.loads(result.stdout)
+    assert report["files_added"] >= 5 and report["sentences_added"] >= 300
+    return index
 
 
 @pytest.fixture(scope="session")

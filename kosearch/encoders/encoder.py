@@ -1,21 +1,35 @@
 """The one object the rest of kosearch encodes text with: a SentenceTransformer plus the facts an index must
-record about it (display name, fingerprint, dimension, prompts)."""
+record about it (display name, fingerprint, dimension, prompts).
+
+Loading sentence-transformers costs seconds (torch, transformers, scikit-learn, datasets) before the first
+vector, which is most of a one-shot ``kosearch query``. For the bundled model on the CPU the encoder therefore
+starts without it: dimension and prompts come from the folder's config files, queries go through
+:mod:`kosearch.encoders.numpy_bert` (the same weights and tokenizer, float32 numpy), and SentenceTransformer is
+loaded when something needs it (documents, ``.model``). Once it is loaded, it encodes queries too.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sentence_transformers import SentenceTransformer
 
+from kosearch.encoders.bundled import BUNDLED_MODEL
 from kosearch.encoders.device import resolve_device
 from kosearch.encoders.fingerprint import FINGERPRINT_LENGTH, model_fingerprint
 from kosearch.encoders.resolve import hub_snapshot_folder, resolve_model_name
 from kosearch.errors import EncoderNotFoundError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from kosearch.encoders.numpy_bert import NumpyBert
 
 
 def load_sentence_transformer(
@@ -28,13 +42,21 @@ def load_sentence_transformer(
     return _load(source, resolve_device(device))
 
 
+NUMPY_QUERY_LIMIT = 64
+"""Most queries encoded per call without SentenceTransformer: numpy answers a few queries seconds sooner
+(nothing to import), while torch encodes thousands (an evaluation's query set) up to twice as fast."""
+
+
 class Encoder:
     """Encode documents and queries into L2-normalised float32 vectors with one model, on one device.
 
     Prompts come from the model's own config through ``encode_document`` / ``encode_query``, so the bundled
     e5 model gets ``passage: `` / ``query: `` and a model without prompts encodes the raw text. On CUDA the
     model runs in float16 (about twice the throughput of float32 on tensor cores); elsewhere in float32.
-    Vectors are returned as float32 either way.
+    Vectors are returned as float32 either way. For the bundled model on the CPU, the SentenceTransformer is
+    loaded when documents are first encoded, :attr:`model` is read or more than :data:`NUMPY_QUERY_LIMIT` queries
+    come at once; queries before that are encoded by :class:`~kosearch.encoders.numpy_bert.NumpyBert` (same
+    vectors to float32 rounding, no torch import).
 
     >>> encoder = Encoder()                       # bundled multilingual-e5-small, auto device
     >>> encoder.encode_queries(["치타가 먹이를 쫓는다"]).shape
@@ -45,20 +67,43 @@ class Encoder:
         self.name, self.source = resolve_model_name(model)
         self.device = resolve_device(device)
         self.batch_size = batch_size
-        self.model = _load(self.source, self.device)
-        if self.device.startswith("cuda"):
-            self.model.half()
+        self._model: SentenceTransformer | None = None
+        self._numpy_queries: NumpyBert | None = None
+        self._deferred = _numpy_queries_possible(self.name, self.source, self.device)
+        if not self._deferred:
+            self._load_model()  # a model that cannot be loaded is refused here, not at the first vector
 
     @property
+    def model(self) -> SentenceTransformer:
+        """The SentenceTransformer itself (loaded on first access for the bundled model on the CPU)."""
+        return self._model if self._model is not None else self._load_model()
+
+    def _load_model(self) -> SentenceTransformer:
+        model = _load(self.source, self.device)
+        if self.device.startswith("cuda"):
+            model.half()
+        self._model = model
+        self._numpy_queries = None
+        return model
+
+    @cached_property
     def dimension(self) -> int:
         """Length of every vector this encoder returns."""
-        method = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        if self._model is None:
+            return int(_read_json(Path(self.source) / "config.json")["hidden_size"])
+        method = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         return int(method())
 
     @property
     def prompts(self) -> dict[str, str]:
         """The model's prompt table (e.g. ``{"query": "query: ", "document": "passage: "}``); may be empty."""
-        return dict(self.model.prompts)
+        return dict(self._prompts)
+
+    @cached_property
+    def _prompts(self) -> dict[str, str]:
+        if self._model is None:  # the file SentenceTransformer reads its prompts from
+            return dict(_read_json(Path(self.source) / "config_sentence_transformers.json").get("prompts") or {})
+        return dict(self._model.prompts)
 
     @cached_property
     def folder(self) -> Path | None:
@@ -93,7 +138,19 @@ class Encoder:
         self, texts: Sequence[str], batch_size: int | None = None, show_progress_bar: bool = False
     ) -> np.ndarray:
         """Vectors for search queries (the model's ``query`` prompt), comparable to :meth:`encode_documents`."""
+        texts = list(texts)
+        if self._model is None and self._deferred and len(texts) <= NUMPY_QUERY_LIMIT:
+            prompt = self.prompts.get("query", "")
+            return self._numpy_runtime().encode([prompt + text for text in texts], batch_size or self.batch_size)
         return self._encode(self.model.encode_query, texts, batch_size, show_progress_bar)
+
+    def _numpy_runtime(self) -> NumpyBert:
+        if self._numpy_queries is None:
+            from kosearch.encoders.numpy_bert import NumpyBert
+
+            max_length = _read_json(Path(self.source) / "sentence_bert_config.json")["max_seq_length"]
+            self._numpy_queries = NumpyBert(self.source, max_seq_length=max_length)
+        return self._numpy_queries
 
     def _encode(
         self, method: Callable[..., np.ndarray], texts: Sequence[str], batch_size: int | None, show_progress_bar: bool
@@ -117,8 +174,21 @@ class Encoder:
         return f"Encoder(name={self.name!r}, device={self.device!r}, dimension={self.dimension})"
 
 
+def _numpy_queries_possible(name: str, source: str, device: str) -> bool:
+    """Only the bundled model, which kosearch itself writes (so its config files are known), and only on the CPU."""
+    from kosearch.encoders.numpy_bert import unsupported_reason
+
+    return name == BUNDLED_MODEL and device == "cpu" and unsupported_reason(source) is None
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def _load(source: str, device: str) -> SentenceTransformer:
     try:
+        from sentence_transformers import SentenceTransformer
+
         return SentenceTransformer(source, device=device)
     except Exception as exc:  # hub, filesystem and config errors all mean "cannot use this model"
         where = "local folder" if Path(source).is_dir() else "Hugging Face id"
