@@ -143,7 +143,7 @@ def _cut_long(text: str, begin: int, stop: int, max_chars: int) -> Iterable[tupl
 
 def _to_sentence(record: Record, begin: int, stop: int) -> Sentence:
     start, end = record.span(begin, stop)
-    return Sentence(record.text[begin:stop], record.line_at(begin), start, end, record.page)
+    return Sentence(record.text[begin:stop], record.line_at(begin), start, end, record.page, record.fields)
 
 
 def _passages(
@@ -174,7 +174,7 @@ def _passage(group: Sequence[tuple[Record, int, int]], source: str | None) -> Se
         text = source[start:end]
     else:
         text = _joined_text(group)
-    return Sentence(text, first_record.line_at(first_begin), start, end, first_record.page)
+    return Sentence(text, first_record.line_at(first_begin), start, end, first_record.page, first_record.fields)
 
 
 def _joined_text(group: Sequence[tuple[Record, int, int]]) -> str:
