@@ -1,4 +1,4 @@
-"""Top-k search: query vectors in, ranked ``Hit`` records out."""
+"""The dense signal: query vectors in, the store's nearest sentences out as ranked ``Hit`` records."""
 
 from __future__ import annotations
 
