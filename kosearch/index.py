@@ -17,7 +17,10 @@ from kosearch.errors import EncoderMismatchError
 from kosearch.ingest import IngestOptions, ProgressCallback, ingest_folder
 from kosearch.paraphrases import mine_paraphrases
 from kosearch.results import Hit, IndexInfo, IngestReport, Pair
-from kosearch.search import search_vectors
+from kosearch.search.filters import WhereSpec
+from kosearch.search.hybrid import SearchRequest
+from kosearch.search.hybrid import search as hybrid_search
+from kosearch.search.morphemes import LexicalOptions
 from kosearch.store import DEFAULT_FACTORY, IndexStore
 from kosearch.textclean import clean_text
 
@@ -55,7 +58,7 @@ class Index:
         """Create an empty index at ``path`` for ``model`` (default: the bundled encoder)."""
         encoder = _as_encoder(model, device)
         store = IndexStore.create(
-            Path(path), encoder_manifest(encoder), factory=faiss_factory, device=encoder.device, backend=backend
+            Path(path), new_index_manifest(encoder), factory=faiss_factory, device=encoder.device, backend=backend
         )
         return cls(store, encoder, encoder.device)
 
@@ -102,14 +105,14 @@ class Index:
 
         made: list[Encoder] = []
 
-        def new_index_manifest() -> dict:
+        def make_manifest() -> dict:
             made.append(_as_encoder(model, device))
-            return encoder_manifest(made[0])
+            return new_index_manifest(made[0])
 
         given = model is not None and not isinstance(model, (str, Path))
         resolved_device = model.device if given else resolve_device(device)  # type: ignore[union-attr]
         store = IndexStore.open_or_create(
-            Path(path), new_index_manifest, factory=faiss_factory, device=resolved_device, backend=backend
+            Path(path), make_manifest, factory=faiss_factory, device=resolved_device, backend=backend
         )
         index = cls(store, made[0] if made else None, resolved_device)
         if model is not None and not made:
@@ -179,20 +182,57 @@ class Index:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def search(self, query: str, k: int = 10, context: int = 0) -> list[Hit]:
-        """The ``k`` sentences most similar to ``query``, best first."""
-        return self.search_batch([query], k=k, context=context)[0]
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        context: int = 0,
+        *,
+        mode: str | None = None,
+        where: WhereSpec = None,
+        group_by: str | None = None,
+        fusion: str = "convex",
+        lexical_weight: float | None = None,
+    ) -> list[Hit]:
+        """The ``k`` units that best match ``query``, best first (see :meth:`search_batch`)."""
+        return self.search_batch(
+            [query], k=k, context=context, mode=mode, where=where, group_by=group_by,
+            fusion=fusion, lexical_weight=lexical_weight,
+        )[0]
 
-    def search_batch(self, queries: Sequence[str], k: int = 10, context: int = 0) -> list[list[Hit]]:
+    def search_batch(
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        context: int = 0,
+        *,
+        mode: str | None = None,
+        where: WhereSpec = None,
+        group_by: str | None = None,
+        fusion: str = "convex",
+        lexical_weight: float | None = None,
+    ) -> list[list[Hit]]:
         """Search many queries in one encoding pass.
+
+        - ``mode``: ``"dense"`` (vector similarity), ``"lexical"`` (BM25 over Kiwi morphemes) or
+          ``"hybrid"`` (both, fused); None is hybrid when the index has a lexical index, else dense.
+        - ``where``: a filter applied before ranking (``"format = 'pdf'"``, a list of such strings, or
+          ``{"rating": {">=": 9}}``; see :mod:`kosearch.search.filters`).
+        - ``group_by="document"``: at most one hit (its best unit) per document.
+        - ``fusion``: ``"convex"`` (``lexical_weight``, default 0.3) or ``"rrf"``.
 
         Queries are cleaned like document text (lone surrogates, NULs -> U+FFFD), which tokenizers
         would otherwise refuse with a ``TypeError``.
         """
         if isinstance(queries, str):
             raise TypeError("search_batch takes a list of queries; use search() for one")
-        vectors = self.encoder.encode_queries([clean_text(query) for query in queries])
-        return search_vectors(self._store, vectors, k=k, context=context)
+        request = SearchRequest(
+            k=k, context=context, mode=mode, where=where, group_by=group_by, fusion=fusion,
+            lexical_weight=lexical_weight,
+        )
+        return hybrid_search(
+            self._store, [clean_text(query) for query in queries], self.encoder.encode_queries, request
+        )
 
     def paraphrases(
         self, top: int | None = 100, min_score: float | None = None, neighbours: int = 10
@@ -242,6 +282,11 @@ def encoder_manifest(encoder: Encoder) -> dict:
         "dimension": encoder.dimension,
         "prompts": encoder.prompts,
     }
+
+
+def new_index_manifest(encoder: Encoder) -> dict:
+    """The manifest of a new index: its encoder, and the options its lexical index is analysed with."""
+    return {**encoder_manifest(encoder), "lexical": LexicalOptions().to_dict()}
 
 
 def _as_encoder(model: str | Path | Encoder | None, device: str | None) -> Encoder:

@@ -12,6 +12,10 @@ A checkpoint (every ``checkpoint_sentences`` sentences, counted inside a file to
 most the work since the last checkpoint. A file cut by a checkpoint is committed as unfinished
 (see ``kosearch.store.index_store``), so the next run re-does it.
 
+Each batch's sentences also get their lexical postings (Kiwi morphemes, analysed with the options
+the index's manifest records) in the same transaction as their rows. An index made before the
+lexical index gets the postings of its old sentences at the start of the run, before anything new.
+
 Re-running on the same folder is an update: unchanged files (same bytes) are skipped, changed
 files replace their old sentences, and files that disappeared are removed.
 """
@@ -19,10 +23,13 @@ files replace their old sentences, and files that disappeared are removed.
 from __future__ import annotations
 
 import collections
+import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -31,6 +38,7 @@ import numpy as np
 from kosearch.documents.types import Document, SkippedFile
 from kosearch.errors import KosearchError
 from kosearch.results import IngestReport
+from kosearch.search.morphemes import LexicalOptions, MorphemeAnalyzer
 from kosearch.store import IndexStore
 from kosearch.store.index_store import now
 from kosearch.store.metadata import CommittedHashes, StoredDocument
@@ -76,6 +84,8 @@ def ingest_folder(
     first_new_document_id, next_sentence_id = store.metadata.next_ids()
     next_document_id = first_new_document_id
     batch = _EncodeBatch()
+    _check_unit(store, options.mode)
+    analyzer = _lexical_analyzer(store)
     last_checkpoint = time.monotonic()
     since_checkpoint = 0
     changed = False
@@ -84,7 +94,8 @@ def ingest_folder(
     def flush() -> None:
         if batch.texts:
             vectors = encoder.encode_documents(batch.texts)
-            store.add_sentences(batch.rows, vectors)
+            tokens = [" ".join(t) for t in analyzer.analyze_batch(batch.texts)]
+            store.add_sentences(batch.rows, vectors, tokens)
             report.sentences_added += len(batch.texts)
             batch.clear()
 
@@ -160,6 +171,7 @@ def ingest_folder(
                     "start": sentence.start,
                     "end": sentence.end,
                     "page": sentence.page,
+                    "fields": _fields_json(getattr(sentence, "fields", None)),
                 }
             )
             next_sentence_id += 1
@@ -203,6 +215,45 @@ class _EncodeBatch:
         self.rows, self.texts = [], []
 
 
+def _check_unit(store: IndexStore, unit: str) -> None:
+    """One index, one unit: hits of sentences and passages mixed would not be comparable."""
+    recorded = store.manifest.get("unit")
+    if recorded is None:
+        store.record_unit(unit)
+    elif recorded != unit:
+        raise KosearchError(
+            f"index {store.folder} holds {recorded} units; index with --unit {recorded}, "
+            f"or build a new index for {unit} units"
+        )
+
+
+def _lexical_analyzer(store: IndexStore) -> MorphemeAnalyzer:
+    """The analyzer the index's postings are made with; first fills those an older index lacks."""
+    recorded = store.manifest.get("lexical")
+    if recorded is not None:
+        return MorphemeAnalyzer(LexicalOptions.from_dict(recorded))
+    analyzer = MorphemeAnalyzer()
+    while missing := store.metadata.sentences_without_lexical():
+        tokens = analyzer.analyze_batch([text for _, text in missing])
+        store.add_lexical([i for i, _ in missing], [" ".join(t) for t in tokens])
+    store.set_lexical_options(analyzer.options.to_dict())
+    return analyzer
+
+
+def _fields_json(fields: dict | None) -> str | None:
+    # ensure_ascii=False: SQLite's json_extract matches keys as written, and filters name them in Korean.
+    return json.dumps(fields, ensure_ascii=False) if fields else None
+
+
+def _modified(path: Path) -> str | None:
+    """The file's modification time as ISO text (UTC), what ``--where "modified >= '2024-01-01'"`` compares."""
+    try:
+        stamp = os.stat(path).st_mtime
+    except OSError:
+        return None
+    return datetime.fromtimestamp(stamp, timezone.utc).isoformat(timespec="seconds")
+
+
 def _sentences_in(item: Document | SkippedFile) -> int:
     return len(item.sentences) if isinstance(item, Document) else 0
 
@@ -218,6 +269,7 @@ def _document_row(document_id: int, root: str, document: Document) -> dict:
         "format": document.format,
         "sentences": len(document.sentences),
         "indexed_at": now(),
+        "modified": _modified(document.path),
     }
 
 

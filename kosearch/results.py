@@ -28,6 +28,8 @@ class IndexedSentence:
     """Absolute path of the folder that was indexed."""
     page: int | None = None
     """1-based page of a PDF sentence; None for formats without pages."""
+    fields: dict[str, Any] = field(default_factory=dict)
+    """Typed metadata of the unit (non-text CSV/TSV/JSONL columns); empty if none."""
 
     @property
     def location(self) -> str:
@@ -37,10 +39,11 @@ class IndexedSentence:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result: a stored sentence and its similarity to the query."""
+    """One search result: a stored unit (sentence or passage) and how well it matches the query."""
 
     score: float
-    """Cosine similarity (inner product of normalised vectors), higher is closer."""
+    """What the ranking used, higher is better: cosine similarity (mode ``dense``), BM25 (``lexical``)
+    or the fused score (``hybrid``)."""
     text: str
     path: str
     line: int
@@ -53,6 +56,20 @@ class Hit:
     context_after: tuple[str, ...] = ()
     page: int | None = None
     """1-based page of a PDF hit (``line`` is then the line on that page); None for formats without pages."""
+    dense_score: float | None = None
+    """Cosine similarity, when the dense signal returned this unit."""
+    lexical_score: float | None = None
+    """BM25 score (k1 = 1.2, b = 0.75 over Kiwi morphemes), when the lexical signal returned this unit."""
+    fused_score: float | None = None
+    """The fused score (hybrid mode only)."""
+    mode: str = "dense"
+    """The mode that produced the hit: ``dense``, ``lexical`` or ``hybrid``."""
+    highlights: tuple[tuple[int, int], ...] = ()
+    """Character spans ``[start, end)`` in ``text`` of the query's morphemes."""
+    best_sentence: tuple[int, int] | None = None
+    """Character span in ``text`` of the sentence of a passage that matched best; None for sentence units."""
+    fields: dict[str, Any] = field(default_factory=dict)
+    """Typed metadata of the unit (non-text CSV/TSV/JSONL columns); empty if none."""
 
     @property
     def location(self) -> str:

@@ -2,7 +2,8 @@
 
 Layout::
 
-    INDEX/metadata.sqlite          documents, sentences, skipped files, manifest (SQLite, WAL)
+    INDEX/metadata.sqlite          documents, sentences, lexical postings (FTS5), skipped files,
+                                   manifest (SQLite, WAL)
     INDEX/vectors.000007.faiss     the FAISS file named by the manifest's ``vectors_file``
     INDEX/write.lock               held (flock) by the one process allowed to write
 
@@ -27,6 +28,14 @@ leaves either the old state or the new one, never a mix: uncommitted rows vanish
 transaction, and the stale file of the losing side is removed by the next writer. A checkpoint may
 fall inside a document; such a document is committed with ``sha256 = ''`` until its last sentence
 is in, so a run killed after it leaves that part searchable and the next run re-does the file.
+
+Lexical index. The FTS5 table ``lexical`` (rowid = sentence id, text = the sentence's morphemes)
+is written and deleted in the same SQLite transaction as the sentence rows, so whatever a kill
+leaves, rows, postings and vectors belong to one checkpoint. The manifest's ``lexical`` key (the
+analyzer's options, so queries are analysed like the documents) is set only in the transaction
+that makes every sentence have its postings, and from then on every checkpoint checks that the
+counts agree. An index made before the lexical index has no such key: it is searched densely,
+and its next writer (``kosearch index``) adds the postings of its old sentences and then the key.
 
 Reading. A reader holds one SQLite read transaction (a WAL snapshot) from ``open`` until
 ``refresh`` or ``close``: the manifest, the vector file it names and every row it reads all belong
@@ -260,6 +269,60 @@ class IndexStore:
     def manifest(self) -> dict[str, Any]:
         return self.metadata.manifest()
 
+    @property
+    def has_lexical(self) -> bool:
+        """Whether every sentence has lexical postings (see "Lexical index" above)."""
+        return "lexical" in self.metadata.manifest()
+
+    # -- reading units --------------------------------------------------------------------------
+
+    def allowed_ids(self, where_sql: str, parameters: list[Any]) -> np.ndarray:
+        """Ids of the units a filter (SQL over ``documents d`` and ``sentences s``) lets through."""
+        return np.asarray(self.metadata.allowed_ids(where_sql, parameters), dtype=np.int64)
+
+    def dense_search(
+        self, query_vectors: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k by inner product, only among ``allowed_ids`` when given.
+
+        An approximate index (HNSW, IVF) may return fewer than k of a selective set; the allowed
+        vectors are then scored exactly, so a filtered query still gets k when k units match.
+        """
+        scores, ids = self.vectors.search(query_vectors, k, allowed_ids)
+        if allowed_ids is None or len(allowed_ids) == 0:
+            return scores, ids
+        wanted = min(k, len(allowed_ids))
+        if ids.shape[1] >= wanted and bool((ids[:, :wanted] >= 0).all()):
+            return scores, ids
+        return self._exact_search(query_vectors, wanted, allowed_ids)
+
+    def _exact_search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        kept_ids, kept_vectors = [], []
+        for ids, vectors in self.vectors.iter_vectors():
+            mask = np.isin(ids, allowed_ids)
+            kept_ids.append(ids[mask])
+            kept_vectors.append(vectors[mask])
+        ids = np.concatenate(kept_ids) if kept_ids else np.zeros(0, dtype=np.int64)
+        vectors = np.concatenate(kept_vectors) if kept_vectors else np.zeros((0, queries.shape[1]), np.float32)
+        scores = np.asarray(queries, dtype=np.float32) @ vectors.T
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, order, axis=1), ids[order]
+
+    def lexical_search(
+        self, match: str, k: int, where_sql: str = "1", parameters: list[Any] | None = None
+    ) -> list[tuple[int, float]]:
+        """The ``k`` best ``(unit id, BM25)`` for an FTS5 MATCH expression, inside the filter."""
+        return self.metadata.lexical_search(match, k, where_sql, parameters or [])
+
+    def units_by_id(self, ids) -> dict[int, Any]:
+        return self.metadata.sentences_by_id(ids)
+
+    def unit_documents(self, ids) -> dict[int, int]:
+        return self.metadata.unit_document(ids)
+
+    def neighbours(self, unit_id: int, before: int, after: int) -> tuple[list[str], list[str]]:
+        return self.metadata.neighbours(unit_id, before, after)
+
     # -- writing --------------------------------------------------------------------------------
 
     def _writing(self) -> None:
@@ -277,11 +340,36 @@ class IndexStore:
         self._writing()
         self.metadata.insert_documents([row], [])
 
-    def add_sentences(self, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:
-        """Insert sentence rows and their vectors (row ``id`` is the vector id) until the next checkpoint."""
+    def add_sentences(
+        self, rows: list[dict[str, Any]], vectors: np.ndarray, tokens: list[str] | None = None
+    ) -> None:
+        """Insert sentence rows, their vectors (row ``id`` is the vector id) and, when the index has a
+        lexical index, their space-joined ``tokens``, until the next checkpoint."""
         self._writing()
+        if tokens is not None and len(tokens) != len(rows):
+            raise ValueError(f"{len(rows)} sentence rows but {len(tokens)} token strings")
         self.vectors.add(np.asarray([row["id"] for row in rows], dtype=np.int64), vectors)
         self.metadata.insert_documents([], rows)
+        if tokens is not None:
+            self.metadata.insert_lexical([row["id"] for row in rows], tokens)
+
+    def add_lexical(self, sentence_ids: list[int], tokens: list[str]) -> None:
+        """Postings for sentences already stored (filling the lexical index of an older index)."""
+        self._writing()
+        self.metadata.insert_lexical(sentence_ids, tokens)
+
+    def record_unit(self, unit: str) -> None:
+        """Record what a hit is (``sentence`` or ``passage``); durable at the next checkpoint."""
+        self._writing()
+        self.metadata.set_manifest({"unit": unit})
+
+    def set_lexical_options(self, options: dict[str, Any]) -> None:
+        """Record the lexical analyzer's options; durable (and checked) from the next checkpoint on.
+
+        Call it once every stored sentence has its postings: the key says the lexical index is whole.
+        """
+        self._writing()
+        self.metadata.set_manifest({"lexical": options})
 
     def complete_document(self, document_id: int, sha256: str) -> None:
         self._writing()
@@ -320,6 +408,12 @@ class IndexStore:
                     raise KosearchError(
                         f"refusing to commit: {self.vectors.count()} vectors but {sentence_rows} rows"
                     )
+                if "lexical" in manifest or "lexical" in self.metadata.manifest():
+                    lexical_rows = self.metadata.lexical_count()
+                    if lexical_rows != sentence_rows:
+                        raise KosearchError(
+                            f"refusing to commit: {sentence_rows} sentence rows but {lexical_rows} lexical rows"
+                        )
                 _, next_sentence_id = self.metadata.next_ids()
                 self.metadata.set_manifest(
                     {

@@ -1,4 +1,4 @@
-"""The SQLite side of an index: documents, sentences, skipped files and the manifest.
+"""The SQLite side of an index: documents, sentences, their lexical postings, skipped files, the manifest.
 
 SQLite is the index's source of truth. A sentence's row id is also its FAISS id, and the manifest
 names the one FAISS file that matches the committed rows, so a single SQLite transaction is what
@@ -6,6 +6,11 @@ moves an index from one consistent state to the next (see ``kosearch.store.index
 transaction helpers here are the two SQLite features that protocol rests on: a writer's long
 transaction (rows wait in SQLite, not in Python) and a reader's snapshot (one generation, whatever
 is committed meanwhile).
+
+The lexical index is an FTS5 table ``lexical(tokens)`` whose rowid is the sentence id and whose
+text is the sentence's morphemes joined by spaces (computed above the store, by ingestion; this
+module stores and queries strings). It lives in the same database, so its rows are written and
+deleted in the same transaction as the sentence rows and can never disagree with them.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ class MetadataStore:
         self.db = sqlite_utils.Database(path)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
-        self._has_page: bool | None = None
+        self._columns: dict[str, set[str]] = {}
 
     def close(self) -> None:
         self.db.close()
@@ -99,10 +104,13 @@ class MetadataStore:
                         "format": str,
                         "sentences": int,
                         "indexed_at": str,
+                        "modified": str,
                     },
                     pk="id",
                 )
                 self.db["documents"].create_index(["root", "path"], unique=True)
+            elif "modified" not in self.db["documents"].columns_dict:
+                self.db.execute("alter table documents add column modified text")
             if "sentences" not in self.db.table_names():
                 self.db["sentences"].create(
                     {
@@ -114,6 +122,7 @@ class MetadataStore:
                         "start": int,
                         "end": int,
                         "page": int,
+                        "fields": str,
                     },
                     pk="id",
                     foreign_keys=[("document_id", "documents", "id")],
@@ -123,6 +132,14 @@ class MetadataStore:
             elif "page" not in self.db["sentences"].columns_dict:
                 # Indexes made before PDF support: the column is nullable, so old rows just have no page.
                 self.db.execute("alter table sentences add column page integer")
+            if "fields" not in self.db["sentences"].columns_dict:
+                # Typed metadata of CSV/TSV/JSONL units, as JSON (ensure_ascii=False: filters match keys as written).
+                self.db.execute("alter table sentences add column fields text")
+            if not self.has_lexical_table():
+                # Older indexes get an empty table here; ingestion fills it for their sentences.
+                self.db.execute(
+                    "create virtual table lexical using fts5(tokens, tokenize='unicode61 remove_diacritics 0')"
+                )
             if "skipped" not in self.db.table_names():
                 self.db["skipped"].create(
                     {"root": str, "path": str, "reason": str, "seen_at": str}, pk=("root", "path")
@@ -211,9 +228,37 @@ class MetadataStore:
         if sentences:
             self.db["sentences"].insert_all(sentences, batch_size=5000)
 
+    def insert_lexical(self, sentence_ids: Sequence[int], tokens: Sequence[str]) -> None:
+        """Postings of sentences: ``tokens[i]`` is sentence ``sentence_ids[i]``'s tokens joined by spaces."""
+        self.db.conn.executemany(
+            "insert into lexical(rowid, tokens) values (?, ?)", zip((int(i) for i in sentence_ids), tokens)
+        )
+
+    def sentences_without_lexical(self, limit: int = 2000) -> list[tuple[int, str]]:
+        """``(id, text)`` of sentences that have no lexical row yet (an index made before the lexical index)."""
+        return self.db.execute(
+            "select id, text from sentences where id not in (select rowid from lexical) order by id limit ?",
+            [limit],
+        ).fetchall()
+
+    def lexical_count(self) -> int:
+        return int(self.db.execute("select count(*) from lexical").fetchone()[0])
+
+    def has_lexical_table(self) -> bool:
+        return (
+            self.db.execute("select 1 from sqlite_master where type = 'table' and name = 'lexical'").fetchone()
+            is not None
+        )
+
     def delete_documents(self, document_ids: Sequence[int]) -> None:
+        lexical = self.has_lexical_table()
         for chunk in _chunks(list(document_ids), 500):
             marks = ",".join("?" * len(chunk))
+            if lexical:
+                self.db.execute(
+                    f"delete from lexical where rowid in (select id from sentences where document_id in ({marks}))",
+                    chunk,
+                )
             self.db.execute(f"delete from sentences where document_id in ({marks})", chunk)
             self.db.execute(f"delete from documents where id in ({marks})", chunk)
 
@@ -244,22 +289,70 @@ class MetadataStore:
     def sentences_by_id(self, ids: Iterable[int]) -> dict[int, IndexedSentence]:
         wanted = sorted({int(i) for i in ids if i >= 0})
         found: dict[int, IndexedSentence] = {}
+        page, fields = self._column("sentences", "page", "s"), self._column("sentences", "fields", "s")
         for chunk in _chunks(wanted, 900):
             marks = ",".join("?" * len(chunk))
             for row in self.db.execute(
-                f"select s.id, s.text, d.path, s.line, s.start, s.end, d.root, {self._page_column()} "
+                f"select s.id, s.text, d.path, s.line, s.start, s.end, d.root, {page}, {fields} "
                 f"from sentences s join documents d on d.id = s.document_id where s.id in ({marks})",
                 chunk,
             ):
-                found[row[0]] = IndexedSentence(*row)
+                found[row[0]] = IndexedSentence(*row[:8], fields=json.loads(row[8]) if row[8] else {})
         return found
 
-    def _page_column(self) -> str:
-        # A reader does not migrate (it must not write): an index made before pages were stored,
-        # and not written since, has no page column until its next writer adds it.
-        if self._has_page is None:
-            self._has_page = "page" in self.db["sentences"].columns_dict
-        return "s.page" if self._has_page else "null"
+    def _column(self, table: str, column: str, alias: str) -> str:
+        # A reader does not migrate (it must not write): an index made before a column was stored,
+        # and not written since, has no such column until its next writer adds it.
+        if table not in self._columns:
+            self._columns[table] = set(self.db[table].columns_dict)
+        return f"{alias}.{column}" if column in self._columns[table] else "null"
+
+    # -- filtered and lexical reads -------------------------------------------------------------
+
+    def filter_sql(self, where_sql: str) -> str:
+        """``where_sql`` (over ``documents d`` and ``sentences s``) with columns an old index lacks read as null."""
+        for table, alias, column in (("documents", "d", "modified"), ("sentences", "s", "fields")):
+            if self._column(table, column, alias) == "null":
+                where_sql = where_sql.replace(f"{alias}.{column}", "null")
+        return where_sql
+
+    def allowed_ids(self, where_sql: str, parameters: Sequence[Any]) -> list[int]:
+        """Ids of the sentences for which ``where_sql`` (over ``documents d``, ``sentences s``) holds."""
+        return [
+            row[0]
+            for row in self.db.execute(
+                f"select s.id from sentences s join documents d on d.id = s.document_id "
+                f"where {self.filter_sql(where_sql)}",
+                list(parameters),
+            )
+        ]
+
+    def lexical_search(
+        self, match: str, k: int, where_sql: str = "1", parameters: Sequence[Any] = ()
+    ) -> list[tuple[int, float]]:
+        """The ``k`` best ``(sentence id, BM25 score)`` for an FTS5 MATCH expression, best first.
+
+        FTS5's ``bm25()`` (k1 = 1.2, b = 0.75) is negated, so higher is better as for the dense score.
+        The filter is part of the same query, so k rows come back whenever k matching rows pass it.
+        """
+        if not match:
+            return []
+        rows = self.db.execute(
+            "select lexical.rowid, -bm25(lexical) from lexical "
+            "join sentences s on s.id = lexical.rowid join documents d on d.id = s.document_id "
+            f"where lexical match ? and ({self.filter_sql(where_sql)}) order by bm25(lexical), lexical.rowid limit ?",
+            [match, *parameters, int(k)],
+        ).fetchall()
+        return [(int(i), float(score)) for i, score in rows]
+
+    def unit_document(self, ids: Iterable[int]) -> dict[int, int]:
+        """Sentence id -> its document id."""
+        wanted = sorted({int(i) for i in ids})
+        found: dict[int, int] = {}
+        for chunk in _chunks(wanted, 900):
+            marks = ",".join("?" * len(chunk))
+            found.update(self.db.execute(f"select id, document_id from sentences where id in ({marks})", chunk).fetchall())
+        return found
 
     def neighbours(self, sentence_id: int, before: int, after: int) -> tuple[list[str], list[str]]:
         """The texts of up to ``before``/``after`` sentences around one, in the same document."""
