@@ -143,7 +143,8 @@ def test_cli_modes_give_one_table_with_a_row_per_mode(tiny_model):
     assert "Mode" in result.stdout and "through a temporary index" in result.stdout
     expected = evaluate_retrieval_modes(tiny_model, BEIR, list(MODES))
     for row in expected:
-        line = next(line for line in result.stdout.splitlines() if f" {row.mode} " in f" {line} ")
+        # rich's table, or tab-separated lines where the output is not a terminal: the mode starts the row
+        line = next(line for line in result.stdout.splitlines() if line.replace("│", " ").split()[:1] == [row.mode])
         assert f"{row.mrr_at_10:.2f}" in line and f"{row.ndcg_at_10:.2f}" in line
 
 
@@ -176,8 +177,9 @@ def test_bundled_model_all_modes_on_the_small_beir_set():
     by_mode = {r.mode: r for r in results}
     assert set(by_mode) == set(MODES)
     for result in results:
-        assert result.queries == 5 and result.model.endswith("multilingual-e5-small")
+        assert result.queries == 5 and "multilingual-e5-small" in result.model
         assert result.recall_at_10 > 50
-    # Dense through the index and exact search with the same encoder rank the same single-sentence corpus.
+    # The fixture's records are single sentences and the index's FAISS store is exact (Flat), so dense
+    # through the temporary index must rank exactly like exact search with the same encoder.
     exact = evaluate_retrieval(None, BEIR, device="cpu")
-    assert by_mode["dense"].recall_at_10 == pytest.approx(exact.recall_at_10, abs=20.0)
+    assert by_mode["dense"].as_row() == pytest.approx(exact.as_row(), abs=1e-6)
