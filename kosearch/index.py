@@ -169,14 +169,23 @@ class Index:
         root: str | Path,
         *,
         text_fields: Sequence[str] | None = None,
-        mode: str = "sentence",
+        unit: str | None = None,
+        metadata_fields: Sequence[str] | None = None,
         prune: bool = True,
         checkpoint_sentences: int = 100_000,
         progress: ProgressCallback | None = None,
+        mode: str | None = None,
     ) -> IngestReport:
-        """Index (or update) the documents under ``root``; see ``kosearch.ingest``."""
+        """Index (or update) the documents under ``root``; see ``kosearch.ingest``.
+
+        ``unit`` is what a hit is, ``"sentence"`` or ``"passage"``: a new index takes the default
+        (``kosearch.ingest.DEFAULT_UNIT``), an existing one keeps its own (``mode`` is its old name).
+        ``metadata_fields`` names the CSV/TSV/JSONL columns kept as typed metadata (default: every
+        column not indexed as text).
+        """
         options = IngestOptions(
-            text_fields=text_fields, mode=mode, prune=prune, checkpoint_sentences=checkpoint_sentences
+            text_fields=text_fields, mode=unit or mode, metadata_fields=metadata_fields, prune=prune,
+            checkpoint_sentences=checkpoint_sentences,
         )
         return ingest_folder(self._store, self.encoder, Path(root), options, progress)
 

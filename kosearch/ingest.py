@@ -55,13 +55,19 @@ class IngestOptions:
     """How a folder is read and how often the run makes its progress durable."""
 
     text_fields: Sequence[str] | None = None
-    mode: str = "sentence"
+    mode: str | None = None
+    """The unit, ``sentence`` or ``passage``; None: the index's own, or ``DEFAULT_UNIT`` for a new one."""
+    metadata_fields: Sequence[str] | None = None
+    """CSV/TSV/JSONL columns kept as typed metadata; None keeps every column not indexed as text."""
     encode_batch_sentences: int = 8192
     checkpoint_sentences: int = 100_000
     checkpoint_seconds: float = 300.0
     prune: bool = True
     """Remove from the index the files of this folder that no longer exist."""
 
+
+DEFAULT_UNIT = "sentence"
+"""What a hit is in a new index (see the commit that set it for the measurement)."""
 
 ProgressCallback = Callable[[int, int, str], None]
 """Called with (files seen, sentences encoded, current file's relative path)."""
@@ -84,7 +90,7 @@ def ingest_folder(
     first_new_document_id, next_sentence_id = store.metadata.next_ids()
     next_document_id = first_new_document_id
     batch = _EncodeBatch()
-    _check_unit(store, options.mode)
+    unit = _check_unit(store, options.mode)
     analyzer = _lexical_analyzer(store)
     last_checkpoint = time.monotonic()
     since_checkpoint = 0
@@ -127,7 +133,10 @@ def ingest_folder(
         return committed.sha256(relpath) == sha256
 
     documents = _stop_instead_of_raising(
-        iter_documents(root, text_fields=options.text_fields, mode=options.mode, is_unchanged=is_unchanged)
+        iter_documents(
+            root, text_fields=options.text_fields, mode=unit, is_unchanged=is_unchanged,
+            metadata_fields=options.metadata_fields,
+        )
     )
     stopped_early = False
     # Files read ahead wait as whole documents: bounded in sentences, not only in number.
@@ -215,16 +224,24 @@ class _EncodeBatch:
         self.rows, self.texts = [], []
 
 
-def _check_unit(store: IndexStore, unit: str) -> None:
-    """One index, one unit: hits of sentences and passages mixed would not be comparable."""
+def _check_unit(store: IndexStore, unit: str | None) -> str:
+    """The unit of this run; one index, one unit: hits of sentences and passages mixed would not compare.
+
+    An index made before units were recorded holds sentences unless it says otherwise.
+    """
+    if unit is not None and unit not in ("sentence", "passage"):
+        raise KosearchError(f"unknown unit {unit!r}; use 'sentence' or 'passage'")
     recorded = store.manifest.get("unit")
     if recorded is None:
-        store.record_unit(unit)
-    elif recorded != unit:
+        recorded = unit or (DEFAULT_UNIT if store.metadata.counts()[1] == 0 else "sentence")
+        store.record_unit(recorded)
+        return recorded
+    if unit is not None and recorded != unit:
         raise KosearchError(
             f"index {store.folder} holds {recorded} units; index with --unit {recorded}, "
             f"or build a new index for {unit} units"
         )
+    return recorded
 
 
 def _lexical_analyzer(store: IndexStore) -> MorphemeAnalyzer:

@@ -372,7 +372,7 @@ def test_passage_mode_groups_consecutive_sentences_of_a_paragraph():
         "다른 문단의 문장이다. 이것도 같은 문단이다.\n"
     )
     sentences = sentences_of(source, "txt")
-    passages = sentences_of(source, "txt", mode="passage", passage_chars=40)
+    passages = sentences_of(source, "txt", mode="passage", passage_chars=40, passage_overlap=0)
     assert [p.text for p in passages] == [
         "첫째 문장이다. 둘째 문장이다. 셋째 문장이다.",
         "넷째 문장은 다음 줄에 있다.",
@@ -380,6 +380,15 @@ def test_passage_mode_groups_consecutive_sentences_of_a_paragraph():
     ]
     assert all(source[p.start : p.end] == p.text for p in passages)
     assert [p.line for p in passages] == [1, 2, 4]
+    # By default a passage starts with the last sentence of the one before it in the same paragraph.
+    overlapping = sentences_of(source, "txt", mode="passage", passage_chars=40)
+    assert [p.text for p in overlapping] == [
+        "첫째 문장이다. 둘째 문장이다. 셋째 문장이다.",
+        "셋째 문장이다.\n넷째 문장은 다음 줄에 있다.",
+        "다른 문단의 문장이다. 이것도 같은 문단이다.",
+    ]
+    assert all(source[p.start : p.end] == p.text for p in overlapping)
+    assert [p.line for p in overlapping] == [1, 1, 4]
     wide = sentences_of(source, "txt", mode="passage", passage_chars=300)
     assert [w.text for w in wide] == [source[: source.index("\n\n")], source[source.index("\n\n") + 2 :].strip()]
     # Grouping never loses or reorders a sentence.

@@ -79,7 +79,19 @@ def index(
     text_field: Optional[list[str]] = typer.Option(
         None, "--text-field", help="Column/field holding text in CSV, TSV and JSONL files (repeatable)."
     ),
-    mode: str = typer.Option("sentence", help="Index units: 'sentence' or 'passage'."),
+    unit: Optional[str] = typer.Option(
+        None,
+        "--unit",
+        help="What a hit is: 'sentence', or 'passage' (consecutive sentences). A new index takes the "
+        "default; an existing one keeps the unit it was made with.",
+    ),
+    mode: Optional[str] = typer.Option(None, "--mode", hidden=True, help="Old name of --unit."),
+    field: Optional[list[str]] = typer.Option(
+        None,
+        "--field",
+        help="CSV/TSV/JSONL column to keep as typed metadata for --where filters (repeatable); by "
+        "default every column that is not indexed as text is kept.",
+    ),
     faiss_factory: str = typer.Option("Flat", help="FAISS index_factory string for a new index."),
     prune: bool = typer.Option(True, help="Remove files that disappeared from the folder."),
     as_json: bool = JsonOption,
@@ -98,7 +110,10 @@ def index(
                 encoder = idx.encoder
                 status(f"kosearch indexing {documents} with {encoder.name} on {encoder.device}")
             with _ingest_progress(quiet) as progress:
-                report = idx.add_folder(documents, text_fields=text_field, mode=mode, prune=prune, progress=progress)
+                report = idx.add_folder(
+                    documents, text_fields=text_field, unit=unit or mode, metadata_fields=field, prune=prune,
+                    progress=progress,
+                )
             info = idx.info()
     except KeyboardInterrupt:
         err.print("interrupted; the index keeps its last checkpoint (run the same command again to finish)")
@@ -214,6 +229,17 @@ def query(
     ),
     k: int = typer.Option(10, "-k", "--top-k", min=1, help="Hits per query."),
     context: int = typer.Option(0, "--context", "-c", min=0, help="Neighbouring sentences to show."),
+    mode: Optional[str] = typer.Option(
+        None, "--mode", help="dense, lexical or hybrid (default: hybrid when the index has a lexical index)."
+    ),
+    where: Optional[list[str]] = typer.Option(
+        None, "--where", "-w", help="Filter applied before ranking, e.g. \"format = 'pdf'\", \"rating >= 9\" (repeatable: all must hold)."
+    ),
+    group_by: Optional[str] = typer.Option(None, "--group-by", help="'document': one hit (its best unit) per document."),
+    fusion: str = typer.Option("convex", "--fusion", help="How hybrid mode fuses: convex or rrf."),
+    lexical_weight: Optional[float] = typer.Option(
+        None, "--lexical-weight", help="Weight of the lexical score in convex fusion (0..1, default 0.3)."
+    ),
     model: Optional[str] = ModelOption,
     device: Optional[str] = DeviceOption,
     as_json: bool = JsonOption,
@@ -237,9 +263,13 @@ def query(
         _warn_if_empty(idx, index_path)
         if model is None:
             _say_loading(idx.info().model, device)
+        options = dict(
+            k=k, context=context, mode=mode, where=where or None, group_by=group_by, fusion=fusion,
+            lexical_weight=lexical_weight,
+        )
         encoder = idx.encoder  # load the model before the first prompt, not after it
         if queries:
-            for text, hits in zip(queries, idx.search_batch(queries, k=k, context=context)):
+            for text, hits in zip(queries, idx.search_batch(queries, **options)):
                 _print_hits(text, hits, as_json)
             return
         interactive = sys.stdin.isatty()
@@ -249,7 +279,7 @@ def query(
                 "empty line or Ctrl-D quits."
             )
         for text in _read_queries(interactive):
-            _print_hits(text, idx.search(text, k=k, context=context), as_json)
+            _print_hits(text, idx.search(text, **options), as_json)
 
 
 def _warn_if_empty(idx: Index, index_path: Path) -> None:
@@ -301,14 +331,40 @@ def _where(sentence: Hit | IndexedSentence) -> str:
 
 
 def _sentence_with_context(hit: Hit) -> Text:
+    text = _highlighted(hit)
     if not (hit.context_before or hit.context_after):
-        return as_text(hit.text)
-    parts = [
-        as_text(" ".join(hit.context_before), "dim"),
-        as_text(hit.text, "bold"),
-        as_text(" ".join(hit.context_after), "dim"),
-    ]
+        return text
+    parts = [as_text(" ".join(hit.context_before), "dim"), text, as_text(" ".join(hit.context_after), "dim")]
     return Text(" ").join(part for part in parts if part.plain)
+
+
+def _highlighted(hit: Hit) -> Text:
+    """The hit's text (its best sentence first, when it is a passage) with the query's morphemes in bold."""
+    start, end = hit.best_sentence or (0, len(hit.text))
+    shown = Text()
+    for piece_start, piece_end, style in ((start, end, ""), (0, start, "dim"), (end, len(hit.text), "dim")):
+        if piece_end <= piece_start:
+            continue
+        piece = _styled(hit.text, piece_start, piece_end, hit.highlights, style)
+        if shown.plain:
+            shown.append(" … " if style else "")
+        shown.append_text(piece)
+    return shown
+
+
+def _styled(text: str, start: int, end: int, spans, style: str) -> Text:
+    # Escaped piece by piece, so a span's offsets stay right even where printable() rewrites characters.
+    shown = Text(style=style)
+    position = start
+    for span_start, span_end in spans:
+        span_start, span_end = max(span_start, start), min(span_end, end)
+        if span_end <= span_start:
+            continue
+        shown.append(printable(text[position:span_start]))
+        shown.append(printable(text[span_start:span_end]), style="bold")
+        position = span_end
+    shown.append(printable(text[position:end]))
+    return shown
 
 
 @app.command()

@@ -56,6 +56,7 @@ def iter_documents(
     max_chars: int = DEFAULT_MAX_CHARS,
     passage_chars: int = DEFAULT_PASSAGE_CHARS,
     is_unchanged: Callable[[str, str], bool] | None = None,
+    metadata_fields: Sequence[str] | None = None,
 ) -> Iterator[Document | SkippedFile]:
     """Yield every readable file under ``root`` as a split :class:`Document`, in sorted path order.
 
@@ -71,12 +72,14 @@ def iter_documents(
         is_unchanged: called with ``(relpath, sha256)`` once a file is read; when it returns True the
             file is not split (splitting is most of the cost) and its Document has ``unchanged=True``
             and no sentences. Lets a re-run over a large folder skip what the index already holds.
+        metadata_fields: the CSV/TSV/JSONL columns kept as typed ``Sentence.fields``; None keeps
+            every column that is not indexed as text.
     """
     for found in discover(root):
         if isinstance(found, SkippedFile):
             item: Document | SkippedFile = found
         else:
-            item = _read(found, text_fields, max_bytes, mode, max_chars, passage_chars, is_unchanged)
+            item = _read(found, text_fields, max_bytes, mode, max_chars, passage_chars, is_unchanged, metadata_fields)
         if on_skip is not None and isinstance(item, SkippedFile):
             on_skip(item)
         else:
@@ -118,6 +121,7 @@ def _read(
     max_chars: int,
     passage_chars: int,
     is_unchanged: Callable[[str, str], bool] | None = None,
+    metadata_fields: Sequence[str] | None = None,
 ) -> Document | SkippedFile:
     """Read and split one file; whatever goes wrong with it becomes a :class:`SkippedFile`.
 
@@ -126,7 +130,7 @@ def _read(
     ``MemoryError`` that unwinding it has already undone, costs that file and not the run.
     """
     try:
-        return _read_file(found, text_fields, max_bytes, mode, max_chars, passage_chars, is_unchanged)
+        return _read_file(found, text_fields, max_bytes, mode, max_chars, passage_chars, is_unchanged, metadata_fields)
     except UnreadableFile as unreadable:
         return SkippedFile(found.relpath, unreadable.reason)
     except Exception as error:  # noqa: BLE001 - any failure on one file is that file's problem
@@ -141,6 +145,7 @@ def _read_file(
     max_chars: int,
     passage_chars: int,
     is_unchanged: Callable[[str, str], bool] | None,
+    metadata_fields: Sequence[str] | None = None,
 ) -> Document:
     # Binary formats (pdf, docx, hwp, hwpx) are hashed, not decoded: their library parses them.
     binary = is_binary(found.format)
@@ -164,9 +169,12 @@ def _read_file(
         decoded = replace(decoded, text=clean_text(decoded.text))
     result = read_file(found.path, decoded, found.format, text_fields)
     source = clean_text(result.source) if result.source is not None else None
+    kept = None if metadata_fields is None else set(metadata_fields)
     for record in result.records:
         if binary or not record.verbatim:
             record.text = clean_text(record.text)
+        if kept is not None and record.fields:
+            record.fields = {name: value for name, value in record.fields.items() if name in kept} or None
     document.sentences = split_records(
         result.records, source=source, mode=mode, max_chars=max_chars, passage_chars=passage_chars
     )

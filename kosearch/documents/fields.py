@@ -8,6 +8,7 @@ always override with ``text_fields``.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 
@@ -109,3 +110,20 @@ def _longest_textual(names: Sequence[str], samples: Mapping[str, Sequence[str]])
             if length > best_length:
                 best, best_length = name, length
     return best
+
+
+def typed_value(text: str) -> int | float | str | None:
+    """A metadata cell as the type it reads as: an int, a float, else the stripped text; None if empty.
+
+    Stored that way, ``rating >= 9`` compares numbers, not strings (where "10" < "9").
+    """
+    value = text.strip()
+    if not value:
+        return None
+    if re.fullmatch(r"[-+]?\d{1,18}", value):
+        return int(value)
+    if len(value) <= 40 and re.fullmatch(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", value):
+        number = float(value)
+        if math.isfinite(number):
+            return number
+    return value

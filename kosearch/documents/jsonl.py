@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
@@ -41,6 +41,8 @@ class JsonLine:
     """File offset of the line, the fallback location for a string whose literal was not located."""
     end: int
     strings: list[StringValue]
+    scalars: dict[str, int | float | bool] = field(default_factory=dict)
+    """Numbers and booleans by dotted key path (not inside lists): typed metadata of the record."""
 
 
 def parse_jsonl(source: str, warnings: list[str]) -> Iterator[JsonLine]:
@@ -52,21 +54,40 @@ def parse_jsonl(source: str, warnings: list[str]) -> Iterator[JsonLine]:
         if not line.strip():
             continue
         try:
-            parsed = json.loads(line, parse_int=_unconverted_number, parse_float=_unconverted_number)
+            parsed = json.loads(line, parse_int=_NumberLiteral, parse_float=_NumberLiteral)
             strings = _strings(parsed, line, line_start)
+            scalars = _scalars(parsed)
         except json.JSONDecodeError as error:
             warnings.append(f"line {number}: not valid JSON ({error.msg}, column {error.colno}); line skipped")
             continue
         except RecursionError:
             warnings.append(f"line {number}: JSON nested too deeply to read; line skipped")
             continue
-        yield JsonLine(number, line_start, line_start + len(line), strings)
+        yield JsonLine(number, line_start, line_start + len(line), strings, scalars)
 
 
-def _unconverted_number(literal: str) -> None:
-    """Stands in for a JSON number: only strings are indexed, and converting a 5,000-digit integer
-    would raise ``ValueError`` (Python's limit on int-from-string digits)."""
-    return None
+class _NumberLiteral(str):
+    """Stands in for a JSON number: kept as its literal, converted only when short (``_scalars``),
+    since converting a 5,000-digit integer would raise ``ValueError`` (Python's int-from-string limit)."""
+
+
+MAX_NUMBER_CHARS = 40
+
+
+def _scalars(parsed: object, path: str = "") -> dict[str, int | float | bool]:
+    found: dict[str, int | float | bool] = {}
+    if isinstance(parsed, dict):
+        for key, item in parsed.items():
+            child = f"{path}.{key}" if path else key
+            if isinstance(item, bool):
+                found[child] = item
+            elif isinstance(item, _NumberLiteral):
+                if len(item) <= MAX_NUMBER_CHARS:
+                    number = float(item)
+                    found[child] = int(item) if item.lstrip("-").isdigit() else number
+            elif isinstance(item, dict):
+                found.update(_scalars(item, child))
+    return found
 
 
 def _strings(parsed: object, line: str, line_start: int) -> list[StringValue]:
@@ -80,6 +101,8 @@ def _strings(parsed: object, line: str, line_start: int) -> list[StringValue]:
 
 
 def _walk(value: object, path: str, literals: _StringLiterals, found: list[StringValue]) -> None:
+    if isinstance(value, _NumberLiteral):
+        return
     if isinstance(value, str):
         starts, ends = literals.next_matching(value)
         found.append(StringValue(path, value, starts, ends))

@@ -34,6 +34,8 @@ class Record:
     CSV/JSONL field, whose sentences all report the line where their record starts."""
     page: int | None = None
     """1-based page of a paged format (PDF); None where the format has no pages."""
+    fields: dict | None = None
+    """Typed metadata of the row or line the record comes from (CSV/TSV/JSONL columns not indexed as text)."""
 
     @property
     def verbatim(self) -> bool:

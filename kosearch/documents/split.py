@@ -25,6 +25,9 @@ DEFAULT_MAX_CHARS = 1000
 """Longer sentences are cut at whitespace: e5-style encoders read at most 512 tokens, about 1000
 Korean characters, and a run-on 'sentence' is usually a table or a list that lost its newlines."""
 DEFAULT_PASSAGE_CHARS = 300
+DEFAULT_PASSAGE_OVERLAP = 1
+"""Sentences a passage shares with the one before it, so an answer cut by a passage boundary is
+still whole in one of them."""
 KIWI_CHUNK_CHARS = 4000
 """Longer records reach Kiwi in pieces: its time grows faster than linearly with one text's length
 (a 760,000-character line takes minutes whole, seconds in pieces), and pieces run in parallel."""
@@ -55,12 +58,16 @@ def split_records(
     mode: SplitMode = "sentence",
     max_chars: int = DEFAULT_MAX_CHARS,
     passage_chars: int = DEFAULT_PASSAGE_CHARS,
+    passage_overlap: int = DEFAULT_PASSAGE_OVERLAP,
 ) -> list[Sentence]:
     """Split records into sentences (or passages of consecutive sentences) located in the file.
 
     ``source`` is the decoded file text; passages made only of plain-text records take their text
-    from it, so the whitespace between sentences is the file's own.
+    from it, so the whitespace between sentences is the file's own. Consecutive passages of one
+    block share ``passage_overlap`` sentences (0: passages that do not overlap).
     """
+    if passage_overlap < 0:
+        raise ValueError("passage_overlap must be at least 0")
     if mode not in ("sentence", "passage"):
         raise ValueError(f"mode must be 'sentence' or 'passage', not {mode!r}")
     if max_chars < 1 or passage_chars < 1:
@@ -68,7 +75,7 @@ def split_records(
     pieces = list(_sentence_pieces(records, max_chars))
     if mode == "sentence":
         return [_to_sentence(record, begin, stop) for record, begin, stop in pieces]
-    return list(_passages(pieces, passage_chars, source))
+    return list(_passages(pieces, passage_chars, source, passage_overlap))
 
 
 def split_text(
@@ -143,25 +150,34 @@ def _cut_long(text: str, begin: int, stop: int, max_chars: int) -> Iterable[tupl
 
 def _to_sentence(record: Record, begin: int, stop: int) -> Sentence:
     start, end = record.span(begin, stop)
-    return Sentence(record.text[begin:stop], record.line_at(begin), start, end, record.page)
+    return Sentence(record.text[begin:stop], record.line_at(begin), start, end, record.page, record.fields)
 
 
 def _passages(
-    pieces: Sequence[tuple[Record, int, int]], passage_chars: int, source: str | None
+    pieces: Sequence[tuple[Record, int, int]], passage_chars: int, source: str | None, overlap: int = 0
 ) -> Iterator[Sentence]:
     """Consecutive sentences of one block grouped while the passage stays within ``passage_chars``.
 
     A sentence longer than ``passage_chars`` becomes a passage of its own rather than being cut.
+    The next passage of the same block starts with the last ``overlap`` sentences of the one before
+    when they fit with its next sentence; a passage holding nothing new is not made.
     """
+
+    def too_long(group: list[tuple[Record, int, int]]) -> bool:
+        return len(_passage(group, source).text) > passage_chars
+
     group: list[tuple[Record, int, int]] = []
+    fresh = 0  # sentences of ``group`` that no passage made so far holds
     for piece in pieces:
-        if group and (
-            piece[0].block != group[0][0].block or len(_passage([*group, piece], source).text) > passage_chars
-        ):
-            yield _passage(group, source)
-            group = []
+        if group and (piece[0].block != group[0][0].block or too_long([*group, piece])):
+            if fresh:
+                yield _passage(group, source)
+            carried = group[-overlap:] if overlap and piece[0].block == group[0][0].block else []
+            group = carried if carried and not too_long([*carried, piece]) else []
+            fresh = 0
         group.append(piece)
-    if group:
+        fresh += 1
+    if group and fresh:
         yield _passage(group, source)
 
 
@@ -174,7 +190,7 @@ def _passage(group: Sequence[tuple[Record, int, int]], source: str | None) -> Se
         text = source[start:end]
     else:
         text = _joined_text(group)
-    return Sentence(text, first_record.line_at(first_begin), start, end, first_record.page)
+    return Sentence(text, first_record.line_at(first_begin), start, end, first_record.page, first_record.fields)
 
 
 def _joined_text(group: Sequence[tuple[Record, int, int]]) -> str:

@@ -23,6 +23,8 @@ class Sentence:
     """Character offset one past the sentence's last character."""
     page: int | None = None
     """1-based page of a PDF; None for formats without pages."""
+    fields: dict | None = field(default=None, hash=False)
+    """Typed metadata (CSV/TSV/JSONL columns not indexed as text, ints and floats where they parse)."""
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,16 @@ from collections.abc import Sequence
 from itertools import chain, islice
 
 from kosearch.documents.delimited import Field, parse_delimited
-from kosearch.documents.fields import CONTENT_SAMPLE_SIZE, choose_text_fields
+from kosearch.documents.fields import CONTENT_SAMPLE_SIZE, choose_text_fields, typed_value
 from kosearch.documents.readers.base import ReadResult
 from kosearch.documents.records import Record, mapped_record, trimmed_span
 
 
 def read_table(source: str, delimiter: str, text_fields: Sequence[str] | None = None) -> ReadResult:
-    """Records from the text columns of a CSV/TSV file whose first row is the header."""
+    """Records from the text columns of a CSV/TSV file whose first row is the header.
+
+    The other columns of a row become the typed ``fields`` of its records (numbers as numbers).
+    """
     rows = parse_delimited(source, delimiter)
     header = next(rows, None)
     if header is None:
@@ -26,12 +29,16 @@ def read_table(source: str, delimiter: str, text_fields: Sequence[str] | None = 
     }
     chosen, warnings = choose_text_fields(names, samples, text_fields)
     columns = [names.index(name) for name in chosen]
+    others = [(index, name) for index, name in enumerate(names) if index not in columns]
     records: list[Record] = []
     for block, row in enumerate(chain(first_rows, rows)):
+        values = {name: typed_value(row.fields[index].value) for index, name in others if index < len(row.fields)}
+        fields = {name: value for name, value in values.items() if value is not None} or None
         for column in columns:
             if column < len(row.fields):
                 record = _cell_record(source, row.fields[column], row.line, block)
                 if record is not None:
+                    record.fields = fields
                     records.append(record)
     return ReadResult(records, warnings)
 

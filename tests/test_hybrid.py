@@ -1,0 +1,320 @@
+"""Hybrid retrieval plumbing: the lexical index beside the vectors, modes, fusion, grouping, highlights.
+
+A stub encoder keeps these fast; tests/test_hybrid_cli.py runs the user's path through the real one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kosearch
+from kosearch.errors import KosearchError
+from kosearch.search.morphemes import MorphemeAnalyzer
+from kosearch_testing import HashingEncoder
+
+
+class TableEncoder(HashingEncoder):
+    """Vectors chosen per text (others from the hashing encoder): lets a test decide what dense finds."""
+
+    def __init__(self, table: dict[str, np.ndarray], dimension: int = 64) -> None:
+        super().__init__(dimension)
+        self.table = {text: vector / np.linalg.norm(vector) for text, vector in table.items()}
+
+    def _encode(self, texts):
+        vectors = super()._encode(texts)
+        for row, text in enumerate(texts):
+            if text in self.table:
+                vectors[row] = self.table[text]
+        return vectors
+
+
+def _lexical_rows(index_path: Path) -> dict[int, str]:
+    with sqlite3.connect(index_path / "metadata.sqlite") as db:
+        return dict(db.execute("select rowid, tokens from lexical"))
+
+
+def _sentence_rows(index_path: Path) -> dict[int, str]:
+    with sqlite3.connect(index_path / "metadata.sqlite") as db:
+        return dict(db.execute("select id, text from sentences"))
+
+
+def _assert_lexical_matches_sentences(index_path: Path) -> None:
+    lexical, sentences = _lexical_rows(index_path), _sentence_rows(index_path)
+    assert set(lexical) == set(sentences)
+    analyzer = MorphemeAnalyzer()
+    for sentence_id, text in sentences.items():
+        assert lexical[sentence_id] == " ".join(analyzer.analyze(text))
+
+
+def test_lexical_rows_follow_sentence_rows_on_add_update_remove(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("은행에서 돈을 찾았어요.\n오늘은 비가 온다.\n", encoding="utf-8")
+    (docs / "b.txt").write_text("주식 시장이 크게 올랐다.\n", encoding="utf-8")
+    index = tmp_path / "idx"
+    with kosearch.Index.create(index, HashingEncoder()) as idx:
+        idx.add_folder(docs)
+    _assert_lexical_matches_sentences(index)
+    assert len(_lexical_rows(index)) == 3
+
+    (docs / "a.txt").write_text("금리가 내려갔다.\n", encoding="utf-8")
+    (docs / "b.txt").unlink()
+    (docs / "c.txt").write_text("새 문서의 문장입니다.\n", encoding="utf-8")
+    with kosearch.Index.open(index, HashingEncoder(), writable=True) as idx:
+        idx.add_folder(docs)
+        assert [hit.text for hit in idx.search("주식", mode="lexical")] == []
+        assert [hit.text for hit in idx.search("금리", mode="lexical")] == ["금리가 내려갔다."]
+    _assert_lexical_matches_sentences(index)
+    assert sorted(_sentence_rows(index).values()) == ["금리가 내려갔다.", "새 문서의 문장입니다."]
+
+
+def test_a_failed_checkpoint_leaves_rows_postings_and_vectors_of_one_generation(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for number in range(6):
+        (docs / f"d{number}.txt").write_text(f"{number}번 문서의 은행 문장입니다.\n", encoding="utf-8")
+    index = tmp_path / "idx"
+
+    class FailingEncoder(HashingEncoder):
+        def encode_documents(self, texts, batch_size=None, show_progress_bar=False):
+            if len(self.calls) >= 3:
+                raise RuntimeError("killed")
+            return super().encode_documents(texts)
+
+    with kosearch.Index.create(index, FailingEncoder()) as idx:
+        with pytest.raises(RuntimeError):
+            idx.add_folder(docs, checkpoint_sentences=1)  # checkpoints every sentence, then dies
+    with kosearch.Index.open(index, HashingEncoder()) as idx:
+        committed = len(idx)
+        assert 0 < committed < 6
+        assert idx.store.has_lexical
+        assert len(idx.search("은행", k=10, mode="lexical")) == committed
+    _assert_lexical_matches_sentences(index)
+
+
+def test_fts5_bm25_scores_equal_bm25s_on_the_same_tokens(tmp_path):
+    bm25s = pytest.importorskip("bm25s")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    texts = [
+        "은행 금리가 크게 내려갔다.",
+        "은행에서 돈을 찾았어요 은행 직원이 친절했다.",
+        "주식 시장이 크게 올랐다.",
+        "날씨가 맑고 바람이 분다.",
+        "금리 인상 소식에 시장이 흔들렸다.",
+        "도서관에서 책을 빌렸다.",
+        "오늘 점심은 비빔밥이다.",
+    ]
+    (docs / "a.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    index = tmp_path / "idx"
+    with kosearch.Index.create(index, HashingEncoder()) as idx:
+        idx.add_folder(docs)
+        query = "은행 금리"
+        hits = idx.search(query, k=10, mode="lexical")
+    rows = _lexical_rows(index)
+    ids = sorted(rows)
+    corpus = [rows[i].split() for i in ids]
+    vocabulary = {token: number for number, token in enumerate(sorted({t for doc in corpus for t in doc}))}
+    retriever = bm25s.BM25(method="robertson", k1=1.2, b=0.75)
+    retriever.index(bm25s.tokenization.Tokenized(ids=[[vocabulary[t] for t in doc] for doc in corpus], vocab=vocabulary), show_progress=False)
+    expected = retriever.get_scores(MorphemeAnalyzer().analyze(query))
+    # FTS5 multiplies the term weight by (k1 + 1); bm25s leaves that constant out, which ranks the same.
+    expected_by_id = {sentence_id: 2.2 * float(score) for sentence_id, score in zip(ids, expected) if score > 0}
+    assert {hit.sentence_id: hit.lexical_score for hit in hits} == pytest.approx(expected_by_id, rel=1e-5)
+    assert [hit.sentence_id for hit in hits] == sorted(expected_by_id, key=lambda i: -expected_by_id[i])
+
+
+def _controlled_index(tmp_path) -> Path:
+    only_dense = "고양이가 창가에서 졸고 있다."
+    only_lexical = "금리 발표가 오늘 있었다."
+    fillers = [f"{number}번째 평범한 문장입니다." for number in range(5)]
+    axis = np.eye(64, dtype=np.float32)
+    table = {only_dense: axis[0], only_lexical: axis[2], "금리": axis[0]}
+    for filler in fillers:
+        table[filler] = 0.2 * axis[0] + 0.98 * axis[1]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("\n".join([only_dense, only_lexical, *fillers]) + "\n", encoding="utf-8")
+    index = tmp_path / "idx"
+    with kosearch.Index.create(index, TableEncoder(table)) as idx:
+        idx.add_folder(docs)
+    return index, TableEncoder(table)
+
+
+def test_hybrid_finds_what_only_one_signal_finds(tmp_path):
+    index, encoder = _controlled_index(tmp_path)
+    with kosearch.Index.open(index, encoder) as idx:
+        dense = [hit.text for hit in idx.search("금리", k=2, mode="dense")]
+        lexical = [hit.text for hit in idx.search("금리", k=2, mode="lexical")]
+        hybrid = idx.search("금리", k=2)  # hybrid is the default for an index with a lexical index
+    assert "금리 발표가 오늘 있었다." not in dense and "고양이가 창가에서 졸고 있다." in dense
+    assert lexical == ["금리 발표가 오늘 있었다."]
+    assert {hit.text for hit in hybrid} == {"고양이가 창가에서 졸고 있다.", "금리 발표가 오늘 있었다."}
+    assert all(hit.mode == "hybrid" and hit.fused_score == hit.score for hit in hybrid)
+    by_text = {hit.text: hit for hit in hybrid}
+    assert by_text["금리 발표가 오늘 있었다."].lexical_score > 0
+    assert by_text["고양이가 창가에서 졸고 있다."].lexical_score is None
+    assert by_text["고양이가 창가에서 졸고 있다."].dense_score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_rrf_and_weight_change_the_fusion(tmp_path):
+    index, encoder = _controlled_index(tmp_path)
+    with kosearch.Index.open(index, encoder) as idx:
+        lexical_first = idx.search("금리", k=1, lexical_weight=0.9)[0]
+        dense_first = idx.search("금리", k=1, lexical_weight=0.1)[0]
+        rrf = idx.search("금리", k=2, fusion="rrf")
+    assert lexical_first.text == "금리 발표가 오늘 있었다."
+    assert dense_first.text == "고양이가 창가에서 졸고 있다."
+    # Dense ranks: the cat 1, five fillers 2-6, the rate sentence 7; lexical: the rate sentence 1.
+    assert [hit.text for hit in rrf] == ["금리 발표가 오늘 있었다.", "고양이가 창가에서 졸고 있다."]
+    assert [hit.score for hit in rrf] == pytest.approx([1 / 61 + 1 / 67, 1 / 61])
+
+
+def test_highlights_point_at_the_query_morphemes(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("은행에서 돈을 찾았어요.\n", encoding="utf-8")
+    with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
+        idx.add_folder(docs)
+        hit = idx.search("은행 돈 찾기", k=1)[0]
+    assert [hit.text[start:end] for start, end in hit.highlights] == ["은행", "돈", "찾"]
+    assert json.loads(json.dumps(hit.to_dict()))["highlights"] == [[0, 2], [5, 6], [8, 9]]
+
+
+def test_group_by_document_returns_k_distinct_documents(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for number in range(4):
+        (docs / f"d{number}.txt").write_text(
+            "\n".join(f"은행 금리 이야기 {number}-{line}번 문장." for line in range(30)) + "\n", encoding="utf-8"
+        )
+    with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
+        idx.add_folder(docs)
+        plain = idx.search("은행 금리", k=3)
+        grouped = idx.search("은행 금리", k=3, group_by="document")
+        everything = idx.search("은행 금리", k=10, group_by="document")
+    assert len({hit.path for hit in plain}) < 3  # without grouping, one document fills the top
+    assert len(grouped) == 3 and len({hit.path for hit in grouped}) == 3
+    assert len(everything) == 4 and len({hit.path for hit in everything}) == 4
+
+
+def test_filtered_query_returns_k_when_k_units_match_at_one_percent(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    rows = ["review,group,rating"]
+    for number in range(1000):
+        group = "rare" if number % 100 == 7 else "common"
+        rows.append(f"은행 금리가 {number}번 바뀐 이야기,{group},{number % 10}")
+    (docs / "reviews.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
+        idx.add_folder(docs)
+        for mode in ("dense", "lexical", "hybrid"):
+            hits = idx.search("은행 금리", k=10, mode=mode, where="group = 'rare'")
+            assert len(hits) == 10, mode
+            assert {hit.fields["group"] for hit in hits} == {"rare"}
+        numeric = idx.search("은행 금리", k=200, mode="dense", where=["rating >= 9", "group = 'common'"])
+        assert len(numeric) == 100 and all(hit.fields["rating"] == 9 for hit in numeric)
+        assert isinstance(numeric[0].fields["rating"], int)
+        assert idx.search("은행", k=5, where="rating >= 10") == []  # as text, '9' >= 10 would hold in SQLite
+        by_mapping = idx.search("은행", k=5, where={"rating": {">=": 8}, "format": "csv"})
+        assert len(by_mapping) == 5 and all(hit.fields["rating"] >= 8 for hit in by_mapping)
+        assert idx.search("은행", k=5, where="path GLOB 'other/*'") == []
+
+
+def test_dense_search_falls_back_to_exact_scoring_when_the_ann_misses_a_filter(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    rows = ["review,group"] + [f"{number}번 문장의 내용,{'rare' if number % 50 == 0 else 'common'}" for number in range(300)]
+    (docs / "r.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with kosearch.Index.create(tmp_path / "idx", HashingEncoder(), faiss_factory="HNSW8,Flat") as idx:
+        idx.add_folder(docs)
+        hits = idx.search("문장", k=6, mode="dense", where="group = 'rare'")
+    assert len(hits) == 6
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["rating >>= 9", "rating", "= 9", "rating IN 9", {"rating": {"~": 1}}, 42, "rating >= nine"],
+)
+def test_bad_filters_are_clear_errors(tmp_path, where):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("은행 문장.\n", encoding="utf-8")
+    with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
+        idx.add_folder(docs)
+        with pytest.raises(KosearchError, match="filter"):
+            idx.search("은행", where=where)
+
+
+def test_bad_mode_fusion_group_are_clear_errors(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("은행 문장.\n", encoding="utf-8")
+    with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
+        idx.add_folder(docs)
+        for options, message in (
+            ({"mode": "semantic"}, "dense, lexical, hybrid"),
+            ({"fusion": "sum"}, "convex, rrf"),
+            ({"group_by": "page"}, "document"),
+            ({"lexical_weight": 2.0}, "between 0 and 1"),
+        ):
+            with pytest.raises(KosearchError, match=message):
+                idx.search("은행", **options)
+
+
+def _make_old(index: Path) -> None:
+    """Turn an index into what the code before the lexical index wrote: no postings, fields, mtime, unit."""
+    with sqlite3.connect(index / "metadata.sqlite") as db:
+        db.execute("drop table lexical")
+        db.execute("alter table sentences drop column fields")
+        db.execute("alter table documents drop column modified")
+        db.execute("delete from manifest where key in ('lexical', 'unit')")
+
+
+def test_an_index_without_a_lexical_index_searches_densely_until_indexed_again(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("은행에서 돈을 찾았어요.\n오늘은 비가 온다.\n", encoding="utf-8")
+    index = tmp_path / "idx"
+    with kosearch.Index.create(index, HashingEncoder()) as idx:
+        idx.add_folder(docs)
+    _make_old(index)
+    with kosearch.Index.open(index, HashingEncoder()) as idx:  # a reader does not migrate
+        hits = idx.search("은행", k=1)
+        assert hits[0].mode == "dense" and hits[0].lexical_score is None and hits[0].fields == {}
+        assert idx.search("은행", k=1, where="modified >= '2000'") == []  # no dates stored yet
+        with pytest.raises(KosearchError, match="kosearch index"):
+            idx.search("은행", mode="lexical")
+    with sqlite3.connect(index / "metadata.sqlite") as db:
+        assert "lexical" not in {row[0] for row in db.execute("select name from sqlite_master")}
+
+    with kosearch.Index.open(index, HashingEncoder(), writable=True) as idx:
+        report = idx.add_folder(docs)
+    assert report.files_unchanged == 1 and report.sentences_added == 0  # nothing re-encoded
+    _assert_lexical_matches_sentences(index)
+    with kosearch.Index.open(index, HashingEncoder()) as idx:
+        hits = idx.search("은행", k=1)
+        assert hits[0].mode == "hybrid" and hits[0].lexical_score > 0
+        assert [hit.text for hit in idx.search("은행", mode="lexical")] == ["은행에서 돈을 찾았어요."]
+        assert idx.store.manifest["unit"] == "sentence"
+
+
+def test_an_index_keeps_its_unit(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("은행에서 돈을 찾았어요. 오늘은 비가 온다.\n", encoding="utf-8")
+    with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
+        idx.add_folder(docs, unit="passage")
+        with pytest.raises(KosearchError, match="--unit passage"):
+            idx.add_folder(docs, unit="sentence")
+        idx.add_folder(docs)  # no unit given: the index's own
+        hit = idx.search("비가 오다", k=1)[0]
+    assert hit.text == "은행에서 돈을 찾았어요. 오늘은 비가 온다."
+    assert hit.best_sentence is not None
+    start, end = hit.best_sentence
+    assert hit.text[start:end] == "오늘은 비가 온다."
