@@ -59,6 +59,11 @@ DocumentOf = Callable[["Hit"], "str | None"]
 INDEX_CANDIDATES = 100
 """Hits fetched per query from an index before mapping them to documents: sentences of one document,
 and lines of queries.jsonl or qrels indexed alongside the corpus, share the top of the list."""
+TEMPORARY_INDEX_CANDIDATES = 2 * DEPTH
+"""Hits fetched per query from a temporary index: it holds only the corpus, one file per record of
+one or two sentences, so twice the depth fills the top 10 documents. Every hit costs a Kiwi
+analysis for its highlights (about 7 ms each on the shared 2-core machine), which at 100 candidates
+made a 1,500-query set take most of an hour per mode."""
 _QUERY_BLOCK = 256
 """Queries scored at once in exact search; bounds memory to block x corpus floats."""
 
@@ -117,7 +122,7 @@ def evaluate_retrieval(
     batch_size: int = 32,
     show_progress_bar: bool | None = None,
     device: str | None = None,
-    index_candidates: int = INDEX_CANDIDATES,
+    index_candidates: int | None = None,
 ) -> RetrievalResult:
     """Score ``model`` (exact search) or ``index`` on a BEIR folder or an in-memory :class:`BeirDataset`.
 
@@ -153,7 +158,7 @@ def evaluate_retrieval_modes(
     index: Index | str | Path | None = None,
     group_by: str | None = None,
     device: str | None = None,
-    index_candidates: int = INDEX_CANDIDATES,
+    index_candidates: int | None = None,
 ) -> list[RetrievalResult]:
     """One result per search mode, all through the same index (None in ``modes``: the index's default).
 
@@ -177,7 +182,8 @@ def evaluate_retrieval_modes(
         with _open_index(index, model, device) as opened:
             return [
                 _index_result(
-                    opened, dataset, mode, None, None, source="index", build_seconds=0.0, candidates=index_candidates
+                    opened, dataset, mode, None, None, source="index", build_seconds=0.0,
+                    candidates=index_candidates or INDEX_CANDIDATES,
                 )
                 for mode in modes
             ]
@@ -193,7 +199,7 @@ def evaluate_retrieval_modes(
                 built.document_of,
                 source="temporary index",
                 build_seconds=built.build_seconds,
-                candidates=index_candidates,
+                candidates=index_candidates or TEMPORARY_INDEX_CANDIDATES,
             )
             for mode in modes
         ]
