@@ -5,8 +5,9 @@ in the same transaction as the unit's row (``kosearch.ingest``). The budget: at 
 time than dense-only.
 
 kosearch has no switch to build an index without its lexical part, so "without" is made here by a
-monkeypatch (stated in the output): the ingest's analyzer returns no tokens without calling Kiwi, and
-the store is handed no token strings, so neither the analysis nor the FTS5 inserts happen. Runs
+monkeypatch (stated in the output): the ingest's analyzer returns no tokens without calling Kiwi, so
+no analysis happens and each unit's FTS5 row is an empty string (the store refuses to commit sentence
+rows without lexical rows, so the rows themselves stay; an empty row writes no postings). Runs
 alternate without / with / with / without (``--rounds`` times), each into a fresh index, so slow
 drifts of the shared machine's load fall on both sides alike; the ratio compares the medians.
 
@@ -33,7 +34,6 @@ from nsmc_bench_data import machine_load, read_reviews, write_parts  # noqa: E40
 import kosearch.ingest as ingest  # noqa: E402
 from kosearch.encoders import Encoder  # noqa: E402
 from kosearch.index import Index  # noqa: E402
-from kosearch.store import IndexStore  # noqa: E402
 
 
 class _NoAnalysis:
@@ -43,18 +43,13 @@ class _NoAnalysis:
 
 @contextlib.contextmanager
 def lexical_disabled():
-    """Ingest without the lexical part: no Kiwi analysis, no FTS5 postings."""
-    original_analyzer, original_add = ingest._lexical_analyzer, IndexStore.add_sentences
-
-    def add_without_tokens(self, rows, vectors, tokens=None):
-        return original_add(self, rows, vectors, None)
-
+    """Ingest without the lexical part: no Kiwi analysis, empty FTS5 rows (no postings)."""
+    original_analyzer = ingest._lexical_analyzer
     ingest._lexical_analyzer = lambda store: _NoAnalysis()
-    IndexStore.add_sentences = add_without_tokens
     try:
         yield
     finally:
-        ingest._lexical_analyzer, IndexStore.add_sentences = original_analyzer, original_add
+        ingest._lexical_analyzer = original_analyzer
 
 
 def one_run(encoder: Encoder, documents: Path, lexical: bool) -> dict:
@@ -86,7 +81,12 @@ def main() -> None:
     parser.add_argument("--reviews", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=1, help="each round: without, with, with, without")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--torch-threads", type=int, help="torch threads (default: torch's own choice)")
     args = parser.parse_args()
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
 
     print(f"# {machine_load()}", flush=True)
     encoder = Encoder(None, device="cpu")
@@ -104,8 +104,9 @@ def main() -> None:
     without = statistics.median(r["seconds"] for r in runs if not r["lexical"])
     with_lexical = statistics.median(r["seconds"] for r in runs if r["lexical"])
     units = runs[0]["units"]
-    print(f"\n{args.reviews:,} NSMC reviews, {units:,} units, real bundled encoder ({machine_load()})")
-    print("'without' = monkeypatched ingest (no Kiwi morphemes, no FTS5 postings): kosearch has no switch for it")
+    threads = f", torch threads {args.torch_threads}" if args.torch_threads else ""
+    print(f"\n{args.reviews:,} NSMC reviews, {units:,} units, real bundled encoder{threads} ({machine_load()})")
+    print("'without' = monkeypatched ingest (no Kiwi morphemes, empty FTS5 rows): kosearch has no switch for it")
     print("| ingest | median s | units/s |")
     print("|---|---:|---:|")
     print(f"| without lexical index | {without:.1f} | {units / without:.0f} |")
