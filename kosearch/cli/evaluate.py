@@ -99,6 +99,15 @@ def retrieval(
         help="Evaluate a built kosearch index instead of a model (repeatable). Build it over the --data folder, "
         "e.g. kosearch index DIR --index PATH --text-field text.",
     ),
+    mode: Optional[list[str]] = typer.Option(
+        None,
+        "--mode",
+        help="Search mode: dense, lexical or hybrid (repeatable: one table, a row per mode). A model is then "
+        "measured through a temporary index over the corpus (one document per record), as kosearch query searches.",
+    ),
+    group_by: Optional[str] = typer.Option(
+        None, "--group-by", help="'document': at most one hit per document (through a temporary index)."
+    ),
     model: Optional[list[str]] = ModelOption,
     compare: bool = CompareOption,
     device: Optional[str] = DeviceOption,
@@ -106,61 +115,63 @@ def retrieval(
     as_json: bool = JsonOption,
     quiet: bool = QuietOption,
 ) -> None:
-    """Recall@1/5/10, MRR@10 and nDCG@10: exact search with a model, or search through a built index."""
-    from kosearch.data import beir
-    from kosearch.data.sts import read_sts
-    from kosearch.evaluate import evaluate_retrieval
+    """Recall@1/5/10, MRR@10 and nDCG@10: exact search with a model, or search through an index per mode."""
+    from kosearch.evaluate import evaluate_retrieval, evaluate_retrieval_modes, retrieval_set
 
-    if (data is None) == (from_sts is None):
-        raise KosearchError("give exactly one of --data (a BEIR folder) and --from-sts (an STS file).")
-    if write_beir is not None and from_sts is None:
-        raise KosearchError("--write-beir writes the set built by --from-sts; add --from-sts FILE.")
     if index and (models or model):
         raise KosearchError("an index is evaluated with the model it was built with; drop --model or --index.")
-    if from_sts is not None:
-        dataset = beir.sts_to_retrieval(read_sts(from_sts), name=from_sts.name)
-        if write_beir is not None:
-            dataset.folder = beir.write_beir(dataset, write_beir)
-            status(f"wrote the retrieval set to {write_beir} (BEIR layout, split '{dataset.split}')")
-    else:
-        dataset = beir.load_beir(data, split)
-    if index and dataset.folder is None:
-        raise KosearchError(
-            "evaluating an index needs the BEIR folder it was built over: pass --data DIR "
-            "(or --from-sts FILE --write-beir DIR, and build the index over DIR)."
-        )
+    dataset = retrieval_set(data, split=split, from_sts=from_sts, write_beir_to=write_beir)
+    if write_beir is not None:
+        status(f"wrote the retrieval set to {write_beir} (BEIR layout, split '{dataset.split}')")
 
-    results, labels = [], []
+    through_index = bool(index or mode or group_by)
+    modes: list[Optional[str]] = list(mode) if mode else [None]
     if index:
         runs = [(None, path, str(path)) for path in index]
     else:
         runs = [(_model_argument(name), None, name) for name in _model_names(models, model)]
+    results, labels = [], []
     for model_argument, index_path, typed in runs:
-        result = evaluate_retrieval(
-            model_argument,
-            dataset,
-            index=index_path,
-            batch_size=batch_size,
-            device=device,
-            show_progress_bar=_progress(quiet),
-        )
-        results.append(result)
-        labels.append(f"{typed} ({result.model})" if index_path is not None else _label(typed, result.model))
-        if as_json:
-            emit_json(result.to_dict())
+        if through_index:
+            if not index_path and not quiet:
+                status(f"indexing {len(dataset.corpus):,} documents with {typed} in a temporary folder ...")
+            run_results = evaluate_retrieval_modes(
+                model_argument, dataset, modes, index=index_path, group_by=group_by, device=device
+            )
+        else:
+            run_results = [
+                evaluate_retrieval(
+                    model_argument, dataset, batch_size=batch_size, device=device, show_progress_bar=_progress(quiet)
+                )
+            ]
+        for result in run_results:
+            name = f"{typed} ({result.model})" if index_path is not None else _label(typed, result.model)
+            labels.append(_run_label(name, result.mode, several_runs=len(runs) > 1, by_mode=bool(mode)))
+            results.append(result)
+            if as_json:
+                emit_json(result.to_dict())
     if as_json:
         return
     first = results[0]
-    source = "through the index" if index else "exact search"
+    source = {"model": "exact search", "index": "through the index", "temporary index": "through a temporary index"}
+    grouping = ", one hit per document" if group_by else ""
     title = (
         f"Retrieval: {first.data}, split {first.split} "
-        f"({first.queries:,} queries, {first.corpus:,} documents, {source})"
+        f"({first.queries:,} queries, {first.corpus:,} documents, {source[first.source]}{grouping})"
     )
     rows = list(zip(labels, (r.as_row() for r in results)))
-    _print_table(title, "Index" if index else "Model", first.COLUMNS, rows, compare)
+    first_column = "Mode" if mode and len(runs) == 1 else "Index" if index else "Model"
+    _print_table(title, first_column, first.COLUMNS, rows, compare)
     for note in first.notes:
         out.print(as_text(note, "dim"))
     out.print(_timings(labels, results))
+
+
+def _run_label(name: str, mode: str, *, several_runs: bool, by_mode: bool) -> str:
+    """A row's name: the mode alone when one model or index is compared across modes."""
+    if not by_mode:
+        return name
+    return f"{name}: {mode}" if several_runs else mode
 
 
 def _model_names(positional: Optional[list[str]], repeated: Optional[list[str]]) -> list[str]:
@@ -208,4 +219,8 @@ def _delta(delta: float) -> str:
 
 
 def _timings(labels: Sequence[str], results: Sequence[Any]) -> Text:
-    return as_text("; ".join(f"{label}: {r.seconds:.1f}s" for label, r in zip(labels, results)), "dim")
+    timings = "; ".join(f"{label}: {r.seconds:.1f}s" for label, r in zip(labels, results))
+    built = getattr(results[0], "build_seconds", 0.0)
+    if built:
+        timings += f"; building the temporary index: {built:.1f}s"
+    return as_text(timings, "dim")

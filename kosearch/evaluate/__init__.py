@@ -3,13 +3,23 @@
 - :mod:`~kosearch.evaluate.sts`: the STS correlation table (cosine, euclidean, manhattan, dot x Pearson,
   Spearman) and a sentence-transformers evaluator for training.
 - :mod:`~kosearch.evaluate.retrieval`: Recall@k, MRR@10, nDCG@10 on BEIR-layout sets, through a model
-  (exact search) or a built index; metric definitions in :mod:`~kosearch.evaluate.ranking`.
+  (exact search) or a built index, per search mode (dense, lexical, hybrid); metric definitions in
+  :mod:`~kosearch.evaluate.ranking`; the sets in :mod:`~kosearch.evaluate.retrieval_sets`, the index a
+  model is measured through in :mod:`~kosearch.evaluate.temporary_index`.
 - :mod:`~kosearch.evaluate.encoding`: how a model name becomes a model, and which prompt side encodes.
 """
 
 from kosearch.evaluate.encoding import ModelLike, Side
 from kosearch.evaluate.ranking import ranking_metrics
-from kosearch.evaluate.retrieval import RetrievalResult, evaluate_retrieval, rank_with_index, rank_with_model
+from kosearch.evaluate.retrieval import (
+    MODES,
+    RetrievalResult,
+    evaluate_retrieval,
+    evaluate_retrieval_modes,
+    rank_with_index,
+    rank_with_model,
+)
+from kosearch.evaluate.retrieval_sets import retrieval_set
 from kosearch.evaluate.sts import KorSTSEvaluator, STSResult, evaluate_sts, sts_correlations
 
 __all__ = [
@@ -18,10 +28,13 @@ __all__ = [
     "RetrievalResult",
     "STSResult",
     "Side",
+    "MODES",
     "evaluate_retrieval",
+    "evaluate_retrieval_modes",
     "evaluate_sts",
     "rank_with_index",
     "rank_with_model",
     "ranking_metrics",
+    "retrieval_set",
     "sts_correlations",
 ]

@@ -9,7 +9,11 @@ Two ways to produce the rankings, one set of metrics (:mod:`kosearch.evaluate.ra
   ``Index.search_batch``, so the numbers include whatever the index does (sentence splitting, its vector
   store). A hit is mapped back to a BEIR document through (file, line) -> the corpus.jsonl line's _id;
   hits from other files of the folder (queries.jsonl, qrels) are skipped, and a document hit through
-  several of its sentences keeps its best rank.
+  several of its sentences keeps its best rank;
+- search modes (``modes=["dense", "lexical", "hybrid"]``, optionally ``group_by="document"``): through
+  a given index, or for a model through a temporary index over the corpus
+  (:mod:`kosearch.evaluate.temporary_index`), built once and searched once per mode, so the rows of
+  one table differ only in the mode.
 
 Example::
 
@@ -20,12 +24,13 @@ Example::
     paraphrases = sts_to_retrieval(read_sts("../shared/data/korsts/sts-test.tsv"))
     result = evaluate_retrieval(None, paraphrases)            # bundled model, exact search
     result = evaluate_retrieval(None, "beir/folder", index="indexes/beir")   # a built index
+    rows = evaluate_retrieval_modes(None, paraphrases, ["dense", "lexical", "hybrid"])  # temporary index
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,15 +42,28 @@ from kosearch.data.beir import BeirDataset, load_beir
 from kosearch.errors import KosearchError
 from kosearch.evaluate.encoding import ModelLike, encode, load_model
 from kosearch.evaluate.ranking import DEPTH, MRR_AT, NDCG_AT, RECALL_AT, ranking_metrics
+from kosearch.evaluate.temporary_index import temporary_index
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
     from kosearch.index import Index
+    from kosearch.results import Hit
+
+MODES: tuple[str, ...] = ("dense", "lexical", "hybrid")
+"""Search modes of ``Index.search`` (see HYBRID contract): one table row each."""
+GROUP_BY: tuple[str, ...] = ("document",)
+DocumentOf = Callable[["Hit"], "str | None"]
+"""Maps an index hit to the corpus id it belongs to (None: not a corpus document)."""
 
 INDEX_CANDIDATES = 100
 """Hits fetched per query from an index before mapping them to documents: sentences of one document,
 and lines of queries.jsonl or qrels indexed alongside the corpus, share the top of the list."""
+TEMPORARY_INDEX_CANDIDATES = 2 * DEPTH
+"""Hits fetched per query from a temporary index: it holds only the corpus, one file per record of
+one or two sentences, so twice the depth fills the top 10 documents. Every hit costs a Kiwi
+analysis for its highlights (about 7 ms each on the shared 2-core machine), which at 100 candidates
+made a 1,500-query set take most of an hour per mode."""
 _QUERY_BLOCK = 256
 """Queries scored at once in exact search; bounds memory to block x corpus floats."""
 
@@ -66,10 +84,17 @@ class RetrievalResult:
     """Queries evaluated (those with at least one relevant document)."""
     corpus: int = 0
     source: str = "model"
-    """"model" (exact search over freshly encoded vectors) or "index" (through a built kosearch index)."""
+    """"model" (exact search over freshly encoded vectors), "index" (through a built kosearch index) or
+    "temporary index" (a model through an index built over the corpus for this run)."""
     index: str = ""
     """Path of the index evaluated, when ``source`` is "index"."""
+    mode: str = ""
+    """Search mode of the index ("dense", "lexical", "hybrid"); "" for exact search, or when the index
+    chose its default and did not say which."""
+    group_by: str = ""
     seconds: float = 0.0
+    """Time to rank and score (for a temporary index, its build time is ``build_seconds``)."""
+    build_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     COLUMNS: ClassVar[tuple[str, ...]] = tuple(f"Recall@{k}" for k in RECALL_AT) + (f"MRR@{MRR_AT}", f"nDCG@{NDCG_AT}")
@@ -92,38 +117,145 @@ def evaluate_retrieval(
     *,
     split: str = "test",
     index: Index | str | Path | None = None,
+    mode: str | None = None,
+    group_by: str | None = None,
     batch_size: int = 32,
     show_progress_bar: bool | None = None,
     device: str | None = None,
-    index_candidates: int = INDEX_CANDIDATES,
+    index_candidates: int | None = None,
 ) -> RetrievalResult:
     """Score ``model`` (exact search) or ``index`` on a BEIR folder or an in-memory :class:`BeirDataset`.
 
     With ``index``, ``model`` is handed to ``Index.open`` (None = the model the index was built with).
+    A model with ``mode`` or ``group_by`` is scored through a temporary index (see
+    :func:`evaluate_retrieval_modes`), since exact search has neither.
     """
-    started = time.perf_counter()
-    dataset = data if isinstance(data, BeirDataset) else load_beir(data, split)
-    if index is not None:
-        with _open_index(index, model, device) as opened:
-            rankings = rank_with_index(opened, dataset, candidates=index_candidates)
-            name, source, index_path = opened.encoder.name, "index", str(opened.path)
-    else:
+    if index is None and mode is None and group_by is None:
+        started = time.perf_counter()
+        dataset = _dataset(data, split)
         loaded = load_model(model, device=device)
         rankings = rank_with_model(loaded.model, dataset, batch_size=batch_size, show_progress_bar=show_progress_bar)
-        name, source, index_path = loaded.name, "model", ""
+        return _result(dataset, rankings, model=loaded.name, source="model", started=started)
+    (result,) = evaluate_retrieval_modes(
+        model,
+        data,
+        [mode],
+        split=split,
+        index=index,
+        group_by=group_by,
+        device=device,
+        index_candidates=index_candidates,
+    )
+    return result
+
+
+def evaluate_retrieval_modes(
+    model: ModelLike,
+    data: BeirDataset | str | Path,
+    modes: Sequence[str | None],
+    *,
+    split: str = "test",
+    index: Index | str | Path | None = None,
+    group_by: str | None = None,
+    device: str | None = None,
+    index_candidates: int | None = None,
+) -> list[RetrievalResult]:
+    """One result per search mode, all through the same index (None in ``modes``: the index's default).
+
+    Without ``index`` the corpus is indexed with ``model`` in a temporary folder first (each record a
+    file, see :mod:`kosearch.evaluate.temporary_index`), so the numbers are what ``kosearch query``
+    returns over such a folder: sentence units, FAISS, the lexical index and fusion included.
+    """
+    for mode in modes:
+        if mode is not None and mode not in MODES:
+            raise KosearchError(f"unknown search mode '{mode}'; choose from {', '.join(MODES)}.")
+    if group_by is not None and group_by not in GROUP_BY:
+        raise KosearchError(f"unknown --group-by '{group_by}'; the only grouping is 'document'.")
+    dataset = _dataset(data, split)
+    if index is not None:
+        if group_by is not None:
+            raise KosearchError(
+                "--group-by document needs one kosearch document per BEIR document, but an index built over a "
+                "BEIR folder holds the whole corpus.jsonl as one document. Evaluate the model instead "
+                "(drop --index): evaluate then builds a temporary index with one document per record."
+            )
+        with _open_index(index, model, device) as opened:
+            return [
+                _index_result(
+                    opened, dataset, mode, None, None, source="index", build_seconds=0.0,
+                    candidates=index_candidates or INDEX_CANDIDATES,
+                )
+                for mode in modes
+            ]
+    if _is_sentence_transformer(model):
+        raise TypeError("search modes are measured through an index: pass a model name or folder, not a model object.")
+    with temporary_index(model, dataset, device=device) as built:  # type: ignore[arg-type]
+        return [
+            _index_result(
+                built.index,
+                dataset,
+                mode,
+                group_by,
+                built.document_of,
+                source="temporary index",
+                build_seconds=built.build_seconds,
+                candidates=index_candidates or TEMPORARY_INDEX_CANDIDATES,
+            )
+            for mode in modes
+        ]
+
+
+def _index_result(
+    index: Index,
+    dataset: BeirDataset,
+    mode: str | None,
+    group_by: str | None,
+    document_of: DocumentOf | None,
+    *,
+    source: str,
+    build_seconds: float,
+    candidates: int,
+) -> RetrievalResult:
+    started = time.perf_counter()
+    modes_seen: set[str] = set()
+    rankings = rank_with_index(
+        index, dataset, candidates=candidates, mode=mode, group_by=group_by, document_of=document_of, modes_seen=modes_seen
+    )
+    result = _result(dataset, rankings, model=index.encoder.name, source=source, started=started)
+    result.index = str(index.path) if source == "index" else ""
+    result.mode = mode or (modes_seen.pop() if len(modes_seen) == 1 else "")
+    result.group_by = group_by or ""
+    result.build_seconds = build_seconds
+    return result
+
+
+def _dataset(data: BeirDataset | str | Path, split: str) -> BeirDataset:
+    return data if isinstance(data, BeirDataset) else load_beir(data, split)
+
+
+def _result(
+    dataset: BeirDataset, rankings: dict[str, list[str]], *, model: str, source: str, started: float
+) -> RetrievalResult:
     metrics = ranking_metrics(rankings, dataset.qrels)
     return RetrievalResult(
         **metrics,
-        model=name,
+        model=model,
         data=str(dataset.folder) if dataset.folder is not None else dataset.name,
         split=dataset.split,
         queries=len(dataset.evaluated_query_ids),
         corpus=len(dataset.corpus),
         source=source,
-        index=index_path,
         seconds=time.perf_counter() - started,
         notes=list(dataset.notes),
     )
+
+
+def _is_sentence_transformer(model: object) -> bool:
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:  # pragma: no cover - a dependency of kosearch
+        return False
+    return isinstance(model, SentenceTransformer)
 
 
 def rank_with_model(
@@ -193,9 +325,58 @@ def _top(scores: np.ndarray, id_rank: np.ndarray, depth: int) -> Sequence[int]:
 
 
 def rank_with_index(
-    index: Index, dataset: BeirDataset, candidates: int = INDEX_CANDIDATES, depth: int = DEPTH
+    index: Index,
+    dataset: BeirDataset,
+    candidates: int = INDEX_CANDIDATES,
+    depth: int = DEPTH,
+    *,
+    mode: str | None = None,
+    group_by: str | None = None,
+    document_of: DocumentOf | None = None,
+    modes_seen: set[str] | None = None,
 ) -> dict[str, list[str]]:
-    """Rank corpus documents for each judged query through ``index.search_batch``."""
+    """Rank corpus documents for each judged query through ``index.search_batch``.
+
+    ``document_of`` maps a hit to its corpus id; by default hits are matched to the lines of the
+    dataset folder's corpus.jsonl, for an index built over that folder. ``mode`` and ``group_by`` are
+    handed to the search as they are (left out when None, so the index picks its default).
+    ``modes_seen``, if given, collects the ``mode`` the hits say produced them.
+    """
+    by_corpus_line = document_of is None
+    if document_of is None:
+        document_of = _corpus_line_mapper(dataset)
+    query_ids = dataset.evaluated_query_ids
+    options = {name: value for name, value in (("mode", mode), ("group_by", group_by)) if value is not None}
+    queries = [dataset.queries[query_id] for query_id in query_ids]
+    all_hits = index.search_batch(queries, k=max(candidates, depth), **options)
+    rankings: dict[str, list[str]] = {}
+    roots: set[str] = set()
+    mapped = 0
+    for query_id, hits in zip(query_ids, all_hits):
+        ranked: list[str] = []
+        for hit in hits:
+            roots.add(hit.document_root)
+            if modes_seen is not None and getattr(hit, "mode", None):
+                modes_seen.add(hit.mode)  # type: ignore[attr-defined]
+            doc_id = document_of(hit)
+            if doc_id is None or doc_id in ranked:
+                continue
+            ranked.append(doc_id)
+            if len(ranked) == depth:
+                break
+        mapped += len(ranked)
+        rankings[query_id] = ranked
+    if mapped == 0 and roots and by_corpus_line:
+        raise KosearchError(
+            f"no hit of the index comes from {dataset.corpus_path.resolve()}: the index was built over "
+            f"{', '.join(sorted(roots))}. Build it over the BEIR folder (kosearch index FOLDER --index PATH) "
+            "or pass that folder as --data."
+        )
+    return rankings
+
+
+def _corpus_line_mapper(dataset: BeirDataset) -> DocumentOf:
+    """Hit -> corpus id through (corpus.jsonl, line), for an index built over the dataset's folder."""
     corpus_path = dataset.corpus_path
     if corpus_path is None:
         raise KosearchError(
@@ -204,31 +385,13 @@ def rank_with_index(
         )
     corpus_path = corpus_path.resolve()
     doc_at_line = {doc.line: doc.id for doc in dataset.corpus.values()}
-    query_ids = dataset.evaluated_query_ids
-    all_hits = index.search_batch([dataset.queries[query_id] for query_id in query_ids], k=max(candidates, depth))
-    rankings: dict[str, list[str]] = {}
-    roots: set[str] = set()
-    mapped = 0
-    for query_id, hits in zip(query_ids, all_hits):
-        ranked: list[str] = []
-        for hit in hits:
-            roots.add(hit.document_root)
-            if (Path(hit.document_root) / hit.path).resolve() != corpus_path:
-                continue
-            doc_id = doc_at_line.get(hit.line)
-            if doc_id is None or doc_id in ranked:
-                continue
-            ranked.append(doc_id)
-            if len(ranked) == depth:
-                break
-        mapped += len(ranked)
-        rankings[query_id] = ranked
-    if mapped == 0 and roots:
-        raise KosearchError(
-            f"no hit of the index comes from {corpus_path}: the index was built over {', '.join(sorted(roots))}. "
-            "Build it over the BEIR folder (kosearch index FOLDER --index PATH) or pass that folder as --data."
-        )
-    return rankings
+
+    def document_of(hit: Hit) -> str | None:
+        if (Path(hit.document_root) / hit.path).resolve() != corpus_path:
+            return None
+        return doc_at_line.get(hit.line)
+
+    return document_of
 
 
 def _open_index(index: Index | str | Path, model: ModelLike, device: str | None) -> AbstractContextManager[Index]:

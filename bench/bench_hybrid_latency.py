@@ -1,0 +1,182 @@
+"""Query latency of lexical and hybrid search next to dense-only, and filtered search, at 100k-1M units.
+
+What is timed is ``Index.search(query, k=10, mode=...)`` end to end, one query at a time, as a user
+calls it: the query's Kiwi analysis (lexical, hybrid), its encoding by the REAL bundled encoder
+(dense, hybrid), the FAISS search, the FTS5 BM25 query, fusion, and building the hits. The three
+modes run interleaved for each query (rotating which goes first), so a burst of load on the shared
+machine hits all of them alike.
+
+The index holds the first N NSMC reviews (one review per line, dealt into 100 files; units are Kiwi
+sentences). Its stored vectors come from a stub encoder (random unit vectors; ``nsmc_bench_data.
+StubDocumentEncoder``): encoding 1M sentences with the real model takes hours here, and an exact
+(Flat) search costs the same whatever the vectors hold. Everything else of the ingest is real (Kiwi
+splitting and morphemes, FTS5 postings), and its time is reported. Built indexes are kept under
+``--work`` and reused (delete the folder to rebuild).
+
+Filters (``--filters``): ``path = 'part_007.txt'`` (1% of units) and ``path GLOB 'part_01?.txt'`` (10%),
+applied before ranking; reported: hits returned (must be k) and latency, next to unfiltered.
+
+Queries: 200 NSMC reviews after the indexed ones (never indexed) and the 60 sample questions.
+
+Usage: python bench/bench_hybrid_latency.py [--sizes 100000 1000000] [--queries 260] [--filters]
+                                            [--work /tmp/kosearch-bench-hybrid] [--out result.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from nsmc_bench_data import (  # noqa: E402
+    StubDocumentEncoder,
+    machine_load,
+    percentile,
+    read_reviews,
+    sample_questions,
+    write_parts,
+)
+
+from kosearch.encoders import Encoder  # noqa: E402
+from kosearch.index import Index  # noqa: E402
+
+MODES = ("dense", "lexical", "hybrid")
+FILTERS = {"1%": "path = 'part_007.txt'", "10%": "path GLOB 'part_01?.txt'"}
+HELD_OUT = 200
+
+
+def build(folder: Path, reviews: list[str], real: Encoder) -> dict:
+    """Index ``reviews`` at ``folder`` (stub document vectors); returns the build's timings."""
+    documents = folder / "documents"
+    write_parts(reviews, documents)
+    stub = StubDocumentEncoder(real)
+    started = time.perf_counter()
+    with Index.create(folder / "index", model=stub) as index:
+        report = index.add_folder(documents)
+    seconds = time.perf_counter() - started
+    stats = {
+        "reviews": len(reviews),
+        "units": report.sentences_added,
+        "ingest_seconds": seconds,
+        "stub_encoding_seconds": stub.seconds,
+        "built": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    (folder / "build.json").write_text(json.dumps(stats, indent=2))
+    return stats
+
+
+def time_queries(index: Index, queries: list[str], k: int, where: str | None) -> dict[str, dict]:
+    """Per mode: latencies (ms) of every query, and how many hits each returned."""
+    times: dict[str, list[float]] = {mode: [] for mode in MODES}
+    returned: dict[str, list[int]] = {mode: [] for mode in MODES}
+    for position, query in enumerate(queries):
+        order = MODES[position % 3 :] + MODES[: position % 3]
+        for mode in order:
+            started = time.perf_counter()
+            hits = index.search(query, k=k, mode=mode, where=where)
+            times[mode].append(1000 * (time.perf_counter() - started))
+            returned[mode].append(len(hits))
+    return {
+        mode: {
+            "p50_ms": percentile(times[mode], 50),
+            "p95_ms": percentile(times[mode], 95),
+            "mean_ms": sum(times[mode]) / len(times[mode]),
+            "min_hits": min(returned[mode]),
+            "mean_hits": sum(returned[mode]) / len(returned[mode]),
+        }
+        for mode in MODES
+    }
+
+
+def encoding_only(real: Encoder, queries: list[str]) -> dict:
+    times = []
+    for query in queries:
+        started = time.perf_counter()
+        real.encode_queries([query])
+        times.append(1000 * (time.perf_counter() - started))
+    return {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--queries", type=int, default=HELD_OUT + 60, help="at most 200 reviews + 60 questions")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--filters", action="store_true", help="also time the 1%% and 10%% filters")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/kosearch-bench-hybrid"))
+    parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--torch-threads", type=int, default=1,
+        help="torch threads for query encoding (1: on an oversubscribed machine 2 threads spin-wait, ~8x slower)",
+    )
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.torch_threads)
+
+    started = time.perf_counter()
+    result: dict = {"load_start": machine_load(), "k": args.k, "torch_threads": args.torch_threads, "sizes": {}}
+    print(f"# {machine_load()}", flush=True)
+    all_reviews = [review for _, review in read_reviews(max(args.sizes) + HELD_OUT)]
+    real = Encoder(None, device="cpu")
+    for size in args.sizes:
+        indexed, held_out = all_reviews[:size], all_reviews[size : size + HELD_OUT]
+        if len(indexed) < size:
+            print(f"# only {len(indexed):,} reviews in NSMC; size {size:,} is {len(indexed):,}", flush=True)
+        queries = (held_out + sample_questions())[: args.queries]
+        folder = args.work / f"nsmc_{size}"
+        if (folder / "build.json").is_file():
+            stats = json.loads((folder / "build.json").read_text())
+            stats["reused"] = True
+        else:
+            if folder.exists():
+                import shutil
+
+                shutil.rmtree(folder)
+            stats = build(folder, indexed, real)
+        print(f"# {size:,} reviews -> {stats['units']:,} units, ingest {stats['ingest_seconds']:.0f}s "
+              f"(stub vectors {stats['stub_encoding_seconds']:.0f}s){' (reused)' if stats.get('reused') else ''}",
+              flush=True)
+        entry: dict = {"build": stats, "queries": len(queries)}
+        with Index.open(folder / "index", model=StubDocumentEncoder(real)) as index:
+            index.search(queries[0], k=args.k, mode="hybrid")  # warm: Kiwi, page cache, FAISS
+            entry["encode_query_only"] = encoding_only(real, queries[:50])
+            entry["unfiltered"] = time_queries(index, queries, args.k, None)
+            if args.filters:
+                entry["filtered"] = {name: time_queries(index, queries, args.k, where) for name, where in FILTERS.items()}
+        entry["load_after"] = machine_load()
+        result["sizes"][str(size)] = entry
+        print_size(size, entry, args.k)
+    result["seconds"] = time.perf_counter() - started
+    result["load_end"] = machine_load()
+    print(f"# done in {result['seconds']:.0f}s; {result['load_end']}")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+def print_size(size: int, entry: dict, k: int) -> None:
+    units = entry["build"]["units"]
+    dense = entry["unfiltered"]["dense"]["p50_ms"]
+    print(f"\n## {size:,} reviews, {units:,} units, {entry['queries']} queries, k={k} ({entry['load_after']})")
+    print(f"query encoding alone (real encoder): p50 {entry['encode_query_only']['p50_ms']:.1f} ms, "
+          f"p95 {entry['encode_query_only']['p95_ms']:.1f} ms")
+    print("| filter | mode | p50 ms | p95 ms | p50 / dense unfiltered p50 | hits returned (min / mean) |")
+    print("|---|---|---:|---:|---:|---:|")
+    rows = [("none", entry["unfiltered"])] + [(name, table) for name, table in entry.get("filtered", {}).items()]
+    for name, table in rows:
+        for mode in MODES:
+            cell = table[mode]
+            print(f"| {name} | {mode} | {cell['p50_ms']:.1f} | {cell['p95_ms']:.1f} | {cell['p50_ms'] / dense:.2f}x "
+                  f"| {cell['min_hits']} / {cell['mean_hits']:.1f} |")
+    hybrid = entry["unfiltered"]["hybrid"]["p50_ms"]
+    print(f"hybrid p50 / dense p50 = {hybrid / dense:.2f}x (goal: at most 1.5x)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

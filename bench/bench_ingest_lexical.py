@@ -1,0 +1,121 @@
+"""Ingest time with the lexical index against without it: same documents, same run, real bundled encoder.
+
+The lexical index costs a Kiwi morphological analysis of every unit and its FTS5 postings, written
+in the same transaction as the unit's row (``kosearch.ingest``). The budget: at most 10% more ingest
+time than dense-only.
+
+kosearch has no switch to build an index without its lexical part, so "without" is made here by a
+monkeypatch (stated in the output): the ingest's analyzer returns no tokens without calling Kiwi, so
+no analysis happens and each unit's FTS5 row is an empty string (the store refuses to commit sentence
+rows without lexical rows, so the rows themselves stay; an empty row writes no postings). Runs
+alternate without / with / with / without (``--rounds`` times), each into a fresh index, so slow
+drifts of the shared machine's load fall on both sides alike; the ratio compares the medians.
+
+Usage: python bench/bench_ingest_lexical.py [--reviews 3000] [--rounds 1] [--out result.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from nsmc_bench_data import machine_load, read_reviews, write_parts  # noqa: E402
+
+import kosearch.ingest as ingest  # noqa: E402
+from kosearch.encoders import Encoder  # noqa: E402
+from kosearch.index import Index  # noqa: E402
+
+
+class _NoAnalysis:
+    def analyze_batch(self, texts):
+        return [[] for _ in texts]
+
+
+@contextlib.contextmanager
+def lexical_disabled():
+    """Ingest without the lexical part: no Kiwi analysis, empty FTS5 rows (no postings)."""
+    original_analyzer = ingest._lexical_analyzer
+    ingest._lexical_analyzer = lambda store: _NoAnalysis()
+    try:
+        yield
+    finally:
+        ingest._lexical_analyzer = original_analyzer
+
+
+def one_run(encoder: Encoder, documents: Path, lexical: bool) -> dict:
+    with tempfile.TemporaryDirectory(prefix="kosearch-bench-ingest-") as scratch:
+        context = contextlib.nullcontext() if lexical else lexical_disabled()
+        with context:
+            started = time.perf_counter()
+            with Index.create(Path(scratch) / "index", model=encoder) as index:
+                report = index.add_folder(documents)
+            seconds = time.perf_counter() - started
+            lexical_rows = _lexical_rows(Path(scratch) / "index")
+    return {"lexical": lexical, "seconds": seconds, "units": report.sentences_added, "lexical_rows": lexical_rows}
+
+
+def _lexical_rows(folder: Path) -> int:
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(folder / "metadata.sqlite")) as db:
+            tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            fts = next((t for t in tables if "lexical" in t and not t.endswith(("_data", "_idx", "_docsize", "_config", "_content"))), None)
+            return int(db.execute(f'SELECT count(*) FROM "{fts}"').fetchone()[0]) if fts else -1
+    except sqlite3.Error:
+        return -1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reviews", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=1, help="each round: without, with, with, without")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--torch-threads", type=int, help="torch threads (default: torch's own choice)")
+    args = parser.parse_args()
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
+
+    print(f"# {machine_load()}", flush=True)
+    encoder = Encoder(None, device="cpu")
+    encoder.encode_documents(["예열"])  # load the model before timing
+    runs: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="kosearch-bench-docs-") as scratch:
+        documents = Path(scratch) / "nsmc"
+        write_parts([review for _, review in read_reviews(args.reviews)], documents, parts=10)
+        for _ in range(args.rounds):
+            for lexical in (False, True, True, False):
+                run = one_run(encoder, documents, lexical)
+                runs.append(run)
+                print(f"# {'with' if lexical else 'without'} lexical: {run['seconds']:.1f}s, {run['units']:,} units, "
+                      f"lexical rows {run['lexical_rows']}", flush=True)
+    without = statistics.median(r["seconds"] for r in runs if not r["lexical"])
+    with_lexical = statistics.median(r["seconds"] for r in runs if r["lexical"])
+    units = runs[0]["units"]
+    threads = f", torch threads {args.torch_threads}" if args.torch_threads else ""
+    print(f"\n{args.reviews:,} NSMC reviews, {units:,} units, real bundled encoder{threads} ({machine_load()})")
+    print("'without' = monkeypatched ingest (no Kiwi morphemes, empty FTS5 rows): kosearch has no switch for it")
+    print("| ingest | median s | units/s |")
+    print("|---|---:|---:|")
+    print(f"| without lexical index | {without:.1f} | {units / without:.0f} |")
+    print(f"| with lexical index | {with_lexical:.1f} | {units / with_lexical:.0f} |")
+    print(f"with / without = {with_lexical / without:.3f}x (budget: at most 1.10x)")
+    if args.out:
+        args.out.write_text(json.dumps({"runs": runs, "ratio": with_lexical / without, "reviews": args.reviews,
+                                        "load_end": machine_load()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
