@@ -325,11 +325,15 @@ def test_a_new_index_takes_the_default_unit(tmp_path):
 
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "a.txt").write_text("은행에서 돈을 찾았어요. 오늘은 비가 온다.\n", encoding="utf-8")
+    # Three sentences, so that BM25's idf of a term in one of them is positive (with two, FTS5's
+    # ln((N - df + 0.5) / (df + 0.5)) is 0 and the lexical signal cannot tell them apart).
+    (docs / "a.txt").write_text("은행에서 돈을 찾았어요. 오늘은 비가 온다. 내일은 맑겠다.\n", encoding="utf-8")
     with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
         idx.add_folder(docs)
         assert idx.store.manifest["unit"] == DEFAULT_UNIT
         expected = (
-            ["은행에서 돈을 찾았어요. 오늘은 비가 온다."] if DEFAULT_UNIT == "passage" else ["오늘은 비가 온다."]
+            ["은행에서 돈을 찾았어요. 오늘은 비가 온다. 내일은 맑겠다."]
+            if DEFAULT_UNIT == "passage"
+            else ["오늘은 비가 온다."]
         )
-        assert [hit.text for hit in idx.search("비", k=1)] == expected
+        assert [hit.text for hit in idx.search("비", k=1, mode="lexical")] == expected
