@@ -58,7 +58,7 @@ def test_lexical_rows_follow_sentence_rows_on_add_update_remove(tmp_path):
     (docs / "b.txt").write_text("주식 시장이 크게 올랐다.\n", encoding="utf-8")
     index = tmp_path / "idx"
     with kosearch.Index.create(index, HashingEncoder()) as idx:
-        idx.add_folder(docs)
+        idx.add_folder(docs, unit="sentence")
     _assert_lexical_matches_sentences(index)
     assert len(_lexical_rows(index)) == 3
 
@@ -66,7 +66,7 @@ def test_lexical_rows_follow_sentence_rows_on_add_update_remove(tmp_path):
     (docs / "b.txt").unlink()
     (docs / "c.txt").write_text("새 문서의 문장입니다.\n", encoding="utf-8")
     with kosearch.Index.open(index, HashingEncoder(), writable=True) as idx:
-        idx.add_folder(docs)
+        idx.add_folder(docs, unit="sentence")
         assert [hit.text for hit in idx.search("주식", mode="lexical")] == []
         assert [hit.text for hit in idx.search("금리", mode="lexical")] == ["금리가 내려갔다."]
     _assert_lexical_matches_sentences(index)
@@ -88,7 +88,7 @@ def test_a_failed_checkpoint_leaves_rows_postings_and_vectors_of_one_generation(
 
     with kosearch.Index.create(index, FailingEncoder()) as idx:
         with pytest.raises(RuntimeError):
-            idx.add_folder(docs, checkpoint_sentences=1)  # checkpoints every sentence, then dies
+            idx.add_folder(docs, unit="sentence", checkpoint_sentences=1)  # checkpoints every sentence, then dies
     with kosearch.Index.open(index, HashingEncoder()) as idx:
         committed = len(idx)
         assert 0 < committed < 6
@@ -113,7 +113,7 @@ def test_fts5_bm25_scores_equal_bm25s_on_the_same_tokens(tmp_path):
     (docs / "a.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
     index = tmp_path / "idx"
     with kosearch.Index.create(index, HashingEncoder()) as idx:
-        idx.add_folder(docs)
+        idx.add_folder(docs, unit="sentence")
         query = "은행 금리"
         hits = idx.search(query, k=10, mode="lexical")
     rows = _lexical_rows(index)
@@ -142,7 +142,7 @@ def _controlled_index(tmp_path) -> Path:
     (docs / "a.txt").write_text("\n".join([only_dense, only_lexical, *fillers]) + "\n", encoding="utf-8")
     index = tmp_path / "idx"
     with kosearch.Index.create(index, TableEncoder(table)) as idx:
-        idx.add_folder(docs)
+        idx.add_folder(docs, unit="sentence")
     return index, TableEncoder(table)
 
 
@@ -180,7 +180,7 @@ def test_highlights_point_at_the_query_morphemes(tmp_path):
     docs.mkdir()
     (docs / "a.txt").write_text("은행에서 돈을 찾았어요.\n", encoding="utf-8")
     with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
-        idx.add_folder(docs)
+        idx.add_folder(docs, unit="sentence")
         hit = idx.search("은행 돈 찾기", k=1)[0]
     assert [hit.text[start:end] for start, end in hit.highlights] == ["은행", "돈", "찾"]
     assert json.loads(json.dumps(hit.to_dict()))["highlights"] == [[0, 2], [5, 6], [8, 9]]
@@ -194,7 +194,7 @@ def test_group_by_document_returns_k_distinct_documents(tmp_path):
             "\n".join(f"은행 금리 이야기 {number}-{line}번 문장." for line in range(30)) + "\n", encoding="utf-8"
         )
     with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
-        idx.add_folder(docs)
+        idx.add_folder(docs, unit="sentence")
         plain = idx.search("은행 금리", k=3)
         grouped = idx.search("은행 금리", k=3, group_by="document")
         everything = idx.search("은행 금리", k=10, group_by="document")
@@ -212,7 +212,7 @@ def test_filtered_query_returns_k_when_k_units_match_at_one_percent(tmp_path):
         rows.append(f"은행 금리가 {number}번 바뀐 이야기,{group},{number % 10}")
     (docs / "reviews.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
-        idx.add_folder(docs)
+        idx.add_folder(docs, unit="sentence")
         for mode in ("dense", "lexical", "hybrid"):
             hits = idx.search("은행 금리", k=10, mode=mode, where="group = 'rare'")
             assert len(hits) == 10, mode
@@ -232,7 +232,7 @@ def test_dense_search_falls_back_to_exact_scoring_when_the_ann_misses_a_filter(t
     rows = ["review,group"] + [f"{number}번 문장의 내용,{'rare' if number % 50 == 0 else 'common'}" for number in range(300)]
     (docs / "r.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     with kosearch.Index.create(tmp_path / "idx", HashingEncoder(), faiss_factory="HNSW8,Flat") as idx:
-        idx.add_folder(docs)
+        idx.add_folder(docs, unit="sentence")
         hits = idx.search("문장", k=6, mode="dense", where="group = 'rare'")
     assert len(hits) == 6
 
@@ -246,7 +246,7 @@ def test_bad_filters_are_clear_errors(tmp_path, where):
     docs.mkdir()
     (docs / "a.txt").write_text("은행 문장.\n", encoding="utf-8")
     with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
-        idx.add_folder(docs)
+        idx.add_folder(docs, unit="sentence")
         with pytest.raises(KosearchError, match="filter"):
             idx.search("은행", where=where)
 
@@ -256,7 +256,7 @@ def test_bad_mode_fusion_group_are_clear_errors(tmp_path):
     docs.mkdir()
     (docs / "a.txt").write_text("은행 문장.\n", encoding="utf-8")
     with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
-        idx.add_folder(docs)
+        idx.add_folder(docs, unit="sentence")
         for options, message in (
             ({"mode": "semantic"}, "dense, lexical, hybrid"),
             ({"fusion": "sum"}, "convex, rrf"),
@@ -282,7 +282,7 @@ def test_an_index_without_a_lexical_index_searches_densely_until_indexed_again(t
     (docs / "a.txt").write_text("은행에서 돈을 찾았어요.\n오늘은 비가 온다.\n", encoding="utf-8")
     index = tmp_path / "idx"
     with kosearch.Index.create(index, HashingEncoder()) as idx:
-        idx.add_folder(docs)
+        idx.add_folder(docs, unit="sentence")
     _make_old(index)
     with kosearch.Index.open(index, HashingEncoder()) as idx:  # a reader does not migrate
         hits = idx.search("은행", k=1)
@@ -294,7 +294,7 @@ def test_an_index_without_a_lexical_index_searches_densely_until_indexed_again(t
         assert "lexical" not in {row[0] for row in db.execute("select name from sqlite_master")}
 
     with kosearch.Index.open(index, HashingEncoder(), writable=True) as idx:
-        report = idx.add_folder(docs)
+        report = idx.add_folder(docs)  # no unit: an old index holds sentences
     assert report.files_unchanged == 1 and report.sentences_added == 0  # nothing re-encoded
     _assert_lexical_matches_sentences(index)
     with kosearch.Index.open(index, HashingEncoder()) as idx:
@@ -318,3 +318,18 @@ def test_an_index_keeps_its_unit(tmp_path):
     assert hit.best_sentence is not None
     start, end = hit.best_sentence
     assert hit.text[start:end] == "오늘은 비가 온다."
+
+
+def test_a_new_index_takes_the_default_unit(tmp_path):
+    from kosearch.ingest import DEFAULT_UNIT
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("은행에서 돈을 찾았어요. 오늘은 비가 온다.\n", encoding="utf-8")
+    with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
+        idx.add_folder(docs)
+        assert idx.store.manifest["unit"] == DEFAULT_UNIT
+        expected = (
+            ["은행에서 돈을 찾았어요. 오늘은 비가 온다."] if DEFAULT_UNIT == "passage" else ["오늘은 비가 온다."]
+        )
+        assert [hit.text for hit in idx.search("비", k=1)] == expected
