@@ -148,6 +148,7 @@ def main() -> None:
             index.search(queries[0], k=args.k, mode="hybrid")  # warm: Kiwi, page cache, FAISS
             entry["encode_query_only"] = encoding_only(real, queries[:50])
             entry["unfiltered"] = time_queries(index, queries, args.k, None)
+            print(f"# unfiltered: {json.dumps(entry['unfiltered'])}", flush=True)
             if args.filters:
                 entry["filtered"] = {name: time_queries(index, queries, args.k, where) for name, where in FILTERS.items()}
         entry["load_after"] = machine_load()

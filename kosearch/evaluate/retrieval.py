@@ -179,6 +179,7 @@ def evaluate_retrieval_modes(
                 "BEIR folder holds the whole corpus.jsonl as one document. Evaluate the model instead "
                 "(drop --index): evaluate then builds a temporary index with one document per record."
             )
+        _corpus_line_mapper(dataset)  # an in-memory set cannot be matched to an index: say so before opening it
         with _open_index(index, model, device) as opened:
             return [
                 _index_result(
