@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kosearch.textclean import clean_text
+from kosearch.types import SkippedFile  # re-exported: readers and callers import it from here
 
 
 @dataclass(frozen=True)
@@ -25,23 +25,6 @@ class Sentence:
     """1-based page of a PDF; None for formats without pages."""
     fields: dict | None = field(default=None, hash=False)
     """Typed metadata (CSV/TSV/JSONL columns not indexed as text, ints and floats where they parse)."""
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    """A file that could not be indexed, and why; reported, never fatal.
-
-    Both fields go to SQLite and the console, so they are made valid Unicode here, whoever builds
-    one (see :mod:`kosearch.textclean`); ``path`` should already be escaped like
-    :attr:`Document.relpath`, which leaves nothing to clean.
-    """
-
-    path: str
-    reason: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", clean_text(self.path))
-        object.__setattr__(self, "reason", clean_text(self.reason))
 
 
 @dataclass

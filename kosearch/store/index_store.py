@@ -63,7 +63,7 @@ from typing import Any
 import numpy as np
 
 from kosearch._version import __version__
-from kosearch.documents.types import SkippedFile
+from kosearch.types import SkippedFile
 from kosearch.errors import IndexCorruptError, IndexExistsError, IndexNotFoundError, KosearchError
 from kosearch.store.metadata import SCHEMA_VERSION, MetadataStore
 from kosearch.store.vectors import (

@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlite_utils
 
-from kosearch.documents.types import SkippedFile
+from kosearch.types import SkippedFile
 from kosearch.errors import IndexCorruptError
 from kosearch.results import IndexedSentence
 
