@@ -152,10 +152,10 @@ def main() -> None:
         started = time.perf_counter()
         pairs = idx.paraphrases(top=args.mining_top, neighbours=10)
         ours_mining = time.perf_counter() - started
-        representatives = [row[0] for row in idx.store.metadata.duplicate_groups()]
+        representatives = [row[0] for row in idx.store.duplicate_groups()]
         position = {sentence_id: i for i, sentence_id in enumerate(representatives)}
         vectors = np.zeros((len(representatives), encoder.dimension), dtype=np.float32)
-        for ids, batch in idx.store.vectors.iter_vectors():
+        for ids, batch in idx.store.iter_vectors():
             for sentence_id, vector in zip(ids.tolist(), batch):
                 if sentence_id in position:
                     vectors[position[sentence_id]] = vector

@@ -250,28 +250,37 @@ class Index:
         return mine_paraphrases(self._store, top=top, min_score=min_score, neighbours=neighbours)
 
     def info(self) -> IndexInfo:
-        manifest = self._store.manifest
-        documents, sentences = self._store.metadata.counts()
+        with self._store.reading():
+            return self._info()
+
+    def _info(self) -> IndexInfo:
+        store = self._store
+        manifest = store.manifest
+        documents, sentences = store.counts()
+        segments = store.segment_entries()
         return IndexInfo(
             path=str(self._store.folder),
             model=manifest["model"],
             fingerprint=manifest["fingerprint"],
             dimension=int(manifest["dimension"]),
             prompts=manifest.get("prompts") or {},
-            vector_backend=self._store.vectors.backend,
+            vector_backend=store.backend,
             faiss_factory=manifest.get("faiss_factory", DEFAULT_FACTORY),
             documents=documents,
             sentences=sentences,
-            size_bytes=self._store.size_bytes(),
+            size_bytes=store.size_bytes(),
             kosearch_version=manifest.get("kosearch_version", ""),
             created=manifest.get("created", ""),
             updated=manifest.get("updated", ""),
-            roots=self._store.metadata.roots(),
-            skipped=self._store.metadata.skipped(),
+            roots=store.roots(),
+            skipped=store.skipped(),
+            segments=len(segments),
+            deleted_vectors=store.deleted_count(),
+            segment_details=[entry.to_dict() for entry in segments],
         )
 
     def __len__(self) -> int:
-        return self._store.vectors.count()
+        return self._store.count()
 
     @property
     def path(self) -> Path:

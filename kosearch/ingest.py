@@ -41,7 +41,7 @@ from kosearch.results import IngestReport
 from kosearch.search.morphemes import LexicalOptions, MorphemeAnalyzer
 from kosearch.store import IndexStore
 from kosearch.store.index_store import now
-from kosearch.store.metadata import CommittedHashes, StoredDocument
+from kosearch.store.metadata import StoredDocument
 from kosearch.textclean import clean_text, escape_path
 
 if TYPE_CHECKING:
@@ -90,9 +90,9 @@ def ingest_folder(
     root = Path(root).resolve()
     root_key = escape_path(str(root))  # a folder name need not be UTF-8; SQLite needs valid text
     report = IngestReport(root=root_key)
-    store.metadata.start_seen()
-    committed = CommittedHashes(store.metadata.path, root_key)
-    first_new_document_id, next_sentence_id = store.metadata.next_ids()
+    store.start_seen()
+    committed = store.committed_hashes(root_key)
+    first_new_document_id, next_sentence_id = store.next_ids()
     next_document_id = first_new_document_id
     batch = _EncodeBatch()
     unit = _check_unit(store, options.mode)
@@ -155,12 +155,12 @@ def ingest_folder(
         if isinstance(item, SkippedFile):
             report.skipped.append(item)
             continue
-        store.metadata.remember_seen(item.relpath)
+        store.remember_seen(item.relpath)
         if item.unchanged:
             report.files_unchanged += 1
             continue
         report.warnings.extend(f"{item.relpath}: {warning}" for warning in item.warnings)
-        previous = store.metadata.document_at(root_key, item.relpath)
+        previous = store.document_at(root_key, item.relpath)
         if previous is not None:
             drop(previous)
             report.files_updated += 1
@@ -201,7 +201,7 @@ def ingest_folder(
 
     if options.prune and root.is_dir() and not stopped_early:  # unseen files may just be unread
         after = 0
-        while unseen := store.metadata.unseen_documents(root_key, first_new_document_id, after):
+        while unseen := store.unseen_documents(root_key, first_new_document_id, after):
             for stored in unseen:
                 drop(stored)
                 report.files_removed += 1
@@ -238,7 +238,7 @@ def _check_unit(store: IndexStore, unit: str | None) -> str:
         raise KosearchError(f"unknown unit {unit!r}; use 'sentence' or 'passage'")
     recorded = store.manifest.get("unit")
     if recorded is None:
-        recorded = unit or (DEFAULT_UNIT if store.metadata.counts()[1] == 0 else "sentence")
+        recorded = unit or (DEFAULT_UNIT if store.counts()[1] == 0 else "sentence")
         store.record_unit(recorded)
         return recorded
     if unit is not None and recorded != unit:
@@ -255,7 +255,7 @@ def _lexical_analyzer(store: IndexStore) -> MorphemeAnalyzer:
     if recorded is not None:
         return MorphemeAnalyzer(LexicalOptions.from_dict(recorded))
     analyzer = MorphemeAnalyzer()
-    while missing := store.metadata.sentences_without_lexical():
+    while missing := store.sentences_without_lexical():
         tokens = analyzer.analyze_batch([text for _, text in missing])
         store.add_lexical([i for i, _ in missing], [" ".join(t) for t in tokens])
     store.set_lexical_options(analyzer.options.to_dict())

@@ -29,14 +29,19 @@ def mine_paraphrases(
 ) -> list[Pair]:
     if neighbours < 1:
         raise ValueError("neighbours must be at least 1")
-    groups = np.array(list(store.metadata.duplicate_groups()), dtype=np.int64).reshape(-1, 2)
+    with store.reading():  # one generation throughout, whatever a writer commits meanwhile
+        return _mine(store, top, min_score, neighbours, batch_size)
+
+
+def _mine(store: IndexStore, top: int | None, min_score: float | None, neighbours: int, batch_size: int) -> list[Pair]:
+    groups = np.array(list(store.duplicate_groups()), dtype=np.int64).reshape(-1, 2)
     representatives, copies = groups[:, 0], dict(zip(groups[:, 0].tolist(), groups[:, 1].tolist()))
-    has_duplicates = len(representatives) < store.vectors.count()
+    has_duplicates = len(representatives) < store.count()
     allowed = representatives if has_duplicates else None
     max_copies = int(groups[:, 1].max()) if len(groups) else 1
 
     best = _PairHeap(top, min_score)
-    for ids, vectors in store.vectors.iter_vectors(batch_size):
+    for ids, vectors in store.iter_vectors(batch_size):
         if has_duplicates:
             keep = np.isin(ids, representatives)
             ids, vectors = ids[keep], vectors[keep]
@@ -49,7 +54,7 @@ def mine_paraphrases(
         best.offer(query_ids[valid], found[valid], scores[valid])
 
     first, second, scores = best.result()
-    rows = store.metadata.sentences_by_id(np.concatenate([first, second]).tolist())
+    rows = store.units_by_id(np.concatenate([first, second]).tolist())
     return [
         Pair(
             score=float(score),
@@ -80,10 +85,10 @@ def _neighbours_of(
     """
     wanted = neighbours + 1  # each vector finds itself first
     if allowed is None:
-        scores, found = store.vectors.search(vectors, wanted)
+        scores, found = store.dense_search(vectors, wanted)
         return found, scores
     spare = min(max_copies - 1, 16)
-    scores, found = store.vectors.search(vectors, wanted + spare)
+    scores, found = store.dense_search(vectors, wanted + spare)
     usable = (found >= 0) & np.isin(found, allowed)
     rank = np.cumsum(usable, axis=1)
     keep = usable & (rank <= wanted)
@@ -94,7 +99,7 @@ def _neighbours_of(
     out_ids[rows, rank[rows, columns] - 1] = found[rows, columns]
     out_scores[rows, rank[rows, columns] - 1] = scores[rows, columns]
     if crowded.any():
-        again_scores, again = store.vectors.search(vectors[crowded], wanted, allowed_ids=allowed)
+        again_scores, again = store.dense_search(vectors[crowded], wanted, allowed)
         rows = np.flatnonzero(crowded)
         out_ids[rows] = -1
         out_ids[rows, : again.shape[1]] = again  # FAISS returns fewer columns for a small store

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kosearch.documents.types import SkippedFile
+from kosearch.types import SkippedFile
 
 
 def location(path: str, line: int, page: int | None) -> str:
@@ -134,6 +134,26 @@ class IndexInfo:
     updated: str
     roots: list[str]
     skipped: list[SkippedFile]
+    segments: int = 0
+    deleted_vectors: int = 0
+    """Vectors of deleted units still in segment files, until compaction."""
+    segment_details: list[dict[str, Any]] = field(default_factory=list)
+    """Per segment: name, count, factory, min_id, max_id, recall_at_10 (measured for approximate ones), lexical."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CompactionReport:
+    """What one compaction did: segments merged, deleted vectors dropped, disk space before and after."""
+
+    segments_before: int
+    segments_after: int
+    vectors_dropped: int
+    bytes_before: int
+    bytes_after: int
+    seconds: float
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

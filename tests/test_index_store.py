@@ -36,7 +36,7 @@ def _pending(document_id: int, first_sentence_id: int, texts: list[str]) -> Pend
 
 
 def _add(store: IndexStore, document_id: int, first_id: int, texts: list[str]) -> PendingChanges:
-    store.vectors.add(
+    store.add_vectors(
         np.arange(first_id, first_id + len(texts)),
         np.eye(4, dtype=np.float32)[np.arange(len(texts)) % 4],
     )
@@ -48,10 +48,10 @@ def test_create_checkpoint_reopen(tmp_path):
     store.checkpoint(_add(store, 1, 1, ["가", "나", "다"]))
     store.close()
     reopened = IndexStore.open(tmp_path / "idx")
-    assert reopened.vectors.count() == 3
+    assert reopened.count() == 3
     assert reopened.metadata.counts() == (1, 3)
     assert reopened.manifest["generation"] == 1
-    assert [p.name for p in (tmp_path / "idx").glob("vectors.*")] == ["vectors.000001.faiss"]
+    assert [p.name for p in (tmp_path / "idx").glob("segment.*")] == ["segment.000001.faiss"]
     assert reopened.metadata.sentences_by_id([2])[2].text == "나"
 
 
@@ -69,12 +69,12 @@ def test_failed_commit_leaves_previous_state(tmp_path, monkeypatch):
     store.close()
     # The new generation's file was written but never committed: the old state is what opens,
     # and the next writer removes the orphan.
-    assert (tmp_path / "idx" / "vectors.000002.faiss").exists()
+    assert (tmp_path / "idx" / "segment.000002.faiss").exists()
     reader = IndexStore.open(tmp_path / "idx")
-    assert reader.vectors.count() == 2 and reader.metadata.counts() == (1, 2)
+    assert reader.count() == 2 and reader.metadata.counts() == (1, 2)
     reader.close()
     writer = IndexStore.open(tmp_path / "idx", writable=True)
-    assert not (tmp_path / "idx" / "vectors.000002.faiss").exists()
+    assert not (tmp_path / "idx" / "segment.000002.faiss").exists()
     writer.close()
 
 
@@ -122,7 +122,7 @@ def test_removed_documents_leave_with_their_vectors(tmp_path):
     store.checkpoint(_add(store, 1, 1, ["가", "나"]))
     store.remove_vectors(store.metadata.sentence_ids_of([1]))
     store.checkpoint(PendingChanges([], [], [1]))
-    assert store.metadata.counts() == (0, 0) and store.vectors.count() == 0
+    assert store.metadata.counts() == (0, 0) and store.count() == 0
     assert store.metadata.next_ids() == (1, 3)  # sentence ids are never reused
 
 
@@ -139,11 +139,10 @@ def test_rows_written_as_a_run_goes_are_invisible_until_the_checkpoint(tmp_path)
     store.add_sentences(sentences, vectors)
     # Written into the writer's open transaction, not committed: a reader sees the last checkpoint.
     reader = IndexStore.open(tmp_path / "idx")
-    assert reader.metadata.counts() == (1, 2) and reader.vectors.count() == 2
+    assert reader.metadata.counts() == (1, 2) and reader.count() == 2
     store.checkpoint()
-    # The reader keeps its snapshot (rows and vectors of one generation) until it refreshes.
-    assert reader.metadata.counts() == (1, 2) and reader.manifest["generation"] == 1
-    assert reader.refresh() and reader.metadata.counts() == (2, 5) and reader.vectors.count() == 5
+    # The reader notices the new generation on its next read, without reopening.
+    assert reader.counts() == (2, 5) and reader.count() == 5 and reader.manifest["generation"] == 2
     assert not reader.refresh()
     reader.close()
     store.close()
@@ -158,7 +157,7 @@ def test_closing_a_writer_before_its_checkpoint_discards_its_rows(tmp_path):
     assert store.remove_documents([1]) == 1
     store.close()
     reopened = IndexStore.open(tmp_path / "idx")
-    assert reopened.metadata.counts() == (1, 1) and reopened.vectors.count() == 1
+    assert reopened.metadata.counts() == (1, 1) and reopened.count() == 1
     reopened.close()
 
 

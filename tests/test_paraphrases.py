@@ -31,7 +31,7 @@ def _store_with(tmp_path, texts, encoder) -> IndexStore:
     store = IndexStore.create(tmp_path / "idx", {"model": encoder.name, "fingerprint": encoder.fingerprint,
                                                  "dimension": encoder.dimension, "prompts": {}})
     ids = np.arange(1, len(texts) + 1)
-    store.vectors.add(ids, encoder.encode_documents(texts))
+    store.add_vectors(ids, encoder.encode_documents(texts))
     store.checkpoint(
         PendingChanges(
             documents=[{"id": 1, "root": "/r", "path": "a.txt", "sha256": "x", "size": 1, "encoding": "utf-8",

@@ -145,8 +145,8 @@ def test_bundled_encoder_finds_the_queries_and_the_planted_pairs(sentences, samp
 
     with kosearch.Index.open(sample_index) as idx:
         stored = {}
-        for ids, batch in idx.store.vectors.iter_vectors():
-            rows = idx.store.metadata.sentences_by_id(ids.tolist())
+        for ids, batch in idx.store.iter_vectors():
+            rows = idx.store.units_by_id(ids.tolist())
             stored.update({rows[int(i)].text: vector for i, vector in zip(ids, batch)})
         texts = [text for _, text in sentences]
         vectors = np.stack([stored[text] for text in texts])

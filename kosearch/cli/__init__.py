@@ -439,6 +439,7 @@ def info(
         ("vectors", f"{summary.vector_backend} ({summary.faiss_factory})"),
         ("documents", f"{summary.documents:,}"),
         ("sentences", f"{summary.sentences:,}"),
+        ("segments", _segments_line(summary)),
         ("size", f"{summary.size_bytes / 1e6:.1f} MB"),
         ("roots", "\n".join(summary.roots)),
         ("created", summary.created),
@@ -450,10 +451,21 @@ def info(
         table.add_row(key, as_text(value))
     lines = [printable(title, one_line=True)]
     for key, value in rows:
-        values = summary.roots if key == "roots" else [value]
+        values = summary.roots if key == "roots" else value.split("\n") if key == "segments" else [value]
         lines.extend(plain_row(key, single) for single in values)
     print_table(out, table, lines)
     _print_skipped(summary.skipped)
+
+
+def _segments_line(summary) -> str:
+    """``3 (deleted vectors 120) segment.000004 1,000,000 HNSW32 recall@10 0.97; ...``"""
+    parts = []
+    for entry in summary.segment_details:
+        recall = entry.get("recall_at_10")
+        measured = f" recall@10 {recall:.3f}" if recall is not None else ""
+        parts.append(f"{entry['name']} {entry['count']:,} {entry['factory']}{measured}")
+    head = f"{summary.segments} (deleted vectors {summary.deleted_vectors:,})"
+    return "\n".join([head, *parts])
 
 
 def _mount_subcommands() -> None:

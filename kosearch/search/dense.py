@@ -18,8 +18,13 @@ def search_vectors(
     """
     if k < 1:
         raise ValueError("k must be at least 1")
-    scores, ids = store.vectors.search(query_vectors, k)
-    rows = store.metadata.sentences_by_id(ids.ravel().tolist())
+    with store.reading():
+        return _search_vectors(store, query_vectors, k, context)
+
+
+def _search_vectors(store: IndexStore, query_vectors: np.ndarray, k: int, context: int) -> list[list[Hit]]:
+    scores, ids = store.dense_search(query_vectors, k)
+    rows = store.units_by_id(ids.ravel().tolist())
     results: list[list[Hit]] = []
     for query_scores, query_ids in zip(scores, ids):
         hits: list[Hit] = []
@@ -28,7 +33,7 @@ def search_vectors(
             if row is None:  # FAISS pads with -1 when the index holds fewer than k vectors
                 continue
             before, after = (
-                store.metadata.neighbours(row.sentence_id, context, context) if context else ([], [])
+                store.neighbours(row.sentence_id, context, context) if context else ([], [])
             )
             hits.append(
                 Hit(

@@ -78,7 +78,21 @@ def search(
     encode_queries: Callable[[list[str]], np.ndarray],
     request: SearchRequest,
 ) -> list[list[Hit]]:
-    """Ranked hits for each query (see the module docstring for the steps)."""
+    """Ranked hits for each query (see the module docstring for the steps).
+
+    Every step reads the same generation of the index (``store.reading()``), so an id one step
+    finds is a row the next step can read, whatever a writer commits meanwhile.
+    """
+    with store.reading():
+        return _search(store, queries, encode_queries, request)
+
+
+def _search(
+    store: IndexStore,
+    queries: Sequence[str],
+    encode_queries: Callable[[list[str]], np.ndarray],
+    request: SearchRequest,
+) -> list[list[Hit]]:
     if request.k < 1:
         raise ValueError("k must be at least 1")
     if request.context < 0:
@@ -94,12 +108,12 @@ def search(
     where_sql, parameters = Filter.parse(request.where).to_sql()
     filtered = where_sql != "1"
     allowed = store.allowed_ids(where_sql, parameters) if filtered else None
-    if (allowed is not None and len(allowed) == 0) or store.vectors.count() == 0:
+    if (allowed is not None and len(allowed) == 0) or store.count() == 0:
         return [[] for _ in queries]
     analyzer = analyzer_for(store) if mode != "dense" or store.has_lexical else None
     query_tokens = [_unique(analyzer.analyze(q)) if analyzer else [] for q in queries]
     vectors = encode_queries(list(queries)) if mode != "lexical" else None
-    total = len(allowed) if allowed is not None else store.vectors.count()
+    total = len(allowed) if allowed is not None else store.count()
     results: list[list[Hit]] = []
     for position, query in enumerate(queries):
         wanted = max(request.k, MIN_CANDIDATES)

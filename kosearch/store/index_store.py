@@ -2,32 +2,54 @@
 
 Layout::
 
-    INDEX/metadata.sqlite          documents, sentences, lexical postings (FTS5), skipped files,
-                                   manifest (SQLite, WAL)
-    INDEX/vectors.000007.faiss     the FAISS file named by the manifest's ``vectors_file``
-    INDEX/write.lock               held (flock) by the one process allowed to write
+    INDEX/metadata.sqlite                documents, sentences, lexical postings (FTS5), tombstones,
+                                         skipped files, manifest (SQLite, WAL)
+    INDEX/segment.000007.faiss           immutable FAISS files, one per segment the manifest's
+    INDEX/segment.000012.faiss           ``segments`` lists (see ``kosearch.store.segments``)
+    INDEX/segment.000012.lexical.npz     a segment's own BM25 postings, when its entry says ``lexical``
+    INDEX/write.lock                     held (flock) by the one process allowed to write
 
-The manifest's ``vectors_file`` must be a plain name of the form ``vectors.NNNNNN.faiss``; anything
-else (an absolute path, a ``..``, another name) is reported as corruption, and the only files a
-writer ever removes are names of exactly that form (plus ``.tmp``) directly inside the folder.
+The index's vectors are the union of its segments minus the ids in the ``tombstones`` table.
+Segment names in the manifest must be of the form ``segment.NNNNNN``; anything else (an absolute
+path, a ``..``, another name) is reported as corruption, and the only files a writer ever removes
+are segment files (``segment.NNNNNN.faiss``, ``segment.NNNNNN.lexical.npz``, with or without
+``.tmp``) and old ``vectors.NNNNNN.faiss`` files directly inside the folder that the committed
+manifest does not name. The invariant checked at every commit and open: sentence rows = vectors in
+the segments - tombstones = the manifest's ``sentences``.
 
-Creation. Under the write lock, the first (empty) vector file is written, then one SQLite
-transaction creates the tables and the whole manifest. A folder with ``metadata.sqlite`` but no
-manifest is therefore a creation that was killed (it cannot hold documents): readers are told so,
-and the next ``create`` or ``open_or_create`` completes it in place. The lock is taken before
-anything is looked at, so a second writer on a brand-new index is told another process is writing.
+Creation. Under the write lock, one SQLite transaction creates the tables and the whole manifest
+(no segment yet). A folder with ``metadata.sqlite`` but no manifest is therefore a creation that
+was killed (it cannot hold documents): readers are told so, and the next ``create`` or
+``open_or_create`` completes it in place. The lock is taken before anything is looked at, so a
+second writer on a brand-new index is told another process is writing.
 
 Writing. Between checkpoints a writer keeps one SQLite write transaction open: rows are inserted,
-and rows of replaced documents deleted, as the run goes, so they wait in SQLite's page cache and
-WAL instead of in Python memory, while their vectors go into the in-memory vector store. A
-checkpoint writes the whole vector store to the *next* generation's file (fsynced, renamed into
-place), then, in that same transaction, checks the rows against the vectors, points the manifest at
-the new file and commits. Until that commit, readers and a restarted run see the previous
-generation, whose file is untouched; after it, they see the new one. A kill at any moment therefore
-leaves either the old state or the new one, never a mix: uncommitted rows vanish with their
-transaction, and the stale file of the losing side is removed by the next writer. A checkpoint may
-fall inside a document; such a document is committed with ``sha256 = ''`` until its last sentence
-is in, so a run killed after it leaves that part searchable and the next run re-does the file.
+rows of replaced documents deleted and their vector ids added to ``tombstones``, as the run goes,
+so they wait in SQLite's page cache and WAL instead of in Python memory, while the new vectors wait
+in a small in-memory store (a deleted vector that was never committed just leaves it). A
+checkpoint writes those new vectors, and only those, as a new segment file (fsynced, renamed into
+place), then, in that same transaction, checks the counts, adds the segment to the manifest's
+list, increments ``generation`` and commits. Until that commit, readers and a restarted run see the
+previous generation, whose files are untouched; after it, they see the new one. A kill at any
+moment therefore leaves either the old state or the new one, never a mix: uncommitted rows and
+tombstones vanish with their transaction, and the orphan segment file of the losing side is removed
+by the next writer. A checkpoint may fall inside a document; such a document is committed with
+``sha256 = ''`` until its last sentence is in, so a run killed after it leaves that part searchable
+and the next run re-does the file. Bytes written per checkpoint are the new vectors and rows, so
+indexing N sentences writes about the final size, plus compaction.
+
+Compaction. Under the write lock (right after a checkpoint), segments are merged: on their own when
+a tier of segments of one order of magnitude holds ten (``kosearch.store.segments.tier_to_merge``),
+all of them on an explicit ``compact()``. The merged segment holds the live vectors only; it is an
+approximate index (HNSW, IVF: ``kosearch.store.ann``) when its size is above the measured
+break-even, with its recall@10 recorded in its entry. It is written like any segment, then one
+transaction replaces the merged entries by the new one and deletes the dropped ids from
+``tombstones``; only after that commit are the old files removed.
+
+Migration. An index made before segments names one file, ``vectors_file = vectors.NNNNNN.faiss``,
+and has no ``segments`` key: it opens read-only as one segment made of that file. Its first writer
+gives the file a second name (a hard link, else a copy) ``segment.MMMMMM.faiss`` and commits a
+manifest listing that segment (and no ``vectors_file``); the old name is removed after the commit.
 
 Lexical index. The FTS5 table ``lexical`` (rowid = sentence id, text = the sentence's morphemes)
 is written and deleted in the same SQLite transaction as the sentence rows, so whatever a kill
@@ -37,25 +59,30 @@ that makes every sentence have its postings, and from then on every checkpoint c
 counts agree. An index made before the lexical index has no such key: it is searched densely,
 and its next writer (``kosearch index``) adds the postings of its old sentences and then the key.
 
-Reading. A reader holds one SQLite read transaction (a WAL snapshot) from ``open`` until
-``refresh`` or ``close``: the manifest, the vector file it names and every row it reads all belong
-to one generation, so counts always agree and every id the vectors return resolves to its row,
-whatever a writer commits meanwhile. The one thing a snapshot cannot pin is the vector file: a
-writer deletes generation G's file right after committing G+1, so a reader holding G's manifest may
-find that file gone (or not yet readable); it then takes a fresh snapshot and loads the newer
-generation. Once loaded, the vectors are in memory and the file no longer matters. The price of a
-held snapshot is that SQLite cannot recycle its WAL past it, so a long-lived reader should call
-``refresh`` now and then.
+Reading. A reader searches a *view* (``kosearch.store.view``): one generation's manifest,
+segments, tombstones and a SQLite read transaction (a WAL snapshot) of that generation, so counts
+always agree and every id the vectors return resolves to its row. Before each read a cheap check
+(one autocommit query of the manifest's ``generation``) tells whether a writer committed a newer
+generation; if so a new view is made that reuses the segments already open by name and opens only
+the new ones (memory-mapped, so opening reads nothing). A writer removes a segment file only after
+committing a manifest that no longer names it, so a reader making a view from an older snapshot may
+find a file gone; it then takes a fresh snapshot. Segments already open stay readable after their
+file is removed (the mapping holds it). Views are immutable and many threads may search one
+``IndexStore`` at once; the snapshot of a view no search uses any more is released, so SQLite can
+recycle its WAL.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
-import re
 import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -63,30 +90,39 @@ from typing import Any
 import numpy as np
 
 from kosearch._version import __version__
-from kosearch.types import SkippedFile
 from kosearch.errors import IndexCorruptError, IndexExistsError, IndexNotFoundError, KosearchError
-from kosearch.store.metadata import SCHEMA_VERSION, MetadataStore
+from kosearch.results import CompactionReport, IndexedSentence
+from kosearch.store import ann
+from kosearch.store.metadata import SCHEMA_VERSION, CommittedHashes, MetadataStore, StoredDocument
+from kosearch.store.segments import (
+    REMOVABLE_FILE,
+    SegmentEntry,
+    entries_of,
+    entry_for,
+    link_or_copy,
+    load_segment,
+    segment_name,
+    tier_to_merge,
+    with_id_range,
+    write_file_atomically,
+)
 from kosearch.store.vectors import (
     DEFAULT_FACTORY,
     VectorStore,
+    backend_name,
     empty_vector_store,
-    load_vector_store,
-    write_atomically,
+    new_faiss_index,
 )
+from kosearch.store.view import LoadedSegment, StoreView
+from kosearch.types import SkippedFile
 
 METADATA_FILE = "metadata.sqlite"
 LOCK_FILE = "write.lock"
-VECTORS_FILE = re.compile(r"vectors\.[0-9]{6,}\.faiss")
-"""The only names ``vectors_file`` may hold."""
-STALE_VECTORS_FILE = re.compile(r"vectors\.[0-9]{6,}\.faiss(?:\.tmp)?")
-"""The only names a writer removes."""
-REQUIRED_KEYS = ("model", "fingerprint", "dimension", "vectors_file", "generation", "sentences")
+REQUIRED_KEYS = ("model", "fingerprint", "dimension", "generation", "sentences")
 OPEN_ATTEMPTS = 50
-"""How many newer generations a reader follows while a writer keeps deleting the file it wanted."""
-
-
-def vectors_file_name(generation: int) -> str:
-    return f"vectors.{generation:06d}.faiss"
+"""How many newer generations a reader follows while a writer keeps deleting the files it wanted."""
+RECALL_QUERIES = 200
+"""How many of a merged approximate segment's own vectors are the queries its recall@10 is measured on."""
 
 
 def now() -> str:
@@ -95,7 +131,7 @@ def now() -> str:
 
 @dataclass
 class PendingChanges:
-    """Rows to write at a checkpoint in one go; their vectors are already in the vector store.
+    """Rows to write at a checkpoint in one go; their vectors are already added (``add_vectors``).
 
     Ingestion writes its rows as it goes instead (``add_document``, ``add_sentences``); this is
     for callers that build a small change in memory.
@@ -114,16 +150,27 @@ class PendingChanges:
 
 
 class IndexStore:
-    """Metadata plus vectors for one index folder, opened for reading or for writing."""
+    """Metadata plus segmented vectors for one index folder, opened for reading or for writing."""
 
-    def __init__(self, folder: Path, metadata: MetadataStore, vectors: VectorStore, lock_handle=None) -> None:
+    def __init__(self, folder: Path, lock_handle, device: str, backend: str | None) -> None:
         self.folder = folder
-        self.metadata = metadata
-        self.vectors = vectors
         self._lock_handle = lock_handle
-        self._device = "cpu"
-        self._backend: str | None = None
+        self._device = device
+        self._backend = backend
         self._broken = False
+        # A reader: its current view, the connection that asks for the committed generation, and
+        # the view each thread is inside (``reading``).
+        self._view: StoreView | None = None
+        self._probe: sqlite3.Connection | None = None
+        self._swap = threading.Lock()
+        self._local = threading.local()
+        # A writer: its connection (with the open write transaction), the committed segments, the
+        # deleted ids (committed and its own), and the vectors added since its last commit.
+        self._writer: MetadataStore | None = None
+        self._segments: list[LoadedSegment] = []
+        self._tombstones = np.zeros(0, dtype=np.int64)
+        self._pending: VectorStore | None = None
+        self._writer_view: StoreView | None = None
 
     # -- opening --------------------------------------------------------------------------------
 
@@ -171,7 +218,7 @@ class IndexStore:
         lock = _lock_new_folder(folder)
         try:
             if _is_complete(folder):
-                return cls._open_locked(folder, lock, device, backend)
+                return cls._open_writer(folder, lock, device, backend)
             return cls._create_locked(folder, lock, encoder_manifest(), factory, device, backend)
         except BaseException:
             _release(lock)
@@ -186,9 +233,11 @@ class IndexStore:
             raise IndexNotFoundError(
                 f"no kosearch index in {folder}; create one with `kosearch index DOCS --index {folder}`"
             )
-        lock = _acquire_write_lock(folder) if writable else None
+        if not writable:
+            return cls._open_reader(folder, device, backend)
+        lock = _acquire_write_lock(folder)
         try:
-            return cls._open_locked(folder, lock, device, backend)
+            return cls._open_writer(folder, lock, device, backend)
         except BaseException:
             _release(lock)
             raise
@@ -197,9 +246,10 @@ class IndexStore:
     def _create_locked(
         cls, folder: Path, lock, encoder_manifest: dict[str, Any], factory: str, device: str, backend: str | None
     ) -> IndexStore:
-        vectors = empty_vector_store(int(encoder_manifest["dimension"]), factory, device, backend)
-        first_file = vectors_file_name(0)
-        write_atomically(vectors, folder / first_file)
+        dimension = int(encoder_manifest["dimension"])
+        empty_vector_store(dimension, factory, device, backend)  # refuses a factory it cannot stream into
+        for leftover in (folder / name for name in os.listdir(folder) if REMOVABLE_FILE.fullmatch(name)):
+            leftover.unlink(missing_ok=True)
         metadata = _open_metadata(folder)
         try:
             stamp = now()
@@ -209,7 +259,7 @@ class IndexStore:
                     {
                         **encoder_manifest,
                         "faiss_factory": factory,
-                        "vectors_file": first_file,
+                        "segments": [],
                         "generation": 0,
                         "sentences": 0,
                         "next_sentence_id": 1,
@@ -219,126 +269,358 @@ class IndexStore:
                         "updated": stamp,
                     }
                 )
+        finally:
+            metadata.close()
+        return cls._open_writer(folder, lock, device, backend)
+
+    @classmethod
+    def _open_writer(cls, folder: Path, lock, device: str, backend: str | None) -> IndexStore:
+        store = cls(folder, lock, device, backend)
+        metadata = _open_metadata(folder)
+        try:
+            manifest = _read_manifest(folder, metadata)
+            entries = entries_of(manifest, lambda problem: _damaged(folder, problem))
+            with metadata.transaction():
+                metadata.ensure_schema()
+            segments = []
+            for entry in entries:
+                try:
+                    vectors = load_segment(folder, entry, device, backend)
+                except IndexCorruptError as error:
+                    raise _damaged(folder, str(error)) from None
+                segments.append(LoadedSegment(with_id_range(entry, vectors), vectors))
+            _check_dimensions(folder, manifest, segments)
+            tombstones = np.asarray(metadata.tombstone_ids(), dtype=np.int64)
+            _check_counts(folder, manifest, segments, len(tombstones), metadata.counts()[1])
         except BaseException:
             metadata.close()
             raise
-        store = cls(folder, metadata, vectors, lock)
-        store._device, store._backend = device, backend
-        store._remove_stale_files(first_file)
+        store._writer = metadata
+        store._segments = segments
+        store._tombstones = tombstones
+        store._pending = empty_vector_store(int(manifest["dimension"]), DEFAULT_FACTORY, device, backend)
+        if "segments" not in manifest:
+            store._migrate(manifest)
+        store._remove_stale_files()
         return store
 
     @classmethod
-    def _open_locked(cls, folder: Path, lock, device: str, backend: str | None) -> IndexStore:
-        metadata = _open_metadata(folder)
+    def _open_reader(cls, folder: Path, device: str, backend: str | None) -> IndexStore:
+        store = cls(folder, None, device, backend)
+        store._probe = sqlite3.connect(folder / METADATA_FILE, check_same_thread=False, isolation_level=None)
         try:
-            vectors, manifest = _load_snapshot(folder, metadata, device, backend)
-            if lock is not None:
-                metadata.end_snapshot()  # the lock already keeps everyone else from changing it
-                with metadata.transaction():
-                    metadata.ensure_schema()
+            store._view = store._new_view(None, check_rows=True).acquire()
         except BaseException:
-            metadata.close()
+            store._probe.close()
             raise
-        store = cls(folder, metadata, vectors, lock)
-        store._device, store._backend = device, backend
-        if lock is not None:
-            store._remove_stale_files(manifest["vectors_file"])
         return store
 
-    def refresh(self) -> bool:
-        """Move a reader to the newest committed generation; True when there was a newer one.
+    def _new_view(self, previous: StoreView | None, *, check_rows: bool = False) -> StoreView:
+        """A view of the newest committed generation, reusing ``previous``'s open segments.
 
-        Also lets SQLite recycle the WAL that the old snapshot held on to. A writer always sees
-        its own latest state, so for it this does nothing.
+        When a segment the snapshot names is unreadable because a writer has moved on (and
+        removed it), the next snapshot is taken instead; unreadable in the newest generation, the
+        index is damaged. ``check_rows`` also counts the rows (a full count: done at open).
         """
-        if self._lock_handle is not None:
+        for _ in range(OPEN_ATTEMPTS):
+            metadata = _open_metadata(self.folder, shared=True)
+            try:
+                try:
+                    metadata.begin_snapshot()
+                    manifest = _read_manifest(self.folder, metadata)
+                    if previous is not None and previous.generation == manifest["generation"]:
+                        metadata.close()
+                        return previous
+                    tombstones = np.asarray(metadata.tombstone_ids(), dtype=np.int64)
+                except sqlite3.DatabaseError as error:
+                    if isinstance(error, sqlite3.OperationalError):
+                        raise
+                    raise _damaged(self.folder, f"{self.folder / METADATA_FILE} cannot be read ({error})") from None
+                entries = entries_of(manifest, lambda problem: _damaged(self.folder, problem))
+                known = previous.segments_by_name() if previous is not None else {}
+                segments = []
+                try:
+                    for entry in entries:
+                        if entry.name in known:
+                            segments.append(known[entry.name])
+                            continue
+                        vectors = load_segment(self.folder, entry, self._device, self._backend)
+                        segments.append(LoadedSegment(with_id_range(entry, vectors), vectors))
+                except IndexCorruptError as error:
+                    metadata.end_snapshot()
+                    if metadata.manifest().get("generation") != manifest["generation"]:
+                        metadata.close()
+                        continue  # a writer committed a newer generation and removed this file
+                    raise _damaged(self.folder, str(error)) from None
+                _check_dimensions(self.folder, manifest, segments)
+                rows = metadata.counts()[1] if check_rows else None
+                _check_counts(self.folder, manifest, segments, len(tombstones), rows)
+                return StoreView(manifest, segments, tombstones, metadata)
+            except BaseException:
+                metadata.close()
+                raise
+        raise KosearchError(f"{self.folder} kept changing while it was being opened; try again")
+
+    def refresh(self) -> bool:
+        """Move a reader to the newest committed generation now; True when there was a newer one.
+
+        Readers do this on their own before every read, so this is only needed to release an old
+        snapshot early. A writer always sees its own latest state, so for it this does nothing.
+        """
+        if self._writer is not None:
             return False
-        current = self.metadata.manifest().get("generation")
-        vectors, manifest = _load_snapshot(
-            self.folder, self.metadata, self._device, self._backend, keep=(current, self.vectors)
-        )
-        self.vectors = vectors
-        return manifest["generation"] != current
+        before = self._view.generation
+        self._advance()
+        return self._view.generation != before
 
     def close(self) -> None:
-        self.metadata.close()  # closing without a commit discards an unfinished write transaction
+        if self._view is not None:
+            self._view.retire()
+            self._view.release()
+            self._view = None
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
+        if self._writer is not None:
+            self._writer.close()  # closing without a commit discards an unfinished write transaction
+            self._writer = None
+        self._segments, self._pending, self._writer_view = [], None, None
         _release(self._lock_handle)
         self._lock_handle = None
 
+    # -- views ----------------------------------------------------------------------------------
+
+    def _advance(self) -> None:
+        """Replace the reader's view when a newer generation is committed (the cheap check first)."""
+        with self._swap:
+            if self._committed_generation() == self._view.generation:
+                return
+            view = self._new_view(self._view)
+            if view is not self._view:
+                view.acquire()
+                old, self._view = self._view, view
+                old.retire()
+                old.release()
+
+    def _committed_generation(self) -> Any:
+        try:
+            row = self._probe.execute("select value from manifest where key = 'generation'").fetchone()
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError):
+                raise
+            raise _damaged(self.folder, f"{self.folder / METADATA_FILE} cannot be read ({error})") from None
+        try:
+            return None if row is None else json.loads(row[0])
+        except (TypeError, ValueError):
+            return row[0]
+
+    @contextmanager
+    def reading(self) -> Iterator[StoreView]:
+        """Pin one generation for everything this thread reads inside the block.
+
+        A search asks for ids, vectors, rows and neighbours in several calls; inside one
+        ``reading`` they all come from one view, whatever a writer commits meanwhile.
+        """
+        pinned = getattr(self._local, "view", None)
+        if pinned is not None:
+            yield pinned
+            return
+        if self._writer is not None:
+            yield self._own_view()
+            return
+        if self._view is None:
+            raise KosearchError(f"the index {self.folder} is closed")
+        self._advance()
+        with self._swap:
+            view = self._view.acquire()
+        self._local.view = view
+        try:
+            yield view
+        finally:
+            self._local.view = None
+            view.release()
+
+    def _own_view(self) -> StoreView:
+        """What a writer sees: its committed segments, every deletion so far and its pending vectors."""
+        if self._writer is None:
+            raise KosearchError(f"the index {self.folder} is closed")
+        if self._writer_view is None:
+            self._writer_view = StoreView(
+                self._writer.manifest(), self._segments, self._tombstones, self._writer,
+                owns_metadata=False, pending=self._pending,
+            )
+        return self._writer_view
+
+    @contextmanager
+    def _sql(self) -> Iterator[MetadataStore]:
+        with self.reading() as view, view.sql() as metadata:
+            yield metadata
+
+    @property
+    def metadata(self) -> MetadataStore:
+        """The SQLite side of the current view (for tests and tools; search code uses the methods)."""
+        if self._writer is not None:
+            return self._writer
+        with self.reading() as view:
+            return view.metadata
+
     @property
     def manifest(self) -> dict[str, Any]:
-        return self.metadata.manifest()
+        if self._writer is not None:
+            return self._writer.manifest()
+        with self.reading() as view:
+            return view.manifest
+
+    @property
+    def generation(self) -> int:
+        return int(self.manifest["generation"])
 
     @property
     def has_lexical(self) -> bool:
         """Whether every sentence has lexical postings (see "Lexical index" above)."""
-        return "lexical" in self.metadata.manifest()
+        return "lexical" in self.manifest
+
+    @property
+    def backend(self) -> str:
+        """Which vector backend searches: ``faiss``, ``faiss-gpu`` or ``torch``."""
+        return backend_name(self._device, self._backend)
 
     # -- reading units --------------------------------------------------------------------------
 
+    def count(self) -> int:
+        """Live vectors (= sentence rows): what a search can return."""
+        with self.reading() as view:
+            return view.count()
+
+    def counts(self) -> tuple[int, int]:
+        """(documents, sentences) rows."""
+        with self._sql() as metadata:
+            return metadata.counts()
+
+    def segment_entries(self) -> list[SegmentEntry]:
+        with self.reading() as view:
+            return [segment.entry for segment in view.segments]
+
+    def deleted_count(self) -> int:
+        """Deleted vectors still in segment files (their space comes back at compaction)."""
+        with self.reading() as view:
+            return len(view.tombstones)
+
     def allowed_ids(self, where_sql: str, parameters: list[Any]) -> np.ndarray:
         """Ids of the units a filter (SQL over ``documents d`` and ``sentences s``) lets through."""
-        return np.asarray(self.metadata.allowed_ids(where_sql, parameters), dtype=np.int64)
+        with self._sql() as metadata:
+            return np.asarray(metadata.allowed_ids(where_sql, parameters), dtype=np.int64)
 
     def dense_search(
         self, query_vectors: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k by inner product, only among ``allowed_ids`` when given.
+        """Top-k by inner product, only among ``allowed_ids`` when given; deleted ids never.
 
         An approximate index (HNSW, IVF) may return fewer than k of a selective set; the allowed
         vectors are then scored exactly, so a filtered query still gets k when k units match.
         """
-        scores, ids = self.vectors.search(query_vectors, k, allowed_ids)
-        if allowed_ids is None or len(allowed_ids) == 0:
-            return scores, ids
-        wanted = min(k, len(allowed_ids))
-        if ids.shape[1] >= wanted and bool((ids[:, :wanted] >= 0).all()):
-            return scores, ids
-        return self._exact_search(query_vectors, wanted, allowed_ids)
+        with self.reading() as view:
+            scores, ids = view.search(query_vectors, k, allowed_ids)
+            if allowed_ids is None or len(allowed_ids) == 0:
+                return scores, ids
+            wanted = min(k, len(allowed_ids))
+            if ids.shape[1] >= wanted and bool((ids[:, :wanted] >= 0).all()):
+                return scores, ids
+            return _exact_search(view, query_vectors, wanted, allowed_ids)
 
-    def _exact_search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        kept_ids, kept_vectors = [], []
-        for ids, vectors in self.vectors.iter_vectors():
-            mask = np.isin(ids, allowed_ids)
-            kept_ids.append(ids[mask])
-            kept_vectors.append(vectors[mask])
-        ids = np.concatenate(kept_ids) if kept_ids else np.zeros(0, dtype=np.int64)
-        vectors = np.concatenate(kept_vectors) if kept_vectors else np.zeros((0, queries.shape[1]), np.float32)
-        scores = np.asarray(queries, dtype=np.float32) @ vectors.T
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(scores, order, axis=1), ids[order]
+    def iter_vectors(self, batch_size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(ids, vectors)`` of every live vector, in batches, all from one generation."""
+        with self.reading() as view:
+            yield from view.iter_vectors(batch_size)
 
     def lexical_search(
         self, match: str, k: int, where_sql: str = "1", parameters: list[Any] | None = None
     ) -> list[tuple[int, float]]:
         """The ``k`` best ``(unit id, BM25)`` for an FTS5 MATCH expression, inside the filter."""
-        return self.metadata.lexical_search(match, k, where_sql, parameters or [])
+        with self._sql() as metadata:
+            return metadata.lexical_search(match, k, where_sql, parameters or [])
 
-    def units_by_id(self, ids) -> dict[int, Any]:
-        return self.metadata.sentences_by_id(ids)
+    def units_by_id(self, ids) -> dict[int, IndexedSentence]:
+        with self._sql() as metadata:
+            return metadata.sentences_by_id(ids)
+
+    sentences_by_id = units_by_id
 
     def unit_documents(self, ids) -> dict[int, int]:
-        return self.metadata.unit_document(ids)
+        with self._sql() as metadata:
+            return metadata.unit_document(ids)
 
     def neighbours(self, unit_id: int, before: int, after: int) -> tuple[list[str], list[str]]:
-        return self.metadata.neighbours(unit_id, before, after)
+        with self._sql() as metadata:
+            return metadata.neighbours(unit_id, before, after)
+
+    def duplicate_groups(self) -> list[tuple[int, int]]:
+        """``(representative id, copies)`` for every distinct sentence text."""
+        with self._sql() as metadata:
+            return list(metadata.duplicate_groups())
+
+    def roots(self) -> list[str]:
+        with self._sql() as metadata:
+            return metadata.roots()
+
+    def skipped(self) -> list[SkippedFile]:
+        with self._sql() as metadata:
+            return metadata.skipped()
+
+    # -- what ingestion asks ----------------------------------------------------------------------
+
+    def next_ids(self) -> tuple[int, int]:
+        """The next free document and sentence ids (ids are never reused within an index)."""
+        with self._sql() as metadata:
+            return metadata.next_ids()
+
+    def document_at(self, root: str, path: str) -> StoredDocument | None:
+        with self._sql() as metadata:
+            return metadata.document_at(root, path)
+
+    def start_seen(self) -> None:
+        """Begin a run's list of the paths it saw (a temporary table of the writer's connection)."""
+        self._writing()
+        self._writer.start_seen()
+
+    def remember_seen(self, path: str) -> None:
+        self._writing()
+        self._writer.remember_seen(path)
+
+    def unseen_documents(self, root: str, below_id: int, after_id: int = 0, limit: int = 500) -> list[StoredDocument]:
+        """Documents under ``root`` with ids in (after_id, below_id) whose path this run did not see."""
+        self._writing()
+        return self._writer.unseen_documents(root, below_id, after_id, limit)
+
+    def sentences_without_lexical(self, limit: int = 2000) -> list[tuple[int, str]]:
+        with self._sql() as metadata:
+            return metadata.sentences_without_lexical(limit)
+
+    def committed_hashes(self, root: str) -> CommittedHashes:
+        """The committed sha256 of documents under ``root``, askable from another thread."""
+        return CommittedHashes(self.folder / METADATA_FILE, root)
 
     # -- writing --------------------------------------------------------------------------------
 
     def _writing(self) -> None:
-        if self._lock_handle is None:
+        if self._lock_handle is None or self._writer is None:
             raise KosearchError("this index was opened read-only")
         if self._broken:
             raise KosearchError(
                 f"a checkpoint of {self.folder} failed, so this writer's state is lost; "
                 f"close the index and run again (the index holds the last committed checkpoint)"
             )
-        self.metadata.begin_writing()
+        self._writer.begin_writing()
 
     def add_document(self, row: dict[str, Any]) -> None:
         """Insert a document row now; it becomes durable at the next checkpoint."""
         self._writing()
-        self.metadata.insert_documents([row], [])
+        self._writer.insert_documents([row], [])
+
+    def add_vectors(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Vectors whose rows come with the next checkpoint's ``PendingChanges``."""
+        self._writing()
+        self._pending.add(np.asarray(ids, dtype=np.int64), vectors)
 
     def add_sentences(
         self, rows: list[dict[str, Any]], vectors: np.ndarray, tokens: list[str] | None = None
@@ -348,20 +630,20 @@ class IndexStore:
         self._writing()
         if tokens is not None and len(tokens) != len(rows):
             raise ValueError(f"{len(rows)} sentence rows but {len(tokens)} token strings")
-        self.vectors.add(np.asarray([row["id"] for row in rows], dtype=np.int64), vectors)
-        self.metadata.insert_documents([], rows)
+        self._pending.add(np.asarray([row["id"] for row in rows], dtype=np.int64), vectors)
+        self._writer.insert_documents([], rows)
         if tokens is not None:
-            self.metadata.insert_lexical([row["id"] for row in rows], tokens)
+            self._writer.insert_lexical([row["id"] for row in rows], tokens)
 
     def add_lexical(self, sentence_ids: list[int], tokens: list[str]) -> None:
         """Postings for sentences already stored (filling the lexical index of an older index)."""
         self._writing()
-        self.metadata.insert_lexical(sentence_ids, tokens)
+        self._writer.insert_lexical(sentence_ids, tokens)
 
     def record_unit(self, unit: str) -> None:
         """Record what a hit is (``sentence`` or ``passage``); durable at the next checkpoint."""
         self._writing()
-        self.metadata.set_manifest({"unit": unit})
+        self._writer.set_manifest({"unit": unit})
 
     def set_lexical_options(self, options: dict[str, Any]) -> None:
         """Record the lexical analyzer's options; durable (and checked) from the next checkpoint on.
@@ -369,19 +651,35 @@ class IndexStore:
         Call it once every stored sentence has its postings: the key says the lexical index is whole.
         """
         self._writing()
-        self.metadata.set_manifest({"lexical": options})
+        self._writer.set_manifest({"lexical": options})
 
     def complete_document(self, document_id: int, sha256: str) -> None:
         self._writing()
-        self.metadata.complete_document(document_id, sha256)
+        self._writer.complete_document(document_id, sha256)
 
     def remove_documents(self, document_ids: list[int]) -> int:
         """Take documents' vectors and rows out (durable at the next checkpoint); returns sentences removed."""
         self._writing()
-        sentence_ids = self.metadata.sentence_ids_of(document_ids)
+        sentence_ids = self._writer.sentence_ids_of(document_ids)
         self.remove_vectors(sentence_ids)
-        self.metadata.delete_documents(document_ids)
+        self._writer.delete_documents(document_ids)
         return len(sentence_ids)
+
+    def remove_vectors(self, sentence_ids) -> None:
+        """Delete vectors: uncommitted ones leave the pending store, committed ones get a tombstone."""
+        self._writing()
+        ids = np.unique(np.asarray(sentence_ids, dtype=np.int64))
+        if len(ids) == 0:
+            return
+        if self._pending.count():
+            in_pending = np.isin(ids, self._pending.ids())
+            if in_pending.any():
+                self._pending.remove(ids[in_pending])
+                ids = ids[~in_pending]
+        if len(ids):
+            self._writer.insert_tombstones(ids.tolist())
+            self._tombstones = np.union1d(self._tombstones, ids)
+        self._writer_view = None
 
     def checkpoint(
         self,
@@ -389,35 +687,26 @@ class IndexStore:
         *,
         skipped: tuple[str, list[SkippedFile]] | None = None,
     ) -> None:
-        """Make everything added to the vector store so far, and its rows, durable at once."""
+        """Make everything written so far durable at once: new vectors as one new segment, rows, deletions."""
         self._writing()
         pending = pending or PendingChanges.empty()
         try:
-            manifest = _checked_manifest(self.folder, self.metadata.manifest())
-            old_file = manifest["vectors_file"]
+            manifest = _checked_manifest(self.folder, self._writer.manifest())
             generation = int(manifest["generation"]) + 1
-            new_file = vectors_file_name(generation)
-            write_atomically(self.vectors, self.folder / new_file)
-            with self.metadata.transaction():
-                self.metadata.delete_documents(pending.removed_documents)
-                self.metadata.insert_documents(pending.documents, pending.sentences)
+            segments = list(self._segments)
+            if self._pending.count():
+                entry = self._write_segment(segment_name(generation), self._pending, manifest)
+                segments.append(LoadedSegment(entry, self._pending))
+            with self._writer.transaction():
+                self._writer.delete_documents(pending.removed_documents)
+                self._writer.insert_documents(pending.documents, pending.sentences)
                 if skipped is not None:
-                    self.metadata.replace_skipped(skipped[0], skipped[1], now())
-                _, sentence_rows = self.metadata.counts()
-                if sentence_rows != self.vectors.count():
-                    raise KosearchError(
-                        f"refusing to commit: {self.vectors.count()} vectors but {sentence_rows} rows"
-                    )
-                if "lexical" in manifest or "lexical" in self.metadata.manifest():
-                    lexical_rows = self.metadata.lexical_count()
-                    if lexical_rows != sentence_rows:
-                        raise KosearchError(
-                            f"refusing to commit: {sentence_rows} sentence rows but {lexical_rows} lexical rows"
-                        )
-                _, next_sentence_id = self.metadata.next_ids()
-                self.metadata.set_manifest(
+                    self._writer.replace_skipped(skipped[0], skipped[1], now())
+                sentence_rows = self._check_commit(manifest, segments)
+                _, next_sentence_id = self._writer.next_ids()
+                self._writer.set_manifest(
                     {
-                        "vectors_file": new_file,
+                        "segments": [segment.entry.to_dict() for segment in segments],
                         "generation": generation,
                         "sentences": sentence_rows,
                         "next_sentence_id": next_sentence_id,
@@ -425,23 +714,178 @@ class IndexStore:
                         "updated": now(),
                     }
                 )
-            self.metadata.commit()
+            self._writer.commit()
         except BaseException:
-            # The rows since the last checkpoint are gone, but the vectors in memory still hold
+            # The rows since the last checkpoint are gone, but the pending vectors still hold
             # them: this writer cannot go on, and the index on disk is the last checkpoint.
-            self.metadata.rollback()
+            self._writer.rollback()
             self._broken = True
             raise
-        (self.folder / old_file).unlink(missing_ok=True)
+        if self._pending.count():
+            # The committed file replaces the in-memory copy (memory-mapped: no longer this run's memory).
+            written = segments[-1].entry
+            segments[-1] = LoadedSegment(written, load_segment(self.folder, written, self._device, self._backend))
+            self._pending = empty_vector_store(int(manifest["dimension"]), DEFAULT_FACTORY, self._device, self._backend)
+        self._segments = segments
+        self._writer_view = None
+        self._remove_stale_files()
+        while group := tier_to_merge([segment.entry for segment in self._segments]):
+            self._merge([entry.name for entry in group])
 
-    def remove_vectors(self, sentence_ids: list[int]) -> None:
-        if sentence_ids:
-            self.vectors.remove(np.asarray(sentence_ids, dtype=np.int64))
+    def compact(self) -> CompactionReport:
+        """Merge every segment into one, without the deleted vectors (approximate when large).
 
-    def _remove_stale_files(self, current: str) -> None:
+        Anything written and not yet checkpointed is checkpointed first. The disk space of deleted
+        vectors comes back once the old segment files are removed, right after the commit.
+        """
+        started = time.perf_counter()
+        if self._writer is not None and (self._pending.count() or self._writer.db.conn.in_transaction):
+            self.checkpoint()
+        self._writing()
+        before = self.size_bytes()
+        segments_before = len(self._segments)
+        deleted = len(self._tombstones)
+        names = [segment.entry.name for segment in self._segments]
+        live = sum(segment.entry.count for segment in self._segments) - deleted
+        wanted = self._factory_for(live)
+        if len(names) > 1 or deleted or any(segment.entry.factory != wanted for segment in self._segments):
+            self._merge(names)
+        return CompactionReport(
+            segments_before=segments_before,
+            segments_after=len(self._segments),
+            vectors_dropped=deleted,
+            bytes_before=before,
+            bytes_after=self.size_bytes(),
+            seconds=time.perf_counter() - started,
+        )
+
+    def _merge(self, names: list[str]) -> None:
+        """One segment for the named ones, without their deleted vectors, in one commit."""
+        chosen = [segment for segment in self._segments if segment.entry.name in names]
+        kept = [segment for segment in self._segments if segment.entry.name not in names]
+        manifest = _checked_manifest(self.folder, self._writer.manifest())
+        generation = int(manifest["generation"]) + 1
+        dropped = [np.intersect1d(segment.vectors.ids(), self._tombstones) for segment in chosen]
+        dropped_ids = np.concatenate(dropped) if dropped else np.zeros(0, dtype=np.int64)
+        live = sum(segment.entry.count for segment in chosen) - len(dropped_ids)
+        merged: list[LoadedSegment] = []
+        if live > 0:
+            entry = self._write_merged(segment_name(generation), chosen, live, int(manifest["dimension"]))
+            merged.append(LoadedSegment(entry, load_segment(self.folder, entry, self._device, self._backend)))
+        segments = kept + merged
+        self._writing()
+        try:
+            with self._writer.transaction():
+                self._writer.delete_tombstones(dropped_ids.tolist())
+                self._check_commit(manifest, segments)
+                self._writer.set_manifest(
+                    {
+                        "segments": [segment.entry.to_dict() for segment in segments],
+                        "generation": generation,
+                        "updated": now(),
+                    }
+                )
+            self._writer.commit()
+        except BaseException:
+            self._writer.rollback()  # nothing else was in this transaction: the writer may go on
+            raise
+        self._segments = segments
+        self._tombstones = np.setdiff1d(self._tombstones, dropped_ids)
+        self._writer_view = None
+        self._remove_stale_files()
+
+    def _factory_for(self, count: int) -> str:
+        """The index's own factory when it asked for one, else what the measured break-even says."""
+        manifest = self._writer.manifest()
+        chosen = manifest.get("faiss_factory", DEFAULT_FACTORY)
+        if chosen != DEFAULT_FACTORY:
+            return chosen
+        return ann.choose_factory(count, int(manifest["dimension"]))
+
+    def _write_segment(self, name: str, vectors: VectorStore, manifest: dict[str, Any]) -> SegmentEntry:
+        """A checkpoint's new vectors as a segment file of the index's factory."""
+        factory = manifest.get("faiss_factory", DEFAULT_FACTORY)
+        if factory == DEFAULT_FACTORY:
+            write_file_atomically(self.folder, f"{name}.faiss", vectors.save)
+            return entry_for(name, vectors, factory)
+        index = new_faiss_index(vectors.dimension, factory)
+        for ids, batch in vectors.iter_vectors():
+            index.add_with_ids(batch, ids)
+        _write_faiss(self.folder, f"{name}.faiss", index)
+        return entry_for(name, vectors, factory)
+
+    def _write_merged(self, name: str, chosen: list[LoadedSegment], live: int, dimension: int) -> SegmentEntry:
+        import faiss
+
+        factory = self._factory_for(live)
+        excluded = self._tombstones
+
+        def live_batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for segment in chosen:
+                for ids, batch in segment.vectors.iter_vectors():
+                    keep = ~np.isin(ids, excluded)
+                    if keep.any():
+                        yield ids[keep], batch[keep]
+
+        recall = None
+        if factory == DEFAULT_FACTORY:
+            index = new_faiss_index(dimension, factory)  # streamed: never all vectors twice in memory
+            for ids, batch in live_batches():
+                index.add_with_ids(batch, ids)
+        else:
+            parts = list(live_batches())
+            ids = np.concatenate([p[0] for p in parts])
+            vectors = np.concatenate([p[1] for p in parts])
+            del parts
+            index = ann.build_index(ids, vectors, factory)
+            sample = np.random.default_rng(0).choice(len(ids), min(RECALL_QUERIES, len(ids)), replace=False)
+            recall = float(ann.measure_recall(index, ids, vectors, vectors[sample], 10))
+            del vectors
+        _write_faiss(self.folder, f"{name}.faiss", index)
+        ids = faiss.vector_to_array(index.id_map)
+        return SegmentEntry(name, int(index.ntotal), factory, int(ids.min()), int(ids.max()), recall)
+
+    def _check_commit(self, manifest: dict[str, Any], segments: list[LoadedSegment]) -> int:
+        """Inside the commit's transaction: rows = vectors - tombstones, and postings = rows."""
+        _, sentence_rows = self._writer.counts()
+        vectors = sum(segment.entry.count for segment in segments) - self._writer.tombstone_count()
+        if sentence_rows != vectors:
+            raise KosearchError(f"refusing to commit: {vectors} vectors but {sentence_rows} rows")
+        if "lexical" in manifest:
+            lexical_rows = self._writer.lexical_count()
+            if lexical_rows != sentence_rows:
+                raise KosearchError(
+                    f"refusing to commit: {sentence_rows} sentence rows but {lexical_rows} lexical rows"
+                )
+        return sentence_rows
+
+    def _migrate(self, manifest: dict[str, Any]) -> None:
+        """Turn an index made before segments into one segment, in a commit (see "Migration")."""
+        (legacy,) = self._segments
+        generation = int(manifest["generation"]) + 1
+        name = segment_name(generation)
+        link_or_copy(self.folder / legacy.entry.file, self.folder / f"{name}.faiss")
+        entry = replace(legacy.entry, name=name)
+        self._writing()
+        try:
+            with self._writer.transaction():
+                self._writer.delete_manifest_keys(["vectors_file"])
+                self._writer.set_manifest(
+                    {"segments": [entry.to_dict()], "generation": generation, "updated": now()}
+                )
+            self._writer.commit()
+        except BaseException:
+            self._writer.rollback()
+            raise
+        self._segments = [LoadedSegment(entry, legacy.vectors)]
+        self._writer_view = None
+
+    def _remove_stale_files(self) -> None:
+        """Remove segment and old vector files that the committed manifest does not name (and only those)."""
+        named = {name for segment in self._segments for name in segment.entry.files()}
         with os.scandir(self.folder) as entries:
             for entry in entries:
-                if entry.name != current and STALE_VECTORS_FILE.fullmatch(entry.name):
+                if entry.name not in named and REMOVABLE_FILE.fullmatch(entry.name):
                     Path(entry.path).unlink(missing_ok=True)
 
     def size_bytes(self) -> int:
@@ -455,6 +899,25 @@ class IndexStore:
         return total
 
 
+def _exact_search(view: StoreView, queries: np.ndarray, k: int, allowed_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    kept_ids, kept_vectors = [], []
+    for ids, vectors in view.iter_vectors():
+        mask = np.isin(ids, allowed_ids)
+        kept_ids.append(ids[mask])
+        kept_vectors.append(vectors[mask])
+    ids = np.concatenate(kept_ids) if kept_ids else np.zeros(0, dtype=np.int64)
+    vectors = np.concatenate(kept_vectors) if kept_vectors else np.zeros((0, queries.shape[1]), np.float32)
+    scores = np.asarray(queries, dtype=np.float32) @ vectors.T
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, order, axis=1), ids[order]
+
+
+def _write_faiss(folder: Path, name: str, index) -> None:
+    import faiss
+
+    write_file_atomically(folder, name, lambda temporary: faiss.write_index(index, str(temporary)))
+
+
 def _damaged(folder: Path, problem: str) -> IndexCorruptError:
     return IndexCorruptError(
         f"{problem}; the index {folder} is damaged: delete it and rebuild it with "
@@ -462,18 +925,27 @@ def _damaged(folder: Path, problem: str) -> IndexCorruptError:
     )
 
 
-def _open_metadata(folder: Path) -> MetadataStore:
+def _open_metadata(folder: Path, *, shared: bool = False) -> MetadataStore:
     try:
-        return MetadataStore(folder / METADATA_FILE)
+        return MetadataStore(folder / METADATA_FILE, shared=shared)
     except sqlite3.DatabaseError as error:
         if isinstance(error, sqlite3.OperationalError):  # locked, unreadable folder: not damage
             raise
         raise _damaged(folder, f"{folder / METADATA_FILE} is not a readable SQLite database ({error})") from None
 
 
+def _read_manifest(folder: Path, metadata: MetadataStore) -> dict[str, Any]:
+    try:
+        return _checked_manifest(folder, metadata.manifest())
+    except sqlite3.DatabaseError as error:
+        if isinstance(error, sqlite3.OperationalError):
+            raise
+        raise _damaged(folder, f"{folder / METADATA_FILE} cannot be read ({error})") from None
+
+
 def _checked_manifest(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """The manifest, or a clear error when it is unfinished, damaged or names a foreign file."""
-    if "vectors_file" not in manifest:
+    """The manifest, or a clear error when it is unfinished, damaged or from a newer kosearch."""
+    if "segments" not in manifest and "vectors_file" not in manifest:
         raise IndexNotFoundError(
             f"the kosearch index in {folder} was never finished: its creation is still running or "
             f"was interrupted; wait for it, or create it again with `kosearch index DOCS --index {folder}`"
@@ -486,64 +958,32 @@ def _checked_manifest(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
             f"{folder} was written by a newer kosearch ({manifest.get('kosearch_version')}); "
             f"upgrade kosearch to open it"
         )
-    name = manifest["vectors_file"]
-    if not isinstance(name, str) or not VECTORS_FILE.fullmatch(name):
-        raise _damaged(
-            folder,
-            f"the manifest's vectors_file {name!r} is not a vector file name inside the index folder "
-            f"(expected vectors.NNNNNN.faiss)",
-        )
     for key in ("generation", "sentences", "dimension"):
         if not isinstance(manifest[key], int) or isinstance(manifest[key], bool) or manifest[key] < 0:
             raise _damaged(folder, f"the manifest's {key} is {manifest[key]!r}, not a count")
     return manifest
 
 
-def _load_snapshot(
-    folder: Path,
-    metadata: MetadataStore,
-    device: str,
-    backend: str | None,
-    keep: tuple[Any, VectorStore] | None = None,
-) -> tuple[VectorStore, dict[str, Any]]:
-    """Start a read snapshot and load the vectors of its generation; the snapshot stays open.
-
-    ``keep`` is ``(generation, vectors)`` already loaded: reused when the snapshot is still that
-    generation. When the named file is unreadable because a writer has moved on (and deleted
-    it), the next snapshot's generation is loaded instead; when it is unreadable in the newest
-    generation, the index is damaged.
-    """
-    for _ in range(OPEN_ATTEMPTS):
-        try:
-            metadata.begin_snapshot()
-            manifest = _checked_manifest(folder, metadata.manifest())
-        except sqlite3.DatabaseError as error:
-            if isinstance(error, sqlite3.OperationalError):
-                raise
-            raise _damaged(folder, f"{folder / METADATA_FILE} cannot be read ({error})") from None
-        if keep is not None and keep[0] == manifest["generation"]:
-            return keep[1], manifest
-        path = folder / manifest["vectors_file"]
-        try:
-            vectors = load_vector_store(path, device, backend)
-        except IndexCorruptError as error:
-            metadata.end_snapshot()
-            if metadata.manifest().get("generation") != manifest["generation"]:
-                continue  # a writer committed a newer generation and removed this file
-            raise _damaged(folder, str(error)) from None
-        if vectors.dimension != manifest["dimension"]:
-            raise _damaged(
-                folder, f"{path} holds {vectors.dimension}-dimensional vectors, the manifest says {manifest['dimension']}"
-            )
-        _, sentence_rows = metadata.counts()
-        if not vectors.count() == sentence_rows == manifest["sentences"]:
+def _check_dimensions(folder: Path, manifest: dict[str, Any], segments: list[LoadedSegment]) -> None:
+    for segment in segments:
+        if segment.vectors.dimension != manifest["dimension"]:
             raise _damaged(
                 folder,
-                f"index {folder} is inconsistent: {vectors.count()} vectors but {sentence_rows} "
-                f"sentences (the manifest says {manifest['sentences']})",
+                f"{folder / segment.entry.file} holds {segment.vectors.dimension}-dimensional vectors, "
+                f"the manifest says {manifest['dimension']}",
             )
-        return vectors, manifest
-    raise KosearchError(f"{folder} kept changing while it was being opened; try again")
+
+
+def _check_counts(
+    folder: Path, manifest: dict[str, Any], segments: list[LoadedSegment], tombstones: int, rows: int | None
+) -> None:
+    vectors = sum(segment.entry.count for segment in segments) - tombstones
+    if vectors != manifest["sentences"] or (rows is not None and rows != vectors):
+        raise _damaged(
+            folder,
+            f"index {folder} is inconsistent: {vectors} vectors but {rows if rows is not None else '?'} "
+            f"sentences (the manifest says {manifest['sentences']})",
+        )
 
 
 def _is_complete(folder: Path) -> bool:
@@ -558,7 +998,7 @@ def _is_complete(folder: Path) -> bool:
     try:
         try:
             manifest = metadata.manifest()
-            if "vectors_file" in manifest:
+            if "segments" in manifest or "vectors_file" in manifest:
                 return True
             holds_documents = "documents" in metadata.db.table_names() and metadata.counts()[0] > 0
         except sqlite3.DatabaseError as error:

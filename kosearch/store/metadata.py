@@ -47,9 +47,10 @@ class MetadataStore:
     recognisable as such.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, shared: bool = False) -> None:
+        """``shared``: the connection may be used from any thread (its user serialises the calls)."""
         self.path = path
-        self.db = sqlite_utils.Database(path)
+        self.db = sqlite_utils.Database(sqlite3.connect(path, check_same_thread=not shared))
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self._columns: dict[str, set[str]] = {}
@@ -140,6 +141,9 @@ class MetadataStore:
                 self.db.execute(
                     "create virtual table lexical using fts5(tokens, tokenize='unicode61 remove_diacritics 0')"
                 )
+            if "tombstones" not in self.db.table_names():
+                # Ids of vectors deleted since their segment was written (see index_store).
+                self.db.execute("create table tombstones (id integer primary key)")
             if "skipped" not in self.db.table_names():
                 self.db["skipped"].create(
                     {"root": str, "path": str, "reason": str, "seen_at": str}, pk=("root", "path")
@@ -166,6 +170,35 @@ class MetadataStore:
         self.db["manifest"].upsert_all(
             [{"key": key, "value": json.dumps(value, ensure_ascii=False)} for key, value in values.items()],
             pk="key",
+        )
+
+    def delete_manifest_keys(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.db.execute("delete from manifest where key = ?", [key])
+
+    # -- tombstones -----------------------------------------------------------------------------
+
+    def tombstone_ids(self) -> list[int]:
+        """Ids deleted but still in a segment file; none in an index made before segments."""
+        if not self._has_table("tombstones"):
+            return []
+        return [row[0] for row in self.db.execute("select id from tombstones order by id")]
+
+    def tombstone_count(self) -> int:
+        if not self._has_table("tombstones"):
+            return 0
+        return int(self.db.execute("select count(*) from tombstones").fetchone()[0])
+
+    def insert_tombstones(self, ids: Iterable[int]) -> None:
+        self.db.conn.executemany("insert or ignore into tombstones (id) values (?)", ((int(i),) for i in ids))
+
+    def delete_tombstones(self, ids: Iterable[int]) -> None:
+        self.db.conn.executemany("delete from tombstones where id = ?", ((int(i),) for i in ids))
+
+    def _has_table(self, name: str) -> bool:
+        return (
+            self.db.execute("select 1 from sqlite_master where type = 'table' and name = ?", [name]).fetchone()
+            is not None
         )
 
     # -- documents ------------------------------------------------------------------------------

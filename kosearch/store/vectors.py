@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -42,9 +43,20 @@ class VectorStore(Protocol):
     def remove(self, ids: np.ndarray) -> int: ...
 
     def search(
-        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+        excluded: IdSet | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(scores, ids)``, each ``(len(queries), k)``; missing results have id -1."""
+        """Return ``(scores, ids)``, each ``(len(queries), k)``; missing results have id -1.
+
+        ``allowed_ids`` restricts the search to those ids; ``excluded`` (deleted ids) are never returned.
+        """
+        ...
+
+    def ids(self) -> np.ndarray:
+        """Every id held, in storage order."""
         ...
 
     def iter_vectors(self, batch_size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -52,6 +64,39 @@ class VectorStore(Protocol):
         ...
 
     def save(self, path: Path) -> None: ...
+
+
+class IdSet:
+    """A fixed set of ids (deleted ones, typically) with its FAISS selector built once.
+
+    A reader's view shares one per segment between all the threads that search it: the selector is
+    only read during a search, and building it (a hash set) costs more than a small search.
+    """
+
+    OVERFETCH_LIMIT = 1024
+    """Up to this many ids, a search asks for ``k + len`` results and drops them instead of filtering."""
+
+    def __init__(self, ids: np.ndarray | list[int]) -> None:
+        self.ids = np.unique(np.asarray(ids, dtype=np.int64))
+        self._selector = None
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def selector(self) -> faiss.IDSelector:
+        """``IDSelectorNot(IDSelectorBatch(ids))``: lets through every id but these."""
+        with self._lock:
+            if self._selector is None:
+                batch = faiss.IDSelectorBatch(self.ids)
+                selector = faiss.IDSelectorNot(batch)
+                selector._keep = batch  # the C++ object points at it: keep it alive with its owner
+                self._selector = selector
+            return self._selector
+
+    def mask(self, ids: np.ndarray) -> np.ndarray:
+        """True where ``ids`` are not in the set."""
+        return ~np.isin(ids, self.ids)
 
 
 def _as_ids(ids: np.ndarray | list[int]) -> np.ndarray:
@@ -109,13 +154,22 @@ class FaissVectorStore:
         return cls(new_faiss_index(dimension, factory), device)
 
     @classmethod
-    def load(cls, path: Path, device: str = "cpu") -> FaissVectorStore:
-        """Read a saved store; a missing, truncated or foreign file is an ``IndexCorruptError``."""
+    def load(cls, path: Path, device: str = "cpu", mmap: bool = False) -> FaissVectorStore:
+        """Read a saved store; a missing, truncated or foreign file is an ``IndexCorruptError``.
+
+        ``mmap`` maps the vectors instead of reading them (FAISS's ``IO_FLAG_MMAP_IFC``, for Flat
+        codes and the Flat storage of HNSW): opening costs no reading, the pages are the page
+        cache's (shared between processes, dropped under memory pressure), and the file must not
+        change while mapped, which immutable segment files never do.
+        """
+        flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0
         try:
-            index = faiss.read_index(str(path))
-        except (RuntimeError, MemoryError) as error:
+            if os.path.getsize(path) == 0:
+                raise RuntimeError("the file is empty")
+            index = faiss.read_index(str(path), flags)
+        except (RuntimeError, MemoryError, OSError) as error:
             raise IndexCorruptError(f"FAISS cannot read {path}: {_faiss_reason(error)}") from None
-        if not isinstance(index, faiss.IndexIDMap2):
+        if not isinstance(index, (faiss.IndexIDMap2, faiss.IndexIDMap)):
             raise IndexCorruptError(
                 f"{path} is a FAISS file but not a kosearch vector file (no id map: {type(index).__name__})"
             )
@@ -152,17 +206,41 @@ class FaissVectorStore:
         return self._gpu_clone
 
     def search(
-        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+        excluded: IdSet | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
+        from kosearch.store.ann import search_parameters
+
         queries = _as_vectors(queries, self.dimension)
         if self.count() == 0:
             return _no_results(len(queries))
         k = max(1, min(k, self.count()))
-        if allowed_ids is None:
+        if excluded is not None and len(excluded) == 0:
+            excluded = None
+        if allowed_ids is None and excluded is None:
             return self._searcher().search(queries, k)
+        if allowed_ids is None and len(excluded) <= IdSet.OVERFETCH_LIMIT:
+            # A few deleted ids: over-fetch and drop them, which keeps FAISS's fast unfiltered
+            # kernels (a selector makes Flat scan vector by vector) and is exact.
+            wanted = min(k + len(excluded), self.count())
+            scores, ids = self._searcher().search(queries, wanted)
+            return _drop(scores, ids, excluded.mask(ids), k)
         # ID selectors are a CPU-side feature of FAISS; restricted searches stay on the CPU index.
-        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(_as_ids(allowed_ids)))
-        return self.index.search(queries, k, params=params)
+        if allowed_ids is not None:
+            selector = faiss.IDSelectorBatch(_as_ids(allowed_ids))
+            if excluded is not None:
+                inner = selector
+                selector = faiss.IDSelectorAnd(inner, excluded.selector())
+                selector._keep = inner
+        else:
+            selector = excluded.selector()
+        return self.index.search(queries, k, params=search_parameters(self.index, selector))
+
+    def ids(self) -> np.ndarray:
+        return faiss.vector_to_array(self.index.id_map).astype(np.int64, copy=False)
 
     def iter_vectors(self, batch_size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         ids = faiss.vector_to_array(self.index.id_map)
@@ -196,7 +274,7 @@ class TorchVectorStore:
 
     @classmethod
     def load(cls, path: Path, device: str = "cpu") -> TorchVectorStore:
-        source = FaissVectorStore.load(path)
+        source = FaissVectorStore.load(path, mmap=True)
         store = cls(source.dimension, device)
         for ids, vectors in source.iter_vectors():
             store.add(ids, vectors)
@@ -227,8 +305,15 @@ class TorchVectorStore:
                 self._vectors[position] = self._vectors[position][mask]
         return removed
 
+    def ids(self) -> np.ndarray:
+        return np.concatenate(self._ids) if self._ids else np.zeros(0, dtype=np.int64)
+
     def search(
-        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+        excluded: IdSet | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         torch = self._torch
         queries = _as_vectors(queries, self.dimension)
@@ -245,8 +330,13 @@ class TorchVectorStore:
                 continue
             scores = (q @ chunk_vectors.T).float()
             ids = torch.from_numpy(chunk_ids).to(self.device)
+            keep = np.ones(len(chunk_ids), dtype=bool)
             if allowed is not None:
-                mask = torch.from_numpy(np.isin(chunk_ids, allowed)).to(self.device)
+                keep &= np.isin(chunk_ids, allowed)
+            if excluded is not None and len(excluded):
+                keep &= excluded.mask(chunk_ids)
+            if not keep.all():
+                mask = torch.from_numpy(keep).to(self.device)
                 scores = scores.masked_fill(~mask, float("-inf"))
             merged_scores = torch.cat([best_scores, scores], dim=1)
             merged_ids = torch.cat([best_ids, ids.expand(len(queries), -1)], dim=1)
@@ -275,6 +365,18 @@ def _faiss_reason(error: BaseException) -> str:
     return (match.group(1) if match else text).strip() or type(error).__name__
 
 
+def _drop(scores: np.ndarray, ids: np.ndarray, keep: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` kept results of each row (rows are sorted best first), padded with id -1."""
+    keep = keep & (ids >= 0)
+    rank = np.cumsum(keep, axis=1) - 1
+    out_scores = np.full((len(ids), k), -np.finfo(np.float32).max, dtype=np.float32)
+    out_ids = np.full((len(ids), k), -1, dtype=np.int64)
+    rows, columns = np.nonzero(keep & (rank < k))
+    out_scores[rows, rank[rows, columns]] = scores[rows, columns]
+    out_ids[rows, rank[rows, columns]] = ids[rows, columns]
+    return out_scores, out_ids
+
+
 def _no_results(queries: int) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((queries, 1), dtype=np.float32), np.full((queries, 1), -1, dtype=np.int64)
 
@@ -294,11 +396,21 @@ def choose_backend(device: str, backend: str | None = None) -> str:
     return "faiss"
 
 
-def load_vector_store(path: Path, device: str = "cpu", backend: str | None = None) -> VectorStore:
-    """Open a saved FAISS file with the backend that suits ``device``."""
+def backend_name(device: str, backend: str | None = None) -> str:
+    """What searches on ``device``: ``faiss``, ``faiss-gpu`` or ``torch``."""
+    chosen = choose_backend(device, backend)
+    if chosen == "faiss" and device.startswith("cuda") and _faiss_gpu_available():
+        return "faiss-gpu"
+    return chosen
+
+
+def load_vector_store(
+    path: Path, device: str = "cpu", backend: str | None = None, mmap: bool = False
+) -> VectorStore:
+    """Open a saved FAISS file with the backend that suits ``device`` (memory-mapped for FAISS if asked)."""
     if choose_backend(device, backend) == "torch":
         return TorchVectorStore.load(path, device)
-    return FaissVectorStore.load(path, device)
+    return FaissVectorStore.load(path, device, mmap=mmap)
 
 
 def empty_vector_store(

@@ -1,0 +1,209 @@
+"""Segment files and their manifest entries: immutable FAISS files that an index is the union of.
+
+A segment ``segment.NNNNNN`` is written once (``segment.NNNNNN.faiss``, fsynced and renamed into
+place) and never changed: a commit adds one for the vectors added since the last commit, and
+compaction replaces several by one. ``NNNNNN`` is the generation that committed it, so a name
+is never reused for different contents once committed. A segment may also have an optional
+``segment.NNNNNN.lexical.npz`` (per-segment BM25 postings) beside it, named by its entry's
+``lexical`` flag.
+
+The manifest lists the segments (``segments``: a list of entries) and the write-time facts a
+reader needs without opening the file: how many vectors it holds, their id range (to find the
+deleted ids that concern it), which FAISS index it is and, for an approximate one, its measured
+recall@10. An index made before segments has one FAISS file named by ``vectors_file``
+(``vectors.NNNNNN.faiss``); it reads as one legacy segment until its first writer converts it.
+
+This module also holds the merge policy: which segments compaction merges on its own.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kosearch.errors import IndexCorruptError
+from kosearch.store.vectors import VectorStore, load_vector_store
+
+SEGMENT_NAME = re.compile(r"segment\.[0-9]{6,}")
+"""The only names a segment entry may hold."""
+LEGACY_VECTORS_FILE = re.compile(r"vectors\.[0-9]{6,}\.faiss")
+"""The only names the ``vectors_file`` of an index made before segments may hold."""
+REMOVABLE_FILE = re.compile(
+    r"(?:segment\.[0-9]{6,}\.(?:faiss|lexical\.npz)|vectors\.[0-9]{6,}\.faiss)(?:\.tmp)?"
+)
+"""The only names a writer ever removes (when the committed manifest does not name them)."""
+SEGMENTS_PER_TIER = 10
+"""A tier (segments of the same order of magnitude) is merged into one when it holds this many."""
+
+
+@dataclass(frozen=True)
+class SegmentEntry:
+    """What the manifest records about one segment."""
+
+    name: str
+    count: int
+    factory: str = "Flat"
+    min_id: int = 0
+    max_id: int = 0
+    recall_at_10: float | None = None
+    lexical: bool = False
+
+    @property
+    def legacy(self) -> bool:
+        """A ``vectors.NNNNNN`` file of an index made before segments."""
+        return self.name.startswith("vectors.")
+
+    @property
+    def file(self) -> str:
+        return f"{self.name}.faiss"
+
+    @property
+    def lexical_file(self) -> str:
+        return f"{self.name}.lexical.npz"
+
+    def files(self) -> list[str]:
+        return [self.file, self.lexical_file] if self.lexical else [self.file]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def segment_name(generation: int) -> str:
+    return f"segment.{generation:06d}"
+
+
+def entries_of(manifest: dict[str, Any], problem) -> list[SegmentEntry]:
+    """The manifest's segments, checked; ``problem(text)`` makes the error for a bad one.
+
+    Names are checked before anything is opened: a manifest naming a path outside the folder
+    (absolute, ``..``) or any other file is damage, never a file to read or remove.
+    """
+    if "segments" not in manifest:
+        name = manifest["vectors_file"]
+        if not isinstance(name, str) or not LEGACY_VECTORS_FILE.fullmatch(name):
+            raise problem(
+                f"the manifest's vectors_file {name!r} is not a vector file name inside the index folder "
+                f"(expected vectors.NNNNNN.faiss)"
+            )
+        factory = str(manifest.get("faiss_factory", "Flat"))
+        return [SegmentEntry(name[: -len(".faiss")], int(manifest["sentences"]), factory, 0, -1)]
+    raw = manifest["segments"]
+    if not isinstance(raw, list):
+        raise problem(f"the manifest's segments is {raw!r}, not a list")
+    entries = []
+    for item in raw:
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not SEGMENT_NAME.fullmatch(name):
+            raise problem(
+                f"the manifest names a segment {name!r}, which is not a segment name inside the index "
+                f"folder (expected segment.NNNNNN)"
+            )
+        try:
+            entry = SegmentEntry(
+                name=name,
+                count=int(item["count"]),
+                factory=str(item.get("factory", "Flat")),
+                min_id=int(item.get("min_id", 0)),
+                max_id=int(item.get("max_id", -1)),
+                recall_at_10=None if item.get("recall_at_10") is None else float(item["recall_at_10"]),
+                lexical=bool(item.get("lexical", False)),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise problem(f"the manifest's entry of segment {name} is malformed ({item!r})") from None
+        if entry.count < 0:
+            raise problem(f"the manifest's entry of segment {name} has a negative count")
+        entries.append(entry)
+    if len({entry.name for entry in entries}) != len(entries):
+        raise problem("the manifest names a segment twice")
+    return entries
+
+
+def entry_for(name: str, store: VectorStore, factory: str, recall: float | None = None) -> SegmentEntry:
+    ids = store.ids()
+    low, high = (int(ids.min()), int(ids.max())) if len(ids) else (0, -1)
+    return SegmentEntry(name, store.count(), factory, low, high, recall)
+
+
+def write_file_atomically(folder: Path, name: str, write) -> None:
+    """Make ``folder/name`` appear complete or not at all: ``write(temporary)``, fsync, rename, fsync the folder."""
+    path = folder / name
+    temporary = path.with_name(path.name + ".tmp")
+    write(temporary)
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    sync_folder(folder)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a second name of ``source`` (a copy where the file system has no hard links)."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        write_file_atomically(target.parent, target.name, lambda temporary: shutil.copyfile(source, temporary))
+    sync_folder(target.parent)
+
+
+def sync_folder(folder: Path) -> None:
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def load_segment(folder: Path, entry: SegmentEntry, device: str, backend: str | None) -> VectorStore:
+    """Open a segment's vectors, memory-mapped where FAISS can; a file that does not match is damage."""
+    store = load_vector_store(folder / entry.file, device, backend, mmap=True)
+    if store.count() != entry.count:
+        raise IndexCorruptError(
+            f"{folder / entry.file} holds {store.count()} vectors, the manifest says {entry.count}"
+        )
+    return store
+
+
+def with_id_range(entry: SegmentEntry, store: VectorStore) -> SegmentEntry:
+    """A legacy entry (id range unknown until its file is read) completed from its vectors."""
+    if entry.max_id >= entry.min_id or store.count() == 0:
+        return entry
+    ids = store.ids()
+    return replace(entry, min_id=int(ids.min()), max_id=int(ids.max()))
+
+
+def tier(count: int) -> int:
+    """Segments of the same order of magnitude (by vectors held) share a tier."""
+    return int(math.log10(max(count, 1)))
+
+
+def tier_to_merge(entries: list[SegmentEntry]) -> list[SegmentEntry]:
+    """The segments compaction merges on its own: the smallest tier holding ``SEGMENTS_PER_TIER``.
+
+    A log-structured policy in the manner of Lucene's tiered merge policy: each vector is rewritten
+    about once per tier it climbs (10x in size), so indexing N vectors in checkpoints of c writes
+    about ``N * (1 + log10(N / c))`` vectors' bytes, instead of ``N^2 / (2c)`` for rewriting the
+    whole store at each checkpoint. Empty (all deleted) segments are always worth merging away.
+    """
+    by_tier: dict[int, list[SegmentEntry]] = {}
+    for entry in entries:
+        by_tier.setdefault(tier(entry.count), []).append(entry)
+    for level in sorted(by_tier):
+        if len(by_tier[level]) >= SEGMENTS_PER_TIER:
+            return by_tier[level]
+    return []
+
+
+def tombstones_within(tombstones: np.ndarray, entry: SegmentEntry) -> np.ndarray:
+    """The sorted deleted ids in ``entry``'s id range: every deleted id of that segment, maybe more."""
+    if entry.max_id < entry.min_id:
+        return tombstones
+    low = np.searchsorted(tombstones, entry.min_id, side="left")
+    high = np.searchsorted(tombstones, entry.max_id, side="right")
+    return tombstones[low:high]
