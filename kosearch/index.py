@@ -10,14 +10,15 @@ and mixing them would silently return nonsense.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kosearch.errors import EncoderMismatchError
 from kosearch.ingest import IngestOptions, ProgressCallback, ingest_folder
 from kosearch.paraphrases import mine_paraphrases
 from kosearch.results import Hit, IndexInfo, IngestReport, Pair
-from kosearch.search.filters import WhereSpec
+from kosearch.search.filters import BUILTIN_FIELDS, WhereSpec
 from kosearch.search.hybrid import SearchRequest
 from kosearch.search.hybrid import search as hybrid_search
 from kosearch.search.morphemes import LexicalOptions
@@ -248,6 +249,34 @@ class Index:
     ) -> list[Pair]:
         """The most similar pairs of distinct sentences in the index, best first."""
         return mine_paraphrases(self._store, top=top, min_score=min_score, neighbours=neighbours)
+
+    def unit(self, unit_id: int, context: int = 0) -> dict[str, Any] | None:
+        """One stored unit by id, with ``context`` neighbouring units on each side; None if absent.
+
+        The shape is an ``IndexedSentence`` as a dict plus ``document_id``, ``context_before`` and
+        ``context_after``: what a search page needs to show a hit's surroundings on demand.
+        """
+        row = self._store.units_by_id([int(unit_id)]).get(int(unit_id))
+        if row is None:
+            return None
+        before, after = self._store.neighbours(row.sentence_id, context, context) if context else ([], [])
+        return {
+            **asdict(row),
+            "document_id": self._store.unit_documents([row.sentence_id]).get(row.sentence_id),
+            "context_before": before,
+            "context_after": after,
+        }
+
+    def document(self, document_id: int, units: int = 1000) -> dict[str, Any] | None:
+        """A document's row (path, format, size, ...) and its first ``units`` unit ids; None if absent."""
+        found = self._store.document(int(document_id))
+        if found is None:
+            return None
+        return {**found, "unit_ids": self._store.unit_ids_of_document(int(document_id), units)}
+
+    def fields(self) -> dict[str, Any]:
+        """What a filter may name: the built-in fields and the typed metadata fields seen in a sample."""
+        return {"builtin": sorted(BUILTIN_FIELDS), "metadata": self._store.field_names()}
 
     def info(self) -> IndexInfo:
         manifest = self._store.manifest

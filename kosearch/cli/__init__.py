@@ -457,10 +457,12 @@ def info(
 
 
 def _mount_subcommands() -> None:
-    """The evaluate and train command groups live in their own modules."""
+    """The evaluate and train command groups, and serve, live in their own modules."""
     from kosearch.cli.evaluate import app as evaluate_app
+    from kosearch.cli.serve import serve
     from kosearch.cli.train import app as train_app
 
+    app.command()(serve)
     app.add_typer(evaluate_app, name="evaluate", help="Evaluate encoders (STS table, retrieval metrics).")
     app.add_typer(train_app, name="train", help="Train domain encoders (TSDAE, SimCSE, NLI, STS, multitask).")
 

@@ -323,6 +323,15 @@ class IndexStore:
     def neighbours(self, unit_id: int, before: int, after: int) -> tuple[list[str], list[str]]:
         return self.metadata.neighbours(unit_id, before, after)
 
+    def document(self, document_id: int) -> dict[str, Any] | None:
+        return self.metadata.document(document_id)
+
+    def unit_ids_of_document(self, document_id: int, limit: int = 1000) -> list[int]:
+        return self.metadata.unit_ids_of_document(document_id, limit)
+
+    def field_names(self, sample: int = 2000) -> dict[str, str]:
+        return self.metadata.field_names(sample)
+
     # -- writing --------------------------------------------------------------------------------
 
     def _writing(self) -> None:

@@ -372,6 +372,44 @@ class MetadataStore:
             [text for p, text in rows if p > position],
         )
 
+    def document(self, document_id: int) -> dict[str, Any] | None:
+        """One document row (without its hash) and its number of units; None when there is none."""
+        row = self.db.execute(
+            "select id, root, path, format, size, encoding, modified, indexed_at, sentences "
+            "from documents where id = ?",
+            [int(document_id)],
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("id", "root", "path", "format", "size", "encoding", "modified", "indexed_at", "units")
+        return dict(zip(keys, row))
+
+    def unit_ids_of_document(self, document_id: int, limit: int) -> list[int]:
+        """The first ``limit`` unit ids of a document, in reading order."""
+        return [
+            row[0]
+            for row in self.db.execute(
+                "select id from sentences where document_id = ? order by position limit ?", [int(document_id), int(limit)]
+            )
+        ]
+
+    def field_names(self, sample: int) -> dict[str, str]:
+        """Typed metadata field -> JSON type, from the first ``sample`` units that have fields.
+
+        A sample, not a scan: the search page needs the fields to offer, and reading every unit's JSON
+        of a million-unit index for that would take seconds.
+        """
+        if self._column("sentences", "fields", "s") == "null":
+            return {}
+        found: dict[str, str] = {}
+        for key, kind in self.db.execute(
+            "select j.key, j.type from (select fields from sentences where fields is not null limit ?) s, "
+            "json_each(s.fields) j",
+            [int(sample)],
+        ):
+            found.setdefault(str(key), str(kind))
+        return found
+
     def duplicate_groups(self) -> Iterator[tuple[int, int]]:
         """Yield ``(representative_id, copies)`` for every distinct sentence text."""
         yield from self.db.execute(
