@@ -47,9 +47,22 @@ class IndexWorker:
     """Owns the ``Index`` on one thread; ``run`` schedules a call on it from the event loop."""
 
     def __init__(self, open_index: Callable[[], Index]) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kosearch-index")
-        self.index: Index = self._executor.submit(open_index).result()
+        self._open_index = open_index
         self._paraphrases: OrderedDict[tuple, list[dict[str, Any]]] = OrderedDict()
+        self._executor: ThreadPoolExecutor | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Open the index on a fresh worker thread (again after ``close``: a test client or a server
+        may run the application's lifespan more than once)."""
+        if self._executor is None:
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kosearch-index")
+            try:
+                self.index: Index = executor.submit(self._open_index).result()
+            except BaseException:
+                executor.shutdown(wait=True)
+                raise
+            self._executor = executor
 
     async def run(self, call: Callable[[Index], Any], *, refresh: bool = True) -> Any:
         def job() -> Any:
@@ -57,6 +70,8 @@ class IndexWorker:
                 self.index.refresh()
             return call(self.index)
 
+        if self._executor is None:
+            self.start()
         return await asyncio.get_running_loop().run_in_executor(self._executor, job)
 
     def warm_up(self) -> None:
@@ -70,6 +85,7 @@ class IndexWorker:
             except KosearchError:
                 pass
 
+        assert self._executor is not None
         self._executor.submit(job).result()
 
     def paraphrases(self, index: Index, top: int, min_score: float | None, neighbours: int) -> list[dict[str, Any]]:
@@ -82,8 +98,10 @@ class IndexWorker:
         return self._paraphrases[key]
 
     def close(self) -> None:
-        self._executor.submit(self.index.close).result()
-        self._executor.shutdown(wait=True)
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            executor.submit(self.index.close).result()
+            executor.shutdown(wait=True)
 
 
 def create_app(
@@ -111,6 +129,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        worker.start()
         yield
         worker.close()
 
