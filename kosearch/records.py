@@ -34,7 +34,7 @@ import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,9 @@ from kosearch.store import IndexStore
 from kosearch.store.index_store import now
 from kosearch.store.metadata import RECORDS_ROOT, StoredDocument
 from kosearch.textclean import clean_text, escape_path
+
+if TYPE_CHECKING:
+    from kosearch.documents.types import Sentence
 
 RECORD_FORMAT = "record"
 """The ``format`` of a record's document row: ``where="format = 'record'"`` selects records."""
@@ -376,7 +379,7 @@ def _digest(text: str, fields: dict[str, Any] | None) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _split(text: str, fields: dict[str, Any] | None, unit: str):
+def _split(text: str, fields: dict[str, Any] | None, unit: str) -> list[Sentence]:
     """A record's units, split as a ``.txt`` file with this text would be, each carrying the fields."""
     from kosearch.documents.plaintext import read_plain_text
     from kosearch.documents.split import split_records
@@ -388,7 +391,7 @@ def _split(text: str, fields: dict[str, Any] | None, unit: str):
 
 
 def _encode_all(encode: Encode, texts: list[str]) -> np.ndarray:
-    batch = IngestOptions().encode_batch_sentences
+    batch = IngestOptions.encode_batch_sentences  # as many units per encoder call as ingestion
     parts = [np.asarray(encode(texts[start : start + batch]), dtype=np.float32) for start in range(0, len(texts), batch)]
     return np.concatenate(parts)
 

@@ -10,9 +10,12 @@ import json
 import math
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -261,6 +264,82 @@ def test_a_reader_sees_records_after_refresh(tmp_path, encoder):
             assert _paths(reader.search("기록", k=5)) == ["a"]  # its snapshot
             assert reader.refresh()
             assert _paths(reader.search("기록", k=5)) == ["b"]
+
+
+RECORDS_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    sys.path[:0] = [{tests!r}, {root!r}]
+    import kosearch
+    from kosearch_testing import HashingEncoder
+
+    class SlowEncoder(HashingEncoder):
+        def encode_documents(self, texts, **kwargs):
+            time.sleep(0.05)
+            return super().encode_documents(texts)
+
+    with kosearch.Index.open_or_create(sys.argv[1], SlowEncoder()) as idx:
+        for batch in range(30):
+            ids = [f"b{{batch}}-{{i}}" for i in range(5)]
+            texts = [f"{{batch}}번 묶음의 {{i}}번 기록이다. 둘째 문장도 있다." for i in range(5)]
+            idx.upsert_texts(texts, metadata=[{{"batch": batch}}] * 5, ids=ids)
+            if batch % 3 == 2:
+                idx.delete(ids=[f"b{{batch - 1}}-{{i}}" for i in range(5)])
+    """
+)
+
+
+def _records_table(index: Path) -> list[tuple]:
+    db = sqlite3.connect(index / "metadata.sqlite")
+    try:
+        return db.execute(
+            "select d.record_id, d.sentences, s.position, s.text, s.fields from documents d "
+            "join sentences s on s.document_id = d.id order by d.record_id, s.position"
+        ).fetchall()
+    finally:
+        db.close()
+
+
+def _generation(index: Path) -> int:
+    try:
+        with sqlite3.connect(index / "metadata.sqlite", timeout=5) as db:
+            row = db.execute("select value from manifest where key = 'generation'").fetchone()
+            return int(row[0]) if row else -1
+    except sqlite3.Error:
+        return -1
+
+
+def test_a_kill_during_adds_and_deletes_leaves_whole_calls_and_a_rerun_equals_a_clean_build(tmp_path):
+    script = tmp_path / "records.py"
+    script.write_text(RECORDS_SCRIPT.format(tests=str(Path(__file__).parent), root=str(ROOT)))
+    index = tmp_path / "idx"
+    child = subprocess.Popen([sys.executable, str(script), str(index)])
+    deadline = time.monotonic() + 120
+    while _generation(index) < 8 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert child.poll() is None, "the run finished before it could be interrupted"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+
+    with kosearch.Index.open(index, HashingEncoder()) as idx:
+        rows = _records_table(index)
+        assert 0 < len(rows) == len(idx)
+        batches: dict[int, set[str]] = {}
+        for record_id, units, _, _, fields in rows:
+            assert units == 2 and json.loads(fields)["batch"] == int(record_id[1:].split("-")[0])
+            batches.setdefault(int(record_id[1:].split("-")[0]), set()).add(record_id)
+        assert all(len(ids) == 5 for ids in batches.values())  # one call, one commit
+        assert idx.search("기록", k=1)
+    subprocess.run([sys.executable, str(script), str(index)], check=True, timeout=300)
+    clean = tmp_path / "clean"
+    subprocess.run([sys.executable, str(script), str(clean)], check=True, timeout=300)
+    assert _records_table(index) == _records_table(clean)
+    assert len(_records_table(clean)) == 2 * 5 * 20  # 30 batches, 10 of them deleted
+    with kosearch.Index.open(index, HashingEncoder()) as rerun, kosearch.Index.open(clean, HashingEncoder()) as fresh:
+        for query in ("7번 묶음의 3번 기록", "둘째 문장"):
+            # Sorted, so that equal scores (ties broken by unit id, which differ) compare equal.
+            found = [sorted((round(h.score, 5), h.text) for h in opened.search(query, k=5)) for opened in (rerun, fresh)]
+            assert found[0] == found[1]
 
 
 # -- schema migration ---------------------------------------------------------------------------
