@@ -9,15 +9,16 @@ and mixing them would silently return nonsense.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kosearch.errors import EncoderMismatchError
 from kosearch.ingest import IngestOptions, ProgressCallback, ingest_folder
+from kosearch import records
 from kosearch.paraphrases import mine_paraphrases
-from kosearch.results import Hit, IndexInfo, IngestReport, Pair
+from kosearch.results import Hit, IndexInfo, IngestReport, Pair, RemovalReport
 from kosearch.search.filters import BUILTIN_FIELDS, WhereSpec
 from kosearch.search.hybrid import SearchRequest
 from kosearch.search.hybrid import search as hybrid_search
@@ -37,6 +38,13 @@ class Index:
     >>> for hit in idx.search("수치 해석 프로그램", k=5):
     ...     print(hit.score, hit.text, hit.path, hit.line)
     >>> pairs = idx.paraphrases(top=10)
+
+    Texts from a program go in as records, with ids and metadata (see ``kosearch.records``):
+
+    >>> with kosearch.Index.open_or_create("indexes/notes") as idx:
+    ...     ids = idx.add_texts(["첫 문장", "두 번째 문장"], metadata=[{"user": 3}, {"user": 4}], ids=["n1", "n2"])
+    ...     idx.upsert_texts(["고친 문장"], ids=["n1"])
+    ...     idx.delete(ids=["n2"])
     """
 
     def __init__(self, store: IndexStore, encoder: Encoder | None = None, device: str | None = None) -> None:
@@ -189,6 +197,64 @@ class Index:
             checkpoint_sentences=checkpoint_sentences,
         )
         return ingest_folder(self._store, self.encoder, Path(root), options, progress)
+
+    def add_texts(
+        self,
+        texts: Sequence[str],
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Add texts as records and return their ids (generated ``uuid4().hex`` where none is given).
+
+        ``metadata`` is one dict (or None) per text; its keys become typed fields that ``where``
+        filters read, as CSV/JSONL columns do (``where={"user": 3}``). An id the index already
+        holds is an error (:class:`kosearch.RecordExistsError`); use :meth:`upsert_texts` to replace.
+        One call is one commit (see ``kosearch.records``). A record's hits have ``path`` = its id.
+        """
+        return records.add_texts(self._store, self._encode_documents, texts, metadata, ids)
+
+    def upsert_texts(
+        self,
+        texts: Sequence[str],
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        ids: Sequence[str],
+    ) -> list[str]:
+        """Add or replace the records ``ids``: each becomes exactly the text and metadata given."""
+        return records.add_texts(self._store, self._encode_documents, texts, metadata, ids, upsert=True)
+
+    def delete(
+        self,
+        ids: Sequence[str] | None = None,
+        paths: Sequence[str] | None = None,
+        where: WhereSpec = None,
+    ) -> int:
+        """Remove documents and return how many: records by ``ids``, files by ``paths`` (relative to
+        the indexed folder, globs allowed), anything with a unit passing ``where`` (a search filter).
+        Each argument given narrows the choice; unknown ids and paths remove nothing."""
+        return records.delete(self._store, ids=ids, paths=paths, where=where).documents
+
+    def remove(self, paths: Sequence[str]) -> RemovalReport:
+        """Remove files by path or glob (``kosearch remove``), saying what was removed and what matched nothing.
+
+        A removed file that is still in its folder comes back the next time that folder is indexed.
+        """
+        return records.delete(self._store, paths=paths)
+
+    def compact(self) -> None:
+        """Give the disk space of removed vectors back and merge what a store keeps in pieces.
+
+        The store does the work (``IndexStore.compact``); a store without such a step keeps its
+        vectors in one file that every checkpoint rewrites, so a checkpoint is all there is to do.
+        """
+        compact = getattr(self._store, "compact", None)
+        if compact is not None:
+            compact()
+        else:
+            self._store.checkpoint()
+
+    def _encode_documents(self, texts: list[str]):
+        return self.encoder.encode_documents(texts)
 
     # -- reading --------------------------------------------------------------------------------
 

@@ -116,6 +116,21 @@ class IngestReport:
 
 
 @dataclass
+class RemovalReport:
+    """What one ``Index.delete`` / ``Index.remove`` (``kosearch remove``) took out of an index."""
+
+    documents: int = 0
+    """Documents (files or records) removed, each with all its units."""
+    sentences: int = 0
+    """Units (sentences or passages) removed with them."""
+    unmatched: list[str] = field(default_factory=list)
+    """The ids or paths given that named nothing in the index."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class IndexInfo:
     """A summary of an index, read from its manifest and tables without loading the encoder."""
 

@@ -456,6 +456,66 @@ def info(
     _print_skipped(summary.skipped)
 
 
+@app.command()
+def remove(
+    index_path: Path = typer.Argument(..., metavar="INDEX", help="Index folder."),
+    paths: list[str] = typer.Argument(
+        ..., metavar="PATH_OR_GLOB",
+        help="Files to take out, relative to the indexed folder ('old/2019/*.txt'; a folder means all "
+        "under it; quote globs so the shell leaves them alone), or paths on disk inside it.",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Take documents out of an index (their vectors and rows, in one commit).
+
+    A removed file still in its folder comes back the next time the folder is indexed; move it
+    away or list it in .kosearchignore. `kosearch compact` then gives the disk space back.
+    Exits 1 when nothing matched.
+    """
+    from kosearch.index import Index
+
+    with Index.open(index_path, writable=True) as idx:
+        report = idx.remove(paths)
+        total = idx.info().sentences
+    if as_json:
+        emit_json({**report.to_dict(), "index": str(index_path), "sentences_total": total})
+    else:
+        for pattern in report.unmatched:
+            warn(f"no indexed document matches {pattern}")
+        out.print(
+            as_text(
+                f"Removed {report.documents} documents ({report.sentences} sentences) from {index_path}; "
+                f"{total} sentences in the index."
+            )
+        )
+    if report.documents == 0:
+        raise typer.Exit(1)
+
+
+@app.command()
+def compact(
+    index_path: Path = typer.Argument(..., metavar="INDEX", help="Index folder."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Give back the disk space of removed documents and merge the index's files."""
+    from kosearch.index import Index
+
+    with Index.open(index_path, writable=True) as idx:
+        before = idx.info().size_bytes
+        idx.compact()
+        after = idx.info()
+    if as_json:
+        emit_json({"index": after.path, "size_bytes_before": before, "size_bytes": after.size_bytes,
+                   "sentences": after.sentences})
+        return
+    out.print(
+        as_text(
+            f"Compacted {index_path}: {before / 1e6:.1f} MB -> {after.size_bytes / 1e6:.1f} MB, "
+            f"{after.sentences} sentences."
+        )
+    )
+
+
 def _mount_subcommands() -> None:
     """The evaluate and train command groups, and serve, live in their own modules."""
     from kosearch.cli.evaluate import app as evaluate_app

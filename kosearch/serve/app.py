@@ -209,30 +209,24 @@ def create_app(
 
     @app.post("/texts", summary="Add texts (needs --allow-writes and the token)", dependencies=[Depends(require_token)])
     async def add_texts(body: TextsBody) -> dict[str, Any]:  # type: ignore[valid-type]
-        ids = await worker.run(lambda idx: _committed(idx, idx.add_texts(body.texts, metadata=body.metadata, ids=body.ids)))
+        ids = await worker.run(lambda idx: idx.add_texts(body.texts, metadata=body.metadata, ids=body.ids))
         return {"ids": ids}
 
     @app.put("/texts", summary="Add or replace texts by id (needs --allow-writes and the token)", dependencies=[Depends(require_token)])
     async def upsert_texts(body: TextsBody) -> dict[str, Any]:  # type: ignore[valid-type]
         if body.ids is None:
             raise HTTPException(422, "upserting needs the ids of the texts to replace")
-        ids = await worker.run(lambda idx: _committed(idx, idx.upsert_texts(body.texts, metadata=body.metadata, ids=body.ids)))
+        ids = await worker.run(lambda idx: idx.upsert_texts(body.texts, metadata=body.metadata, ids=body.ids))
         return {"ids": ids}
 
     @app.post("/texts/delete", summary="Delete by ids, paths or a filter (needs --allow-writes and the token)", dependencies=[Depends(require_token)])
     async def delete(body: DeleteBody) -> dict[str, Any]:  # type: ignore[valid-type]
         if body.ids is None and body.paths is None and body.where is None:
             raise HTTPException(422, "say what to delete: ids, paths or where")
-        deleted = await worker.run(lambda idx: _committed(idx, idx.delete(ids=body.ids, paths=body.paths, where=body.where)))
+        deleted = await worker.run(lambda idx: idx.delete(ids=body.ids, paths=body.paths, where=body.where))
         return {"deleted": deleted}
 
     return app
-
-
-def _committed(index: Index, result: Any) -> Any:
-    """Make a write durable before answering, so a 200 means the change survives a crash."""
-    index.commit()
-    return result
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -65,7 +65,7 @@ import numpy as np
 from kosearch._version import __version__
 from kosearch.types import SkippedFile
 from kosearch.errors import IndexCorruptError, IndexExistsError, IndexNotFoundError, KosearchError
-from kosearch.store.metadata import SCHEMA_VERSION, MetadataStore
+from kosearch.store.metadata import SCHEMA_VERSION, MetadataStore, StoredDocument
 from kosearch.store.vectors import (
     DEFAULT_FACTORY,
     VectorStore,
@@ -270,6 +270,11 @@ class IndexStore:
         return self.metadata.manifest()
 
     @property
+    def writable(self) -> bool:
+        """Whether this store holds the write lock (opened for writing, or created)."""
+        return self._lock_handle is not None
+
+    @property
     def has_lexical(self) -> bool:
         """Whether every sentence has lexical postings (see "Lexical index" above)."""
         return "lexical" in self.metadata.manifest()
@@ -313,6 +318,18 @@ class IndexStore:
     ) -> list[tuple[int, float]]:
         """The ``k`` best ``(unit id, BM25)`` for an FTS5 MATCH expression, inside the filter."""
         return self.metadata.lexical_search(match, k, where_sql, parameters or [])
+
+    def documents_where(self, where_sql: str, parameters: list[Any]) -> list[StoredDocument]:
+        """Documents (SQL over ``documents d`` and ``sentences s``) that have a unit passing the filter."""
+        return self.metadata.documents_where(where_sql, parameters)
+
+    def roots(self) -> list[str]:
+        """The folders documents were indexed from (records come from none)."""
+        return self.metadata.roots()
+
+    def next_ids(self) -> tuple[int, int]:
+        """The next free document and sentence ids (never reused within an index)."""
+        return self.metadata.next_ids()
 
     def units_by_id(self, ids) -> dict[int, Any]:
         return self.metadata.sentences_by_id(ids)
