@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -193,7 +194,7 @@ def create_app(
 
     @app.get("/units/{unit_id}", summary="One stored unit (sentence or passage) with its neighbours")
     async def unit(
-        unit_id: int, context: Annotated[int, Query(ge=0, le=limits.max_context)] = 1
+        unit_id: Annotated[int, PathParameter(ge=0, le=2**63 - 1)], context: Annotated[int, Query(ge=0, le=limits.max_context)] = 1
     ) -> dict[str, Any]:
         found = await worker.run(lambda idx: idx.unit(unit_id, context=context))
         if found is None:
@@ -201,7 +202,7 @@ def create_app(
         return found
 
     @app.get("/documents/{document_id}", summary="One document: its path, format and units")
-    async def document(document_id: int) -> dict[str, Any]:
+    async def document(document_id: Annotated[int, PathParameter(ge=0, le=2**63 - 1)]) -> dict[str, Any]:
         found = await worker.run(lambda idx: idx.document(document_id))
         if found is None:
             raise HTTPException(404, f"no document with id {document_id} in this index")
