@@ -1,0 +1,235 @@
+"""Approximate nearest-neighbour (ANN) indexes for large segments: which one, built how, how good.
+
+A segment below the break-even size stays ``Flat`` (exact): a flat scan of a few tens of thousands
+of 384-d vectors costs a few milliseconds, and no approximate index is needed to beat that. Above
+it, compaction builds an HNSW graph whose search depth (``efSearch``) is tuned on the segment's own
+vectors until recall@10 against exact search reaches ``TARGET_RECALL``; FAISS saves ``efSearch``
+(and IVF's ``nprobe``) inside the index file, so a reader that opens the segment searches exactly
+as tuned. Every index is an ``IndexIDMap2`` whose ids are the sentence ids, like a flat segment.
+
+Why these numbers (bench/bench_ann.py on real NSMC vectors of the bundled encoder, this 2-core
+machine, ``docs/benchmarks.md`` "ANN by size" for the full table and command):
+
+- Break-even. Single-query latency with 1 thread, Flat vs HNSW32 tuned to recall@10 >= 0.95:
+  Flat p50 was 0.6 ms at 10k, 1.9 ms at 30k and 7 ms at 100k; HNSW32 0.3-0.5 ms at every size.
+  HNSW is already faster at 10k, but the gain there (a fraction of a millisecond) is smaller than
+  query encoding's noise while the graph costs build time at every compaction and 260 bytes per
+  vector; at 30k Flat is ~4x slower and the gap grows linearly. ``BREAK_EVEN`` is 30,000.
+- HNSW32 rather than IVF. HNSW needs no training, keeps the exact vectors (so the next compaction
+  reads them back unchanged, and scores are exact inner products) and reached recall@10 >= 0.95 at
+  every measured size with ``efSearch`` 48-128 at under 1 ms. IVF-SQ8/PQ are smaller on disk and
+  build faster per vector at 1M, but lose precision in the stored vectors (a later merge would
+  compound it) and needed nprobe >= 16-32 for the same recall with higher p95. They stay
+  available as explicit factories (``"IVF4000,SQ8"``) for memory-bound machines.
+
+Filters and tombstones reach every index type through an ID selector; FAISS refuses a plain
+``SearchParameters`` on HNSW/IVF and would reset ``efSearch``/``nprobe`` to its defaults with an
+empty subclass, so ``search_parameters`` builds the matching subclass with the tuned values. HNSW
+applies the selector while walking the graph: a very selective filter (well under 1% of a segment
+allowed) can return fewer than k hits, which is why callers search such filters exactly over the
+allowed ids instead.
+"""
+
+from __future__ import annotations
+
+import re
+
+import faiss
+import numpy as np
+
+from kosearch.errors import KosearchError
+
+BREAK_EVEN = 30_000
+"""Segments with at least this many vectors get an ANN index (measured, see the module docstring)."""
+
+ANN_FACTORY = "HNSW32"
+TARGET_RECALL = 0.95
+TUNING_QUERIES = 256
+"""Stored vectors used as tuning queries; 256 queries x 10 neighbours bound the recall estimate's
+standard error near 0.95 to about 0.004."""
+
+_EF_SEARCH = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+_NPROBE = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024)
+_SEED = 1234
+
+
+def choose_factory(count: int, dimension: int) -> str:
+    """The FAISS factory string a segment of ``count`` vectors should be built with.
+
+    ``"Flat"`` below ``BREAK_EVEN``, ``"HNSW32"`` from there on. ``dimension`` is part of the
+    interface because the break-even scales with it (a flat scan's cost is count x dimension);
+    it was measured at 384 and is scaled linearly for other dimensions.
+    """
+    if count < 0 or dimension < 1:
+        raise ValueError(f"count {count} and dimension {dimension} must be non-negative and positive")
+    break_even = BREAK_EVEN * 384 / dimension
+    return "Flat" if count < break_even else ANN_FACTORY
+
+
+def ivf_lists(count: int) -> int:
+    """IVF's usual list count, about 4 * sqrt(N), rounded to a multiple of 64 (at least 64)."""
+    return max(64, int(round(4 * np.sqrt(max(count, 1)) / 64)) * 64)
+
+
+def build_index(ids: np.ndarray, vectors: np.ndarray, factory: str) -> faiss.Index:
+    """An ``IndexIDMap2`` over ``factory`` holding ``vectors`` under ``ids``, ready to search.
+
+    Training (IVF centroids, PQ/SQ codebooks) uses a sample of these vectors. Then the search
+    depth is raised step by step until recall@10 on a sample of the vectors themselves (each
+    query's own id left out of both answers) reaches ``TARGET_RECALL``; the value stays in the
+    index and in its file (the manifest's ``recall_at_10`` comes from ``measure_recall``). Vectors are expected L2-normalised,
+    as everywhere in kosearch; scores are inner products.
+    """
+    ids = np.ascontiguousarray(np.asarray(ids, dtype=np.int64))
+    vectors = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+    if vectors.ndim != 2 or len(ids) != len(vectors):
+        raise KosearchError(f"{len(ids)} ids do not match vectors of shape {vectors.shape}")
+    dimension = vectors.shape[1]
+    try:
+        index = faiss.index_factory(dimension, f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as error:
+        raise KosearchError(f"FAISS cannot build an index from factory string {factory!r}: {error}") from None
+    inner = faiss.downcast_index(index.index)
+    if not index.is_trained:
+        if len(vectors) == 0:
+            raise KosearchError(f"a {factory!r} index must be trained, and there are no vectors to train it on")
+        index.train(_training_sample(vectors, inner))
+    if isinstance(inner, faiss.IndexHNSW):
+        inner.hnsw.efConstruction = max(inner.hnsw.efConstruction, 40)
+    index.add_with_ids(vectors, ids)
+    ivf = _ivf_of(index)
+    if ivf is not None:
+        # Lets the store read vectors back (iter_vectors, compaction) and remove ids.
+        ivf.make_direct_map()
+    _tune(index, ids, vectors)
+    return index
+
+
+def measure_recall(
+    index: faiss.Index,
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    k: int = 10,
+    *,
+    query_ids: np.ndarray | None = None,
+) -> float:
+    """Recall@k of ``index`` against exact inner-product search over the same ``(ids, vectors)``.
+
+    The share of the exact top-k ids that the index also returns in its top k, over all queries.
+    When the queries are stored vectors, pass their ``query_ids``: each query's own id is then left
+    out of both lists (finding yourself is trivially easy and would flatter the index).
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    queries = np.ascontiguousarray(np.asarray(queries, dtype=np.float32))
+    if len(queries) == 0 or len(ids) == 0:
+        return 1.0
+    extra = 0 if query_ids is None else 1
+    depth = min(k + extra, len(ids))
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(np.ascontiguousarray(np.asarray(vectors, dtype=np.float32)))
+    _, positions = exact.search(queries, depth)
+    truth = np.where(positions >= 0, ids[np.maximum(positions, 0)], -1)
+    _, found = index.search(queries, depth, params=search_parameters(index, None))
+    return _overlap(truth, found, k, query_ids)
+
+
+def search_parameters(index: faiss.Index, selector: faiss.IDSelector | None) -> faiss.SearchParameters:
+    """Search parameters for ``index`` (an ``IndexIDMap2`` or a bare index) that apply ``selector``
+    (or none) together with the index's own tuned ``efSearch`` / ``nprobe``.
+
+    The selector refers to the caller's ids; ``IndexIDMap2`` translates it to internal positions.
+    """
+    inner = faiss.downcast_index(index.index) if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)) else index
+    if isinstance(inner, faiss.IndexHNSW):
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = inner.hnsw.efSearch
+    elif _ivf_of(index) is not None:
+        ivf = _ivf_of(index)
+        params = faiss.SearchParametersIVF()
+        params.nprobe = ivf.nprobe
+        params.max_codes = ivf.max_codes
+    else:
+        params = faiss.SearchParameters()
+    if selector is not None:
+        params.sel = selector  # faiss's wrapper keeps the selector alive as long as the parameters
+    return params
+
+
+def search_depth(index: faiss.Index) -> dict[str, int]:
+    """The tuned search parameter of an index, for ``info``: ``{"efSearch": 64}``, ``{"nprobe": 16}`` or ``{}``."""
+    inner = faiss.downcast_index(index.index) if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)) else index
+    if isinstance(inner, faiss.IndexHNSW):
+        return {"efSearch": int(inner.hnsw.efSearch)}
+    ivf = _ivf_of(index)
+    return {"nprobe": int(ivf.nprobe)} if ivf is not None else {}
+
+
+def _ivf_of(index: faiss.Index) -> faiss.IndexIVF | None:
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
+
+
+def _training_sample(vectors: np.ndarray, inner: faiss.Index) -> np.ndarray:
+    """Enough vectors for k-means (about 64 per IVF list) and for 256-centroid PQ/SQ codebooks."""
+    ivf = _ivf_of(inner)
+    wanted = max(20_000, 64 * ivf.nlist) if ivf is not None else 20_000
+    if len(vectors) <= wanted:
+        return vectors
+    rows = np.random.default_rng(_SEED).choice(len(vectors), wanted, replace=False)
+    rows.sort()
+    return np.ascontiguousarray(vectors[rows])
+
+
+def _tune(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray, k: int = 10) -> float:
+    """Raise efSearch / nprobe until recall@k on stored vectors reaches TARGET_RECALL; return it."""
+    if len(ids) == 0:
+        return 1.0
+    rows = np.random.default_rng(_SEED).choice(len(ids), min(TUNING_QUERIES, len(ids)), replace=False)
+    queries, query_ids = np.ascontiguousarray(vectors[rows]), ids[rows]
+    depth = min(k + 1, len(ids))
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(vectors)
+    _, positions = exact.search(queries, depth)
+    truth = ids[positions]
+
+    inner = faiss.downcast_index(index.index)
+    ivf = _ivf_of(index)
+    if isinstance(inner, faiss.IndexHNSW):
+        steps, set_depth = _EF_SEARCH, lambda value: setattr(inner.hnsw, "efSearch", value)
+    elif ivf is not None:
+        steps = tuple(p for p in _NPROBE if p < ivf.nlist) + (ivf.nlist,)
+        set_depth = lambda value: setattr(ivf, "nprobe", value)  # noqa: E731
+    else:
+        steps, set_depth = (0,), lambda value: None  # noqa: E731
+    recall = 0.0
+    for value in steps:
+        set_depth(value)
+        _, found = index.search(queries, depth, params=search_parameters(index, None))
+        recall = _overlap(truth, found, k, query_ids)
+        if recall >= TARGET_RECALL:
+            break
+    return recall
+
+
+def _overlap(truth: np.ndarray, found: np.ndarray, k: int, query_ids: np.ndarray | None) -> float:
+    hits = total = 0
+    for row, (expected, got) in enumerate(zip(truth, found)):
+        if query_ids is not None:
+            expected = expected[expected != query_ids[row]]
+            got = got[got != query_ids[row]]
+        expected = expected[expected >= 0][:k]
+        got = got[got >= 0][:k]
+        hits += len(np.intersect1d(expected, got))
+        total += len(expected)
+    return hits / total if total else 1.0
+
+
+_FACTORY = re.compile(r"^(Flat|HNSW\d+(,(Flat|SQ8|SQfp16))?|IVF\d+,(Flat|SQ8|SQfp16|PQ\d+(x\d+)?))$")
+
+
+def is_known_factory(factory: str) -> bool:
+    """Whether ``factory`` is one of the types kosearch builds and tunes (others are FAISS's business)."""
+    return bool(_FACTORY.match(factory))
