@@ -74,9 +74,9 @@ def ivf_lists(count: int) -> int:
 def build_index(ids: np.ndarray, vectors: np.ndarray, factory: str) -> faiss.Index:
     """An ``IndexIDMap2`` over ``factory`` holding ``vectors`` under ``ids``, ready to search.
 
-    Training (IVF centroids, PQ/SQ codebooks) uses a sample of these vectors. Then the search
-    depth is raised step by step until recall@10 on a sample of the vectors themselves (each
-    query's own id left out of both answers) reaches ``TARGET_RECALL``; the value stays in the
+    Training (IVF centroids, PQ/SQ codebooks) uses a sample of these vectors. The search depth
+    is then raised step by step until recall@10 reaches ``TARGET_RECALL`` for ``TUNING_QUERIES``
+    of the vectors held out of the index until tuning is done (added last); the value stays in the
     index and in its file (the manifest's ``recall_at_10`` comes from ``measure_recall``). Vectors are expected L2-normalised,
     as everywhere in kosearch; scores are inner products.
     """
@@ -96,12 +96,23 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, factory: str) -> faiss.Ind
         index.train(_training_sample(vectors, inner))
     if isinstance(inner, faiss.IndexHNSW):
         inner.hnsw.efConstruction = max(inner.hnsw.efConstruction, 40)
-    index.add_with_ids(vectors, ids)
+    # The tuning queries go in last: tuned while they are not yet in the index, they are honest
+    # held-out queries (a stored vector's own graph links make it far easier to answer).
+    rng = np.random.default_rng(_SEED)
+    held_out = np.zeros(len(ids), dtype=bool)
+    if len(ids) >= 4 * TUNING_QUERIES:
+        held_out[rng.choice(len(ids), TUNING_QUERIES, replace=False)] = True
+    index.add_with_ids(vectors[~held_out], ids[~held_out])
+    if held_out.any():
+        _tune(index, ids[~held_out], vectors[~held_out], vectors[held_out], None)
+        index.add_with_ids(vectors[held_out], ids[held_out])
+    else:
+        rows = rng.choice(len(ids), min(TUNING_QUERIES, len(ids)), replace=False)
+        _tune(index, ids, vectors, vectors[rows], ids[rows])
     ivf = _ivf_of(index)
     if ivf is not None:
         # Lets the store read vectors back (iter_vectors, compaction) and remove ids.
         ivf.make_direct_map()
-    _tune(index, ids, vectors)
     return index
 
 
@@ -183,15 +194,25 @@ def _training_sample(vectors: np.ndarray, inner: faiss.Index) -> np.ndarray:
     return np.ascontiguousarray(vectors[rows])
 
 
-def _tune(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray, k: int = 10) -> float:
-    """Raise efSearch / nprobe until recall@k on stored vectors reaches TARGET_RECALL; return it."""
+def _tune(
+    index: faiss.Index,
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    query_ids: np.ndarray | None,
+    k: int = 10,
+) -> float:
+    """Raise efSearch / nprobe until recall@k of ``queries`` reaches TARGET_RECALL; return it.
+
+    ``ids``/``vectors`` are what the index holds now; ``query_ids`` is given when the queries are
+    among them (then each query's own id is left out of both answers).
+    """
     if len(ids) == 0:
         return 1.0
-    rows = np.random.default_rng(_SEED).choice(len(ids), min(TUNING_QUERIES, len(ids)), replace=False)
-    queries, query_ids = np.ascontiguousarray(vectors[rows]), ids[rows]
-    depth = min(k + 1, len(ids))
+    queries = np.ascontiguousarray(queries)
+    depth = min(k + (query_ids is not None), len(ids))
     exact = faiss.IndexFlatIP(vectors.shape[1])
-    exact.add(vectors)
+    exact.add(np.ascontiguousarray(vectors))
     _, positions = exact.search(queries, depth)
     truth = ids[positions]
 
