@@ -44,6 +44,10 @@ BREAK_EVEN = 30_000
 
 ANN_FACTORY = "HNSW32"
 TARGET_RECALL = 0.95
+TUNING_MARGIN = 0.02
+"""Tuning aims this much above the target: its 256-query estimate has a standard error near 0.005
+and user queries (questions rather than review-like sentences) found fewer true neighbours than
+held-out reviews at the same depth in bench_ann.py."""
 TUNING_QUERIES = 256
 """Stored vectors used as tuning queries; 256 queries x 10 neighbours bound the recall estimate's
 standard error near 0.95 to about 0.004."""
@@ -75,7 +79,7 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, factory: str) -> faiss.Ind
     """An ``IndexIDMap2`` over ``factory`` holding ``vectors`` under ``ids``, ready to search.
 
     Training (IVF centroids, PQ/SQ codebooks) uses a sample of these vectors. The search depth
-    is then raised step by step until recall@10 reaches ``TARGET_RECALL`` for ``TUNING_QUERIES``
+    is then raised step by step until recall@10 reaches ``TARGET_RECALL`` (plus a margin) for ``TUNING_QUERIES``
     of the vectors held out of the index until tuning is done (added last); the value stays in the
     index and in its file (the manifest's ``recall_at_10`` comes from ``measure_recall``). Vectors are expected L2-normalised,
     as everywhere in kosearch; scores are inner products.
@@ -202,7 +206,7 @@ def _tune(
     query_ids: np.ndarray | None,
     k: int = 10,
 ) -> float:
-    """Raise efSearch / nprobe until recall@k of ``queries`` reaches TARGET_RECALL; return it.
+    """Raise efSearch / nprobe until recall@k of ``queries`` reaches TARGET_RECALL + TUNING_MARGIN.
 
     ``ids``/``vectors`` are what the index holds now; ``query_ids`` is given when the queries are
     among them (then each query's own id is left out of both answers).
@@ -230,7 +234,7 @@ def _tune(
         set_depth(value)
         _, found = index.search(queries, depth, params=search_parameters(index, None))
         recall = _overlap(truth, found, k, query_ids)
-        if recall >= TARGET_RECALL:
+        if recall >= TARGET_RECALL + TUNING_MARGIN:
             break
     return recall
 
