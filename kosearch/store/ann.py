@@ -7,20 +7,26 @@ vectors until recall@10 against exact search reaches ``TARGET_RECALL``; FAISS sa
 (and IVF's ``nprobe``) inside the index file, so a reader that opens the segment searches exactly
 as tuned. Every index is an ``IndexIDMap2`` whose ids are the sentence ids, like a flat segment.
 
-Why these numbers (bench/bench_ann.py on real NSMC vectors of the bundled encoder, this 2-core
-machine, ``docs/benchmarks.md`` "ANN by size" for the full table and command):
+Why these numbers (bench/bench_ann.py on real NSMC review vectors of the bundled encoder, 500
+held-out reviews as queries, this 2-core machine; full table and command in docs/benchmarks.md,
+"ANN by size"):
 
-- Break-even. Single-query latency with 1 thread, Flat vs HNSW32 tuned to recall@10 >= 0.95:
-  Flat p50 was 0.6 ms at 10k, 1.9 ms at 30k and 7 ms at 100k; HNSW32 0.3-0.5 ms at every size.
-  HNSW is already faster at 10k, but the gain there (a fraction of a millisecond) is smaller than
-  query encoding's noise while the graph costs build time at every compaction and 260 bytes per
-  vector; at 30k Flat is ~4x slower and the gap grows linearly. ``BREAK_EVEN`` is 30,000.
-- HNSW32 rather than IVF. HNSW needs no training, keeps the exact vectors (so the next compaction
-  reads them back unchanged, and scores are exact inner products) and reached recall@10 >= 0.95 at
-  every measured size with ``efSearch`` 48-128 at under 1 ms. IVF-SQ8/PQ are smaller on disk and
-  build faster per vector at 1M, but lose precision in the stored vectors (a later merge would
-  compound it) and needed nprobe >= 16-32 for the same recall with higher p95. They stay
-  available as explicit factories (``"IVF4000,SQ8"``) for memory-bound machines.
+- Break-even. Single-query p50 with 1 thread, Flat vs HNSW32 tuned by ``build_index``:
+  10k: Flat 0.64 ms, HNSW 0.18 ms (efSearch 64); 30k: 1.71 vs 0.39 ms (efSearch 128);
+  100k: 10.3 vs 1.02 ms (efSearch 256); 300k: Flat 32 ms. On latency alone HNSW already wins
+  at 10k, but there the gain is under half a millisecond, far below query encoding, while the
+  graph costs a build at every compaction (1.3 s at 10k, 23 s at 100k), 18% more bytes and
+  exactness. ``BREAK_EVEN`` is 30,000: from there Flat is over 4x slower and grows linearly
+  (past 25 ms near 250k), while HNSW grows slowly (7.5 ms at 300k with efSearch 768, measured
+  while another bench shared the CPU).
+- HNSW32 rather than IVF. HNSW needs no training, keeps the exact vectors (a later compaction
+  reads them back unchanged) and was 2-2.5x faster than IVF-SQ8 at equal held-out recall (IVF
+  needed nprobe 384-512, i.e. a third of its lists, for recall@10 0.97 at 30k-100k), with a build
+  half as long at 100k. IVF-SQ8 is 4x smaller (43 MB vs 182 MB at 100k) and stays available as
+  an explicit factory (``"IVF1280,SQ8"``) for memory-bound machines; IVF-PQ48 reached only
+  recall@10 0.46 even scanning every list (its codes are too coarse for top-10 on these vectors).
+- Out-of-domain queries (the sample questions, about another corpus) found fewer true neighbours
+  than held-out reviews at the same depth (0.87 vs 0.97 at 100k), hence ``TUNING_MARGIN``.
 
 Filters and tombstones reach every index type through an ID selector; FAISS refuses a plain
 ``SearchParameters`` on HNSW/IVF and would reset ``efSearch``/``nprobe`` to its defaults with an
