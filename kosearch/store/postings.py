@@ -57,6 +57,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -215,9 +216,10 @@ class SegmentPostings:
         """Units in the segment (deleted ones included until compaction)."""
         return len(self.ids)
 
-    @property
+    @cached_property
     def total_length(self) -> int:
-        return int(np.asarray(self.lengths, dtype=np.int64).sum())
+        """Sum of the units' token counts (computed once: a pass over n lengths)."""
+        return int(np.asarray(self.lengths).sum(dtype=np.int64))
 
     def terms(self) -> list[bytes]:
         """Every term, UTF-8 encoded, in byte order."""
