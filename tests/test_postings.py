@@ -225,3 +225,26 @@ def test_lexical_segments_reuse_loaded_segments_for_the_next_generation(tmp_path
     assert [unit for unit, _ in newer.search(["은행"], 10)] == [3, 1]
     assert [unit for unit, _ in newer.search(["은행"], 10, excluded=np.array([3]))] == [1]
     assert [unit for unit, _ in view.search(["은행"], 10)] == [1]  # the older view is unchanged
+
+
+def test_same_hits_as_the_fts5_lexical_search_of_a_kosearch_index(tmp_path, analyzer):
+    """The postings of an index's own stored morphemes rank its lexical queries as its FTS5 table does
+    today (the switch h-segments makes must not change a lexical hit list)."""
+    import kosearch
+    from kosearch_testing import HashingEncoder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    (docs / "b.txt").write_text("은행 금리가 크게 내려갔다.\n주민센터는 9시에 문을 엽니다.\n", encoding="utf-8")
+    with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
+        idx.add_folder(docs, unit="sentence")
+    with sqlite3.connect(tmp_path / "idx" / "metadata.sqlite") as db:
+        rows = db.execute("select rowid, tokens from lexical").fetchall()
+    segments = split(np.array([i for i, _ in rows]), [t for _, t in rows], 2)
+    with kosearch.Index.open(tmp_path / "idx", HashingEncoder()) as idx:
+        for text in ("은행 문 닫는 시간", "주민센터 몇 시에 열어요", "금리", "gpu 점검"):
+            hits = idx.search(text, k=5, mode="lexical")
+            found = bm25_search(segments, list(dict.fromkeys(analyzer.analyze(text))), 5)
+            assert [hit.sentence_id for hit in hits] == [unit for unit, _ in found], text
+            np.testing.assert_allclose([hit.lexical_score for hit in hits], [2.2 * score for _, score in found], rtol=1e-9)
