@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 """Larger files are skipped: they are almost always exports or logs, and would hold the whole
 file (and its sentence list) in memory at once."""
 
+_REPLACEMENT_RUNS = re.compile("\ufffd+")
 _KOREAN_CODECS = {"cp949", "euc_kr", "euc-kr", "uhc", "ks_c_5601_1987"}
 _MIB = 1024 * 1024
 
@@ -178,10 +180,18 @@ def _korean_reading(data: bytes, candidates: list[str]) -> str | None:
 
 
 def _mostly_utf8(data: bytes) -> bool:
-    """True for a UTF-8 file with a few damaged bytes, which deserves a different message than binary."""
+    """True for a UTF-8 file with a few damaged spots: it is UTF-8, to be repaired, not another code page.
+
+    A damaged spot is a run of replacement characters (one lost lead byte leaves two stray
+    continuation bytes), at most one per 100 characters; and the characters that did decode outside
+    ASCII must far outnumber the replacements. A CP949 file fails that: its bytes decode as UTF-8
+    only by accident, here and there, between long runs of replacements.
+    """
     decoded = data.decode("utf-8", errors="replace")
-    damaged = decoded.count("\ufffd")
-    return damaged <= max(1, len(decoded) // 100) and len(decoded) < len(data)
+    replaced = decoded.count("\ufffd")
+    spots = len(_REPLACEMENT_RUNS.findall(decoded))
+    decoded_non_ascii = sum(1 for char in decoded if ord(char) > 127) - replaced
+    return spots <= max(1, len(decoded) // 100) and decoded_non_ascii >= 2 * replaced
 
 
 def _invalid_utf8(error: UnicodeDecodeError, offset: int = 0) -> UnreadableFile:
