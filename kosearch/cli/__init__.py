@@ -462,7 +462,7 @@ def _mount_subcommands() -> None:
     from kosearch.cli.train import app as train_app
 
     app.add_typer(evaluate_app, name="evaluate", help="Evaluate encoders (STS table, retrieval metrics).")
-    app.add_typer(train_app, name="train", help="Train domain encoders (TSDAE, SimCSE, NLI, STS, multitask).")
+    app.add_typer(train_app, name="train", help="Train domain encoders (adapt to a folder; TSDAE, SimCSE, NLI, STS, multitask).")
 
 
 def main() -> None:

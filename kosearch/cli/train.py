@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from kosearch.train import TrainResult
 
 app = typer.Typer(
-    help="Train Korean sentence encoders (TSDAE, SimCSE, NLI, STS, multitask). Each recipe writes a "
-    "sentence-transformers model folder with a model card that `kosearch index --model FOLDER` accepts.",
+    help="Train Korean sentence encoders: adapt one to a folder of documents, or TSDAE, SimCSE, NLI, STS, multitask. "
+    "Each recipe writes a sentence-transformers model folder with a model card that `kosearch index --model FOLDER` accepts.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -54,6 +54,8 @@ class Default:
     value: Any
     help: str | None = None
     minimum: float | None = None
+    flags: tuple[str, ...] = ()
+    """Replaces the field's flags, e.g. ``--on/--off`` for a boolean whose default this command turns on."""
 
 
 def training_options(**defaults: Default) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -82,7 +84,7 @@ def training_options(**defaults: Default) -> Callable[[Callable[..., Any]], Call
         annotation = types[item.name]
         if typing.get_origin(annotation) is Literal:
             annotation = str  # TrainingConfig checks the value and says which are allowed
-        flags = meta["flags"] or (f"--{item.name.replace('_', '-')}",)
+        flags = (override.flags if override is not None else ()) or meta["flags"] or (f"--{item.name.replace('_', '-')}",)
         minimum = override.minimum if override is not None and override.minimum is not None else meta["min"]
         option = typer.Option(
             default,
@@ -116,6 +118,36 @@ def training_options(**defaults: Default) -> Callable[[Callable[..., Any]], Call
         return wrapper
 
     return decorate
+
+
+@app.command()
+@training_options(
+    batch_size=Default(
+        32, "Queries per batch (each with its passage and a hard negative; the other passages are negatives too).",
+        minimum=2,
+    ),
+    max_seq_length=Default(None, "Tokens kept per text (default: planned from the passages and --max-minutes)."),
+    freeze_embeddings=Default(
+        True, "Keep the word embeddings fixed (default; 3/4 of the bundled e5's weights, most of a CPU step).",
+        flags=("--freeze-embeddings/--train-embeddings",),
+    ),
+    max_minutes=Default(None, "Budget of the whole command in minutes: steps and sequence length are planned for it."),
+)
+def adapt(
+    documents: Path = typer.Option(
+        ..., "--documents", "-d", help="Folder (or file) of the domain's unlabelled documents, any format index reads."
+    ),
+    text_fields: Optional[list[str]] = typer.Option(
+        None, "--text-field", help="CSV/TSV column or JSONL key to read as text (repeatable; default: as index does)."
+    ),
+    scale: float = typer.Option(20.0, "--scale", min=0.0, help="Similarity scale = 1 / temperature."),
+    config: TrainingConfig = None,
+    as_json: bool = JsonOption,
+) -> None:
+    """Adapt an encoder to a folder of unlabelled documents: mined queries, BM25 hard negatives, a time budget."""
+    from kosearch.train import train_adapt
+
+    _report(train_adapt(config, documents, text_fields=text_fields, scale=scale), as_json)
 
 
 @app.command()

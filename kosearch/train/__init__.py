@@ -6,6 +6,7 @@ sentence-transformers' ``SentenceTransformerTrainer`` through :func:`kosearch.tr
 =============  ==========================================================  ===============================
 recipe         learns from                                                 loss
 =============  ==========================================================  ===============================
+``adapt``      an unlabelled document folder (mined queries, BM25 teacher)  MultipleNegativesRankingLoss
 ``tsdae``      unlabelled sentences (denoising auto-encoder)               DenoisingAutoEncoderLoss
 ``simcse``     unlabelled sentences (dropout views)                        MultipleNegativesRankingLoss
 ``nli``        NLI triples (supervised SimCSE)                             MultipleNegativesRankingLoss
@@ -23,6 +24,7 @@ from kosearch.train.config import TrainingConfig
 from kosearch.train.types import DataFile, PhaseReport, Recipe, TrainingPhase, TrainResult
 
 if TYPE_CHECKING:
+    from kosearch.train.adapt import train_adapt
     from kosearch.train.multitask import train_multitask
     from kosearch.train.nli import train_nli
     from kosearch.train.simcse import train_simcse
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from kosearch.train.tsdae import train_tsdae
 
 _RECIPE_MODULES = {
+    "train_adapt": "adapt",
     "train_tsdae": "tsdae",
     "train_simcse": "simcse",
     "train_nli": "nli",
@@ -56,6 +59,7 @@ __all__ = [
     "TrainResult",
     "TrainingConfig",
     "TrainingPhase",
+    "train_adapt",
     "train_multitask",
     "train_nli",
     "train_simcse",

@@ -29,13 +29,16 @@ class ModelCard:
 
 
 def card_parameters(config: TrainingConfig, phases: Sequence[TrainingPhase], prompt: str | None) -> dict[str, Any]:
-    """The settings table: every config field that declares a card label, plus what only the run knows."""
+    """The settings table: every config field that declares a card label, plus what only the run knows.
+
+    ``prompt``: the training prompt(s) as the card should show them (e.g. ``'passage: '``), None for none.
+    """
     parameters: dict[str, Any] = {
         "learning rate": ", ".join(f"{phase.name}: {phase.learning_rate:g}" for phase in phases),
         **card_rows(config),
     }
     if prompt:
-        parameters["training prompt"] = repr(prompt)
+        parameters["training prompt"] = prompt
     for phase in phases:
         if phase.epochs is not None and len(phases) > 1:
             parameters[f"epochs ({phase.name})"] = phase.epochs
@@ -93,6 +96,8 @@ def render_model_card(card: ModelCard) -> str:
     lines.append(f"| recipe | `{card.recipe.name}` |")
     lines.append(f"| base model | `{result.base_model}` |")
     for key, value in {**card.parameters, **card.recipe.parameters}.items():
+        if value is None:
+            continue
         lines.append(f"| {key} | {_format_value(value)} |")
     lines.append(f"| optimizer steps | {result.steps:,} |")
     batch_size = card.parameters.get("batch size")

@@ -65,7 +65,13 @@ def run_training(
     if model is None:
         model = resolve_base_model(config)
     prompt = training_prompt(model)
-    if prompt:
+    prompt_label = repr(prompt) if prompt else None
+    column_prompts = next((phase.column_prompts for phase in phases if phase.column_prompts), None)
+    if column_prompts:
+        shown = {column: model.prompts.get(name, "") for column, name in column_prompts.items()}
+        prompt_label = ", ".join(f"{column}: {text!r}" for column, text in shown.items())
+        notes.append(f"Trained with the base model's own prompts per column ({prompt_label}).")
+    elif prompt:
         notes.append(f"Trained with the base model's document prompt {prompt!r} in front of every sentence.")
     evaluation_file = config.eval_test or config.dev
     evaluation: dict[str, dict[str, float]] = {}
@@ -115,7 +121,7 @@ def run_training(
     card = ModelCard(
         recipe=recipe,
         result=result,
-        parameters=card_parameters(config, phases, prompt),
+        parameters=card_parameters(config, phases, prompt_label),
         hardware=describe_hardware(use_cuda),
         finished=datetime.now(timezone.utc),
     )
@@ -140,7 +146,9 @@ def _train_phase(
     if checkpoint:
         logger.info("Resuming phase %r from %s", phase.name, checkpoint)
     with_dev = dev_evaluator is not None
-    args = training_arguments(config, phase, phase_folder(config, phase.name), prompt, fp16, bf16, with_dev=with_dev)
+    args = training_arguments(
+        config, phase, phase_folder(config, phase.name), prompt, fp16, bf16, with_dev=with_dev, model_prompts=model.prompts
+    )
     loss = phase.loss(model)
     callbacks = phase.callbacks(loss) if phase.callbacks else []
     seconds = config.max_minutes * 60 if config.max_minutes is not None else None
@@ -184,13 +192,17 @@ def training_arguments(
     bf16: bool,
     *,
     with_dev: bool,
+    model_prompts: dict[str, str] | None = None,
 ) -> Any:
     """``SentenceTransformerTrainingArguments`` for one phase: the config's own fields plus the phase's choices."""
     from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
 
     prompts: str | dict[str, str] | None = None
-    if prompt:
+    if phase.column_prompts is not None:
+        named = {column: (model_prompts or {}).get(name) for column, name in phase.column_prompts.items()}
+        prompts = {column: text for column, text in named.items() if text} or None
+    elif prompt:
         prompts = prompt if phase.prompt_columns is None else {column: prompt for column in phase.prompt_columns}
     arguments = hf_arguments(config)
     if phase.epochs is not None:

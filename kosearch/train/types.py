@@ -46,6 +46,9 @@ class TrainingPhase:
     """None: the run's ``epochs``."""
     prompt_columns: Sequence[str] | None = None
     """Columns that get the training prompt; None: all text columns."""
+    column_prompts: dict[str, str] | None = None
+    """Column -> name of the base model's prompt it gets ("query", "document"), for asymmetric retrieval training;
+    replaces ``prompt_columns``. A name the model has no prompt for leaves that column bare."""
     no_duplicates: bool = False
     """In-batch-negative losses must not see the same text twice in a batch (it would be a false negative)."""
     multi_dataset_sampler: Literal["proportional", "round_robin"] = "proportional"
