@@ -207,7 +207,8 @@ def _plan(
 
     def measure(length: int) -> float:
         return measure_step_seconds(
-            model, loss, batches, max_seq_length=length, learning_rate=learning_rate, prompts=prompts
+            model, loss, batches, max_seq_length=length, learning_rate=learning_rate, batch_size=batch_size,
+            prompts=prompts, freeze_embeddings=config.freeze_embeddings,
         )
 
     budget = config.max_minutes * 60
