@@ -524,7 +524,7 @@ def _mount_subcommands() -> None:
 
     app.command()(serve)
     app.add_typer(evaluate_app, name="evaluate", help="Evaluate encoders (STS table, retrieval metrics).")
-    app.add_typer(train_app, name="train", help="Train domain encoders (TSDAE, SimCSE, NLI, STS, multitask).")
+    app.add_typer(train_app, name="train", help="Train domain encoders (adapt to a folder; TSDAE, SimCSE, NLI, STS, multitask).")
 
 
 def main() -> None:
