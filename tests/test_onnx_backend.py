@@ -172,6 +172,16 @@ def test_cli_index_and_query_with_the_onnx_backend(tmp_path):
         assert [hit["text"] for hit in answers[other]] == [hit["text"] for hit in answers["onnx"]]
         assert np.allclose([hit["score"] for hit in answers[other]], [hit["score"] for hit in answers["onnx"]], atol=1e-4)
 
+    # A few float32 queries of the bundled model keep the numpy path: no torch, and no ONNX session to load either.
+    probe = (
+        "import sys, kosearch\n"
+        f"idx = kosearch.Index.open({str(index)!r}, encoder_backend='onnx')\n"
+        "hit = idx.search('치타가 먹이를 쫓는다', k=1, mode='dense')[0]\n"
+        "print(hit.text, [m for m in ('torch', 'sentence_transformers', 'onnxruntime') if m in sys.modules])\n"
+    )
+    child = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True, timeout=300)
+    assert child.stdout.strip().endswith("[]") and "치타" in child.stdout
+
 
 @pytest.mark.slow
 def test_cli_int8_index_records_it_queries_with_it_and_refuses_float_updates(tmp_path):

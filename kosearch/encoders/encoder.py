@@ -125,7 +125,7 @@ class Encoder:
     @cached_property
     def dimension(self) -> int:
         """Length of every vector this encoder returns."""
-        if self._onnx:
+        if self._onnx and not self._deferred:  # the bundled model's config says it without an ONNX session
             return self._onnx_encoder().dimension
         if self._model is None:
             return int(_read_json(Path(self.source) / "config.json")["hidden_size"])
