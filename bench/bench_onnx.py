@@ -112,7 +112,8 @@ def main() -> None:
     base = results["backends"]["torch"]["korsts_spearman"]
     for name in BACKENDS:
         spearman = results["backends"][name]["korsts_spearman"]
-        print(f"  {name:10s} {spearman:.2f} ({spearman - base:+.2f} vs torch; encoded in {results['backends'][name]['korsts_seconds']:.0f} s)")
+        spent = results["backends"][name]["korsts_seconds"]
+        print(f"  {name:10s} {spearman:.2f} ({spearman - base:+.2f} vs torch; encoded in {spent:.0f} s)")
     mixed = sts_correlations(sts_vectors["onnx-int8"][first], sts_vectors["torch"][second], gold).cosine_spearman
     results["korsts_spearman_int8_x_torch"] = mixed
     print(f"  int8 x torch {mixed:.2f} ({mixed - base:+.2f} vs torch)")

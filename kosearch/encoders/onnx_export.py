@@ -191,9 +191,8 @@ def export_float_model(model_folder: Path, destination: Path) -> dict:
         )
     probe = _token_batch(model_folder, model.max_seq_length, list(PROBE_TEXTS))
     with torch.no_grad():
-        expected = model(
-            {"input_ids": torch.from_numpy(probe["input_ids"]), "attention_mask": torch.from_numpy(probe["attention_mask"])}
-        )["sentence_embedding"].numpy()
+        features = {name: torch.from_numpy(values) for name, values in probe.items()}
+        expected = model(features)["sentence_embedding"].numpy()
     got = _run(destination, probe)
     cosine = _worst_cosine(expected, got)
     if cosine < MIN_EXPORT_COSINE:
