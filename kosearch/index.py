@@ -5,10 +5,20 @@ made its vectors. Opening an index never needs that encoder until a query has to
 ``info`` and ``paraphrases`` are instant; but an encoder that is named or loaded is always checked
 against the manifest's fingerprint, because vectors from two different models are not comparable
 and mixing them would silently return nonsense.
+
+The encoder backend (``torch``, ``onnx``, ``onnx-int8``; see ``kosearch.encoders.backends``) is recorded
+only where it changes the vectors: ``onnx`` reproduces torch's to float32 rounding, so such an index
+records nothing, while one filled by ``onnx-int8`` records ``"encoder_backend": "onnx-int8"``. Opening
+an index without naming a backend uses the recorded one (so an int8 index is queried with int8).
+Adding documents with vectors of the other family is refused: one index would then rank two kinds of
+vectors against each other, with scores shifted by the quantisation error, and nothing could undo it
+but a rebuild. A *query* of the other family is allowed with a warning: it touches no stored vector,
+and measured on KorSTS it costs about as much as int8 on both sides (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -29,6 +39,8 @@ from kosearch.textclean import clean_text
 if TYPE_CHECKING:
     from kosearch.encoders import Encoder
 
+logger = logging.getLogger(__name__)
+
 
 class Index:
     """A searchable index of sentences from one or more document folders.
@@ -47,10 +59,18 @@ class Index:
     ...     idx.delete(ids=["n2"])
     """
 
-    def __init__(self, store: IndexStore, encoder: Encoder | None = None, device: str | None = None) -> None:
+    def __init__(
+        self,
+        store: IndexStore,
+        encoder: Encoder | None = None,
+        device: str | None = None,
+        encoder_backend: str | None = None,
+    ) -> None:
         self._store = store
         self._encoder = encoder
         self._device = device
+        self._encoder_backend = encoder_backend
+        self._warned_family = False
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -63,13 +83,17 @@ class Index:
         device: str | None = None,
         faiss_factory: str = DEFAULT_FACTORY,
         backend: str | None = None,
+        encoder_backend: str | None = None,
     ) -> Index:
-        """Create an empty index at ``path`` for ``model`` (default: the bundled encoder)."""
-        encoder = _as_encoder(model, device)
+        """Create an empty index at ``path`` for ``model`` (default: the bundled encoder).
+
+        ``backend`` is where vectors are searched (faiss, torch); ``encoder_backend`` what computes them
+        (torch, onnx, onnx-int8; ignored when ``model`` is an Encoder already made)."""
+        encoder = _as_encoder(model, device, encoder_backend)
         store = IndexStore.create(
             Path(path), new_index_manifest(encoder), factory=faiss_factory, device=encoder.device, backend=backend
         )
-        return cls(store, encoder, encoder.device)
+        return cls(store, encoder, encoder.device, getattr(encoder, "encoder_backend", None))
 
     @classmethod
     def open(
@@ -80,16 +104,16 @@ class Index:
         device: str | None = None,
         backend: str | None = None,
         writable: bool = False,
+        encoder_backend: str | None = None,
     ) -> Index:
-        """Open an existing index. ``model``, if given, must be the encoder it was built with."""
-        from kosearch.encoders import resolve_device
-
-        resolved_device = resolve_device(device)
+        """Open an existing index. ``model``, if given, must be the encoder it was built with;
+        ``encoder_backend`` defaults to the one the index records (torch when it records none)."""
+        resolved_device = _store_device(device, encoder_backend)
         store = IndexStore.open(Path(path), device=resolved_device, backend=backend, writable=writable)
-        index = cls(store, None, resolved_device)
+        index = cls(store, None, device, encoder_backend)
         if model is not None:
             try:
-                index._set_encoder(_as_encoder(model, device))
+                index._set_encoder(index._make_encoder(model))
             except BaseException:
                 store.close()
                 raise
@@ -104,29 +128,31 @@ class Index:
         device: str | None = None,
         faiss_factory: str = DEFAULT_FACTORY,
         backend: str | None = None,
+        encoder_backend: str | None = None,
     ) -> Index:
         """Open ``path`` for writing, creating it first (or finishing a creation that was killed).
 
         The choice is made under the index's write lock, so a second process racing on a new
         folder is told that another process is writing instead of finding a half-made index.
         """
-        from kosearch.encoders import resolve_device
-
         made: list[Encoder] = []
 
         def make_manifest() -> dict:
-            made.append(_as_encoder(model, device))
+            made.append(_as_encoder(model, device, encoder_backend))
             return new_index_manifest(made[0])
 
         given = model is not None and not isinstance(model, (str, Path))
-        resolved_device = model.device if given else resolve_device(device)  # type: ignore[union-attr]
+        if given:
+            resolved_device = model.device  # type: ignore[union-attr]
+        else:
+            resolved_device = _store_device(device, encoder_backend)
         store = IndexStore.open_or_create(
             Path(path), make_manifest, factory=faiss_factory, device=resolved_device, backend=backend
         )
-        index = cls(store, made[0] if made else None, resolved_device)
+        index = cls(store, made[0] if made else None, device, encoder_backend)
         if model is not None and not made:
             try:
-                index._set_encoder(_as_encoder(model, device))
+                index._set_encoder(index._make_encoder(model))
             except BaseException:
                 store.close()
                 raise
@@ -155,9 +181,41 @@ class Index:
     def encoder(self) -> Encoder:
         """The encoder of this index, loaded on first use and checked against the manifest."""
         if self._encoder is None:
-            self._set_encoder(_as_encoder(self._store.manifest["model"], self._device))
+            self._set_encoder(self._make_encoder(self._store.manifest["model"]))
         assert self._encoder is not None
         return self._encoder
+
+    @property
+    def vector_family(self) -> str | None:
+        """The encoder backend the stored vectors came from where it changes them (``"onnx-int8"``), else None."""
+        return self._store.manifest.get("encoder_backend")
+
+    def _make_encoder(self, model: str | Path | Encoder | None) -> Encoder:
+        """An encoder for ``model`` with the backend asked for, else the one the index records."""
+        return _as_encoder(model, self._device, self._encoder_backend or self.vector_family)
+
+    def _check_vector_family(self, encoder: Encoder, writing: bool) -> None:
+        """Refuse to store vectors of another family; warn (once) when queries are of another family."""
+        stored, offered = self.vector_family, _vector_family(encoder)
+        if stored == offered:
+            return
+        describe = {None: "float32 (torch or onnx)"}
+        offered_backend = getattr(encoder, "encoder_backend", "torch")
+        if writing:
+            raise EncoderMismatchError(
+                f"index {self._store.folder} holds {describe.get(stored, stored)} vectors, but the encoder offered "
+                f"makes {describe.get(offered, offered)} vectors (--encoder-backend {offered_backend}). "
+                f"Mixing them in one index would rank two kinds of vectors against each other. Index with "
+                f"--encoder-backend {stored or 'torch'} (or leave it out), or build a new index for "
+                f"{offered_backend}."
+            )
+        if not self._warned_family:
+            self._warned_family = True
+            logger.warning(
+                "warning: index %s holds %s vectors; queries are encoded with --encoder-backend %s, whose vectors "
+                "differ slightly (scores shift a little; leave --encoder-backend out to match the index)",
+                self._store.folder, describe.get(stored, stored), offered_backend,
+            )
 
     def _set_encoder(self, encoder: Encoder) -> None:
         manifest = self._store.manifest
@@ -196,6 +254,7 @@ class Index:
             text_fields=text_fields, mode=unit or mode, metadata_fields=metadata_fields, prune=prune,
             checkpoint_sentences=checkpoint_sentences,
         )
+        self._check_vector_family(self.encoder, writing=True)
         return ingest_folder(self._store, self.encoder, Path(root), options, progress)
 
     def add_texts(
@@ -254,6 +313,7 @@ class Index:
             self._store.checkpoint()
 
     def _encode_documents(self, texts: list[str]):
+        self._check_vector_family(self.encoder, writing=True)
         return self.encoder.encode_documents(texts)
 
     # -- reading --------------------------------------------------------------------------------
@@ -306,9 +366,12 @@ class Index:
             k=k, context=context, mode=mode, where=where, group_by=group_by, fusion=fusion,
             lexical_weight=lexical_weight,
         )
-        return hybrid_search(
-            self._store, [clean_text(query) for query in queries], self.encoder.encode_queries, request
-        )
+
+        def encode_queries(texts: Sequence[str]):
+            self._check_vector_family(self.encoder, writing=False)  # lexical-only searches never get here
+            return self.encoder.encode_queries(texts)
+
+        return hybrid_search(self._store, [clean_text(query) for query in queries], encode_queries, request)
 
     def paraphrases(
         self, top: int | None = 100, min_score: float | None = None, neighbours: int = 10
@@ -363,6 +426,7 @@ class Index:
             updated=manifest.get("updated", ""),
             roots=self._store.metadata.roots(),
             skipped=self._store.metadata.skipped(),
+            encoder_backend=manifest.get("encoder_backend"),
         )
 
     def __len__(self) -> int:
@@ -379,13 +443,22 @@ class Index:
 
 
 def encoder_manifest(encoder: Encoder) -> dict:
-    """What an index records about its encoder, so it can demand the same one later."""
-    return {
+    """What an index records about its encoder, so it can demand the same one later; the encoder backend
+    only where it makes vectors of its own family (``onnx-int8``)."""
+    manifest = {
         "model": encoder.name,
         "fingerprint": encoder.fingerprint,
         "dimension": encoder.dimension,
         "prompts": encoder.prompts,
     }
+    if _vector_family(encoder) is not None:
+        manifest["encoder_backend"] = _vector_family(encoder)
+    return manifest
+
+
+def _vector_family(encoder: Encoder) -> str | None:
+    """An encoder-like object without the attribute (a test or benchmark stand-in) makes float vectors."""
+    return getattr(encoder, "vector_family", None)
 
 
 def new_index_manifest(encoder: Encoder) -> dict:
@@ -393,10 +466,21 @@ def new_index_manifest(encoder: Encoder) -> dict:
     return {**encoder_manifest(encoder), "lexical": LexicalOptions().to_dict()}
 
 
-def _as_encoder(model: str | Path | Encoder | None, device: str | None) -> Encoder:
+def _as_encoder(model: str | Path | Encoder | None, device: str | None, encoder_backend: str | None = None) -> Encoder:
     """A model name loads an ``Encoder``; anything else is taken as an encoder already made."""
     if model is None or isinstance(model, (str, Path)):
         from kosearch.encoders import Encoder
 
-        return Encoder(None if model is None else str(model), device=device)
+        return Encoder(None if model is None else str(model), device=device, encoder_backend=encoder_backend)
     return model
+
+
+def _store_device(device: str | None, encoder_backend: str | None) -> str:
+    """Where the vector store runs: the ONNX encoder backends compute on the CPU, so ``auto`` is the CPU there
+    (and the index need not import torch to look for a GPU)."""
+    from kosearch.encoders import resolve_device
+    from kosearch.encoders.backends import encoder_backend as lookup
+
+    if lookup(encoder_backend).runtime == "onnxruntime" and (device or "auto").strip().lower() == "auto":
+        return "cpu"
+    return resolve_device(device)

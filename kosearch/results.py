@@ -149,6 +149,9 @@ class IndexInfo:
     updated: str
     roots: list[str]
     skipped: list[SkippedFile]
+    encoder_backend: str | None = None
+    """The encoder backend that made the vectors where it changes them (``"onnx-int8"``); None: float32 vectors
+    (torch or onnx, interchangeable)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

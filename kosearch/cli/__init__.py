@@ -16,6 +16,7 @@ from rich.text import Text
 
 from kosearch.cli.output import (
     DeviceOption,
+    EncoderBackendOption,
     add_unbroken_column,
     as_text,
     emit_json,
@@ -77,6 +78,7 @@ def index(
     index_path: Path = typer.Option(..., "--index", "-i", help="Index folder to create or update."),
     model: Optional[str] = ModelOption,
     device: Optional[str] = DeviceOption,
+    encoder_backend: Optional[str] = EncoderBackendOption,
     text_field: Optional[list[str]] = typer.Option(
         None, "--text-field", help="Column/field holding text in CSV, TSV and JSONL files (repeatable)."
     ),
@@ -106,10 +108,13 @@ def index(
     if not documents.exists():
         raise KosearchError(f"{documents} does not exist")
     try:
-        with _open_for_indexing(index_path, model, device, faiss_factory, quiet) as idx:
+        with _open_for_indexing(index_path, model, device, encoder_backend, faiss_factory, quiet) as idx:
             if not quiet:
                 encoder = idx.encoder
-                status(f"kosearch indexing {documents} with {encoder.name} on {encoder.device}")
+                status(
+                    f"kosearch indexing {documents} with {encoder.name} on {encoder.device}"
+                    + _backend_note(encoder)
+                )
             with _ingest_progress(quiet) as progress:
                 report = idx.add_folder(
                     documents, text_fields=text_field, unit=unit or mode, metadata_fields=field, prune=prune,
@@ -137,22 +142,34 @@ def index(
 
 
 def _open_for_indexing(
-    index_path: Path, model: Optional[str], device: Optional[str], faiss_factory: str, quiet: bool
+    index_path: Path,
+    model: Optional[str],
+    device: Optional[str],
+    encoder_backend: Optional[str],
+    faiss_factory: str,
+    quiet: bool,
 ) -> Index:
     """``Index.open_or_create``, saying which encoder is being loaded before the (slow) load starts."""
     from kosearch.index import Index
 
     say = (lambda name: None) if quiet else (lambda name: _say_loading(name, device))
+    options = dict(device=device, encoder_backend=encoder_backend)
     if model is not None:
         say(model)
-        return Index.open_or_create(index_path, model, device=device, faiss_factory=faiss_factory)
+        return Index.open_or_create(index_path, model, faiss_factory=faiss_factory, **options)
     try:
-        idx = Index.open(index_path, device=device, writable=True)  # the encoder loads on first use
+        idx = Index.open(index_path, writable=True, **options)  # the encoder loads on first use
     except IndexNotFoundError:
         say("bundled")
-        return Index.create(index_path, None, device=device, faiss_factory=faiss_factory)
+        return Index.create(index_path, None, faiss_factory=faiss_factory, **options)
     say(idx.info().model)
     return idx
+
+
+def _backend_note(encoder) -> str:
+    """`` (encoder backend onnx)`` when the vectors are not computed by torch, which is the default."""
+    backend = getattr(encoder, "encoder_backend", "torch")
+    return "" if backend == "torch" else f" (encoder backend {backend})"
 
 
 def _say_loading(name: str, device: Optional[str]) -> None:
@@ -243,6 +260,7 @@ def query(
     ),
     model: Optional[str] = ModelOption,
     device: Optional[str] = DeviceOption,
+    encoder_backend: Optional[str] = EncoderBackendOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Search an index: one-shot with QUERY arguments, or interactively (empty line or Ctrl-D quits).
@@ -260,7 +278,7 @@ def query(
         )
     if model is not None:
         _say_loading(model, device)
-    with Index.open(index_path, model, device=device) as idx:
+    with Index.open(index_path, model, device=device, encoder_backend=encoder_backend) as idx:
         _warn_if_empty(idx, index_path)
         if model is None:
             _say_loading(idx.info().model, device)
@@ -276,7 +294,8 @@ def query(
         interactive = sys.stdin.isatty()
         if interactive and not as_json:
             status(
-                f"kosearch: {idx.info().sentences:,} sentences, encoder {encoder.name} on {encoder.device}; "
+                f"kosearch: {idx.info().sentences:,} sentences, encoder {encoder.name} on {encoder.device}"
+                f"{_backend_note(encoder)}; "
                 "empty line or Ctrl-D quits."
             )
         for text in _read_queries(interactive):
@@ -435,6 +454,7 @@ def info(
         ("model", summary.model),
         ("fingerprint", summary.fingerprint),
         ("dimension", str(summary.dimension)),
+        *([("encoder backend", summary.encoder_backend)] if summary.encoder_backend else []),
         ("prompts", json.dumps(summary.prompts, ensure_ascii=False)),
         ("vectors", f"{summary.vector_backend} ({summary.faiss_factory})"),
         ("documents", f"{summary.documents:,}"),
