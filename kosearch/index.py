@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kosearch.errors import EncoderMismatchError
 from kosearch.ingest import IngestOptions, ProgressCallback, ingest_folder
 from kosearch.paraphrases import mine_paraphrases
 from kosearch.results import Hit, IndexInfo, IngestReport, Pair
-from kosearch.search.filters import WhereSpec
 from kosearch.search.hybrid import SearchRequest
 from kosearch.search.hybrid import search as hybrid_search
 from kosearch.search.morphemes import LexicalOptions
@@ -175,70 +174,40 @@ class Index:
         checkpoint_sentences: int = 100_000,
         progress: ProgressCallback | None = None,
         mode: str | None = None,
+        lexical: bool | None = None,
     ) -> IngestReport:
         """Index (or update) the documents under ``root``; see ``kosearch.ingest``.
 
         ``unit`` is what a hit is, ``"sentence"`` or ``"passage"``: a new index takes the default
         (``kosearch.ingest.DEFAULT_UNIT``), an existing one keeps its own (``mode`` is its old name).
         ``metadata_fields`` names the CSV/TSV/JSONL columns kept as typed metadata (default: every
-        column not indexed as text).
+        column not indexed as text). ``lexical`` (None: ``IngestOptions.lexical``): see there.
         """
         options = IngestOptions(
             text_fields=text_fields, mode=unit or mode, metadata_fields=metadata_fields, prune=prune,
-            checkpoint_sentences=checkpoint_sentences,
+            checkpoint_sentences=checkpoint_sentences, **({} if lexical is None else {"lexical": lexical}),
         )
         return ingest_folder(self._store, self.encoder, Path(root), options, progress)
 
     # -- reading --------------------------------------------------------------------------------
 
-    def search(
-        self,
-        query: str,
-        k: int = 10,
-        context: int = 0,
-        *,
-        mode: str | None = None,
-        where: WhereSpec = None,
-        group_by: str | None = None,
-        fusion: str = "convex",
-        lexical_weight: float | None = None,
-    ) -> list[Hit]:
-        """The ``k`` units that best match ``query``, best first (see :meth:`search_batch`)."""
-        return self.search_batch(
-            [query], k=k, context=context, mode=mode, where=where, group_by=group_by,
-            fusion=fusion, lexical_weight=lexical_weight,
-        )[0]
+    def search(self, query: str, k: int = 10, context: int = 0, **options: Any) -> list[Hit]:
+        """The ``k`` units that best match ``query``, best first.
 
-    def search_batch(
-        self,
-        queries: Sequence[str],
-        k: int = 10,
-        context: int = 0,
-        *,
-        mode: str | None = None,
-        where: WhereSpec = None,
-        group_by: str | None = None,
-        fusion: str = "convex",
-        lexical_weight: float | None = None,
-    ) -> list[list[Hit]]:
-        """Search many queries in one encoding pass.
+        ``options`` are the fields of :class:`kosearch.search.hybrid.SearchRequest` (``mode``,
+        ``where``, ``group_by``, ``fusion``, ``lexical_weight``), declared there once for both methods.
+        """
+        return self.search_batch([query], k, context, **options)[0]
 
-        - ``mode``: ``"dense"`` (vector similarity), ``"lexical"`` (BM25 over Kiwi morphemes) or
-          ``"hybrid"`` (both, fused); None is hybrid when the index has a lexical index, else dense.
-        - ``where``: a filter applied before ranking (``"format = 'pdf'"``, a list of such strings, or
-          ``{"rating": {">=": 9}}``; see :mod:`kosearch.search.filters`).
-        - ``group_by="document"``: at most one hit (its best unit) per document.
-        - ``fusion``: ``"convex"`` (``lexical_weight``, default 0.3) or ``"rrf"``.
+    def search_batch(self, queries: Sequence[str], k: int = 10, context: int = 0, **options: Any) -> list[list[Hit]]:
+        """Search many queries in one encoding pass; ``options`` as in :meth:`search`.
 
         Queries are cleaned like document text (lone surrogates, NULs -> U+FFFD), which tokenizers
         would otherwise refuse with a ``TypeError``.
         """
         if isinstance(queries, str):
             raise TypeError("search_batch takes a list of queries; use search() for one")
-        request = SearchRequest(
-            k=k, context=context, mode=mode, where=where, group_by=group_by, fusion=fusion,
-            lexical_weight=lexical_weight,
-        )
+        request = SearchRequest(k=k, context=context, **options)
         return hybrid_search(
             self._store, [clean_text(query) for query in queries], self.encoder.encode_queries, request
         )
@@ -268,6 +237,9 @@ class Index:
             updated=manifest.get("updated", ""),
             roots=self._store.metadata.roots(),
             skipped=self._store.metadata.skipped(),
+            # An index made before units were recorded holds sentences (see kosearch.ingest).
+            unit=manifest.get("unit") or ("sentence" if sentences else None),
+            lexical=manifest.get("lexical"),
         )
 
     def __len__(self) -> int:

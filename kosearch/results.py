@@ -134,6 +134,11 @@ class IndexInfo:
     updated: str
     roots: list[str]
     skipped: list[SkippedFile]
+    unit: str | None = None
+    """What a hit is, ``sentence`` or ``passage``; None for a new index no run has filled yet."""
+    lexical: dict[str, Any] | None = None
+    """The options its lexical index was analysed with (``LexicalOptions.to_dict()``); None when it
+    has no lexical index and is searched densely only."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
