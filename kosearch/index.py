@@ -242,17 +242,18 @@ class Index:
         checkpoint_sentences: int = 100_000,
         progress: ProgressCallback | None = None,
         mode: str | None = None,
+        lexical: bool | None = None,
     ) -> IngestReport:
         """Index (or update) the documents under ``root``; see ``kosearch.ingest``.
 
         ``unit`` is what a hit is, ``"sentence"`` or ``"passage"``: a new index takes the default
         (``kosearch.ingest.DEFAULT_UNIT``), an existing one keeps its own (``mode`` is its old name).
         ``metadata_fields`` names the CSV/TSV/JSONL columns kept as typed metadata (default: every
-        column not indexed as text).
+        column not indexed as text). ``lexical`` (None: ``IngestOptions.lexical``): see there.
         """
         options = IngestOptions(
             text_fields=text_fields, mode=unit or mode, metadata_fields=metadata_fields, prune=prune,
-            checkpoint_sentences=checkpoint_sentences,
+            checkpoint_sentences=checkpoint_sentences, **({} if lexical is None else {"lexical": lexical}),
         )
         self._check_vector_family(self.encoder, writing=True)
         return ingest_folder(self._store, self.encoder, Path(root), options, progress)
@@ -318,54 +319,23 @@ class Index:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def search(
-        self,
-        query: str,
-        k: int = 10,
-        context: int = 0,
-        *,
-        mode: str | None = None,
-        where: WhereSpec = None,
-        group_by: str | None = None,
-        fusion: str = "convex",
-        lexical_weight: float | None = None,
-    ) -> list[Hit]:
-        """The ``k`` units that best match ``query``, best first (see :meth:`search_batch`)."""
-        return self.search_batch(
-            [query], k=k, context=context, mode=mode, where=where, group_by=group_by,
-            fusion=fusion, lexical_weight=lexical_weight,
-        )[0]
+    def search(self, query: str, k: int = 10, context: int = 0, **options: Any) -> list[Hit]:
+        """The ``k`` units that best match ``query``, best first.
 
-    def search_batch(
-        self,
-        queries: Sequence[str],
-        k: int = 10,
-        context: int = 0,
-        *,
-        mode: str | None = None,
-        where: WhereSpec = None,
-        group_by: str | None = None,
-        fusion: str = "convex",
-        lexical_weight: float | None = None,
-    ) -> list[list[Hit]]:
-        """Search many queries in one encoding pass.
+        ``options`` are the fields of :class:`kosearch.search.hybrid.SearchRequest` (``mode``,
+        ``where``, ``group_by``, ``fusion``, ``lexical_weight``), declared there once for both methods.
+        """
+        return self.search_batch([query], k, context, **options)[0]
 
-        - ``mode``: ``"dense"`` (vector similarity), ``"lexical"`` (BM25 over Kiwi morphemes) or
-          ``"hybrid"`` (both, fused); None is hybrid when the index has a lexical index, else dense.
-        - ``where``: a filter applied before ranking (``"format = 'pdf'"``, a list of such strings, or
-          ``{"rating": {">=": 9}}``; see :mod:`kosearch.search.filters`).
-        - ``group_by="document"``: at most one hit (its best unit) per document.
-        - ``fusion``: ``"convex"`` (``lexical_weight``, default 0.3) or ``"rrf"``.
+    def search_batch(self, queries: Sequence[str], k: int = 10, context: int = 0, **options: Any) -> list[list[Hit]]:
+        """Search many queries in one encoding pass; ``options`` as in :meth:`search`.
 
         Queries are cleaned like document text (lone surrogates, NULs -> U+FFFD), which tokenizers
         would otherwise refuse with a ``TypeError``.
         """
         if isinstance(queries, str):
             raise TypeError("search_batch takes a list of queries; use search() for one")
-        request = SearchRequest(
-            k=k, context=context, mode=mode, where=where, group_by=group_by, fusion=fusion,
-            lexical_weight=lexical_weight,
-        )
+        request = SearchRequest(k=k, context=context, **options)
 
         def encode_queries(texts: Sequence[str]):
             self._check_vector_family(self.encoder, writing=False)  # lexical-only searches never get here
@@ -427,6 +397,9 @@ class Index:
             roots=self._store.metadata.roots(),
             skipped=self._store.metadata.skipped(),
             encoder_backend=manifest.get("encoder_backend"),
+            # An index made before units were recorded holds sentences (see kosearch.ingest).
+            unit=manifest.get("unit") or ("sentence" if sentences else None),
+            lexical=manifest.get("lexical"),
         )
 
     def __len__(self) -> int:

@@ -152,6 +152,11 @@ class IndexInfo:
     encoder_backend: str | None = None
     """The encoder backend that made the vectors where it changes them (``"onnx-int8"``); None: float32 vectors
     (torch or onnx, interchangeable)."""
+    unit: str | None = None
+    """What a hit is, ``sentence`` or ``passage``; None for a new index no run has filled yet."""
+    lexical: dict[str, Any] | None = None
+    """The options its lexical index was analysed with (``LexicalOptions.to_dict()``); None when it
+    has no lexical index and is searched densely only."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

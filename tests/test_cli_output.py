@@ -143,7 +143,7 @@ def test_paraphrases_and_info_tables_print_document_text_as_text(tmp_path, monke
 
     docs = write_hostile_corpus(tmp_path / "docs")
     with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
-        idx.add_folder(docs)
+        idx.add_folder(docs, unit="sentence")
     console, buffer = terminal(width=200)  # room for the long path beside two sentence columns
     monkeypatch.setattr(cli, "out", console)
     for command in ("paraphrases", "info"):
@@ -203,7 +203,7 @@ def test_training_summary_at_80_columns_keeps_the_model_names(monkeypatch):
 def hostile_index(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     base = tmp_path_factory.mktemp("hostile")
     docs = write_hostile_corpus(base / "docs")
-    result = run_cli("index", str(docs), "--index", str(base / "idx"))
+    result = run_cli("index", str(docs), "--index", str(base / "idx"), "--unit", "sentence")
     assert result.returncode == 0, result.stderr
     return base / "idx", result
 

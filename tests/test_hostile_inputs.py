@@ -37,7 +37,7 @@ def good_folder(tmp_path: Path) -> Path:
 def index_twice(tmp_path: Path, folder: Path | bytes):
     """Index ``folder`` and index it again; both reports, and the texts stored."""
     with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
-        first = idx.add_folder(folder)
+        first = idx.add_folder(folder, unit="sentence")
         second = idx.add_folder(folder)
         texts = [row[0] for row in idx.store.metadata.db.execute("select text from sentences")]
         paths = [row[0] for row in idx.store.metadata.db.execute("select path from documents")]

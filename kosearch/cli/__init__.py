@@ -97,6 +97,13 @@ def index(
     ),
     faiss_factory: str = typer.Option("Flat", help="FAISS index_factory string for a new index."),
     prune: bool = typer.Option(True, help="Remove files that disappeared from the folder."),
+    lexical: Optional[bool] = typer.Option(
+        None,
+        "--lexical/--no-lexical",
+        help="Keep a lexical index (BM25 over Kiwi morphemes) for hybrid search (default). --no-lexical "
+        "builds a new index without one: dense search only, faster to build.",
+        show_default=False,
+    ),
     as_json: bool = JsonOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display and no status lines."),
 ) -> None:
@@ -118,7 +125,7 @@ def index(
             with _ingest_progress(quiet) as progress:
                 report = idx.add_folder(
                     documents, text_fields=text_field, unit=unit or mode, metadata_fields=field, prune=prune,
-                    progress=progress,
+                    lexical=lexical, progress=progress,
                 )
             info = idx.info()
     except KeyboardInterrupt:
@@ -438,7 +445,7 @@ def info(
     index_path: Path = typer.Argument(..., metavar="INDEX", help="Index folder."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Model, dimension, documents, sentences, size and skipped files of an index."""
+    """Model, dimension, documents, sentences, unit, lexical index, size and skipped files of an index."""
     from kosearch.index import Index
 
     with Index.open(index_path) as idx:
@@ -459,6 +466,8 @@ def info(
         ("vectors", f"{summary.vector_backend} ({summary.faiss_factory})"),
         ("documents", f"{summary.documents:,}"),
         ("sentences", f"{summary.sentences:,}"),
+        ("unit", summary.unit or "none yet (the first `kosearch index` run decides)"),
+        ("lexical index", _lexical_summary(summary.lexical)),
         ("size", f"{summary.size_bytes / 1e6:.1f} MB"),
         ("roots", "\n".join(summary.roots)),
         ("created", summary.created),
@@ -534,6 +543,17 @@ def compact(
             f"{after.sentences} sentences."
         )
     )
+
+
+def _lexical_summary(options: Optional[dict]) -> str:
+    """One line for ``info``: whether the index has a lexical index, and what its tokens are."""
+    if options is None:
+        return "none (dense search only; `kosearch index` without --no-lexical adds it)"
+    parts = [f"BM25 over Kiwi morphemes, tags {' '.join(options.get('tags', []))}"]
+    parts += [name for name, value in options.items() if value is True]
+    if options.get("stopwords"):
+        parts.append(f"{len(options['stopwords'])} stopwords")
+    return "; ".join(parts)
 
 
 def _mount_subcommands() -> None:

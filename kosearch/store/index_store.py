@@ -397,6 +397,17 @@ class IndexStore:
         self._writing()
         self.metadata.set_manifest({"lexical": options})
 
+    def drop_lexical(self) -> None:
+        """Make an index that holds no units yet one without a lexical index (searched densely).
+
+        Durable at the next checkpoint; from then on its rows need no postings, until a writer fills
+        them and sets the options again (``set_lexical_options``).
+        """
+        self._writing()
+        if self.metadata.counts()[1]:
+            raise KosearchError(f"index {self.folder} holds units; its lexical index cannot be dropped")
+        self.metadata.delete_manifest_key("lexical")
+
     def complete_document(self, document_id: int, sha256: str) -> None:
         self._writing()
         self.metadata.complete_document(document_id, sha256)

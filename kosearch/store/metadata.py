@@ -187,6 +187,9 @@ class MetadataStore:
                 ) from None
         return values
 
+    def delete_manifest_key(self, key: str) -> None:
+        self.db.execute("delete from manifest where key = ?", [key])
+
     def set_manifest(self, values: dict[str, Any]) -> None:
         self.db["manifest"].upsert_all(
             [{"key": key, "value": json.dumps(value, ensure_ascii=False)} for key, value in values.items()],
