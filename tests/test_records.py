@@ -62,6 +62,7 @@ def _write_folder(folder: Path) -> Path:
 
 def test_ids_and_metadata_round_trip(tmp_path, encoder):
     with kosearch.Index.open_or_create(tmp_path / "notes", encoder) as idx:
+        idx.store.record_unit("sentence")  # this test is about sentence splitting (the default unit is passage)
         ids = idx.add_texts(
             ["첫 문장입니다. 둘째 문장도 있다.", "두 번째 기록", "세 번째 기록"],
             metadata=[
@@ -279,6 +280,7 @@ RECORDS_SCRIPT = textwrap.dedent(
             return super().encode_documents(texts)
 
     with kosearch.Index.open_or_create(sys.argv[1], SlowEncoder()) as idx:
+        idx.store.record_unit("sentence")
         for batch in range(30):
             ids = [f"b{{batch}}-{{i}}" for i in range(5)]
             texts = [f"{{batch}}번 묶음의 {{i}}번 기록이다. 둘째 문장도 있다." for i in range(5)]
