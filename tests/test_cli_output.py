@@ -244,7 +244,7 @@ def test_piped_paraphrases_and_info_print_document_text_as_text(hostile_index):
 @pytest.mark.slow
 def test_real_encoder_query_path_with_hostile_documents(tmp_path):
     docs = write_hostile_corpus(tmp_path / "docs")
-    built = run_cli("index", str(docs), "--index", str(tmp_path / "idx"), real_encoder=True)
+    built = run_cli("index", str(docs), "--index", str(tmp_path / "idx"), "--unit", "sentence", real_encoder=True)
     assert built.returncode == 0, built.stderr
     assert SKIPPED_FILE in built.stderr and "loading encoder bundled" in built.stderr
     result = run_cli("query", str(tmp_path / "idx"), "연립 방정식을 푸는 프로그램", "[/]", "-k", "4", real_encoder=True)

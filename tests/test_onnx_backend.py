@@ -157,7 +157,7 @@ def test_export_is_cached_beside_the_bundled_model(onnx_encoders, bundled_model_
 def test_cli_index_and_query_with_the_onnx_backend(tmp_path):
     """float32 ONNX vectors are torch's: the index records no backend and a default query (numpy) agrees."""
     docs, index = _folder(tmp_path), tmp_path / "onnx-index"
-    report = json.loads(kosearch_cli("index", str(docs), "--index", str(index), "--encoder-backend", "onnx", "--json").stdout)
+    report = json.loads(kosearch_cli("index", str(docs), "--index", str(index), "--encoder-backend", "onnx", "--unit", "sentence", "--json").stdout)
     assert report["sentences_added"] == 6
     info = json.loads(kosearch_cli("info", str(index), "--json").stdout)
     assert info["encoder_backend"] is None

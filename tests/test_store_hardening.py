@@ -378,7 +378,7 @@ REAL_INGEST = """
 
     encoder.encode_documents = slow_encode
     with kosearch.Index.open_or_create(sys.argv[1], encoder) as idx:
-        idx.add_folder(sys.argv[2], checkpoint_sentences=40)
+        idx.add_folder(sys.argv[2], checkpoint_sentences=40, unit="sentence")
 """
 
 
