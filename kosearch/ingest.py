@@ -74,10 +74,8 @@ class IngestOptions:
 DEFAULT_UNIT = "passage"
 """What a hit is in a new index. Measured with ``bench/bench_units.py`` (corpora/sample, its 60
 questions, bundled encoder, hybrid mode): passages MRR@10 91.1 / nDCG@10 91.5 / answer recall@10
-95.0, sentences 69.6 / 75.6 / 94.2 (dense: 92.2 vs 72.8 MRR@10). Passages should become the default;
-switching it made 20 tests fail that assume sentence units in a default index (they must first say
-which unit they mean), so for now the default stays ``sentence`` and the README recommends
-``--unit passage`` for questions over documents. An existing index keeps the unit it was built with."""
+95.0, sentences 69.6 / 75.6 / 94.2 (dense: 92.2 vs 72.8 MRR@10). Tests about sentences say so
+(``unit="sentence"``). An existing index keeps the unit it was built with."""
 
 ProgressCallback = Callable[[int, int, str], None]
 """Called with (files seen, sentences encoded, current file's relative path)."""
