@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from kosearch.documents.types import Document, SkippedFile
+from kosearch.documents.types import Document, Sentence, SkippedFile
 from kosearch.errors import KosearchError
 from kosearch.results import IngestReport
 from kosearch.search.morphemes import LexicalOptions, MorphemeAnalyzer
@@ -179,17 +179,10 @@ def ingest_folder(
             if checkpoint_due():
                 checkpoint(final=False)
             batch.add(
-                {
-                    "id": next_sentence_id,
-                    "document_id": document_id,
-                    "position": position,
-                    "text": sentence.text,
-                    "line": sentence.line,
-                    "start": sentence.start,
-                    "end": sentence.end,
-                    "page": sentence.page,
-                    "fields": _fields_json(getattr(sentence, "fields", None)),
-                }
+                sentence_row(
+                    next_sentence_id, document_id, position, sentence,
+                    _fields_json(getattr(sentence, "fields", None)),
+                )
             )
             next_sentence_id += 1
             since_checkpoint += 1
@@ -276,6 +269,21 @@ def _without_lexical(store: IndexStore) -> None:
         )
     store.drop_lexical()
     return None
+
+
+def sentence_row(unit_id: int, document_id: int, position: int, sentence: Sentence, fields_json: str | None) -> dict:
+    """The ``sentences`` row of one unit: what a folder's files and ``add_texts`` records both store."""
+    return {
+        "id": unit_id,
+        "document_id": document_id,
+        "position": position,
+        "text": sentence.text,
+        "line": sentence.line,
+        "start": sentence.start,
+        "end": sentence.end,
+        "page": sentence.page,
+        "fields": fields_json,
+    }
 
 
 def _fields_json(fields: dict | None) -> str | None:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kosearch.errors import RecordError, RecordExistsError
-from kosearch.ingest import IngestOptions, _check_unit, _lexical_analyzer
+from kosearch.ingest import IngestOptions, _check_unit, _lexical_analyzer, sentence_row
 from kosearch.results import RemovalReport
 from kosearch.search.filters import BUILTIN_FIELDS, Filter, WhereSpec, is_field_name
 from kosearch.search.morphemes import MorphemeAnalyzer
@@ -133,19 +133,7 @@ def add_texts(
         # ensure_ascii=False: SQLite's json_extract matches keys as written (see search.filters).
         fields_json = json.dumps(fields[i], ensure_ascii=False) if fields[i] else None
         for position, sentence in enumerate(units[i]):
-            rows.append(
-                {
-                    "id": next_unit_id,
-                    "document_id": document_id,
-                    "position": position,
-                    "text": sentence.text,
-                    "line": sentence.line,
-                    "start": sentence.start,
-                    "end": sentence.end,
-                    "page": None,
-                    "fields": fields_json,
-                }
-            )
+            rows.append(sentence_row(next_unit_id, document_id, position, sentence, fields_json))
             next_unit_id += 1
     store.add_sentences(rows, vectors, tokens)
     store.checkpoint()

@@ -64,6 +64,7 @@ from typing import Literal
 import numpy as np
 
 from kosearch.errors import IndexCorruptError
+from kosearch.store.durable import replace_durably
 
 IdfVariant = Literal["robertson", "lucene"]
 ROBERTSON_IDF_FLOOR = 1e-6
@@ -256,12 +257,7 @@ class SegmentPostings:
                 _write_member(archive, handle, "format.npy", np.array([FORMAT_VERSION], dtype=np.int64))
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        replace_durably(temporary, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SegmentPostings:

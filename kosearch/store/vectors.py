@@ -24,6 +24,7 @@ import faiss
 import numpy as np
 
 from kosearch.errors import IndexCorruptError, KosearchError
+from kosearch.store.durable import replace_durably
 
 DEFAULT_FACTORY = "Flat"
 
@@ -320,9 +321,5 @@ def write_atomically(store: VectorStore, path: Path) -> None:
     store.save(temporary)
     with open(temporary, "rb") as handle:
         os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    replace_durably(temporary, path)
+
