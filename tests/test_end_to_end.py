@@ -155,7 +155,7 @@ def test_killed_real_run_leaves_a_consistent_index(tmp_path):
         [sys.executable, "-c",
          "import sys, kosearch\n"
          "with kosearch.Index.open_or_create(sys.argv[1]) as idx:\n"
-         "    idx.add_folder(sys.argv[2], checkpoint_sentences=100)\n",
+         "    idx.add_folder(sys.argv[2], checkpoint_sentences=100, unit=\"sentence\")\n",
          str(index), str(docs)],
         cwd=ROOT,
     )

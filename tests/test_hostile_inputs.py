@@ -37,7 +37,7 @@ def good_folder(tmp_path: Path) -> Path:
 def index_twice(tmp_path: Path, folder: Path | bytes):
     """Index ``folder`` and index it again; both reports, and the texts stored."""
     with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
-        first = idx.add_folder(folder)
+        first = idx.add_folder(folder, unit="sentence")
         second = idx.add_folder(folder)
         texts = [row[0] for row in idx.store.metadata.db.execute("select text from sentences")]
         paths = [row[0] for row in idx.store.metadata.db.execute("select path from documents")]
@@ -93,9 +93,11 @@ def test_jsonl_lone_surrogate_and_nul_become_replacement_characters_at_their_off
 def test_jsonl_surrogate_key_reaches_the_report_as_valid_text(tmp_path):
     folder = good_folder(tmp_path)
     (folder / "keys.jsonl").write_text('{"\\ud800본문": "열쇠가 이상한 필드의 문장입니다."}\n', encoding="utf-8")
-    (document,) = list(iter_documents(folder / "keys.jsonl", text_fields=["nothing"]))
-    assert document.warnings
-    assert_valid_unicode(*document.warnings)
+    (skipped,) = list(iter_documents(folder / "keys.jsonl", text_fields=["nothing"]))
+    # No field chosen, so no sentence: the file is skipped, and the warning naming the key is the reason.
+    assert isinstance(skipped, SkippedFile) and skipped.reason.startswith("no text to index: ")
+    assert "\ufffd본문" in skipped.reason
+    assert_valid_unicode(skipped.reason)
 
 
 # -- failures nobody foresaw: any exception while reading one file -----------------------------------

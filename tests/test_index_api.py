@@ -40,7 +40,7 @@ def corpus(tmp_path) -> Path:
 def test_index_search_reopen(tmp_path, corpus):
     encoder = HashingEncoder()
     with kosearch.Index.create(tmp_path / "idx", encoder) as idx:
-        report = idx.add_folder(corpus)
+        report = idx.add_folder(corpus, unit="sentence")
         assert report.files_added == 3
         assert {Path(s.path).name for s in report.skipped} == {"empty.txt", "binary.txt"}
         assert all(s.reason for s in report.skipped)
@@ -65,7 +65,7 @@ def test_index_search_reopen(tmp_path, corpus):
 def test_update_reencodes_only_what_changed(tmp_path, corpus):
     encoder = HashingEncoder()
     with kosearch.Index.create(tmp_path / "idx", encoder) as idx:
-        idx.add_folder(corpus)
+        idx.add_folder(corpus, unit="sentence")
         before = len(idx)
         encoder.calls.clear()
         report = idx.add_folder(corpus)
@@ -94,7 +94,7 @@ def test_wrong_encoder_is_refused_with_the_needed_name(tmp_path, corpus):
 def test_paraphrases_through_the_facade(tmp_path, corpus):
     (corpus / "more.txt").write_text("치타가 먹이를 쫓는다.\n치타 한 마리가 먹이를 쫓는다.\n", encoding="utf-8")
     with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
-        idx.add_folder(corpus)
+        idx.add_folder(corpus, unit="sentence")
         pairs = idx.paraphrases(top=3)
     assert pairs[0].score >= pairs[-1].score
     texts = {(pairs[0].a.text, pairs[0].b.text)}
@@ -116,7 +116,7 @@ KILL_SCRIPT = textwrap.dedent(
             return super().encode_documents(texts)
 
     with kosearch.Index.open_or_create(sys.argv[1], SlowEncoder()) as idx:
-        idx.add_folder(sys.argv[2], checkpoint_sentences=40)
+        idx.add_folder(sys.argv[2], checkpoint_sentences=40, unit="sentence")
     """
 )
 

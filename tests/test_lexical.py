@@ -266,10 +266,3 @@ def test_fusion_refuses_bad_arguments():
         convex_fusion({"a": float("nan")}, LEXICAL)
     with pytest.raises(ValueError):
         reciprocal_rank_fusion(DENSE, LEXICAL, k=0)
-
-
-def test_search_package_keeps_the_old_import():
-    from kosearch.search import search_vectors
-    from kosearch.search.dense import search_vectors as dense_search
-
-    assert search_vectors is dense_search

@@ -46,7 +46,7 @@ def _write_docs(folder: Path, files: int, sentences: int, tag: str = "") -> Path
 def _built_index(tmp_path: Path) -> Path:
     docs = _write_docs(tmp_path / "docs", files=3, sentences=4)
     with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
-        idx.add_folder(docs)
+        idx.add_folder(docs, unit="sentence")
     return tmp_path / "idx"
 
 
@@ -80,7 +80,7 @@ def _child(script: str, *args: str, timeout: float = 300) -> subprocess.Complete
 def test_a_file_larger_than_a_checkpoint_is_checkpointed_inside_itself(tmp_path):
     docs = _write_docs(tmp_path / "docs", files=1, sentences=100)
     with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as idx:
-        report = idx.add_folder(docs, checkpoint_sentences=30)
+        report = idx.add_folder(docs, checkpoint_sentences=30, unit="sentence")
         assert report.sentences_added == 100
         # 3 checkpoints inside the one file (after 30, 60, 90 sentences) and the final one.
         assert idx.store.manifest["generation"] == 4
@@ -104,7 +104,7 @@ class _DyingEncoder(HashingEncoder):
 
 def test_a_run_interrupted_inside_a_file_keeps_its_checkpoint_and_redoes_the_file(tmp_path):
     docs = _write_docs(tmp_path / "docs", files=1, sentences=100)
-    options = IngestOptions(encode_batch_sentences=10, checkpoint_sentences=30)
+    options = IngestOptions(encode_batch_sentences=10, checkpoint_sentences=30, mode="sentence")
     store = IndexStore.create(tmp_path / "idx", encoder_manifest(HashingEncoder()))
     with pytest.raises(KeyboardInterrupt):
         ingest_folder(store, _DyingEncoder(dies_on=8), docs, options)  # 70 sentences encoded
@@ -126,7 +126,7 @@ def _python_peak_bytes(tmp_path: Path, files: int, sentences: int) -> int:
     docs = _write_docs(tmp_path / f"docs{files}x{sentences}", files=files, sentences=sentences)
     encoder = HashingEncoder(dimension=8)
     with kosearch.Index.create(tmp_path / f"idx{files}x{sentences}", encoder) as idx:
-        options = IngestOptions(encode_batch_sentences=64, checkpoint_sentences=10**9, checkpoint_seconds=1e9)
+        options = IngestOptions(encode_batch_sentences=64, checkpoint_sentences=10**9, checkpoint_seconds=1e9, mode="sentence")
         tracemalloc.start()
         try:
             report = ingest_folder(idx.store, encoder, docs, options)
@@ -178,7 +178,7 @@ def test_a_kill_during_creation_leaves_a_folder_the_next_run_completes(tmp_path,
         kosearch.Index.open(index)
     docs = _write_docs(tmp_path / "docs", files=2, sentences=3)
     with kosearch.Index.open_or_create(index, HashingEncoder()) as idx:
-        assert idx.add_folder(docs).sentences_added == 6
+        assert idx.add_folder(docs, unit="sentence").sentences_added == 6
     with kosearch.Index.open(index) as idx:
         assert idx.info().sentences == 6 and idx.info().documents == 2
 
@@ -393,7 +393,7 @@ REAL_INGEST = """
 
     encoder.encode_documents = slow_encode
     with kosearch.Index.open_or_create(sys.argv[1], encoder) as idx:
-        idx.add_folder(sys.argv[2], checkpoint_sentences=40)
+        idx.add_folder(sys.argv[2], checkpoint_sentences=40, unit="sentence")
 """
 
 

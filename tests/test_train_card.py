@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from kosearch.train.card import ModelCard, render_model_card, write_model_card
-from kosearch.train.common import DataFile, PhaseReport, Recipe, TrainResult
+from kosearch.train.types import DataFile, PhaseReport, Recipe, TrainResult
 
 
 def _card(tmp_path: Path, **result_overrides) -> ModelCard:

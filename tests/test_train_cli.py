@@ -75,3 +75,55 @@ def test_malformed_data_surfaces_as_data_format_error(tiny_model: Path, tmp_path
     assert result.exit_code != 0
     assert isinstance(result.exception, DataFormatError)
     assert "nli_short_row.tsv:3:" in str(result.exception)
+
+
+def test_every_command_offers_every_training_config_option() -> None:
+    """The options are generated from TrainingConfig's fields, so a new field reaches all five commands at once."""
+    from kosearch.cli.train import app as train_app
+    from kosearch.train.config import config_fields
+
+    expected = {
+        (item.metadata["flags"] or (f"--{item.name.replace('_', '-')}",))[0].lstrip(" /")
+        for item in config_fields()
+        if item.metadata["cli"]
+    }
+    for command in train_app.registered_commands:
+        import typer.main
+
+        click_command = typer.main.get_command_from_info(
+            command, pretty_exceptions_short=True, rich_markup_mode=None
+        )
+        flags = {name for parameter in click_command.params for name in (*parameter.opts, *parameter.secondary_opts)}
+        missing = {flag for flag in expected if flag not in flags}
+        assert not missing, (command.callback.__name__, missing)
+
+
+def test_command_defaults_and_config_fields_meet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A recipe's own default (TSDAE's batch of 8) and the inverted --skip-base-eval reach the TrainingConfig."""
+    import kosearch.train
+
+    seen = {}
+
+    def fake_tsdae(config, sentences, **kwargs):
+        seen["config"] = config
+        raise SystemExit(0)
+
+    monkeypatch.setattr(kosearch.train, "train_tsdae", fake_tsdae, raising=False)
+    result = CliRunner().invoke(
+        app, ["tsdae", "--sentences", str(FIXTURES / "sentences.txt"), "-o", str(tmp_path / "x"), "--skip-base-eval",
+              "--lr", "1e-4", "--precision", "bf16"],
+    )
+    assert result.exit_code == 0, result.output
+    config = seen["config"]
+    assert (config.batch_size, config.evaluate_base, config.learning_rate, config.precision) == (8, False, 1e-4, "bf16")
+    assert config.output == tmp_path / "x" and config.max_seq_length == 128
+
+
+def test_hf_arguments_come_from_the_config_fields(tmp_path: Path) -> None:
+    from kosearch.train.config import TrainingConfig, hf_arguments
+
+    arguments = hf_arguments(TrainingConfig(output=tmp_path, batch_size=7, seed=3, warmup_ratio=0.2))
+    assert arguments["per_device_train_batch_size"] == arguments["per_device_eval_batch_size"] == 7
+    assert arguments["seed"] == arguments["data_seed"] == 3
+    assert arguments["warmup_steps"] == 0.2
+    assert arguments["max_steps"] == -1

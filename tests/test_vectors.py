@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from kosearch.errors import KosearchError
+from kosearch.store.durable import write_file_atomically
 from kosearch.store.vectors import (
     FaissVectorStore,
     TorchVectorStore,
     choose_backend,
     empty_vector_store,
     load_vector_store,
-    write_atomically,
 )
 
 
@@ -78,7 +78,7 @@ def test_save_and_load_round_trip_across_backends(tmp_path, store):
     vectors = _unit_vectors(20, 16)
     store.add(np.arange(5, 25), vectors)
     path = tmp_path / "v.faiss"
-    write_atomically(store, path)
+    write_file_atomically(path.parent, path.name, store.save)
     assert not (tmp_path / "v.faiss.tmp").exists()
     for backend in ("faiss", "torch"):
         loaded = load_vector_store(path, backend=backend)

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from kosearch.cli.output import (
     DeviceOption,
+    EncoderBackendOption,
     add_unbroken_column,
     as_text,
     emit_json,
@@ -77,6 +78,7 @@ def index(
     index_path: Path = typer.Option(..., "--index", "-i", help="Index folder to create or update."),
     model: Optional[str] = ModelOption,
     device: Optional[str] = DeviceOption,
+    encoder_backend: Optional[str] = EncoderBackendOption,
     text_field: Optional[list[str]] = typer.Option(
         None, "--text-field", help="Column/field holding text in CSV, TSV and JSONL files (repeatable)."
     ),
@@ -95,6 +97,13 @@ def index(
     ),
     faiss_factory: str = typer.Option("Flat", help="FAISS index_factory string for a new index."),
     prune: bool = typer.Option(True, help="Remove files that disappeared from the folder."),
+    lexical: Optional[bool] = typer.Option(
+        None,
+        "--lexical/--no-lexical",
+        help="Keep a lexical index (BM25 over Kiwi morphemes) for hybrid search (default). --no-lexical "
+        "builds a new index without one: dense search only, faster to build.",
+        show_default=False,
+    ),
     as_json: bool = JsonOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display and no status lines."),
 ) -> None:
@@ -106,14 +115,17 @@ def index(
     if not documents.exists():
         raise KosearchError(f"{documents} does not exist")
     try:
-        with _open_for_indexing(index_path, model, device, faiss_factory, quiet) as idx:
+        with _open_for_indexing(index_path, model, device, encoder_backend, faiss_factory, quiet) as idx:
             if not quiet:
                 encoder = idx.encoder
-                status(f"kosearch indexing {documents} with {encoder.name} on {encoder.device}")
+                status(
+                    f"kosearch indexing {documents} with {encoder.name} on {encoder.device}"
+                    + _backend_note(encoder)
+                )
             with _ingest_progress(quiet) as progress:
                 report = idx.add_folder(
                     documents, text_fields=text_field, unit=unit or mode, metadata_fields=field, prune=prune,
-                    progress=progress,
+                    lexical=lexical, progress=progress,
                 )
             info = idx.info()
     except KeyboardInterrupt:
@@ -137,22 +149,34 @@ def index(
 
 
 def _open_for_indexing(
-    index_path: Path, model: Optional[str], device: Optional[str], faiss_factory: str, quiet: bool
+    index_path: Path,
+    model: Optional[str],
+    device: Optional[str],
+    encoder_backend: Optional[str],
+    faiss_factory: str,
+    quiet: bool,
 ) -> Index:
     """``Index.open_or_create``, saying which encoder is being loaded before the (slow) load starts."""
     from kosearch.index import Index
 
     say = (lambda name: None) if quiet else (lambda name: _say_loading(name, device))
+    options = dict(device=device, encoder_backend=encoder_backend)
     if model is not None:
         say(model)
-        return Index.open_or_create(index_path, model, device=device, faiss_factory=faiss_factory)
+        return Index.open_or_create(index_path, model, faiss_factory=faiss_factory, **options)
     try:
-        idx = Index.open(index_path, device=device, writable=True)  # the encoder loads on first use
+        idx = Index.open(index_path, writable=True, **options)  # the encoder loads on first use
     except IndexNotFoundError:
         say("bundled")
-        return Index.create(index_path, None, device=device, faiss_factory=faiss_factory)
+        return Index.create(index_path, None, faiss_factory=faiss_factory, **options)
     say(idx.info().model)
     return idx
+
+
+def _backend_note(encoder) -> str:
+    """`` (encoder backend onnx)`` when the vectors are not computed by torch, which is the default."""
+    backend = getattr(encoder, "encoder_backend", "torch")
+    return "" if backend == "torch" else f" (encoder backend {backend})"
 
 
 def _say_loading(name: str, device: Optional[str]) -> None:
@@ -243,6 +267,7 @@ def query(
     ),
     model: Optional[str] = ModelOption,
     device: Optional[str] = DeviceOption,
+    encoder_backend: Optional[str] = EncoderBackendOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Search an index: one-shot with QUERY arguments, or interactively (empty line or Ctrl-D quits).
@@ -260,7 +285,7 @@ def query(
         )
     if model is not None:
         _say_loading(model, device)
-    with Index.open(index_path, model, device=device) as idx:
+    with Index.open(index_path, model, device=device, encoder_backend=encoder_backend) as idx:
         _warn_if_empty(idx, index_path)
         if model is None:
             _say_loading(idx.info().model, device)
@@ -276,7 +301,8 @@ def query(
         interactive = sys.stdin.isatty()
         if interactive and not as_json:
             status(
-                f"kosearch: {idx.info().sentences:,} sentences, encoder {encoder.name} on {encoder.device}; "
+                f"kosearch: {idx.info().sentences:,} sentences, encoder {encoder.name} on {encoder.device}"
+                f"{_backend_note(encoder)}; "
                 "empty line or Ctrl-D quits."
             )
         for text in _read_queries(interactive):
@@ -419,7 +445,7 @@ def info(
     index_path: Path = typer.Argument(..., metavar="INDEX", help="Index folder."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Model, dimension, documents, sentences, size and skipped files of an index."""
+    """Model, dimension, documents, sentences, unit, lexical index, size and skipped files of an index."""
     from kosearch.index import Index
 
     with Index.open(index_path) as idx:
@@ -435,11 +461,14 @@ def info(
         ("model", summary.model),
         ("fingerprint", summary.fingerprint),
         ("dimension", str(summary.dimension)),
+        *([("encoder backend", summary.encoder_backend)] if summary.encoder_backend else []),
         ("prompts", json.dumps(summary.prompts, ensure_ascii=False)),
         ("vectors", f"{summary.vector_backend} ({summary.faiss_factory})"),
         ("documents", f"{summary.documents:,}"),
         ("sentences", f"{summary.sentences:,}"),
         ("segments", _segments_line(summary)),
+        ("unit", summary.unit or "none yet (the first `kosearch index` run decides)"),
+        ("lexical index", _lexical_summary(summary.lexical)),
         ("size", f"{summary.size_bytes / 1e6:.1f} MB"),
         ("roots", "\n".join(summary.roots)),
         ("created", summary.created),
@@ -468,13 +497,91 @@ def _segments_line(summary) -> str:
     return "\n".join([head, *parts])
 
 
+@app.command()
+def remove(
+    index_path: Path = typer.Argument(..., metavar="INDEX", help="Index folder."),
+    paths: list[str] = typer.Argument(
+        ..., metavar="PATH_OR_GLOB",
+        help="Files to take out, relative to the indexed folder ('old/2019/*.txt'; a folder means all "
+        "under it; quote globs so the shell leaves them alone), or paths on disk inside it.",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Take documents out of an index (their vectors and rows, in one commit).
+
+    A removed file still in its folder comes back the next time the folder is indexed; move it
+    away or list it in .kosearchignore. `kosearch compact` then gives the disk space back.
+    Exits 1 when nothing matched.
+    """
+    from kosearch.index import Index
+
+    with Index.open(index_path, writable=True) as idx:
+        report = idx.remove(paths)
+        total = idx.info().sentences
+    if as_json:
+        emit_json({**report.to_dict(), "index": str(index_path), "sentences_total": total})
+    else:
+        for pattern in report.unmatched:
+            warn(f"no indexed document matches {pattern}")
+        out.print(
+            as_text(
+                f"Removed {report.documents} documents ({report.sentences} sentences) from {index_path}; "
+                f"{total} sentences in the index."
+            )
+        )
+    if report.documents == 0:
+        raise typer.Exit(1)
+
+
+@app.command()
+def compact(
+    index_path: Path = typer.Argument(..., metavar="INDEX", help="Index folder."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Give back the disk space of removed documents and merge the index's files."""
+    from kosearch.index import Index
+
+    with Index.open(index_path, writable=True) as idx:
+        report = idx.compact()
+        after = idx.info()
+    if as_json:
+        emit_json({"index": after.path, **report.to_dict(), "sentences": after.sentences,
+                   "segment_details": after.segment_details})
+        return
+    ann = ", ".join(
+        f"{entry['factory']}" + (f" (recall@10 {entry['recall_at_10']:.3f})" if entry.get("recall_at_10") is not None else "")
+        for entry in after.segment_details
+    )
+    out.print(
+        as_text(
+            f"Compacted {index_path}: {report.segments_before} -> {report.segments_after} segments, "
+            f"{report.vectors_dropped:,} deleted vectors dropped, {report.bytes_before / 1e6:.1f} MB -> "
+            f"{report.bytes_after / 1e6:.1f} MB in {report.seconds:.1f} s; {after.sentences:,} sentences"
+            + (f"; {ann}" if ann else "") + "."
+        )
+    )
+
+
+def _lexical_summary(options: Optional[dict]) -> str:
+    """One line for ``info``: whether the index has a lexical index, and what its tokens are."""
+    if options is None:
+        return "none (dense search only; `kosearch index` without --no-lexical adds it)"
+    parts = [f"BM25 over Kiwi morphemes, tags {' '.join(options.get('tags', []))}"]
+    parts += [name for name, value in options.items() if value is True]
+    if options.get("stopwords"):
+        parts.append(f"{len(options['stopwords'])} stopwords")
+    return "; ".join(parts)
+
+
 def _mount_subcommands() -> None:
-    """The evaluate and train command groups live in their own modules."""
+    """The evaluate and train command groups, and serve, live in their own modules."""
     from kosearch.cli.evaluate import app as evaluate_app
+    from kosearch.cli.serve import serve
     from kosearch.cli.train import app as train_app
 
+    app.command()(serve)
     app.add_typer(evaluate_app, name="evaluate", help="Evaluate encoders (STS table, retrieval metrics).")
-    app.add_typer(train_app, name="train", help="Train domain encoders (TSDAE, SimCSE, NLI, STS, multitask).")
+    app.add_typer(train_app, name="train", help="Train domain encoders (adapt to a folder; TSDAE, SimCSE, NLI, STS, multitask).")
 
 
 def main() -> None:

@@ -30,10 +30,17 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from kosearch.encoders.backends import ENCODER_BACKEND_HELP
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DeviceOption = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: CUDA when present).")
+EncoderBackendOption = typer.Option(
+    None,
+    "--encoder-backend",
+    help=ENCODER_BACKEND_HELP + " Default: what the index was built with (torch for a new index).",
+)
 
 # C0 controls, DEL, C1 controls; the bidirectional overrides, embeddings and isolates (which can make
 # text display in another order than it reads: "Trojan source"); line and paragraph separators.

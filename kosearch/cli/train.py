@@ -7,8 +7,14 @@ folder with a README.md model card that ``kosearch index --model FOLDER`` accept
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional
 
 import typer
 from rich import box
@@ -16,223 +22,200 @@ from rich.table import Table
 from rich.text import Text
 
 from kosearch.cli.output import (
-    DeviceOption, add_unbroken_column, as_text, emit_json, err, out, plain_row, print_table, printable, show_error
+    add_unbroken_column, as_text, emit_json, err, out, plain_row, print_table, printable, show_error
 )
 from kosearch.errors import KosearchError
 
+from kosearch.train.config import TrainingConfig
+
 if TYPE_CHECKING:
-    from kosearch.train import TrainingConfig, TrainResult
+    from kosearch.train import TrainResult
 
 app = typer.Typer(
-    help="Train Korean sentence encoders (TSDAE, SimCSE, NLI, STS, multitask). Each recipe writes a "
-    "sentence-transformers model folder with a model card that `kosearch index --model FOLDER` accepts.",
+    help="Train Korean sentence encoders: adapt one to a folder of documents, or TSDAE, SimCSE, NLI, STS, multitask. "
+    "Each recipe writes a sentence-transformers model folder with a model card that `kosearch index --model FOLDER` accepts.",
     no_args_is_help=True,
     add_completion=False,
 )
 
-# Options every recipe shares. The recipe defaults for epochs and batch size differ, so those are per command.
-ModelOption = typer.Option(
-    None, "--model", "-m", help="Base model: 'bundled' (default), a sentence-transformers folder or a HF id."
-)
-OutputOption = typer.Option(..., "--output", "-o", help="Folder to write the trained model to.")
-LearningRateOption = typer.Option(None, "--lr", help="Peak learning rate (default: the recipe's).", min=0.0)
-WarmupOption = typer.Option(0.1, "--warmup-ratio", min=0.0, max=0.99, help="Share of steps with linear warm-up.")
-MaxSeqOption = typer.Option(128, "--max-seq-length", min=8, help="Tokens kept per sentence.")
-SeedOption = typer.Option(42, "--seed", help="Random seed (data order, dropout, new weights).")
-EvalStepsOption = typer.Option(100, "--eval-steps", min=1, help="Evaluate on --dev and checkpoint every N steps.")
-DevOption = typer.Option(
-    None, "--dev", help="STS dev file (KorSTS sts-dev.tsv); the checkpoint with the best cosine Spearman is kept."
-)
-EvalTestOption = typer.Option(
-    None, "--eval-test", help="STS test file for the model card's table (default: the --dev file)."
-)
-MaxStepsOption = typer.Option(None, "--max-steps", min=1, help="Stop after N optimizer steps (per phase).")
-MaxMinutesOption = typer.Option(
-    None, "--max-minutes", min=0.01, help="Stop a phase after this many minutes of training (slow or shared machines)."
-)
-ResumeOption = typer.Option(False, "--resume", help="Continue from the last checkpoint in OUTPUT/checkpoints.")
-PrecisionOption = typer.Option("fp32", "--precision", help="fp32, fp16 or bf16 (mixed precision: GPU only).")
-KeepCheckpointsOption = typer.Option(
-    False, "--keep-checkpoints", help="Keep OUTPUT/checkpoints after success, to extend the run with --resume."
-)
-FreezeEmbeddingsOption = typer.Option(
-    False,
-    "--freeze-embeddings",
-    help="Do not train the word embeddings: much faster on CPU for large-vocabulary models such as the bundled e5.",
-)
-SkipBaseOption = typer.Option(False, "--skip-base-eval", help="Do not score the base model for the card.")
+# Options of the recipes' own arguments; the options every recipe shares come from TrainingConfig's fields.
 JsonOption = typer.Option(False, "--json", help="Print the result as one JSON object.")
 ColumnOption = typer.Option(None, "--column", help="Text column of a .tsv/.csv sentences file (e.g. review).")
 LimitOption = typer.Option(None, "--limit", min=1, help="Use at most N distinct sentences, in file order.")
+SentencesOption = typer.Option(
+    ..., "--sentences", "--train", help="Unlabelled sentences: .txt (one per line) or .tsv/.csv[.gz] (repeatable)."
+)
 
 
-def _config(**values) -> TrainingConfig:
-    from kosearch.train import TrainingConfig
+@dataclass(frozen=True)
+class Default:
+    """A command's own default (and help) for a TrainingConfig option: recipes differ in epochs and batch size."""
 
-    return TrainingConfig(
-        output=values["output"],
-        model=values["model"],
-        epochs=values["epochs"],
-        batch_size=values["batch_size"],
-        learning_rate=values["lr"],
-        warmup_ratio=values["warmup_ratio"],
-        max_seq_length=values["max_seq_length"],
-        seed=values["seed"],
-        eval_steps=values["eval_steps"],
-        dev=values["dev"],
-        eval_test=values["eval_test"],
-        max_steps=values["max_steps"],
-        max_minutes=values["max_minutes"],
-        resume=values["resume"],
-        precision=values["precision"],
-        device=values["device"],
-        keep_checkpoints=values["keep_checkpoints"],
-        freeze_embeddings=values["freeze_embeddings"],
-        evaluate_base=not values["skip_base_eval"],
-    )
+    value: Any
+    help: str | None = None
+    minimum: float | None = None
+    flags: tuple[str, ...] = ()
+    """Replaces the field's flags, e.g. ``--on/--off`` for a boolean whose default this command turns on."""
+
+
+def training_options(**defaults: Default) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command one typer option per :class:`~kosearch.train.TrainingConfig` field, in place of its
+    ``config`` parameter, and call it with the ``TrainingConfig`` they make.
+
+    The dataclass is the only place an option is declared (flag, default, help, limits: see
+    :mod:`kosearch.train.config`); typer reads commands from their signatures, so the decorator writes the
+    signature the command would have had with all the options spelt out. ``defaults`` overrides a field's default
+    (and help) for one recipe, e.g. TSDAE's batch size of 8.
+    """
+    from kosearch.train.config import TrainingConfig, config_fields, config_types
+
+    fields = [item for item in config_fields() if item.metadata.get("cli", True)]
+    unknown = set(defaults) - {item.name for item in fields}
+    if unknown:
+        raise TypeError(f"not TrainingConfig options: {sorted(unknown)}")
+    types = config_types()
+
+    def option_parameter(item: dataclasses.Field) -> inspect.Parameter:
+        meta = item.metadata
+        override = defaults.get(item.name)
+        default = item.default if item.default is not dataclasses.MISSING else ...
+        if override is not None:
+            default = override.value
+        annotation = types[item.name]
+        if typing.get_origin(annotation) is Literal:
+            annotation = str  # TrainingConfig checks the value and says which are allowed
+        flags = (override.flags if override is not None else ()) or meta["flags"] or (f"--{item.name.replace('_', '-')}",)
+        minimum = override.minimum if override is not None and override.minimum is not None else meta["min"]
+        option = typer.Option(
+            default,
+            *flags,
+            help=(override.help if override is not None and override.help else meta["help"]),
+            min=minimum,
+            max=meta["max"],
+            show_default=default not in (None, ...) and not isinstance(default, bool),
+        )
+        return inspect.Parameter(item.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        own = inspect.signature(command, eval_str=True)
+        if "config" not in own.parameters:
+            raise TypeError(f"{command.__name__} needs a `config: TrainingConfig` parameter to fill")
+        parameters: list[inspect.Parameter] = []
+        for parameter in own.parameters.values():
+            if parameter.name == "config":
+                parameters += [option_parameter(item) for item in fields]
+            else:
+                parameters.append(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+        names = [item.name for item in fields]
+
+        @functools.wraps(command)
+        def wrapper(**values: Any) -> Any:
+            config = TrainingConfig(**{name: values.pop(name) for name in names})
+            return command(config=config, **values)
+
+        wrapper.__signature__ = own.replace(parameters=parameters)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
+        return wrapper
+
+    return decorate
 
 
 @app.command()
-def tsdae(
-    sentences: list[Path] = typer.Option(
-        ..., "--sentences", "--train", help="Unlabelled sentences: .txt (one per line) or .tsv/.csv[.gz] (repeatable)."
+@training_options(
+    batch_size=Default(
+        32, "Queries per batch (each with its passage and a hard negative; the other passages are negatives too).",
+        minimum=2,
     ),
+    max_seq_length=Default(None, "Tokens kept per text (default: planned from the passages and --max-minutes)."),
+    freeze_embeddings=Default(
+        True, "Keep the word embeddings fixed (default; 3/4 of the bundled e5's weights, most of a CPU step).",
+        flags=("--freeze-embeddings/--train-embeddings",),
+    ),
+    max_minutes=Default(None, "Budget of the whole command in minutes: steps and sequence length are planned for it."),
+)
+def adapt(
+    documents: Path = typer.Option(
+        ..., "--documents", "-d", help="Folder (or file) of the domain's unlabelled documents, any format index reads."
+    ),
+    text_fields: Optional[list[str]] = typer.Option(
+        None, "--text-field", help="CSV/TSV column or JSONL key to read as text (repeatable; default: as index does)."
+    ),
+    scale: float = typer.Option(20.0, "--scale", min=0.0, help="Similarity scale = 1 / temperature."),
+    config: TrainingConfig = None,
+    as_json: bool = JsonOption,
+) -> None:
+    """Adapt an encoder to a folder of unlabelled documents: mined queries, BM25 hard negatives, a time budget."""
+    from kosearch.train import train_adapt
+
+    _report(train_adapt(config, documents, text_fields=text_fields, scale=scale), as_json)
+
+
+@app.command()
+@training_options(batch_size=Default(8, "Sentences per batch (the TSDAE paper used 8)."))
+def tsdae(
+    sentences: list[Path] = SentencesOption,
     column: Optional[str] = ColumnOption,
     limit: Optional[int] = LimitOption,
     deletion_ratio: float = typer.Option(0.6, "--deletion-ratio", min=0.0, max=0.95, help="Share of words deleted."),
-    output: Path = OutputOption,
-    model: Optional[str] = ModelOption,
-    epochs: float = typer.Option(1.0, "--epochs", min=0.01),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Sentences per batch (the TSDAE paper used 8)."),
-    lr: Optional[float] = LearningRateOption,
-    warmup_ratio: float = WarmupOption,
-    max_seq_length: int = MaxSeqOption,
-    seed: int = SeedOption,
-    eval_steps: int = EvalStepsOption,
-    dev: Optional[Path] = DevOption,
-    eval_test: Optional[Path] = EvalTestOption,
-    max_steps: Optional[int] = MaxStepsOption,
-    max_minutes: Optional[float] = MaxMinutesOption,
-    resume: bool = ResumeOption,
-    precision: str = PrecisionOption,
-    device: Optional[str] = DeviceOption,
-    keep_checkpoints: bool = KeepCheckpointsOption,
-    freeze_embeddings: bool = FreezeEmbeddingsOption,
-    skip_base_eval: bool = SkipBaseOption,
+    config: TrainingConfig = None,
     as_json: bool = JsonOption,
 ) -> None:
     """TSDAE: reconstruct each sentence from the embedding of a copy with most words deleted (unsupervised)."""
     from kosearch.train import train_tsdae
 
-    config = _config(**locals())
     _report(train_tsdae(config, sentences, column=column, limit=limit, deletion_ratio=deletion_ratio), as_json)
 
 
 @app.command()
+@training_options(batch_size=Default(64, "Sentences per batch (in-batch negatives).", minimum=2))
 def simcse(
-    sentences: list[Path] = typer.Option(
-        ..., "--sentences", "--train", help="Unlabelled sentences: .txt (one per line) or .tsv/.csv[.gz] (repeatable)."
-    ),
+    sentences: list[Path] = SentencesOption,
     column: Optional[str] = ColumnOption,
     limit: Optional[int] = LimitOption,
     scale: float = typer.Option(20.0, "--scale", min=0.0, help="Similarity scale = 1 / temperature."),
-    output: Path = OutputOption,
-    model: Optional[str] = ModelOption,
-    epochs: float = typer.Option(1.0, "--epochs", min=0.01),
-    batch_size: int = typer.Option(64, "--batch-size", min=2, help="Sentences per batch (in-batch negatives)."),
-    lr: Optional[float] = LearningRateOption,
-    warmup_ratio: float = WarmupOption,
-    max_seq_length: int = MaxSeqOption,
-    seed: int = SeedOption,
-    eval_steps: int = EvalStepsOption,
-    dev: Optional[Path] = DevOption,
-    eval_test: Optional[Path] = EvalTestOption,
-    max_steps: Optional[int] = MaxStepsOption,
-    max_minutes: Optional[float] = MaxMinutesOption,
-    resume: bool = ResumeOption,
-    precision: str = PrecisionOption,
-    device: Optional[str] = DeviceOption,
-    keep_checkpoints: bool = KeepCheckpointsOption,
-    freeze_embeddings: bool = FreezeEmbeddingsOption,
-    skip_base_eval: bool = SkipBaseOption,
+    config: TrainingConfig = None,
     as_json: bool = JsonOption,
 ) -> None:
     """Unsupervised SimCSE: each sentence, seen twice through dropout, is its own positive (unsupervised)."""
     from kosearch.train import train_simcse
 
-    config = _config(**locals())
     _report(train_simcse(config, sentences, column=column, limit=limit, scale=scale), as_json)
 
 
 @app.command()
+@training_options(batch_size=Default(32, "Triples per batch.", minimum=2))
 def nli(
     nli_files: list[Path] = typer.Option(
         ..., "--nli", "--train", help="NLI file: KorNLI .tsv or KLUE-NLI .json (repeatable)."
     ),
     scale: float = typer.Option(20.0, "--scale", min=0.0, help="Similarity scale = 1 / temperature."),
-    output: Path = OutputOption,
-    model: Optional[str] = ModelOption,
-    epochs: float = typer.Option(1.0, "--epochs", min=0.01),
-    batch_size: int = typer.Option(32, "--batch-size", min=2, help="Triples per batch."),
-    lr: Optional[float] = LearningRateOption,
-    warmup_ratio: float = WarmupOption,
-    max_seq_length: int = MaxSeqOption,
-    seed: int = SeedOption,
-    eval_steps: int = EvalStepsOption,
-    dev: Optional[Path] = DevOption,
-    eval_test: Optional[Path] = EvalTestOption,
-    max_steps: Optional[int] = MaxStepsOption,
-    max_minutes: Optional[float] = MaxMinutesOption,
-    resume: bool = ResumeOption,
-    precision: str = PrecisionOption,
-    device: Optional[str] = DeviceOption,
-    keep_checkpoints: bool = KeepCheckpointsOption,
-    freeze_embeddings: bool = FreezeEmbeddingsOption,
-    skip_base_eval: bool = SkipBaseOption,
+    config: TrainingConfig = None,
     as_json: bool = JsonOption,
 ) -> None:
     """Supervised SimCSE on NLI: premise, entailed hypothesis (positive), contradicted one (hard negative)."""
     from kosearch.train import train_nli
 
-    config = _config(**locals())
     _report(train_nli(config, nli_files, scale=scale), as_json)
 
 
 @app.command()
+@training_options(epochs=Default(4.0), batch_size=Default(16, "Pairs per batch.", minimum=2))
 def sts(
     sts_files: list[Path] = typer.Option(
         ..., "--sts", "--train", help="STS pairs: KorSTS .tsv or KLUE-STS .json (repeatable)."
     ),
     loss: str = typer.Option("cosent", "--loss", help="cosent (ranking; default) or cosine (MSE regression)."),
-    output: Path = OutputOption,
-    model: Optional[str] = ModelOption,
-    epochs: float = typer.Option(4.0, "--epochs", min=0.01),
-    batch_size: int = typer.Option(16, "--batch-size", min=2, help="Pairs per batch."),
-    lr: Optional[float] = LearningRateOption,
-    warmup_ratio: float = WarmupOption,
-    max_seq_length: int = MaxSeqOption,
-    seed: int = SeedOption,
-    eval_steps: int = EvalStepsOption,
-    dev: Optional[Path] = DevOption,
-    eval_test: Optional[Path] = EvalTestOption,
-    max_steps: Optional[int] = MaxStepsOption,
-    max_minutes: Optional[float] = MaxMinutesOption,
-    resume: bool = ResumeOption,
-    precision: str = PrecisionOption,
-    device: Optional[str] = DeviceOption,
-    keep_checkpoints: bool = KeepCheckpointsOption,
-    freeze_embeddings: bool = FreezeEmbeddingsOption,
-    skip_base_eval: bool = SkipBaseOption,
+    config: TrainingConfig = None,
     as_json: bool = JsonOption,
 ) -> None:
     """Supervised STS: fit cosine similarity to gold scores (CoSENT or CosineSimilarityLoss)."""
     from kosearch.train import train_sts
 
-    config = _config(**locals())
     _report(train_sts(config, sts_files, loss=loss), as_json)
 
 
 @app.command()
+@training_options(batch_size=Default(32, "Triples or pairs per batch.", minimum=2))
 def multitask(
     nli_files: list[Path] = typer.Option(..., "--nli", help="NLI file: KorNLI .tsv or KLUE-NLI .json (repeatable)."),
     sts_files: list[Path] = typer.Option(..., "--sts", help="STS pairs: KorSTS .tsv (repeatable)."),
@@ -247,31 +230,12 @@ def multitask(
         None, "--sts-phase-lr", min=0.0, help="Learning rate of the STS-only phase (default: half of --lr)."
     ),
     scale: float = typer.Option(20.0, "--scale", min=0.0, help="NLI similarity scale = 1 / temperature."),
-    output: Path = OutputOption,
-    model: Optional[str] = ModelOption,
-    epochs: float = typer.Option(1.0, "--epochs", min=0.01),
-    batch_size: int = typer.Option(32, "--batch-size", min=2, help="Triples or pairs per batch."),
-    lr: Optional[float] = LearningRateOption,
-    warmup_ratio: float = WarmupOption,
-    max_seq_length: int = MaxSeqOption,
-    seed: int = SeedOption,
-    eval_steps: int = EvalStepsOption,
-    dev: Optional[Path] = DevOption,
-    eval_test: Optional[Path] = EvalTestOption,
-    max_steps: Optional[int] = MaxStepsOption,
-    max_minutes: Optional[float] = MaxMinutesOption,
-    resume: bool = ResumeOption,
-    precision: str = PrecisionOption,
-    device: Optional[str] = DeviceOption,
-    keep_checkpoints: bool = KeepCheckpointsOption,
-    freeze_embeddings: bool = FreezeEmbeddingsOption,
-    skip_base_eval: bool = SkipBaseOption,
+    config: TrainingConfig = None,
     as_json: bool = JsonOption,
 ) -> None:
     """NLI (MultipleNegativesRankingLoss) and STS together, optionally then STS alone at a lower rate."""
     from kosearch.train import train_multitask
 
-    config = _config(**locals())
     result = train_multitask(
         config,
         nli_files=nli_files,

@@ -6,6 +6,9 @@ handed over before the next is opened, so memory follows the largest file, not t
 that cannot be indexed come out as :class:`SkippedFile` with a reason instead of raising, because
 one bad file in a folder of thousands should be reported, not fatal: that includes any exception a
 reader or the splitter raises on a hostile file, not only the failures foreseen.
+A file that is read but yields no sentence (a CSV of numbers, JSON Lines none of which parse, a
+page of markup) is skipped too, with its reader's warning as the reason: indexed, it would count as
+added and never be found.
 
 Everything that leaves this stage is valid Unicode (:mod:`kosearch.textclean`): sentences and
 warnings have lone surrogates and NULs replaced, relative paths are escaped losslessly.
@@ -179,7 +182,18 @@ def _read_file(
         result.records, source=source, mode=mode, max_chars=max_chars, passage_chars=passage_chars
     )
     document.warnings = [clean_text(warning) for warning in result.warnings]
+    if not document.sentences:
+        # Indexed with no sentences, the file would count as added yet never be found: report it.
+        raise UnreadableFile(_nothing_to_index(document.warnings))
     return document
+
+
+def _nothing_to_index(warnings: Sequence[str]) -> str:
+    """Why a file that was read holds no sentence: its reader's first warning, when it gave one."""
+    if not warnings:
+        return "no text to index (no letter or digit outside markup and punctuation)"
+    more = f" (and {len(warnings) - 1} more warning(s))" if len(warnings) > 1 else ""
+    return f"no text to index: {_short(warnings[0])}{more}"
 
 
 _MAX_ERROR_CHARS = 200
@@ -187,7 +201,10 @@ _MAX_ERROR_CHARS = 200
 
 def _short_error(error: Exception) -> str:
     """``Type: message``, cut short: a message may quote the file (a 5,000-digit number, a huge line)."""
-    message = " ".join(str(error).split())
-    if len(message) > _MAX_ERROR_CHARS:
-        message = message[: _MAX_ERROR_CHARS - 1] + "…"
+    message = _short(str(error))
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def _short(message: str) -> str:
+    message = " ".join(message.split())
+    return message[: _MAX_ERROR_CHARS - 1] + "…" if len(message) > _MAX_ERROR_CHARS else message

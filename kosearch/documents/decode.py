@@ -5,6 +5,8 @@ Notepad writes) and CP949, the Windows code page that extends EUC-KR. Strict UTF
 because it is fast and almost never decodes bytes that were meant as something else; only then is
 charset-normalizer asked. Whenever CP949 is a candidate and the result reads as Hangul, it wins:
 charset-normalizer is tuned for every language and guesses Big5 for short Korean strings.
+A file that is UTF-8 but for a damaged byte or two is refused with that byte's offset instead of
+guessed at: some single-byte code page always decodes it, as mojibake (found by fuzzing).
 
 All offsets kosearch stores (``Sentence.start``/``end``) refer to the text returned here: decoded,
 BOM removed, every ``\\r\\n`` and lone ``\\r`` turned into ``\\n``.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +28,7 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 """Larger files are skipped: they are almost always exports or logs, and would hold the whole
 file (and its sentence list) in memory at once."""
 
+_REPLACEMENT_RUNS = re.compile("\ufffd+")
 _KOREAN_CODECS = {"cp949", "euc_kr", "euc-kr", "uhc", "ks_c_5601_1987"}
 _MIB = 1024 * 1024
 
@@ -138,14 +142,17 @@ def _decode(data: bytes) -> tuple[str, str]:
 
 
 def _decode_legacy(data: bytes, utf8_error: UnicodeDecodeError) -> tuple[str, str]:
+    # A UTF-8 file with a damaged byte or two is still UTF-8: another code page "fits" its bytes
+    # (Korean UTF-8 minus one byte reads as Cyrillic in cp1251) and would index mojibake. A CP949
+    # file is nowhere near valid UTF-8, so this never catches one.
+    if _mostly_utf8(data):
+        raise _invalid_utf8(utf8_error)
     matches = charset_normalizer.from_bytes(data)
     korean = _korean_reading(data, [match.encoding for match in matches])
     if korean is not None:
         return korean, "cp949"
     best = matches.best()
     if best is None:
-        if _mostly_utf8(data):
-            raise _invalid_utf8(utf8_error)
         raise UnreadableFile("binary file (no text encoding fits its bytes)")
     encoding = codecs.lookup(best.encoding).name
     try:
@@ -173,14 +180,22 @@ def _korean_reading(data: bytes, candidates: list[str]) -> str | None:
 
 
 def _mostly_utf8(data: bytes) -> bool:
-    """True for a UTF-8 file with a few damaged bytes, which deserves a different message than binary."""
+    """True for a UTF-8 file with a few damaged spots: it is UTF-8, to be repaired, not another code page.
+
+    A damaged spot is a run of replacement characters (one lost lead byte leaves two stray
+    continuation bytes), at most one per 100 characters; and the characters that did decode outside
+    ASCII must far outnumber the replacements. A CP949 file fails that: its bytes decode as UTF-8
+    only by accident, here and there, between long runs of replacements.
+    """
     decoded = data.decode("utf-8", errors="replace")
-    damaged = decoded.count("\ufffd")
-    return damaged <= max(1, len(decoded) // 100) and len(decoded) < len(data)
+    replaced = decoded.count("\ufffd")
+    spots = len(_REPLACEMENT_RUNS.findall(decoded))
+    decoded_non_ascii = sum(1 for char in decoded if ord(char) > 127) - replaced
+    return spots <= max(1, len(decoded) // 100) and decoded_non_ascii >= 2 * replaced
 
 
 def _invalid_utf8(error: UnicodeDecodeError, offset: int = 0) -> UnreadableFile:
     return UnreadableFile(
-        f"undecodable bytes: not valid UTF-8 (bad byte at offset {error.start + offset}) and no other "
-        "text encoding fits; repair or re-save the file as UTF-8"
+        f"undecodable bytes: not valid UTF-8 (bad byte at offset {error.start + offset}), though the rest is; "
+        "repair or re-save the file as UTF-8"
     )

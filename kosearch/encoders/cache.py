@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 _CHUNK = 1 << 20
@@ -85,3 +86,24 @@ def _store_entries(cache_file: Path, entries: dict[str, str]) -> None:
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_path: Path) -> Iterator[None]:
+    """Serialise a slow one-time job (a conversion, an export) across processes, so the second one waits and
+    reuses the first's result.
+
+    Only an optimisation: correctness comes from the atomic rename, so without ``fcntl`` (Windows) or on
+    a filesystem that ignores locks, both processes convert and one result is kept.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(lock_path, "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

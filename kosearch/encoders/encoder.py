@@ -6,6 +6,11 @@ vector, which is most of a one-shot ``kosearch query``. For the bundled model on
 starts without it: dimension and prompts come from the folder's config files, queries go through
 :mod:`kosearch.encoders.numpy_bert` (the same weights and tokenizer, float32 numpy), and SentenceTransformer is
 loaded when something needs it (documents, ``.model``). Once it is loaded, it encodes queries too.
+
+With ``encoder_backend="onnx"`` or ``"onnx-int8"`` (see :mod:`kosearch.encoders.backends`) documents and queries
+go through ONNX Runtime instead (:mod:`kosearch.encoders.onnx_runtime`), on the CPU, and torch is imported only
+for the one-time export. Float32 ONNX queries of the bundled model still take the numpy path (same vectors, no
+session to load); int8 vectors are a family of their own, so int8 encodes queries with the int8 graph too.
 """
 
 from __future__ import annotations
@@ -20,16 +25,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kosearch.encoders.backends import encoder_backend as lookup_encoder_backend
+from kosearch.encoders.backends import vector_family
 from kosearch.encoders.bundled import BUNDLED_MODEL
 from kosearch.encoders.device import resolve_device
 from kosearch.encoders.fingerprint import FINGERPRINT_LENGTH, model_fingerprint
 from kosearch.encoders.resolve import hub_snapshot_folder, resolve_model_name
-from kosearch.errors import EncoderNotFoundError
+from kosearch.errors import EncoderNotFoundError, KosearchError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
     from kosearch.encoders.numpy_bert import NumpyBert
+    from kosearch.encoders.onnx_runtime import OnnxSentenceEncoder
 
 
 def load_sentence_transformer(
@@ -58,20 +66,48 @@ class Encoder:
     come at once; queries before that are encoded by :class:`~kosearch.encoders.numpy_bert.NumpyBert` (same
     vectors to float32 rounding, no torch import).
 
+    ``encoder_backend`` (``"torch"``, ``"onnx"`` or ``"onnx-int8"``; see :mod:`kosearch.encoders.backends`)
+    chooses what computes the vectors; the ONNX backends run on the CPU and export the model once.
+
     >>> encoder = Encoder()                       # bundled multilingual-e5-small, auto device
     >>> encoder.encode_queries(["치타가 먹이를 쫓는다"]).shape
     (1, 384)
+    >>> Encoder(encoder_backend="onnx-int8").vector_family   # recorded by an index it fills
+    'onnx-int8'
     """
 
-    def __init__(self, model: str | os.PathLike[str] | None = None, device: str | None = None, batch_size: int = 64):
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        device: str | None = None,
+        batch_size: int = 64,
+        encoder_backend: str | None = None,
+    ):
+        backend = lookup_encoder_backend(encoder_backend)
+        self.encoder_backend = backend.name
         self.name, self.source = resolve_model_name(model)
-        self.device = resolve_device(device)
+        self._onnx = backend.runtime == "onnxruntime"
+        self.device = _onnx_device(device, backend.name) if self._onnx else resolve_device(device)
         self.batch_size = batch_size
         self._model: SentenceTransformer | None = None
         self._numpy_queries: NumpyBert | None = None
-        self._deferred = _numpy_queries_possible(self.name, self.source, self.device)
-        if not self._deferred:
+        self._onnx_runtime: OnnxSentenceEncoder | None = None
+        self._deferred = not backend.quantized and _numpy_queries_possible(self.name, self.source, self.device)
+        if self._onnx:
+            _require_onnxruntime(backend.name)
+            if self.folder is None:
+                raise EncoderNotFoundError(
+                    f"The {backend.name} encoder backend needs the model's files on disk, and {self.source!r} is "
+                    "neither a local folder nor in the Hugging Face cache. Use --encoder-backend torch."
+                )
+        elif not self._deferred:
             self._load_model()  # a model that cannot be loaded is refused here, not at the first vector
+
+    @property
+    def vector_family(self) -> str | None:
+        """None when this encoder's vectors are torch's (to float32 rounding), else the backend that makes its own
+        kind (``"onnx-int8"``); see :func:`kosearch.encoders.backends.vector_family`."""
+        return vector_family(self.encoder_backend)
 
     @property
     def model(self) -> SentenceTransformer:
@@ -89,6 +125,8 @@ class Encoder:
     @cached_property
     def dimension(self) -> int:
         """Length of every vector this encoder returns."""
+        if self._onnx and not self._deferred:  # the bundled model's config says it without an ONNX session
+            return self._onnx_encoder().dimension
         if self._model is None:
             return int(_read_json(Path(self.source) / "config.json")["hidden_size"])
         method = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
@@ -101,8 +139,9 @@ class Encoder:
 
     @cached_property
     def _prompts(self) -> dict[str, str]:
-        if self._model is None:  # the file SentenceTransformer reads its prompts from
-            return dict(_read_json(Path(self.source) / "config_sentence_transformers.json").get("prompts") or {})
+        if self._model is None and self.folder is not None:  # the file SentenceTransformer reads its prompts from
+            path = self.folder / "config_sentence_transformers.json"
+            return dict(_read_json(path).get("prompts") or {}) if path.is_file() else {}
         return dict(self._model.prompts)
 
     @cached_property
@@ -132,6 +171,8 @@ class Encoder:
         SentenceTransformer sorts each call's texts by length before batching (and restores the order),
         so pass large lists in one call rather than pre-chunking them: batches then need little padding.
         """
+        if self._onnx:
+            return self._encode_onnx(texts, "document", batch_size)
         return self._encode(self.model.encode_document, texts, batch_size, show_progress_bar)
 
     def encode_queries(
@@ -142,6 +183,8 @@ class Encoder:
         if self._model is None and self._deferred and len(texts) <= NUMPY_QUERY_LIMIT:
             prompt = self.prompts.get("query", "")
             return self._numpy_runtime().encode([prompt + text for text in texts], batch_size or self.batch_size)
+        if self._onnx:
+            return self._encode_onnx(texts, "query", batch_size)
         return self._encode(self.model.encode_query, texts, batch_size, show_progress_bar)
 
     def _numpy_runtime(self) -> NumpyBert:
@@ -151,6 +194,24 @@ class Encoder:
             max_length = _read_json(Path(self.source) / "sentence_bert_config.json")["max_seq_length"]
             self._numpy_queries = NumpyBert(self.source, max_seq_length=max_length)
         return self._numpy_queries
+
+    def _encode_onnx(self, texts: Sequence[str], side: str, batch_size: int | None) -> np.ndarray:
+        prompt = self.prompts.get(side, "")
+        return self._onnx_encoder().encode([prompt + text for text in texts], batch_size or self.batch_size)
+
+    def _onnx_encoder(self) -> OnnxSentenceEncoder:
+        if self._onnx_runtime is None:
+            from kosearch.encoders.onnx_export import onnx_model_file, read_export_record
+            from kosearch.encoders.onnx_runtime import OnnxSentenceEncoder
+
+            assert self.folder is not None
+            quantized = vector_family(self.encoder_backend) is not None
+            onnx_file = onnx_model_file(self.folder, self.fingerprint, quantized=quantized)
+            record = read_export_record(onnx_file)
+            self._onnx_runtime = OnnxSentenceEncoder(
+                onnx_file, onnx_file.parent / "tokenizer.json", record["max_seq_length"]
+            )
+        return self._onnx_runtime
 
     def _encode(
         self, method: Callable[..., np.ndarray], texts: Sequence[str], batch_size: int | None, show_progress_bar: bool
@@ -171,7 +232,31 @@ class Encoder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def __repr__(self) -> str:
-        return f"Encoder(name={self.name!r}, device={self.device!r}, dimension={self.dimension})"
+        return (
+            f"Encoder(name={self.name!r}, device={self.device!r}, encoder_backend={self.encoder_backend!r}, "
+            f"dimension={self.dimension})"
+        )
+
+
+def _onnx_device(device: str | None, backend: str) -> str:
+    """The ONNX backends run on the CPU (kosearch installs ONNX Runtime's CPU build): auto means cpu there."""
+    requested = (device or "auto").strip().lower()
+    if requested not in {"auto", "cpu"}:
+        raise KosearchError(
+            f"The {backend} encoder backend runs on the CPU only, but device {device!r} was asked for. "
+            "Use --device cpu (or leave it out), or --encoder-backend torch to encode on the GPU."
+        )
+    return "cpu"
+
+
+def _require_onnxruntime(backend: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
+        raise KosearchError(
+            f"The {backend} encoder backend needs ONNX Runtime: pip install 'kosearch[onnx]' "
+            "(onnxruntime and onnx), or use --encoder-backend torch."
+        )
 
 
 def _numpy_queries_possible(name: str, source: str, device: str) -> bool:

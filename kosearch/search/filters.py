@@ -242,8 +242,13 @@ def _as_tuple(field: str, value: Any) -> tuple[Scalar, ...]:
     return values
 
 
+def is_field_name(name: str) -> bool:
+    """Whether a filter can name ``name`` (letters, digits, '_', '.', '-'; starting with a letter)."""
+    return bool(_FIELD_NAME.match(name))
+
+
 def _checked(condition: Condition) -> Condition:
-    if not _FIELD_NAME.match(condition.field):
+    if not is_field_name(condition.field):
         raise FilterError(
             f"{condition.field!r} is not a field name a filter can use "
             "(letters, digits, '_', '.', '-'; starting with a letter)"

@@ -28,7 +28,8 @@ from kosearch.results import Hit
 from kosearch.search.filters import Filter, WhereSpec
 from kosearch.search.fusion import DEFAULT_LEXICAL_WEIGHT, FusedHit, convex_fusion, reciprocal_rank_fusion
 from kosearch.search.grouping import first_per_document
-from kosearch.search.highlight import best_sentence, highlights
+from kosearch.search.dense import dense_candidates
+from kosearch.search.highlight import Marks, mark_hits
 from kosearch.search.morphemes import LexicalOptions, MorphemeAnalyzer, fts5_match_expression
 from kosearch.store import IndexStore
 
@@ -41,15 +42,28 @@ MIN_CANDIDATES = 20
 
 @dataclass(frozen=True)
 class SearchRequest:
-    """Everything about a query but its text; checked once for a whole batch."""
+    """Everything about a query but its text; checked once for a whole batch.
+
+    The one declaration of the search options: ``Index.search`` and ``Index.search_batch`` take
+    these fields as keywords, the CLI's ``query`` options map onto them.
+    """
 
     k: int = 10
+    """How many hits (documents, with ``group_by="document"``)."""
     context: int = 0
+    """Neighbouring units of the same file to return on each side of a hit."""
     mode: str | None = None
+    """``"dense"`` (vector similarity), ``"lexical"`` (BM25 over Kiwi morphemes) or ``"hybrid"`` (both,
+    fused); None is hybrid when the index has a lexical index, else dense."""
     where: WhereSpec = None
+    """A filter applied before ranking: ``"format = 'pdf'"``, a list of such strings, or
+    ``{"rating": {">=": 9}}`` (see :mod:`kosearch.search.filters`)."""
     group_by: str | None = None
+    """``"document"``: at most one hit (its best unit) per document."""
     fusion: str = "convex"
+    """``"convex"`` (min-max normalised scores mixed by ``lexical_weight``) or ``"rrf"`` (ranks)."""
     lexical_weight: float | None = None
+    """Weight of the lexical score in convex fusion, 0..1; None: ``DEFAULT_LEXICAL_WEIGHT``."""
 
 
 def resolve_mode(store: IndexStore, mode: str | None) -> str:
@@ -60,7 +74,7 @@ def resolve_mode(store: IndexStore, mode: str | None) -> str:
         raise KosearchError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
     if mode != "dense" and not store.has_lexical:
         raise KosearchError(
-            f"index {store.folder} has no lexical index yet (it was made by an older kosearch), so mode "
+            f"index {store.folder} has no lexical index (it was made by an older kosearch, or with --no-lexical), so mode "
             f"{mode!r} cannot run; run `kosearch index DOCS --index {store.folder}` again to add it, "
             f"or use --mode dense"
         )
@@ -151,8 +165,7 @@ def _ranked(
     dense: dict[int, float] = {}
     lexical: dict[int, float] = {}
     if vector is not None:
-        scores, ids = store.dense_search(vector, candidates, allowed)
-        dense = {int(i): float(s) for s, i in zip(scores[0], ids[0]) if i >= 0}
+        dense = dense_candidates(store, vector, candidates, allowed)
     if mode != "dense":
         lexical = dict(store.lexical_search(fts5_match_expression(tokens), candidates, where_sql, parameters))
     if mode == "dense":
@@ -173,12 +186,14 @@ def _hits(
     context: int,
 ) -> list[Hit]:
     rows = store.units_by_id([hit.key for hit in chosen])
+    found = [(fused, rows[fused.key]) for fused in chosen if fused.key in rows]
     passages = store.manifest.get("unit") == "passage"
+    if analyzer is not None and (tokens or passages):
+        marks = mark_hits([row.text for _, row in found], tokens, analyzer, sentences=passages)
+    else:
+        marks = [Marks((), None)] * len(found)
     hits: list[Hit] = []
-    for fused in chosen:
-        row = rows.get(fused.key)
-        if row is None:
-            continue
+    for (fused, row), mark in zip(found, marks):
         before, after = store.neighbours(row.sentence_id, context, context) if context else ([], [])
         hits.append(
             Hit(
@@ -197,8 +212,8 @@ def _hits(
                 lexical_score=fused.lexical_score,
                 fused_score=float(fused.score) if mode == "hybrid" else None,
                 mode=mode,
-                highlights=highlights(row.text, tokens, analyzer) if analyzer and tokens else (),
-                best_sentence=best_sentence(row.text, tokens, analyzer) if analyzer and passages else None,
+                highlights=mark.highlights,
+                best_sentence=mark.best_sentence,
                 fields=dict(row.fields),
             )
         )

@@ -1,60 +1,266 @@
-"""Which FAISS index a segment gets, how it is built, and how good its answers are.
+"""Approximate nearest-neighbour (ANN) indexes for large segments: which one, built how, how good.
 
-A placeholder with the interface of the store contract (``choose_factory``, ``build_index``,
-``measure_recall``, ``search_parameters``): compaction calls it for every merged segment. This
-version never chooses an approximate index (its break-even is not measured here, so every size
-stays exact) and builds what it is asked for without tuning; the measured version replaces this
-file with the same signatures.
+A segment below the break-even size stays ``Flat`` (exact): a flat scan of a few tens of thousands
+of 384-d vectors costs a few milliseconds, and no approximate index is needed to beat that. Above
+it, compaction builds an HNSW graph whose search depth (``efSearch``) is tuned on the segment's own
+vectors until recall@10 against exact search reaches ``TARGET_RECALL``; FAISS saves ``efSearch``
+(and IVF's ``nprobe``) inside the index file, so a reader that opens the segment searches exactly
+as tuned. Every index is an ``IndexIDMap2`` whose ids are the sentence ids, like a flat segment.
+
+Why these numbers (bench/bench_ann.py on real NSMC review vectors of the bundled encoder, 500
+held-out reviews as queries, this 2-core machine; full table and command in docs/benchmarks.md,
+"ANN by size"):
+
+- Break-even. Single-query p50 with 1 thread, Flat vs HNSW32 tuned by ``build_index``:
+  10k: Flat 0.64 ms, HNSW 0.18 ms (efSearch 64); 30k: 1.71 vs 0.39 ms (efSearch 128);
+  100k: 10.3 vs 1.02 ms (efSearch 256); 300k: Flat 32 ms. On latency alone HNSW already wins
+  at 10k, but there the gain is under half a millisecond, far below query encoding, while the
+  graph costs a build at every compaction (1.3 s at 10k, 23 s at 100k), 18% more bytes and
+  exactness. ``BREAK_EVEN`` is 30,000: from there Flat is over 4x slower and grows linearly
+  (past 25 ms near 250k), while HNSW grows slowly (7.5 ms at 300k with efSearch 768, measured
+  while another bench shared the CPU).
+- HNSW32 rather than IVF. HNSW needs no training, keeps the exact vectors (a later compaction
+  reads them back unchanged) and was 2-2.5x faster than IVF-SQ8 at equal held-out recall (IVF
+  needed nprobe 384-512, i.e. a third of its lists, for recall@10 0.97 at 30k-100k), with a build
+  half as long at 100k. IVF-SQ8 is 4x smaller (43 MB vs 182 MB at 100k) and stays available as
+  an explicit factory (``"IVF1280,SQ8"``) for memory-bound machines; IVF-PQ48 reached only
+  recall@10 0.46 even scanning every list (its codes are too coarse for top-10 on these vectors).
+- Out-of-domain queries (the sample questions, about another corpus) found fewer true neighbours
+  than held-out reviews at the same depth (0.87 vs 0.97 at 100k), hence ``TUNING_MARGIN``.
+
+Filters and tombstones reach every index type through an ID selector; FAISS refuses a plain
+``SearchParameters`` on HNSW/IVF and would reset ``efSearch``/``nprobe`` to its defaults with an
+empty subclass, so ``search_parameters`` builds the matching subclass with the tuned values. HNSW
+applies the selector while walking the graph: a very selective filter (well under 1% of a segment
+allowed) can return fewer than k hits, which is why callers search such filters exactly over the
+allowed ids instead.
 """
 
 from __future__ import annotations
+
+import re
 
 import faiss
 import numpy as np
 
 from kosearch.errors import KosearchError
 
+BREAK_EVEN = 30_000
+"""Segments with at least this many vectors get an ANN index (measured, see the module docstring)."""
+
+ANN_FACTORY = "HNSW32"
+TARGET_RECALL = 0.95
+TUNING_MARGIN = 0.02
+"""Tuning aims this much above the target: its 256-query estimate has a standard error near 0.005
+and user queries (questions rather than review-like sentences) found fewer true neighbours than
+held-out reviews at the same depth in bench_ann.py."""
+TUNING_QUERIES = 256
+"""Stored vectors used as tuning queries; 256 queries x 10 neighbours bound the recall estimate's
+standard error near 0.95 to about 0.004."""
+
+_EF_SEARCH = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+_NPROBE = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024)
+_SEED = 1234
+
 
 def choose_factory(count: int, dimension: int) -> str:
-    """The FAISS factory string for a segment of ``count`` vectors: always exact here."""
-    return "Flat"
+    """The FAISS factory string a segment of ``count`` vectors should be built with.
+
+    ``"Flat"`` below ``BREAK_EVEN``, ``"HNSW32"`` from there on. ``dimension`` is part of the
+    interface because the break-even scales with it (a flat scan's cost is count x dimension);
+    it was measured at 384 and is scaled linearly for other dimensions.
+    """
+    if count < 0 or dimension < 1:
+        raise ValueError(f"count {count} and dimension {dimension} must be non-negative and positive")
+    break_even = BREAK_EVEN * 384 / dimension
+    return "Flat" if count < break_even else ANN_FACTORY
+
+
+def ivf_lists(count: int) -> int:
+    """IVF's usual list count, about 4 * sqrt(N), rounded to a multiple of 64 (at least 64)."""
+    return max(64, int(round(4 * np.sqrt(max(count, 1)) / 64)) * 64)
 
 
 def build_index(ids: np.ndarray, vectors: np.ndarray, factory: str) -> faiss.Index:
-    """An ``IndexIDMap2`` over ``factory`` holding ``vectors`` under ``ids`` (trained on them if needed)."""
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    """An ``IndexIDMap2`` over ``factory`` holding ``vectors`` under ``ids``, ready to search.
+
+    Training (IVF centroids, PQ/SQ codebooks) uses a sample of these vectors. The search depth
+    is then raised step by step until recall@10 reaches ``TARGET_RECALL`` (plus a margin) for ``TUNING_QUERIES``
+    of the vectors held out of the index until tuning is done (added last); the value stays in the
+    index and in its file (the manifest's ``recall_at_10`` comes from ``measure_recall``). Vectors are expected L2-normalised,
+    as everywhere in kosearch; scores are inner products.
+    """
+    ids = np.ascontiguousarray(np.asarray(ids, dtype=np.int64))
+    vectors = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+    if vectors.ndim != 2 or len(ids) != len(vectors):
+        raise KosearchError(f"{len(ids)} ids do not match vectors of shape {vectors.shape}")
+    dimension = vectors.shape[1]
     try:
-        index = faiss.index_factory(vectors.shape[1], f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
+        index = faiss.index_factory(dimension, f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as error:
         raise KosearchError(f"FAISS cannot build an index from factory string {factory!r}: {error}") from None
+    inner = faiss.downcast_index(index.index)
     if not index.is_trained:
-        index.train(vectors)
-    index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+        if len(vectors) == 0:
+            raise KosearchError(f"a {factory!r} index must be trained, and there are no vectors to train it on")
+        index.train(_training_sample(vectors, inner))
+    if isinstance(inner, faiss.IndexHNSW):
+        inner.hnsw.efConstruction = max(inner.hnsw.efConstruction, 40)
+    # The tuning queries go in last: tuned while they are not yet in the index, they are honest
+    # held-out queries (a stored vector's own graph links make it far easier to answer).
+    rng = np.random.default_rng(_SEED)
+    held_out = np.zeros(len(ids), dtype=bool)
+    if len(ids) >= 4 * TUNING_QUERIES:
+        held_out[rng.choice(len(ids), TUNING_QUERIES, replace=False)] = True
+    index.add_with_ids(vectors[~held_out], ids[~held_out])
+    if held_out.any():
+        _tune(index, ids[~held_out], vectors[~held_out], vectors[held_out], None)
+        index.add_with_ids(vectors[held_out], ids[held_out])
+    else:
+        rows = rng.choice(len(ids), min(TUNING_QUERIES, len(ids)), replace=False)
+        _tune(index, ids, vectors, vectors[rows], ids[rows])
+    ivf = _ivf_of(index)
+    if ivf is not None:
+        # Lets the store read vectors back (iter_vectors, compaction) and remove ids.
+        ivf.make_direct_map()
     return index
 
 
 def measure_recall(
-    index: faiss.Index, ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: int = 10
+    index: faiss.Index,
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    k: int = 10,
+    *,
+    query_ids: np.ndarray | None = None,
 ) -> float:
-    """recall@k of ``index`` against exact inner-product search over the same vectors."""
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    k = min(k, len(ids))
-    if k == 0 or len(queries) == 0:
+    """Recall@k of ``index`` against exact inner-product search over the same ``(ids, vectors)``.
+
+    The share of the exact top-k ids that the index also returns in its top k, over all queries.
+    When the queries are stored vectors, pass their ``query_ids``: each query's own id is then left
+    out of both lists (finding yourself is trivially easy and would flatter the index).
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    queries = np.ascontiguousarray(np.asarray(queries, dtype=np.float32))
+    if len(queries) == 0 or len(ids) == 0:
         return 1.0
+    extra = 0 if query_ids is None else 1
+    depth = min(k + extra, len(ids))
     exact = faiss.IndexFlatIP(vectors.shape[1])
-    exact.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    _, positions = exact.search(queries, k)
-    truth = np.asarray(ids, dtype=np.int64)[positions]
-    _, found = index.search(queries, k)
-    hits = sum(len(set(t.tolist()) & set(f.tolist())) for t, f in zip(truth, found))
-    return hits / float(truth.size)
+    exact.add(np.ascontiguousarray(np.asarray(vectors, dtype=np.float32)))
+    _, positions = exact.search(queries, depth)
+    truth = np.where(positions >= 0, ids[np.maximum(positions, 0)], -1)
+    _, found = index.search(queries, depth, params=search_parameters(index, None))
+    return _overlap(truth, found, k, query_ids)
 
 
 def search_parameters(index: faiss.Index, selector: faiss.IDSelector | None) -> faiss.SearchParameters:
-    """Search parameters that apply ``selector`` and keep the index's own search-time settings."""
+    """Search parameters for ``index`` (an ``IndexIDMap2`` or a bare index) that apply ``selector``
+    (or none) together with the index's own tuned ``efSearch`` / ``nprobe``.
+
+    The selector refers to the caller's ids; ``IndexIDMap2`` translates it to internal positions.
+    """
     inner = faiss.downcast_index(index.index) if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)) else index
     if isinstance(inner, faiss.IndexHNSW):
-        return faiss.SearchParametersHNSW(sel=selector, efSearch=inner.hnsw.efSearch)
-    if isinstance(inner, faiss.IndexIVF):
-        return faiss.SearchParametersIVF(sel=selector, nprobe=inner.nprobe)
-    return faiss.SearchParameters(sel=selector)
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = inner.hnsw.efSearch
+    elif _ivf_of(index) is not None:
+        ivf = _ivf_of(index)
+        params = faiss.SearchParametersIVF()
+        params.nprobe = ivf.nprobe
+        params.max_codes = ivf.max_codes
+    else:
+        params = faiss.SearchParameters()
+    if selector is not None:
+        params.sel = selector  # faiss's wrapper keeps the selector alive as long as the parameters
+    return params
+
+
+def search_depth(index: faiss.Index) -> dict[str, int]:
+    """The tuned search parameter of an index, for ``info``: ``{"efSearch": 64}``, ``{"nprobe": 16}`` or ``{}``."""
+    inner = faiss.downcast_index(index.index) if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)) else index
+    if isinstance(inner, faiss.IndexHNSW):
+        return {"efSearch": int(inner.hnsw.efSearch)}
+    ivf = _ivf_of(index)
+    return {"nprobe": int(ivf.nprobe)} if ivf is not None else {}
+
+
+def _ivf_of(index: faiss.Index) -> faiss.IndexIVF | None:
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
+
+
+def _training_sample(vectors: np.ndarray, inner: faiss.Index) -> np.ndarray:
+    """Enough vectors for k-means (about 64 per IVF list) and for 256-centroid PQ/SQ codebooks."""
+    ivf = _ivf_of(inner)
+    wanted = max(20_000, 64 * ivf.nlist) if ivf is not None else 20_000
+    if len(vectors) <= wanted:
+        return vectors
+    rows = np.random.default_rng(_SEED).choice(len(vectors), wanted, replace=False)
+    rows.sort()
+    return np.ascontiguousarray(vectors[rows])
+
+
+def _tune(
+    index: faiss.Index,
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    query_ids: np.ndarray | None,
+    k: int = 10,
+) -> float:
+    """Raise efSearch / nprobe until recall@k of ``queries`` reaches TARGET_RECALL + TUNING_MARGIN.
+
+    ``ids``/``vectors`` are what the index holds now; ``query_ids`` is given when the queries are
+    among them (then each query's own id is left out of both answers).
+    """
+    if len(ids) == 0:
+        return 1.0
+    queries = np.ascontiguousarray(queries)
+    depth = min(k + (query_ids is not None), len(ids))
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(np.ascontiguousarray(vectors))
+    _, positions = exact.search(queries, depth)
+    truth = ids[positions]
+
+    inner = faiss.downcast_index(index.index)
+    ivf = _ivf_of(index)
+    if isinstance(inner, faiss.IndexHNSW):
+        steps, set_depth = _EF_SEARCH, lambda value: setattr(inner.hnsw, "efSearch", value)
+    elif ivf is not None:
+        steps = tuple(p for p in _NPROBE if p < ivf.nlist) + (ivf.nlist,)
+        set_depth = lambda value: setattr(ivf, "nprobe", value)  # noqa: E731
+    else:
+        steps, set_depth = (0,), lambda value: None  # noqa: E731
+    recall = 0.0
+    for value in steps:
+        set_depth(value)
+        _, found = index.search(queries, depth, params=search_parameters(index, None))
+        recall = _overlap(truth, found, k, query_ids)
+        if recall >= TARGET_RECALL + TUNING_MARGIN:
+            break
+    return recall
+
+
+def _overlap(truth: np.ndarray, found: np.ndarray, k: int, query_ids: np.ndarray | None) -> float:
+    hits = total = 0
+    for row, (expected, got) in enumerate(zip(truth, found)):
+        if query_ids is not None:
+            expected = expected[expected != query_ids[row]]
+            got = got[got != query_ids[row]]
+        expected = expected[expected >= 0][:k]
+        got = got[got >= 0][:k]
+        hits += len(np.intersect1d(expected, got))
+        total += len(expected)
+    return hits / total if total else 1.0
+
+
+_FACTORY = re.compile(r"^(Flat|HNSW\d+(,(Flat|SQ8|SQfp16))?|IVF\d+,(Flat|SQ8|SQfp16|PQ\d+(x\d+)?))$")
+
+
+def is_known_factory(factory: str) -> bool:
+    """Whether ``factory`` is one of the types kosearch builds and tunes (others are FAISS's business)."""
+    return bool(_FACTORY.match(factory))

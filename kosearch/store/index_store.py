@@ -104,8 +104,8 @@ from kosearch.store.segments import (
     segment_name,
     tier_to_merge,
     with_id_range,
-    write_file_atomically,
 )
+from kosearch.store.durable import write_file_atomically
 from kosearch.store.vectors import (
     DEFAULT_FACTORY,
     VectorStore,
@@ -476,6 +476,11 @@ class IndexStore:
         return int(self.manifest["generation"])
 
     @property
+    def writable(self) -> bool:
+        """Whether this store holds the write lock (opened for writing, or created)."""
+        return self._lock_handle is not None
+
+    @property
     def has_lexical(self) -> bool:
         """Whether every sentence has lexical postings (see "Lexical index" above)."""
         return "lexical" in self.manifest
@@ -546,6 +551,11 @@ class IndexStore:
 
     sentences_by_id = units_by_id
 
+    def documents_where(self, where_sql: str, parameters: list[Any]) -> list[StoredDocument]:
+        """Documents (SQL over ``documents d`` and ``sentences s``) that have a unit passing the filter."""
+        with self._sql() as metadata:
+            return metadata.documents_where(where_sql, parameters)
+
     def unit_documents(self, ids) -> dict[int, int]:
         with self._sql() as metadata:
             return metadata.unit_document(ids)
@@ -600,6 +610,18 @@ class IndexStore:
         """The committed sha256 of documents under ``root``, askable from another thread."""
         return CommittedHashes(self.folder / METADATA_FILE, root)
 
+    def document(self, document_id: int) -> dict[str, Any] | None:
+        with self._sql() as metadata:
+            return metadata.document(document_id)
+
+    def unit_ids_of_document(self, document_id: int, limit: int = 1000) -> list[int]:
+        with self._sql() as metadata:
+            return metadata.unit_ids_of_document(document_id, limit)
+
+    def field_names(self, sample: int = 2000) -> dict[str, str]:
+        with self._sql() as metadata:
+            return metadata.field_names(sample)
+
     # -- writing --------------------------------------------------------------------------------
 
     def _writing(self) -> None:
@@ -652,6 +674,17 @@ class IndexStore:
         """
         self._writing()
         self._writer.set_manifest({"lexical": options})
+
+    def drop_lexical(self) -> None:
+        """Make an index that holds no units yet one without a lexical index (searched densely).
+
+        Durable at the next checkpoint; from then on its rows need no postings, until a writer fills
+        them and sets the options again (``set_lexical_options``).
+        """
+        self._writing()
+        if self._writer.counts()[1]:
+            raise KosearchError(f"index {self.folder} holds units; its lexical index cannot be dropped")
+        self._writer.delete_manifest_key("lexical")
 
     def complete_document(self, document_id: int, sha256: str) -> None:
         self._writing()

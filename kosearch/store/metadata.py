@@ -11,6 +11,11 @@ The lexical index is an FTS5 table ``lexical(tokens)`` whose rowid is the senten
 text is the sentence's morphemes joined by spaces (computed above the store, by ingestion; this
 module stores and queries strings). It lives in the same database, so its rows are written and
 deleted in the same transaction as the sentence rows and can never disagree with them.
+
+Records. A text added through the records API (``Index.add_texts``) is a document whose
+``record_id`` is the caller's id (or a generated one); a UNIQUE index on that column is what makes
+ids unique per index, whatever the code above does. Documents from folders have no ``record_id``
+(NULL, which a UNIQUE index allows many of). See ``kosearch.records``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,16 @@ from kosearch.types import SkippedFile
 from kosearch.errors import IndexCorruptError
 from kosearch.results import IndexedSentence
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
+"""1: documents, sentences, lexical, skipped, manifest. 2: ``documents.record_id`` (UNIQUE), added in
+place by the first writer that opens a version-1 index (``ensure_schema``); a kosearch that knows
+only version 1 refuses to open a version-2 index rather than write records it cannot keep unique.
+3: segmented vectors (manifest key ``segments`` instead of ``vectors_file``) and the ``tombstones``
+table; the first writer turns an older index's single vector file into one segment
+(``IndexStore._migrate``), and a kosearch that knows only version 2 refuses the result instead of
+looking for a ``vectors_file`` that is no longer there."""
+RECORDS_ROOT = ""
+"""The ``root`` of every record: no folder resolves to '', so records and files never share a key."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,8 @@ class StoredDocument:
     root: str
     path: str
     sha256: str
+    record_id: str | None = None
+    """The caller's id of a record (``Index.add_texts``); None for a document read from a folder."""
 
 
 class MetadataStore:
@@ -106,12 +122,19 @@ class MetadataStore:
                         "sentences": int,
                         "indexed_at": str,
                         "modified": str,
+                        "record_id": str,
                     },
                     pk="id",
                 )
                 self.db["documents"].create_index(["root", "path"], unique=True)
             elif "modified" not in self.db["documents"].columns_dict:
                 self.db.execute("alter table documents add column modified text")
+            if "record_id" not in self.db["documents"].columns_dict:
+                # Schema 1 -> 2: existing documents are all from folders, so all get NULL.
+                self.db.execute("alter table documents add column record_id text")
+            self.db.execute(
+                "create unique index if not exists idx_documents_record_id on documents (record_id)"
+            )
             if "sentences" not in self.db.table_names():
                 self.db["sentences"].create(
                     {
@@ -148,6 +171,12 @@ class MetadataStore:
                 self.db["skipped"].create(
                     {"root": str, "path": str, "reason": str, "seen_at": str}, pk=("root", "path")
                 )
+            recorded = self.manifest()
+            if ("vectors_file" in recorded or "segments" in recorded) and int(recorded.get("schema_version", 0)) < SCHEMA_VERSION:
+                # A finished index whose tables were just brought up to date (a new one gets its
+                # version with the rest of its manifest).
+                self.set_manifest({"schema_version": SCHEMA_VERSION})
+        self._columns.clear()  # columns read before a migration are stale
 
     # -- manifest -------------------------------------------------------------------------------
 
@@ -165,6 +194,9 @@ class MetadataStore:
                     f"delete {self.path.parent} and rebuild it with `kosearch index DOCS --index {self.path.parent}`"
                 ) from None
         return values
+
+    def delete_manifest_key(self, key: str) -> None:
+        self.db.execute("delete from manifest where key = ?", [key])
 
     def set_manifest(self, values: dict[str, Any]) -> None:
         self.db["manifest"].upsert_all(
@@ -214,6 +246,20 @@ class MetadataStore:
             "select id, root, path, sha256 from documents where root = ? and path = ?", [root, path]
         ).fetchone()
         return None if row is None else StoredDocument(*row)
+
+    def documents_where(self, where_sql: str, parameters: Sequence[Any]) -> list[StoredDocument]:
+        """Documents for which ``where_sql`` holds, by id.
+
+        ``where_sql`` is over ``documents d`` and ``sentences s`` (as a search filter is): a
+        document is chosen when any of its units passes, or, for a condition on ``d`` only, when it
+        passes itself (a document without units is joined to a row of nulls).
+        """
+        rows = self.db.execute(
+            "select distinct d.id, d.root, d.path, d.sha256, d.record_id from documents d "
+            f"left join sentences s on s.document_id = d.id where {self.filter_sql(where_sql)} order by d.id",
+            list(parameters),
+        ).fetchall()
+        return [StoredDocument(*row) for row in rows]
 
     def complete_document(self, document_id: int, sha256: str) -> None:
         """Record a document's hash once all its sentences are in (until then it reads as changed)."""
@@ -311,7 +357,13 @@ class MetadataStore:
         return int(documents), int(sentences)
 
     def roots(self) -> list[str]:
-        return [row[0] for row in self.db.execute("select distinct root from documents order by root")]
+        # Records come from no folder.
+        return [
+            row[0]
+            for row in self.db.execute(
+                "select distinct root from documents where root != ? order by root", [RECORDS_ROOT]
+            )
+        ]
 
     def skipped(self) -> list[SkippedFile]:
         return [
@@ -404,6 +456,44 @@ class MetadataStore:
             [text for p, text in rows if p < position],
             [text for p, text in rows if p > position],
         )
+
+    def document(self, document_id: int) -> dict[str, Any] | None:
+        """One document row (without its hash) and its number of units; None when there is none."""
+        row = self.db.execute(
+            "select id, root, path, format, size, encoding, modified, indexed_at, sentences "
+            "from documents where id = ?",
+            [int(document_id)],
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("id", "root", "path", "format", "size", "encoding", "modified", "indexed_at", "units")
+        return dict(zip(keys, row))
+
+    def unit_ids_of_document(self, document_id: int, limit: int) -> list[int]:
+        """The first ``limit`` unit ids of a document, in reading order."""
+        return [
+            row[0]
+            for row in self.db.execute(
+                "select id from sentences where document_id = ? order by position limit ?", [int(document_id), int(limit)]
+            )
+        ]
+
+    def field_names(self, sample: int) -> dict[str, str]:
+        """Typed metadata field -> JSON type, from the first ``sample`` units that have fields.
+
+        A sample, not a scan: the search page needs the fields to offer, and reading every unit's JSON
+        of a million-unit index for that would take seconds.
+        """
+        if self._column("sentences", "fields", "s") == "null":
+            return {}
+        found: dict[str, str] = {}
+        for key, kind in self.db.execute(
+            "select j.key, j.type from (select fields from sentences where fields is not null limit ?) s, "
+            "json_each(s.fields) j",
+            [int(sample)],
+        ):
+            found.setdefault(str(key), str(kind))
+        return found
 
     def duplicate_groups(self) -> Iterator[tuple[int, int]]:
         """Yield ``(representative_id, copies)`` for every distinct sentence text."""

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from kosearch.errors import IndexCorruptError
+from kosearch.store.durable import sync_folder, write_file_atomically
 from kosearch.store.vectors import VectorStore, load_vector_store
 
 SEGMENT_NAME = re.compile(r"segment\.[0-9]{6,}")
@@ -131,17 +132,6 @@ def entry_for(name: str, store: VectorStore, factory: str, recall: float | None 
     return SegmentEntry(name, store.count(), factory, low, high, recall)
 
 
-def write_file_atomically(folder: Path, name: str, write) -> None:
-    """Make ``folder/name`` appear complete or not at all: ``write(temporary)``, fsync, rename, fsync the folder."""
-    path = folder / name
-    temporary = path.with_name(path.name + ".tmp")
-    write(temporary)
-    with open(temporary, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    sync_folder(folder)
-
-
 def link_or_copy(source: Path, target: Path) -> None:
     """``target`` as a second name of ``source`` (a copy where the file system has no hard links)."""
     target.unlink(missing_ok=True)
@@ -150,14 +140,6 @@ def link_or_copy(source: Path, target: Path) -> None:
     except OSError:
         write_file_atomically(target.parent, target.name, lambda temporary: shutil.copyfile(source, temporary))
     sync_folder(target.parent)
-
-
-def sync_folder(folder: Path) -> None:
-    directory = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def load_segment(folder: Path, entry: SegmentEntry, device: str, backend: str | None) -> VectorStore:

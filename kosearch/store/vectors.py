@@ -421,20 +421,3 @@ def empty_vector_store(
             raise KosearchError("the torch backend searches exactly; it only supports the 'Flat' factory")
         return TorchVectorStore(dimension, device)
     return FaissVectorStore.empty(dimension, factory, device)
-
-
-def write_atomically(store: VectorStore, path: Path) -> None:
-    """Write a store so that ``path`` either does not exist or holds a complete index.
-
-    FAISS writes in place, so it writes a temporary name that is fsynced and then renamed.
-    """
-    temporary = path.with_name(path.name + ".tmp")
-    store.save(temporary)
-    with open(temporary, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

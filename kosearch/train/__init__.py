@@ -1,11 +1,12 @@
 """Training recipes that turn a base encoder into a kosearch encoder; one recipe per module.
 
 Every recipe ends in an ordinary sentence-transformers folder with a generated README.md model card, trained by
-sentence-transformers' ``SentenceTransformerTrainer`` through :func:`kosearch.train.common.run_training`.
+sentence-transformers' ``SentenceTransformerTrainer`` through :func:`kosearch.train.trainer.run_training`.
 
 =============  ==========================================================  ===============================
 recipe         learns from                                                 loss
 =============  ==========================================================  ===============================
+``adapt``      an unlabelled document folder (mined queries, BM25 teacher)  MultipleNegativesRankingLoss
 ``tsdae``      unlabelled sentences (denoising auto-encoder)               DenoisingAutoEncoderLoss
 ``simcse``     unlabelled sentences (dropout views)                        MultipleNegativesRankingLoss
 ``nli``        NLI triples (supervised SimCSE)                             MultipleNegativesRankingLoss
@@ -14,20 +15,41 @@ recipe         learns from                                                 loss
 =============  ==========================================================  ===============================
 """
 
-from kosearch.train.common import DataFile, PhaseReport, Recipe, TrainingConfig, TrainingPhase, TrainResult
-from kosearch.train.multitask import train_multitask
-from kosearch.train.nli import train_nli
-from kosearch.train.simcse import train_simcse
-from kosearch.train.sts import train_sts
-from kosearch.train.tsdae import train_tsdae
+from __future__ import annotations
 
-RECIPES = {
-    "tsdae": train_tsdae,
-    "simcse": train_simcse,
-    "nli": train_nli,
-    "sts": train_sts,
-    "multitask": train_multitask,
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from kosearch.train.config import TrainingConfig
+from kosearch.train.types import DataFile, PhaseReport, Recipe, TrainingPhase, TrainResult
+
+if TYPE_CHECKING:
+    from kosearch.train.adapt import train_adapt
+    from kosearch.train.multitask import train_multitask
+    from kosearch.train.nli import train_nli
+    from kosearch.train.simcse import train_simcse
+    from kosearch.train.sts import train_sts
+    from kosearch.train.tsdae import train_tsdae
+
+_RECIPE_MODULES = {
+    "train_adapt": "adapt",
+    "train_tsdae": "tsdae",
+    "train_simcse": "simcse",
+    "train_nli": "nli",
+    "train_sts": "sts",
+    "train_multitask": "multitask",
 }
+"""Recipe function -> module, imported on first use: the recipes import torch, and ``kosearch --help`` (which
+builds the train commands from :class:`TrainingConfig`) must not wait for it."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RECIPE_MODULES:
+        return getattr(importlib.import_module(f"kosearch.train.{_RECIPE_MODULES[name]}"), name)
+    if name == "RECIPES":
+        return {module: __getattr__(function) for function, module in _RECIPE_MODULES.items()}
+    raise AttributeError(f"module 'kosearch.train' has no attribute {name!r}")
+
 
 __all__ = [
     "RECIPES",
@@ -37,6 +59,7 @@ __all__ = [
     "TrainResult",
     "TrainingConfig",
     "TrainingPhase",
+    "train_adapt",
     "train_multitask",
     "train_nli",
     "train_simcse",

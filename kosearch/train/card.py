@@ -2,19 +2,22 @@
 
 A model folder travels without its training log; the card is what tells the next person which base model, data,
 settings and hardware produced it and what it gains over its base. Everything in it comes from the
-:class:`~kosearch.train.common.TrainResult` of the run, never typed by hand.
+:class:`~kosearch.train.types.TrainResult` of the run and the run's
+:class:`~kosearch.train.config.TrainingConfig` (whose fields name their own card rows), never typed by hand.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from kosearch.train.common import Recipe, TrainResult
+from kosearch.train.config import TrainingConfig, card_rows
+from kosearch.train.types import Recipe, TrainingPhase, TrainResult
+
 
 @dataclass
 class ModelCard:
@@ -23,6 +26,23 @@ class ModelCard:
     parameters: dict[str, Any]
     hardware: str
     finished: datetime
+
+
+def card_parameters(config: TrainingConfig, phases: Sequence[TrainingPhase], prompt: str | None) -> dict[str, Any]:
+    """The settings table: every config field that declares a card label, plus what only the run knows.
+
+    ``prompt``: the training prompt(s) as the card should show them (e.g. ``'passage: '``), None for none.
+    """
+    parameters: dict[str, Any] = {
+        "learning rate": ", ".join(f"{phase.name}: {phase.learning_rate:g}" for phase in phases),
+        **card_rows(config),
+    }
+    if prompt:
+        parameters["training prompt"] = prompt
+    for phase in phases:
+        if phase.epochs is not None and len(phases) > 1:
+            parameters[f"epochs ({phase.name})"] = phase.epochs
+    return parameters
 
 
 def write_model_card(folder: Path, card: ModelCard) -> Path:
@@ -76,6 +96,8 @@ def render_model_card(card: ModelCard) -> str:
     lines.append(f"| recipe | `{card.recipe.name}` |")
     lines.append(f"| base model | `{result.base_model}` |")
     for key, value in {**card.parameters, **card.recipe.parameters}.items():
+        if value is None:
+            continue
         lines.append(f"| {key} | {_format_value(value)} |")
     lines.append(f"| optimizer steps | {result.steps:,} |")
     batch_size = card.parameters.get("batch size")

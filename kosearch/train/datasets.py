@@ -2,7 +2,7 @@
 
 Sentence-transformers matches dataset columns to loss inputs by position (label column aside), so each builder
 fixes the column order its loss needs and says which loss that is. Each also returns the
-:class:`~kosearch.train.common.DataFile` lines for the model card, so the card counts what was really trained on.
+:class:`~kosearch.train.types.DataFile` lines for the model card, so the card counts what was really trained on.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from kosearch.data.nli import nli_triples, read_nli
 from kosearch.data.sentences import read_sentences
 from kosearch.errors import DataFormatError
-from kosearch.train.common import DataFile
+from kosearch.train.types import DataFile
 
 if TYPE_CHECKING:
     from datasets import Dataset

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Literal
 
 from kosearch.errors import KosearchError
-from kosearch.train.common import Recipe, TrainingConfig, TrainingPhase, TrainResult, run_training
+from kosearch.train.config import TrainingConfig
+from kosearch.train.trainer import run_training
+from kosearch.train.types import Recipe, TrainingPhase, TrainResult
 from kosearch.train.datasets import nli_triples_dataset, sts_pairs_dataset
 from kosearch.train.sts import STSLoss, sts_loss, sts_loss_label
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from kosearch.train.common import Recipe, TrainingConfig, TrainingPhase, TrainResult, run_training
+from kosearch.train.config import TrainingConfig
+from kosearch.train.trainer import run_training
+from kosearch.train.types import Recipe, TrainingPhase, TrainResult
 from kosearch.train.datasets import nli_triples_dataset
 
 DEFAULT_LEARNING_RATE = 5e-5

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from kosearch.errors import KosearchError
-from kosearch.train.common import Recipe, TrainingConfig, TrainingPhase, TrainResult, run_training
+from kosearch.train.config import TrainingConfig
+from kosearch.train.trainer import run_training
+from kosearch.train.types import Recipe, TrainingPhase, TrainResult
 from kosearch.train.datasets import sts_pairs_dataset
 
 if TYPE_CHECKING:

@@ -33,7 +33,9 @@ from torch import nn
 from transformers import TrainerCallback
 
 from kosearch.errors import KosearchError
-from kosearch.train.common import Recipe, TrainingConfig, TrainingPhase, TrainResult, run_training
+from kosearch.train.config import TrainingConfig
+from kosearch.train.trainer import run_training
+from kosearch.train.types import Recipe, TrainingPhase, TrainResult
 from kosearch.train.datasets import load_sentences
 
 if TYPE_CHECKING:

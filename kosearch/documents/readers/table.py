@@ -15,6 +15,8 @@ def read_table(source: str, delimiter: str, text_fields: Sequence[str] | None = 
     """Records from the text columns of a CSV/TSV file whose first row is the header.
 
     The other columns of a row become the typed ``fields`` of its records (numbers as numbers).
+    Rows with fewer fields than a text column needs, or more than the header names, are counted in
+    a warning: their text would otherwise be lost without a word (found by fuzzing).
     """
     rows = parse_delimited(source, delimiter)
     header = next(rows, None)
@@ -31,7 +33,13 @@ def read_table(source: str, delimiter: str, text_fields: Sequence[str] | None = 
     columns = [names.index(name) for name in chosen]
     others = [(index, name) for index, name in enumerate(names) if index not in columns]
     records: list[Record] = []
+    short = _RaggedRows()
+    long = _RaggedRows()
     for block, row in enumerate(chain(first_rows, rows)):
+        if columns and len(row.fields) <= max(columns):
+            short.add(row.line)
+        elif len(row.fields) > len(names):
+            long.add(row.line)
         values = {name: typed_value(row.fields[index].value) for index, name in others if index < len(row.fields)}
         fields = {name: value for name, value in values.items() if value is not None} or None
         for column in columns:
@@ -40,7 +48,33 @@ def read_table(source: str, delimiter: str, text_fields: Sequence[str] | None = 
                 if record is not None:
                     record.fields = fields
                     records.append(record)
+    if short.count:
+        warnings.append(
+            f"{short.describe()} fewer fields than the header, so text of {', '.join(map(repr, chosen))} "
+            "is missing there; check the delimiter and the quoting"
+        )
+    if long.count:
+        warnings.append(
+            f"{long.describe()} more fields than the header; the extra fields are not indexed "
+            "(an unquoted delimiter inside a text?)"
+        )
     return ReadResult(records, warnings)
+
+
+class _RaggedRows:
+    """Rows whose field count does not fit the header: text that would otherwise vanish unreported."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first_line = 0
+
+    def add(self, line: int) -> None:
+        self.count += 1
+        self.first_line = self.first_line or line
+
+    def describe(self) -> str:
+        rows = "1 row (line" if self.count == 1 else f"{self.count} rows (first at line"
+        return f"{rows} {self.first_line}) {'has' if self.count == 1 else 'have'}"
 
 
 def _cell_record(source: str, cell: Field, line: int, block: int) -> Record | None:

@@ -1,0 +1,259 @@
+"""``adapt``: teach an encoder a domain from an unlabelled document folder, within a time budget.
+
+The folder is read exactly as ``kosearch index`` reads it (:func:`kosearch.documents.iter_documents` in passage
+mode: every format, the same decoding and splitting), so the encoder learns on the passages it will later index.
+From them :mod:`kosearch.train.mining` makes retrieval-shaped examples without a generator model: inverse-cloze
+queries (Lee et al., 2019) and salient-noun keyword queries, each kept only when the corpus's own BM25 finds its
+passage again (round-trip filter, Dai et al., 2022, Promptagator), with a BM25-ranked hard negative (Karpukhin et
+al., 2020, DPR; Wang et al., 2022, GPL). They train with MultipleNegativesRankingLoss (Henderson et al., 2017):
+each query must rank its passage above its hard negative and every other passage in the batch.
+
+Queries get the base model's query prompt and passages its document prompt (``query: `` / ``passage: `` for the
+bundled e5), so what is trained is what ``kosearch`` search uses: queries encoded as queries, the index as
+documents.
+
+With ``config.max_minutes`` the whole command (reading, mining, measuring, training, saving) is planned to fit:
+:mod:`kosearch.train.budget` measures a step and picks the sequence length and number of steps. The plan is saved
+with every checkpoint, so ``--resume`` continues the same schedule.
+
+Example::
+
+    from kosearch.train import TrainingConfig, train_adapt
+    train_adapt(TrainingConfig(output="runs/law", max_minutes=60), "~/law-docs")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from transformers import TrainerCallback
+
+from kosearch.errors import KosearchError
+from kosearch.train.budget import SAFETY, BudgetPlan, auto_length, measure_step_seconds, plan_budget
+from kosearch.train.checkpoints import check_output, last_checkpoint
+from kosearch.train.config import TrainingConfig
+from kosearch.train.mining import MiningReport, Passage, TrainingExample, mine_examples
+from kosearch.train.models import resolve_base_model
+from kosearch.train.trainer import run_training
+from kosearch.train.types import DataFile, Recipe, TrainingPhase, TrainResult
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LEARNING_RATE = 2e-5
+"""GPL's learning rate for adapting an already trained retriever; larger rates undo what the base model knows."""
+DEFAULT_SCALE = 20.0
+PHASE = "adapt"
+RESERVE_SHARE = 0.05
+RESERVE_MAX_SECONDS = 30.0
+"""Kept back from the budget for saving the model and writing the card after training: 5%, at most 30 s."""
+MIN_EXAMPLES = 8
+
+
+def read_passages(
+    folder: str | os.PathLike[str], *, text_fields: list[str] | None = None
+) -> tuple[list[Passage], list[str]]:
+    """The folder's passages as the documents stage splits them (passage mode), and one line per skipped file."""
+    from kosearch.documents import Document, iter_documents
+
+    root = Path(folder).expanduser()
+    if not root.exists():
+        raise KosearchError(f"{root} does not exist: pass the folder of documents to adapt to with --documents.")
+    passages: list[Passage] = []
+    skipped: list[str] = []
+    seen: set[str] = set()
+    for item in iter_documents(root, mode="passage", text_fields=text_fields):
+        if not isinstance(item, Document):
+            skipped.append(f"{item.path}: {item.reason}")
+            continue
+        for sentence in item.sentences:
+            text = sentence.text.strip()
+            if text and text not in seen:
+                seen.add(text)
+                passages.append(Passage(text, item.relpath))
+    return passages, skipped
+
+
+def examples_dataset(examples: list[TrainingExample]) -> Dataset:
+    """(anchor, positive, negative) columns, the order MultipleNegativesRankingLoss reads them in."""
+    from datasets import Dataset
+
+    return Dataset.from_dict(
+        {
+            "anchor": [example.query for example in examples],
+            "positive": [example.positive for example in examples],
+            "negative": [example.negative for example in examples],
+        }
+    )
+
+
+def train_adapt(
+    config: TrainingConfig,
+    documents: str | os.PathLike[str],
+    *,
+    text_fields: list[str] | None = None,
+    scale: float = DEFAULT_SCALE,
+) -> TrainResult:
+    """Adapt the base model to the passages of the folder ``documents`` (see the module docstring).
+
+    ``config.max_minutes`` is the budget of the whole call; without it ``config.max_steps`` or ``config.epochs``
+    decide the length as in every recipe. ``config.max_seq_length`` None lets the planner choose the length.
+
+    Raises:
+        KosearchError: the folder gives too few passages to make examples from, or the output is refused (see
+            :func:`kosearch.train.checkpoints.check_output`).
+    """
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    started = time.perf_counter()
+    check_output(config, [PHASE])
+    passages, skipped = read_passages(documents, text_fields=text_fields)
+    examples, report = mine_examples(passages, seed=config.seed)
+    if len(examples) < MIN_EXAMPLES:
+        raise KosearchError(
+            f"{documents} gave {len(passages)} passages and {len(examples)} training examples; adaptation needs at "
+            f"least {MIN_EXAMPLES}. Point --documents at a larger folder of the domain's text."
+        )
+    learning_rate = config.learning_rate or DEFAULT_LEARNING_RATE
+
+    def loss(model: SentenceTransformer) -> Any:
+        return MultipleNegativesRankingLoss(model, scale=scale)
+
+    notes = [f"Mined examples: {report.summary()}."]
+    if skipped:
+        notes.append(f"{len(skipped)} file(s) of the folder could not be read, e.g. {skipped[0]}.")
+    model = _base_model(config)
+    plan = _plan(config, model, examples, loss, learning_rate, started)
+    if plan is not None:
+        config = dataclasses.replace(
+            config, max_seq_length=plan.max_seq_length, max_steps=plan.steps, max_minutes=plan.train_seconds / 60
+        )
+        model.max_seq_length = plan.max_seq_length
+        notes.append(
+            f"Budget plan: {plan.steps} steps at {plan.max_seq_length} tokens, {plan.seconds_per_step:.2f} s per "
+            f"measured step, {plan.train_seconds / 60:.1f} min of the budget for training."
+        )
+    config = dataclasses.replace(config, extra_notes=[*config.extra_notes, *notes])
+    recipe = Recipe(
+        name="adapt",
+        summary=(
+            "Unsupervised domain adaptation for retrieval: inverse-cloze (Lee et al., 2019) and keyword queries "
+            "mined from the folder's own passages, kept when the corpus's BM25 finds their passage again, with "
+            "BM25 hard negatives (as in DPR and GPL), trained with MultipleNegativesRankingLoss."
+        ),
+        data=[DataFile(str(documents), "passages (unlabelled), read as `kosearch index` reads them", len(passages))],
+        parameters={
+            "loss": f"MultipleNegativesRankingLoss (scale {scale:g}), query prompt on queries",
+            "examples": _examples_line(report, len(examples)),
+            "budget": f"{plan.train_seconds / 60:.1f} min for training" if plan else None,
+        },
+    )
+    phase = TrainingPhase(
+        name=PHASE,
+        train_dataset=examples_dataset(examples),
+        loss=loss,
+        learning_rate=learning_rate,
+        no_duplicates=True,
+        column_prompts={"anchor": "query", "positive": "document", "negative": "document"},
+        callbacks=(lambda _loss: [PlanCheckpoint(plan)]) if plan else None,
+    )
+    return run_training(config, recipe, [phase], model=model)
+
+
+def _base_model(config: TrainingConfig) -> SentenceTransformer:
+    model = resolve_base_model(dataclasses.replace(config, max_seq_length=None))
+    if config.max_seq_length is not None:
+        model.max_seq_length = config.max_seq_length
+    return model
+
+
+def _plan(
+    config: TrainingConfig,
+    model: SentenceTransformer,
+    examples: list[TrainingExample],
+    loss: Any,
+    learning_rate: float,
+    started: float,
+) -> BudgetPlan | None:
+    """The budget plan: the saved one when resuming (same schedule), a measured one with a budget, else None."""
+    if config.max_minutes is None:
+        return None
+    checkpoint = last_checkpoint(config, PHASE)
+    if checkpoint is not None:
+        saved = BudgetPlan.load(Path(checkpoint))
+        if saved is not None:
+            left = config.max_minutes * 60 - (time.perf_counter() - started) - _reserve(config)
+            logger.info("Resuming the budget plan of %s (%d steps)", checkpoint, saved.steps)
+            return dataclasses.replace(saved, train_seconds=max(left, 1.0))
+    prompts = _prompts(model)
+    batch_size = config.batch_size
+    batches = [
+        {
+            "anchor": [example.query for example in examples[start : start + batch_size]],
+            "positive": [example.positive for example in examples[start : start + batch_size]],
+            "negative": [example.negative for example in examples[start : start + batch_size]],
+        }
+        for start in range(0, min(len(examples), batch_size * 2), batch_size)
+    ]
+    start_length = config.max_seq_length or auto_length(model, [example.positive for example in examples])
+
+    def measure(length: int) -> float:
+        return measure_step_seconds(
+            model, loss, batches, max_seq_length=length, learning_rate=learning_rate, batch_size=batch_size,
+            prompts=prompts, freeze_embeddings=config.freeze_embeddings,
+        )
+
+    budget = config.max_minutes * 60
+    # Measure first, then plan with what is left: the measurement itself is part of the budget.
+    first = measure(start_length)
+    left = budget - (time.perf_counter() - started) - _reserve(config)
+    if left <= first:
+        raise KosearchError(
+            f"--max-minutes {config.max_minutes:g} leaves no time to train: reading, mining and measuring took "
+            f"{(time.perf_counter() - started) / 60:.1f} min and one step takes {first:.1f} s. Give a larger budget."
+        )
+    timings = {start_length: first}
+    plan = plan_budget(
+        lambda length: timings[length] if length in timings else measure(length),
+        train_seconds=left,
+        start_length=start_length,
+        fixed_length=config.max_seq_length is not None,
+    )
+    # Measuring shorter lengths took time too: plan the steps on what is left now.
+    left = max(budget - (time.perf_counter() - started) - _reserve(config), plan.seconds_per_step)
+    steps = max(1, int(left * SAFETY / plan.seconds_per_step))
+    return dataclasses.replace(plan, steps=steps, train_seconds=left)
+
+
+def _reserve(config: TrainingConfig) -> float:
+    return min(RESERVE_MAX_SECONDS, RESERVE_SHARE * (config.max_minutes or 0.0) * 60)
+
+
+def _prompts(model: SentenceTransformer) -> dict[str, str]:
+    query = model.prompts.get("query") or ""
+    document = next((model.prompts[name] for name in ("document", "passage", "corpus") if model.prompts.get(name)), "")
+    return {"anchor": query, "positive": document, "negative": document}
+
+
+def _examples_line(report: MiningReport, total: int) -> str:
+    return f"{total:,} ({report.summary()})"
+
+
+class PlanCheckpoint(TrainerCallback):
+    """Saves the budget plan next to each trainer checkpoint, so ``--resume`` keeps the planned schedule."""
+
+    def __init__(self, plan: BudgetPlan) -> None:
+        self.plan = plan
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            self.plan.save(folder)

@@ -1,0 +1,153 @@
+"""Fitting a training run into ``--max-minutes``: a sequence length and a number of steps from a measured step.
+
+A CPU's speed, the other processes sharing it and the model's size all change how long a step takes, so the plan
+is measured, not guessed: a few real optimizer steps (forward, backward, AdamW update) on real batches at the
+candidate sequence length, after which the model's weights are put back. The plan then asks for the steps that
+fit the time left with a margin, so the learning-rate schedule (warm-up, linear decay) runs to its end inside
+the budget; the trainer's time limit (:class:`~kosearch.train.callbacks.TimeLimit`) still stops a run that a
+slower stretch of the machine would push past it.
+
+The sequence length starts at what covers most passages (the 90th percentile of their token counts, at most
+:data:`MAX_AUTO_LENGTH`) and is halved while the budget would allow fewer than :data:`MIN_STEPS` steps: on a
+small budget more updates on shorter inputs teach more than a handful on long ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from torch import nn
+
+logger = logging.getLogger(__name__)
+
+MAX_AUTO_LENGTH = 256
+MIN_AUTO_LENGTH = 64
+MIN_STEPS = 100
+MEASURED_STEPS = 1
+"""Timed steps, after one untimed warm-up step (the first allocates the optimizer state and warms the caches)."""
+MEASURED_ROWS = 4
+"""Rows per measured batch; the step time is scaled up to the real batch size. A CPU step grows about linearly
+with the batch (the optimizer update, timed apart, not at all); measuring a full batch of the bundled e5 on a
+shared 2-core CPU took minutes of the budget."""
+SAFETY = 0.85
+"""Share of the time left that the planned steps may take; the rest absorbs slower stretches and the last save."""
+PLAN_FILE = "budget_plan.json"
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """What the planner chose, saved with each checkpoint so a resumed run keeps the same schedule."""
+
+    max_seq_length: int
+    steps: int
+    seconds_per_step: float
+    train_seconds: float
+    """Seconds the plan had for training (the budget less what reading, mining and measuring took)."""
+
+    def save(self, folder: Path) -> None:
+        (folder / PLAN_FILE).write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> BudgetPlan | None:
+        path = folder / PLAN_FILE
+        if not path.is_file():
+            return None
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def auto_length(model: SentenceTransformer, texts: Sequence[str], *, limit: int = MAX_AUTO_LENGTH) -> int:
+    """The 90th percentile of the texts' token counts, rounded up to a multiple of 16, within [64, ``limit``]."""
+    sample = list(texts[:2000])
+    if not sample:
+        return MIN_AUTO_LENGTH
+    tokenizer = model.tokenizer
+    lengths = sorted(len(ids) for ids in tokenizer(sample, add_special_tokens=True)["input_ids"])
+    p90 = lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))]
+    return max(MIN_AUTO_LENGTH, min(limit, int(math.ceil(p90 / 16) * 16)))
+
+
+def measure_step_seconds(
+    model: SentenceTransformer,
+    loss_factory: Callable[[SentenceTransformer], nn.Module],
+    batches: Sequence[dict[str, list[str]]],
+    *,
+    max_seq_length: int,
+    learning_rate: float,
+    batch_size: int,
+    prompts: dict[str, str] | None = None,
+    freeze_embeddings: bool = False,
+) -> float:
+    """Seconds one optimizer step of ``batch_size`` rows takes at ``max_seq_length``, measured on
+    :data:`MEASURED_ROWS` rows of ``batches`` (column -> texts) and scaled; the model's weights are restored."""
+    import torch
+
+    previous_length = model.max_seq_length
+    model.max_seq_length = max_seq_length
+    saved = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+    loss = loss_factory(model)
+    embeddings = model.transformers_model.get_input_embeddings().weight
+    trained_embeddings = embeddings.requires_grad
+    if freeze_embeddings:
+        embeddings.requires_grad_(False)
+    parameters = [parameter for parameter in loss.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=learning_rate)
+    model.train()
+    timings: list[float] = []
+    try:
+        for step in range(MEASURED_STEPS + 1):
+            batch = {column: texts[:MEASURED_ROWS] for column, texts in batches[step % len(batches)].items()}
+            rows = len(next(iter(batch.values())))
+            started = time.perf_counter()
+            features = [_tokenize(model, texts, (prompts or {}).get(column)) for column, texts in batch.items()]
+            value = loss(features, None)
+            value.backward()
+            computed = time.perf_counter()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if step:
+                # Forward and backward grow with the batch; the optimizer update does not.
+                timings.append((computed - started) * max(batch_size, rows) / rows + time.perf_counter() - computed)
+    finally:
+        embeddings.requires_grad_(trained_embeddings)
+        model.load_state_dict(saved)
+        model.max_seq_length = previous_length
+        del optimizer
+    return sum(timings) / len(timings)
+
+
+def _tokenize(model: SentenceTransformer, texts: list[str], prompt: str | None) -> dict[str, Any]:
+    if prompt:
+        texts = [prompt + text for text in texts]
+    features = model.preprocess(texts) if hasattr(model, "preprocess") else model.tokenize(texts)
+    return {key: value.to(model.device) if hasattr(value, "to") else value for key, value in features.items()}
+
+
+def plan_budget(
+    measure: Callable[[int], float],
+    *,
+    train_seconds: float,
+    start_length: int,
+    fixed_length: bool = False,
+    min_steps: int = MIN_STEPS,
+) -> BudgetPlan:
+    """Pick the sequence length and steps for ``train_seconds``; ``measure(length)`` times one step at a length.
+
+    With ``fixed_length`` (the user chose ``--max-seq-length``) only the steps are planned.
+    """
+    length = start_length
+    while True:
+        seconds = measure(length)
+        steps = int(train_seconds * SAFETY / seconds)
+        logger.info("%.2f s per step at %d tokens: %d steps fit in %.1f min", seconds, length, steps, train_seconds / 60)
+        if fixed_length or steps >= min_steps or length // 2 < MIN_AUTO_LENGTH:
+            return BudgetPlan(length, max(steps, 1), seconds, train_seconds)
+        length //= 2

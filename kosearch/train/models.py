@@ -1,0 +1,63 @@
+"""Loading the model a recipe starts from, and the prompt it is trained with.
+
+Base models go through kosearch's own resolver (:func:`kosearch.encoders.load_sentence_transformer`), so
+``--model bundled`` (or no ``--model``) means the same encoder in ``kosearch train`` as in ``kosearch index``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from kosearch.train.config import TrainingConfig
+
+DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
+"""The prompt names ``SentenceTransformer.encode_document`` looks for, in its order."""
+
+
+def resolve_base_model(config: TrainingConfig) -> SentenceTransformer:
+    """Load the base model through kosearch's resolver, so "bundled"/None means what it means everywhere else."""
+    from kosearch.encoders import load_sentence_transformer
+
+    model = load_sentence_transformer(config.model, device=config.device)
+    if config.max_seq_length is not None:
+        model.max_seq_length = config.max_seq_length
+    return model
+
+
+def reload_model(folder: Path, config: TrainingConfig) -> SentenceTransformer:
+    """A model folder written by an earlier phase, with this run's device and sequence length."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(folder), device=config.device)
+    if config.max_seq_length is not None:
+        model.max_seq_length = config.max_seq_length
+    return model
+
+
+def base_model_label(config: TrainingConfig) -> str:
+    """The base model's name as the card and the summary print it (the bundled model's full id, not "bundled")."""
+    if config.model in (None, "bundled"):
+        from kosearch.encoders import BUNDLED_MODEL
+
+        return str(BUNDLED_MODEL)
+    return str(config.model)
+
+
+def training_prompt(model: SentenceTransformer) -> str | None:
+    """The prompt to train with: the one ``encode_document`` applies, on every side, or none.
+
+    The bundled e5 encoder was trained to see "passage: " or "query: " in front of every text. kosearch's recipes
+    learn symmetric similarity (STS, NLI, SimCSE, TSDAE); kosearch indexes documents with the document prompt, so
+    training with that prompt on both sides adapts exactly the representation that is stored; dev evaluation
+    uses the same side. (``kosearch evaluate sts`` defaults to the query side, the e5 card's STS setting; the
+    cards written by the recipes say which side their table is on.) Models without prompts are trained
+    on the bare text. The prompts themselves are kept unchanged in the saved config.
+    """
+    for name in DOCUMENT_PROMPT_NAMES:
+        if model.prompts.get(name):
+            return model.prompts[name]
+    return None

@@ -1,0 +1,154 @@
+"""kosearch/store/ann.py: the factory chosen by size, tuned ANN indexes, recall, selectors.
+
+Vectors are small clustered random ones (a few thousand, 32-d) so every test runs in well under a
+second; the real-vector numbers behind the break-even live in bench/bench_ann.py.
+"""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import pytest
+
+from kosearch.errors import KosearchError
+from kosearch.store import ann
+
+FACTORIES = ["Flat", "HNSW32", "IVF64,SQ8", "IVF64,Flat"]
+
+
+def clustered(count: int, dimension: int = 32, seed: int = 0) -> np.ndarray:
+    """Unit vectors around 40 centres: like sentence embeddings, they have neighbourhoods."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(40, dimension))
+    vectors = centres[rng.integers(0, 40, count)] + 0.6 * rng.normal(size=(count, dimension))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data():
+    everything = clustered(4064)  # held-out queries from the same distribution as the stored vectors
+    vectors, queries = everything[:4000], everything[4000:]
+    ids = np.arange(len(vectors), dtype=np.int64) * 7 + 100  # not positions: the id map must matter
+    return ids, vectors, queries
+
+
+@pytest.fixture(scope="module")
+def built(data):
+    ids, vectors, _ = data
+    return {factory: ann.build_index(ids, vectors, factory) for factory in FACTORIES}
+
+
+def test_flat_below_break_even_and_ann_above():
+    assert ann.choose_factory(0, 384) == "Flat"
+    assert ann.choose_factory(ann.BREAK_EVEN - 1, 384) == "Flat"
+    assert ann.choose_factory(ann.BREAK_EVEN, 384) == ann.ANN_FACTORY
+    assert ann.choose_factory(1_000_000, 384) == ann.ANN_FACTORY
+    # A flat scan's cost is count x dimension: smaller vectors move the break-even up.
+    assert ann.choose_factory(ann.BREAK_EVEN, 192) == "Flat"
+    with pytest.raises(ValueError):
+        ann.choose_factory(10, 0)
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+def test_built_index_is_an_id_map_over_the_factory_and_reaches_target_recall(built, data, factory):
+    ids, vectors, queries = data
+    index = built[factory]
+    assert isinstance(index, faiss.IndexIDMap2)
+    assert index.ntotal == len(ids)
+    assert index.is_trained
+    assert set(faiss.vector_to_array(index.id_map).tolist()) == set(ids.tolist())
+    assert ann.measure_recall(index, ids, vectors, queries) >= ann.TARGET_RECALL
+    sample = np.arange(0, len(ids), 37)
+    assert ann.measure_recall(index, ids, vectors, vectors[sample], query_ids=ids[sample]) >= ann.TARGET_RECALL
+
+
+def test_tuning_raises_the_search_depth_and_the_file_keeps_it(built, tmp_path):
+    hnsw, ivf = built["HNSW32"], built["IVF64,SQ8"]
+    assert ann.search_depth(built["Flat"]) == {}
+    assert set(ann.search_depth(hnsw)) == {"efSearch"}
+    assert ann.search_depth(ivf)["nprobe"] > 1  # one list of 64 cannot hold the 10 nearest of most queries
+    for name, index in (("hnsw", hnsw), ("ivf", ivf)):
+        path = tmp_path / f"{name}.faiss"
+        faiss.write_index(index, str(path))
+        assert ann.search_depth(faiss.read_index(str(path))) == ann.search_depth(index)
+
+
+def test_measure_recall_can_fail():
+    """An index tuned too shallow must measure below target: recall is computed, not assumed."""
+    ids = np.arange(4000, dtype=np.int64)
+    everything = clustered(4064, seed=3)
+    vectors, queries = everything[:4000], everything[4000:]
+    index = ann.build_index(ids, vectors, "IVF64,Flat")
+    faiss.extract_index_ivf(index).nprobe = 1
+    recall = ann.measure_recall(index, ids, vectors, queries)
+    assert 0.0 < recall < ann.TARGET_RECALL
+    # And the exact index is exact.
+    flat = ann.build_index(ids, vectors, "Flat")
+    assert ann.measure_recall(flat, ids, vectors, queries) == 1.0
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+def test_selectors_are_honoured_with_tuned_depth(built, data, factory):
+    """Tombstones (IDSelectorNot) and filters (IDSelectorBatch), combined with IDSelectorAnd."""
+    ids, vectors, queries = data
+    index = built[factory]
+    deleted = ids[::3]
+    allowed = ids[ids % 2 == 0]
+    selector = faiss.IDSelectorAnd(
+        faiss.IDSelectorNot(faiss.IDSelectorBatch(deleted)), faiss.IDSelectorBatch(allowed)
+    )
+    params = ann.search_parameters(index, selector)
+    expected_type = {"Flat": faiss.SearchParameters, "HNSW32": faiss.SearchParametersHNSW}.get(
+        factory, faiss.SearchParametersIVF
+    )
+    assert type(params) is expected_type
+    assert ann.search_parameters(index, None).sel is None
+    _, found = index.search(queries, 10, params=params)
+    hits = found[found >= 0]
+    assert len(hits) > 0.9 * found.size
+    assert not np.isin(hits, deleted).any()
+    assert np.isin(hits, allowed).all()
+    # The answer is close to exact search over the live, allowed vectors only.
+    live = np.isin(ids, allowed) & ~np.isin(ids, deleted)
+    assert _recall_against(ids[live], vectors[live], queries, found) >= 0.9
+
+
+def test_search_parameters_keep_the_tuned_depth(built):
+    hnsw, ivf = built["HNSW32"], built["IVF64,SQ8"]
+    selector = faiss.IDSelectorBatch(np.arange(10, dtype=np.int64))
+    assert ann.search_parameters(hnsw, selector).efSearch == ann.search_depth(hnsw)["efSearch"]
+    assert ann.search_parameters(ivf, selector).nprobe == ann.search_depth(ivf)["nprobe"]
+
+
+def test_ivf_vectors_can_be_read_back_for_compaction(built, data):
+    ids, vectors, _ = data
+    for factory in ("HNSW32", "IVF64,Flat"):
+        index = built[factory]
+        position = 5
+        assert faiss.vector_to_array(index.id_map)[position] == ids[position]
+        np.testing.assert_allclose(index.index.reconstruct(position), vectors[position], atol=1e-5)
+
+
+def test_bad_input_is_a_kosearch_error():
+    with pytest.raises(KosearchError, match="factory string"):
+        ann.build_index(np.arange(3), clustered(3), "NotAnIndex")
+    with pytest.raises(KosearchError, match="do not match"):
+        ann.build_index(np.arange(4), clustered(3), "Flat")
+    with pytest.raises(KosearchError, match="trained"):
+        ann.build_index(np.zeros(0, dtype=np.int64), np.zeros((0, 32), dtype=np.float32), "IVF64,Flat")
+
+
+def test_ivf_list_count_follows_sqrt_n():
+    assert ann.ivf_lists(1_000_000) == 3968  # 4000 rounded to a multiple of 64
+    assert ann.ivf_lists(10) == 64
+    assert ann.is_known_factory("HNSW32") and ann.is_known_factory(f"IVF{ann.ivf_lists(10**6)},SQ8")
+    assert not ann.is_known_factory("IVF64,PQ8,junk")
+
+
+def _recall_against(ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, found: np.ndarray) -> float:
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(vectors)
+    _, positions = exact.search(queries, found.shape[1])
+    truth = ids[positions]
+    return float(np.mean([len(np.intersect1d(t, f)) / len(t) for t, f in zip(truth, found)]))
