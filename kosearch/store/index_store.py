@@ -6,7 +6,6 @@ Layout::
                                          skipped files, manifest (SQLite, WAL)
     INDEX/segment.000007.faiss           immutable FAISS files, one per segment the manifest's
     INDEX/segment.000012.faiss           ``segments`` lists (see ``kosearch.store.segments``)
-    INDEX/segment.000012.lexical.npz     a segment's own BM25 postings, when its entry says ``lexical``
     INDEX/write.lock                     held (flock) by the one process allowed to write
 
 The index's vectors are the union of its segments minus the ids in the ``tombstones`` table.
