@@ -30,7 +30,8 @@ from kosearch import records
 from kosearch.paraphrases import mine_paraphrases
 from kosearch.results import CompactionReport, Hit, IndexInfo, IngestReport, Pair, RemovalReport
 from kosearch.search.filters import BUILTIN_FIELDS, WhereSpec
-from kosearch.search.hybrid import SearchRequest
+from kosearch.encoders.backends import ENCODER_BACKEND_HELP
+from kosearch.search.hybrid import FUSIONS, GROUPS, MODES, SearchRequest
 from kosearch.search.hybrid import search as hybrid_search
 from kosearch.search.morphemes import LexicalOptions
 from kosearch.store import DEFAULT_FACTORY, IndexStore
@@ -40,6 +41,10 @@ if TYPE_CHECKING:
     from kosearch.encoders import Encoder
 
 logger = logging.getLogger(__name__)
+
+FACADE_VOCABULARY = ("ENCODER_BACKEND_HELP", "FUSIONS", "GROUPS", "MODES", "SearchRequest")
+"""Names re-exported here for front ends: the CLI and the service import only this facade (STYLE.md),
+yet declare their options from the same source as the library (search options, encoder backends)."""
 
 
 class Index:
