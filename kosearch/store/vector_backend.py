@@ -50,15 +50,6 @@ from kosearch.store.segments import (
 from kosearch.store.vectors import DEFAULT_FACTORY, VectorStore, new_faiss_index
 from kosearch.store.view import LoadedSegment
 
-VECTOR_STORE_HELP = (
-    "Where a new index keeps its vectors: 'faiss' (default: segment files in the index folder), "
-    "'qdrant://HOST:6333/COLLECTION' (a Qdrant server or cluster; API key from $QDRANT_API_KEY), or "
-    "'qdrant:local' (Qdrant's on-disk mode inside the index folder, no server). Rows stay in SQLite. "
-    "An existing index keeps the one it was made with."
-)
-"""The one description of the option, for the CLI and the docs."""
-
-
 class VectorBackend(Protocol):
     """What the store asks of the place its vectors live (see the module docstring for when)."""
 
@@ -172,6 +163,8 @@ _COLLECTION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
 def parse_vector_store(spec: str | None) -> dict[str, Any]:
     """``--vector-store`` as the manifest's ``vector_store`` value; a malformed one is a one-line error.
 
+    The forms (the CLI's ``VectorStoreOption`` help says the same to users):
+
     - ``None`` or ``faiss``: ``{}`` (FAISS segment files; nothing is recorded, like every older index);
     - ``qdrant:local`` or ``qdrant:local/COLLECTION``: Qdrant's local mode in ``INDEX/qdrant``;
     - ``qdrant://HOST[:PORT]/COLLECTION`` (``qdrants://`` for TLS): a Qdrant server or cluster.
@@ -230,7 +223,6 @@ def vector_backend_for(
 __all__ = [
     "FaissSegments",
     "SegmentEntry",
-    "VECTOR_STORE_HELP",
     "VectorBackend",
     "describe_vector_store",
     "parse_vector_store",
