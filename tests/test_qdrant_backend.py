@@ -23,7 +23,7 @@ pytest.importorskip("qdrant_client", reason="the qdrant extra is not installed (
 import kosearch
 from kosearch.errors import KosearchError
 from kosearch.store import qdrant_backend
-from kosearch.store.qdrant_backend import IndexChangedError
+from kosearch.errors import IndexChangedError
 from kosearch.store.vector_backend import parse_vector_store
 from kosearch_testing import HashingEncoder
 

@@ -7,6 +7,7 @@ Layout::
     INDEX/segment.000007.faiss           immutable FAISS files, one per segment the manifest's
     INDEX/segment.000012.faiss           ``segments`` lists (see ``kosearch.store.segments``)
     INDEX/write.lock                     held (flock) by the one process allowed to write
+    INDEX/qdrant/                        only with ``--vector-store qdrant:local``: Qdrant's local storage
 
 The index's vectors are the union of its segments minus the ids in the ``tombstones`` table.
 Segment names in the manifest must be of the form ``segment.NNNNNN``; anything else (an absolute
@@ -15,6 +16,16 @@ are segment files (``segment.NNNNNN.faiss``, ``segment.NNNNNN.lexical.npz``, wit
 ``.tmp``) and old ``vectors.NNNNNN.faiss`` files directly inside the folder that the committed
 manifest does not name. The invariant checked at every commit and open: sentence rows = vectors in
 the segments - tombstones = the manifest's ``sentences``.
+
+Vector backends. Where the vectors live is the manifest's ``vector_store`` (absent: the FAISS
+segment files above). ``kosearch.store.vector_backend`` is the seam: a backend writes a checkpoint's
+new vectors before the commit, loads a generation's vectors for a view, names them in the manifest
+and removes what no commit names. With Qdrant (``kosearch.store.qdrant_backend``) the manifest's
+``segments`` stay empty and ``vector_points`` counts the points committed generations wrote; each
+point carries the generation that wrote it, a view of generation g searches ``generation <= g``
+minus its tombstones, the next writer deletes the points of generations above the committed one,
+and compaction deletes tombstoned points in place (its limits are stated there). Everything below
+about segment files is FAISS's; the transactions, tombstones and counts are the same for both.
 
 Creation. Under the write lock, one SQLite transaction creates the tables and the whole manifest
 (no segment yet). A folder with ``metadata.sqlite`` but no manifest is therefore a creation that
@@ -89,7 +100,13 @@ from typing import Any
 import numpy as np
 
 from kosearch._version import __version__
-from kosearch.errors import IndexCorruptError, IndexExistsError, IndexNotFoundError, KosearchError
+from kosearch.errors import (
+    IndexChangedError,
+    IndexCorruptError,
+    IndexExistsError,
+    IndexNotFoundError,
+    KosearchError,
+)
 from kosearch.results import CompactionReport, IndexedSentence
 from kosearch.store import ann
 from kosearch.store.metadata import SCHEMA_VERSION, CommittedHashes, MetadataStore, StoredDocument
@@ -323,8 +340,7 @@ class IndexStore:
             tombstones = np.asarray(metadata.tombstone_ids(), dtype=np.int64)
             try:
                 segments = store._vectors.load(manifest, {}, lambda problem: _damaged(folder, problem))
-                if hasattr(store._vectors, "verify"):
-                    store._vectors.verify(manifest, len(tombstones))
+                store._vectors.verify(manifest, len(tombstones))
             except _Damage:
                 raise
             except IndexCorruptError as error:
@@ -603,8 +619,6 @@ class IndexStore:
 
     def _refuse_if_compacted(self, view: StoreView) -> None:
         if self._compacted_since(view):
-            from kosearch.store.qdrant_backend import IndexChangedError
-
             raise IndexChangedError(
                 f"{self.folder} was compacted while this read was pinned to generation {view.generation}, "
                 f"and points it could see were deleted; search again"

@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from kosearch.errors import IndexCorruptError, KosearchError
+from kosearch.errors import IndexChangedError, IndexCorruptError, KosearchError
 from kosearch.store.segments import SegmentEntry
 from kosearch.store.vectors import IdSet, VectorStore
 from kosearch.store.view import LoadedSegment
@@ -72,11 +72,9 @@ EXACT_BELOW = 100_000
 ENTRY_NAME = "qdrant"
 MAX_POINT_ID = 2**63 - 1
 
+__all__ = ["IndexChangedError", "QdrantGeneration", "QdrantPoints"]
+
 _INSTALL = 'the qdrant vector store needs qdrant-client: pip install "kosearch[qdrant]"'
-
-
-class IndexChangedError(KosearchError):
-    """A compaction deleted points that the generation this read is pinned to still shows."""
 
 
 def _qdrant():

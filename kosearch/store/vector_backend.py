@@ -7,7 +7,7 @@ adds and answers, for one committed generation, which of them are nearest. It do
 each at a fixed point of the protocol (the short interface of txtai's ANN backends, bent to
 generations):
 
-- ``load``: the searchable vectors of the generation a manifest describes, as ``LoadedSegment``s
+- ``load`` (and, for a writer, ``verify``): the searchable vectors of the generation a manifest describes, as ``LoadedSegment``s
   that a ``StoreView`` searches (reusing the ones a previous view already opened);
 - ``write``: a checkpoint's new vectors, durable *before* the SQLite commit that makes them visible;
 - ``reopen_written``: what a writer keeps of them once committed;
@@ -41,10 +41,10 @@ from kosearch.errors import KosearchError
 from kosearch.store.durable import write_file_atomically
 from kosearch.store.segments import (
     REMOVABLE_FILE,
-    SegmentEntry,
     entries_of,
     entry_for,
     load_segment,
+    segment_name,
     with_id_range,
 )
 from kosearch.store.vectors import DEFAULT_FACTORY, VectorStore, new_faiss_index
@@ -69,6 +69,10 @@ class VectorBackend(Protocol):
 
         A source that cannot be read raises ``IndexCorruptError`` (a reader then retries on a newer
         generation, in case a writer removed it; a writer reports damage)."""
+        ...
+
+    def verify(self, manifest: dict[str, Any], tombstones: int) -> None:
+        """At a writer's open, beyond ``load``'s checks: the stored vectors are those the manifest counts."""
         ...
 
     def write(
@@ -119,11 +123,12 @@ class FaissSegments:
             segments.append(LoadedSegment(with_id_range(entry, vectors), vectors))
         return segments
 
+    def verify(self, manifest: dict[str, Any], tombstones: int) -> None:
+        """Nothing beyond ``load``: it already checked each file's count against its entry."""
+
     def write(
         self, generation: int, pending: VectorStore, segments: list[LoadedSegment], manifest: dict[str, Any]
     ) -> list[LoadedSegment]:
-        from kosearch.store.segments import segment_name
-
         name = segment_name(generation)
         factory = manifest.get("faiss_factory", DEFAULT_FACTORY)
         if factory == DEFAULT_FACTORY:
@@ -222,7 +227,6 @@ def vector_backend_for(
 
 __all__ = [
     "FaissSegments",
-    "SegmentEntry",
     "VectorBackend",
     "describe_vector_store",
     "parse_vector_store",
