@@ -5,10 +5,12 @@ id and nothing maps between them; payload range filters (``generation <= g``) an
 (``HasId``) express a pinned generation and kosearch's filters in one request; deletes are by id
 or by filter; and qdrant-client has a local on-disk mode (``QdrantClient(path=...)``, pure Python,
 no server) with the same API as a server or cluster, so tests and laptops run the code a cluster
-runs. qdrant-client is Apache-2.0 and released monthly. Milvus (milvus-lite, also Apache-2.0) was
-the alternative: its lite mode runs a bundled server process per file, and its deletes and
-consistency levels (eventual by default) would have to be pinned per request; nothing it offers
-is missing here.
+runs. qdrant-client is Apache-2.0 and released monthly. Milvus was the alternative (pymilvus and
+milvus-lite, both Apache-2.0): milvus-lite 3 serves a ``.db`` folder by starting a gRPC server on a
+local port in a thread of the process, pymilvus adds pandas and milvus-lite pyarrow, and Milvus's
+default consistency level (bounded staleness) would have to be raised to Strong on every request
+for a reader to see a commit at once; its int64 primary keys and delete-by-expression would fit as
+well as Qdrant's, but nothing it offers is missing here.
 
 How the protocol holds (see ``kosearch.store.index_store`` for the protocol itself):
 
@@ -42,7 +44,12 @@ Limits, stated rather than hidden:
   the depth until ``k`` results pass or the generation has no more points.
 - Scores: ``Distance.DOT`` on L2-normalised vectors, like FAISS's inner product. A server searches
   its HNSW graph unless the collection is small or the request says ``exact``; kosearch asks for
-  exact search below ``EXACT_BELOW`` points (and local mode is always exact).
+  exact search below ``EXACT_BELOW`` points (FAISS's measured break-even) and local mode is always
+  exact.
+- Local mode is qdrant-client's pure-Python engine, meant by its authors for tests and small
+  collections: it commits each point to its SQLite file on its own and filters in Python
+  (docs/benchmarks.md, "Qdrant backend (issue 10)": tens of points/s to ingest, about 0.1 s a query
+  at 5,000 units on this machine). Real sizes belong on a server, whose code path is the same.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ from typing import Any
 import numpy as np
 
 from kosearch.errors import IndexChangedError, IndexCorruptError, KosearchError
+from kosearch.store.ann import BREAK_EVEN
 from kosearch.store.segments import SegmentEntry
 from kosearch.store.vectors import IdSet, VectorStore
 from kosearch.store.view import LoadedSegment
@@ -67,8 +75,9 @@ ID_LIST_LIMIT = 10_000
 UPSERT_BATCH = 512
 """Points per upsert request (a 384-d batch is about 1 MB of JSON)."""
 SCROLL_BATCH = 2048
-EXACT_BELOW = 100_000
-"""Below this many points a server is asked for exact search (a flat scan, like FAISS's Flat)."""
+EXACT_BELOW = BREAK_EVEN
+"""Below this many points a server is asked for exact search (a flat scan, like a FAISS ``Flat``
+segment below the same measured break-even, ``kosearch.store.ann``); above it, its HNSW graph."""
 ENTRY_NAME = "qdrant"
 MAX_POINT_ID = 2**63 - 1
 
