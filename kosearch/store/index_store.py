@@ -1037,11 +1037,14 @@ class IndexStore:
         self._vectors.remove_uncommitted(self._segments, int(self._writer.manifest()["generation"]))
 
     def size_bytes(self) -> int:
+        """Bytes of the index folder's files (with ``qdrant:local``'s storage; a server's are its own)."""
         total = 0
         for path in self.folder.iterdir():
             try:  # a writer may remove a stale file between the listing and the stat
                 if path.is_file():
                     total += path.stat().st_size
+                elif path.name == "qdrant" and path.is_dir():
+                    total += sum(part.stat().st_size for part in path.rglob("*") if part.is_file())
             except FileNotFoundError:
                 continue
         return total
