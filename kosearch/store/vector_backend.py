@@ -7,8 +7,8 @@ adds and answers, for one committed generation, which of them are nearest. It do
 each at a fixed point of the protocol (the short interface of txtai's ANN backends, bent to
 generations):
 
-- ``load`` (and, for a writer, ``verify``): the searchable vectors of the generation a manifest describes, as ``LoadedSegment``s
-  that a ``StoreView`` searches (reusing the ones a previous view already opened);
+- ``load`` (and, for a writer, ``verify``): the searchable vectors of the generation a manifest
+  describes, as ``LoadedSegment``s that a ``StoreView`` searches (reusing those a previous view opened);
 - ``write``: a checkpoint's new vectors, durable *before* the SQLite commit that makes them visible;
 - ``reopen_written``: what a writer keeps of them once committed;
 - ``manifest_keys``: what the commit records about them in the manifest;
@@ -49,6 +49,7 @@ from kosearch.store.segments import (
 )
 from kosearch.store.vectors import DEFAULT_FACTORY, VectorStore, new_faiss_index
 from kosearch.store.view import LoadedSegment
+
 
 class VectorBackend(Protocol):
     """What the store asks of the place its vectors live (see the module docstring for when)."""
