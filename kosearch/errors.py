@@ -19,6 +19,11 @@ class IndexCorruptError(KosearchError):
     """A file of an index is damaged or names something it must not; the message names the file."""
 
 
+class IndexChangedError(KosearchError):
+    """A read pinned to one generation cannot be answered any more: a compaction deleted points that
+    generation still shows (a database vector store deletes in place; see ``kosearch.store.qdrant_backend``)."""
+
+
 class IndexExistsError(KosearchError):
     """Creating an index where one already exists would silently mix two corpora."""
 

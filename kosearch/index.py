@@ -35,6 +35,7 @@ from kosearch.search.hybrid import FUSIONS, GROUPS, MODES, SearchRequest
 from kosearch.search.hybrid import search as hybrid_search
 from kosearch.search.morphemes import LexicalOptions
 from kosearch.store import DEFAULT_FACTORY, IndexStore
+from kosearch.store.vector_backend import parse_vector_store
 from kosearch.textclean import clean_text
 
 if TYPE_CHECKING:
@@ -89,14 +90,19 @@ class Index:
         faiss_factory: str = DEFAULT_FACTORY,
         backend: str | None = None,
         encoder_backend: str | None = None,
+        vector_store: str | None = None,
     ) -> Index:
         """Create an empty index at ``path`` for ``model`` (default: the bundled encoder).
 
         ``backend`` is where vectors are searched (faiss, torch); ``encoder_backend`` what computes them
-        (torch, onnx, onnx-int8; ignored when ``model`` is an Encoder already made)."""
+        (torch, onnx, onnx-int8; ignored when ``model`` is an Encoder already made); ``vector_store``
+        where they live (``faiss``, ``qdrant:local``, ``qdrant://HOST:6333/COLLECTION``; recorded, so
+        the index reopens with it)."""
+        config = parse_vector_store(vector_store)  # a malformed value fails before the encoder loads
         encoder = _as_encoder(model, device, encoder_backend)
         store = IndexStore.create(
-            Path(path), new_index_manifest(encoder), factory=faiss_factory, device=encoder.device, backend=backend
+            Path(path), new_index_manifest(encoder), factory=faiss_factory, device=encoder.device, backend=backend,
+            vector_store=config,
         )
         return cls(store, encoder, encoder.device, getattr(encoder, "encoder_backend", None))
 
@@ -110,11 +116,16 @@ class Index:
         backend: str | None = None,
         writable: bool = False,
         encoder_backend: str | None = None,
+        vector_store: str | None = None,
     ) -> Index:
         """Open an existing index. ``model``, if given, must be the encoder it was built with;
-        ``encoder_backend`` defaults to the one the index records (torch when it records none)."""
+        ``encoder_backend`` defaults to the one the index records (torch when it records none);
+        ``vector_store``, if given, must be the one it records."""
         resolved_device = _store_device(device, encoder_backend)
-        store = IndexStore.open(Path(path), device=resolved_device, backend=backend, writable=writable)
+        wanted = None if vector_store is None else parse_vector_store(vector_store)
+        store = IndexStore.open(
+            Path(path), device=resolved_device, backend=backend, writable=writable, vector_store=wanted
+        )
         index = cls(store, None, device, encoder_backend)
         if model is not None:
             try:
@@ -134,8 +145,12 @@ class Index:
         faiss_factory: str = DEFAULT_FACTORY,
         backend: str | None = None,
         encoder_backend: str | None = None,
+        vector_store: str | None = None,
     ) -> Index:
         """Open ``path`` for writing, creating it first (or finishing a creation that was killed).
+
+        ``vector_store`` is where a new index keeps its vectors (see ``create``); an existing one must
+        record the same, when it is given.
 
         The choice is made under the index's write lock, so a second process racing on a new
         folder is told that another process is writing instead of finding a half-made index.
@@ -151,8 +166,10 @@ class Index:
             resolved_device = model.device  # type: ignore[union-attr]
         else:
             resolved_device = _store_device(device, encoder_backend)
+        wanted = None if vector_store is None else parse_vector_store(vector_store)
         store = IndexStore.open_or_create(
-            Path(path), make_manifest, factory=faiss_factory, device=resolved_device, backend=backend
+            Path(path), make_manifest, factory=faiss_factory, device=resolved_device, backend=backend,
+            vector_store=wanted,
         )
         index = cls(store, made[0] if made else None, device, encoder_backend)
         if model is not None and not made:
@@ -394,6 +411,7 @@ class Index:
             dimension=int(manifest["dimension"]),
             prompts=manifest.get("prompts") or {},
             vector_backend=store.backend,
+            vector_store=store.vector_store,
             faiss_factory=manifest.get("faiss_factory", DEFAULT_FACTORY),
             documents=documents,
             sentences=sentences,

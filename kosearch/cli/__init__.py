@@ -17,6 +17,7 @@ from rich.text import Text
 from kosearch.cli.output import (
     DeviceOption,
     EncoderBackendOption,
+    VectorStoreOption,
     add_unbroken_column,
     as_text,
     emit_json,
@@ -96,6 +97,7 @@ def index(
         "default every column that is not indexed as text is kept.",
     ),
     faiss_factory: str = typer.Option("Flat", help="FAISS index_factory string for a new index."),
+    vector_store: Optional[str] = VectorStoreOption,
     prune: bool = typer.Option(True, help="Remove files that disappeared from the folder."),
     lexical: Optional[bool] = typer.Option(
         None,
@@ -115,7 +117,7 @@ def index(
     if not documents.exists():
         raise KosearchError(f"{documents} does not exist")
     try:
-        with _open_for_indexing(index_path, model, device, encoder_backend, faiss_factory, quiet) as idx:
+        with _open_for_indexing(index_path, model, device, encoder_backend, faiss_factory, quiet, vector_store) as idx:
             if not quiet:
                 encoder = idx.encoder
                 status(
@@ -155,12 +157,13 @@ def _open_for_indexing(
     encoder_backend: Optional[str],
     faiss_factory: str,
     quiet: bool,
+    vector_store: Optional[str] = None,
 ) -> Index:
     """``Index.open_or_create``, saying which encoder is being loaded before the (slow) load starts."""
     from kosearch.index import Index
 
     say = (lambda name: None) if quiet else (lambda name: _say_loading(name, device))
-    options = dict(device=device, encoder_backend=encoder_backend)
+    options = dict(device=device, encoder_backend=encoder_backend, vector_store=vector_store)
     if model is not None:
         say(model)
         return Index.open_or_create(index_path, model, faiss_factory=faiss_factory, **options)
@@ -463,7 +466,7 @@ def info(
         ("dimension", str(summary.dimension)),
         *([("encoder backend", summary.encoder_backend)] if summary.encoder_backend else []),
         ("prompts", json.dumps(summary.prompts, ensure_ascii=False)),
-        ("vectors", f"{summary.vector_backend} ({summary.faiss_factory})"),
+        ("vectors", _vectors_line(summary)),
         ("documents", f"{summary.documents:,}"),
         ("sentences", f"{summary.sentences:,}"),
         ("segments", _segments_line(summary)),
@@ -484,6 +487,13 @@ def info(
         lines.extend(plain_row(key, single) for single in values)
     print_table(out, table, lines)
     _print_skipped(summary.skipped)
+
+
+def _vectors_line(summary) -> str:
+    """``faiss (Flat)``, or where a database keeps them: ``qdrant (local, collection kosearch)``."""
+    if summary.vector_store != "faiss":
+        return summary.vector_store
+    return f"{summary.vector_backend} ({summary.faiss_factory})"
 
 
 def _segments_line(summary) -> str:

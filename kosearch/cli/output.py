@@ -42,6 +42,16 @@ EncoderBackendOption = typer.Option(
     help=ENCODER_BACKEND_HELP + " Default: what the index was built with (torch for a new index).",
 )
 
+VectorStoreOption = typer.Option(
+    None,
+    "--vector-store",
+    help="Where a new index keeps its vectors: 'faiss' (default: segment files in the index folder), "
+    "'qdrant://HOST:6333/COLLECTION' (a Qdrant server or cluster; API key from $QDRANT_API_KEY; "
+    "pip install \"kosearch[qdrant]\") or 'qdrant:local' (Qdrant's on-disk mode inside the index folder, "
+    "no server, one process at a time). Rows stay in SQLite. An existing index keeps the one it was "
+    "made with (parsed by kosearch.store.vector_backend.parse_vector_store).",
+)
+
 # C0 controls, DEL, C1 controls; the bidirectional overrides, embeddings and isolates (which can make
 # text display in another order than it reads: "Trojan source"); line and paragraph separators.
 _INVISIBLE = "\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
