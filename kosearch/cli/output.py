@@ -31,6 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kosearch.encoders.backends import ENCODER_BACKEND_HELP
+from kosearch.encoders.precision import PRECISIONS
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -40,6 +41,13 @@ EncoderBackendOption = typer.Option(
     None,
     "--encoder-backend",
     help=ENCODER_BACKEND_HELP + " Default: what the index was built with (torch for a new index).",
+)
+
+PrecisionOption = typer.Option(
+    None,
+    "--precision",
+    help=f"What the encoder computes in: {', '.join(PRECISIONS)} (auto: fp16 on CUDA, fp32 elsewhere). "
+    "Stored vectors are float32 either way.",
 )
 
 # C0 controls, DEL, C1 controls; the bidirectional overrides, embeddings and isolates (which can make
