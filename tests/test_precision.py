@@ -68,3 +68,28 @@ def test_bundled_encoder_in_bf16_on_the_cpu_stays_close_to_fp32():
     assert cosine.min() > 0.999, cosine
     queries = half.encode_queries(["영화 추천"])  # torch throughout: bf16 skips the numpy float32 query path
     assert queries.dtype == np.float32 and abs(float(np.linalg.norm(queries)) - 1) < 1e-6
+
+
+@pytest.mark.slow
+def test_cli_index_with_bf16_builds_a_searchable_index(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "kosearch"]
+    built = subprocess.run(
+        command + ["index", str(root / "corpora" / "sample" / "뉴스"), "--index", str(tmp_path / "idx"),
+                   "--precision", "bf16", "--device", "cpu", "--json", "-q"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert built.returncode == 0, built.stderr
+    assert json.loads(built.stdout)["sentences_added"] > 0
+    found = subprocess.run(
+        command + ["query", str(tmp_path / "idx"), "뉴스", "--json"], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)

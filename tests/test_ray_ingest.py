@@ -225,3 +225,13 @@ def test_ray_build_through_the_cli_equals_the_bundled_encoders_single_process_bu
     report = json.loads(result.stdout)
     assert report["sentences_added"] == single.sentences_added > 100
     assert_same_index(tmp_path / "single", tmp_path / "ray")
+
+
+def test_ray_workers_without_ray_is_a_one_line_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "kosearch", "index", str(SAMPLE), "--index", str(tmp_path / "idx"), "--ray-workers", "2"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300,
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "--ray-workers needs --ray" in result.stderr
+    assert not (tmp_path / "idx").exists()  # refused before anything was created
