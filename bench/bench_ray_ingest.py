@@ -16,7 +16,7 @@ Then the two costs that bound a cluster, measured here too:
 
 Run (2 shared cores; record the load)::
 
-    PYTHONPATH=$PWD OMP_NUM_THREADS=1 nice -n 10 python bench/bench_ray_ingest.py --reviews 3000
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 nice -n 10 python bench/bench_ray_ingest.py --reviews 3000 --rounds 2
 """
 
 from __future__ import annotations
@@ -113,6 +113,7 @@ def run_kiwi(texts: list[str]) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reviews", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=2, choices=(1, 2), help="1: single, ray-1, ray-2; 2: and back")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     reviews = [review for _, review in read_reviews(args.reviews)]
@@ -123,33 +124,37 @@ def main() -> None:
     load_before = os.getloadavg()
     print(f"{len(reviews)} NSMC reviews in 100 files; load {load_before[0]:.2f}; OMP_NUM_THREADS="
           f"{os.environ.get('OMP_NUM_THREADS')}", flush=True)
+    configurations = {
+        "single": lambda: run_single(folder, work),
+        "ray-1": lambda: run_ray(folder, work, 1),
+        "ray-2": lambda: run_ray(folder, work, 2),
+    }
+    order = ["single", "ray-1", "ray-2", "ray-2", "ray-1", "single"][: 3 * args.rounds]  # ABC CBA: drift cancels
     try:
-        runs = [("single", lambda: run_single(folder, work)), ("ray-1", lambda: run_ray(folder, work, 1)),
-                ("ray-2", lambda: run_ray(folder, work, 2)), ("single-again", lambda: run_single2(folder, work)),
-                ("driver", lambda: run_driver_only(folder, work)), ("kiwi", lambda: run_kiwi(reviews))]
-        for name, run in runs:
+        for name in order + ["driver", "kiwi"]:
+            for stale in ("single", "ray-1", "ray-2", "driver"):
+                shutil.rmtree(work / stale, ignore_errors=True)
+            run = configurations.get(name) or {"driver": lambda: run_driver_only(folder, work),
+                                                "kiwi": lambda: run_kiwi(reviews)}[name]
             load = os.getloadavg()[0]
             seconds, sentences = run()
-            results[name] = {"seconds": seconds, "sentences": sentences, "per_s": sentences / seconds, "load": load}
-            print(f"{name:<13} {sentences:>6} sentences {seconds:>7.1f} s {sentences / seconds:>8.1f} sentences/s "
+            results.setdefault(name, []).append(
+                {"seconds": seconds, "sentences": sentences, "per_s": sentences / seconds, "load": load}
+            )
+            print(f"{name:<7} {sentences:>6} sentences {seconds:>7.1f} s {sentences / seconds:>8.1f} sentences/s "
                   f"(load {load:.2f})", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    single = (results["single"]["per_s"] + results["single-again"]["per_s"]) / 2
+    mean = {name: sum(r["per_s"] for r in runs) / len(runs) for name, runs in results.items()}
     for name in ("ray-1", "ray-2"):
-        print(f"{name} / single (mean of both single runs): {results[name]['per_s'] / single:.2f}")
-    print(f"ray-2 / ray-1: {results['ray-2']['per_s'] / results['ray-1']['per_s']:.2f}")
+        print(f"{name} / single (means over rounds): {mean[name] / mean['single']:.2f}")
+    print(f"ray-2 / ray-1: {mean['ray-2'] / mean['ray-1']:.2f}")
     print(f"load average after {os.getloadavg()[0]:.2f}")
     if args.json is not None:
         args.json.write_text(json.dumps({
             "reviews": len(reviews), "load_before": load_before, "results": results,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         }, indent=2))
-
-
-def run_single2(folder: Path, work: Path) -> tuple[float, int]:
-    shutil.rmtree(work / "single", ignore_errors=True)
-    return run_single(folder, work)
 
 
 if __name__ == "__main__":

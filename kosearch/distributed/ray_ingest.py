@@ -9,6 +9,10 @@ The data's path::
       -> iter_batches (in order)            back on the driver, as EncodedDocument items
     driver: kosearch.ingest.ingest_folder   the one writer: rows, vectors, tokens, checkpoints
 
+On a CPU-only cluster the reading tasks and the encoding actors ask for the same resources, and
+Ray Data's optimiser fuses the two stages into the actors (each actor reads, splits and encodes its
+own blocks); with GPU actors they stay apart, so reading on CPUs overlaps encoding on GPUs.
+
 Nothing is written by a worker. Each document comes back with its vectors (and lexical tokens) and goes
 through the same loop, the same store calls and the same checkpoints as a single-process run, so the
 index format, the update rules (unchanged files skipped, changed ones replaced, vanished ones pruned)
