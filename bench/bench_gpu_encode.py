@@ -7,8 +7,8 @@ same NSMC reviews are encoded by
 - plain: ``SentenceTransformer(folder, device=...)`` converted to the same dtype, ``.encode(texts,
   prompt_name="document", normalize_embeddings=True)`` (sentence-transformers' own documented call),
 
-interleaved (kosearch, plain, kosearch, plain, ...) so both see the same machine load; the best of
-``--repeats`` runs is kept. Printed: sentences/s of each, kosearch/plain, each precision's speed-up over
+interleaved (kosearch then plain, then plain then kosearch, ...) so both see the same machine load and
+neither always goes first; the best of ``--repeats`` runs is kept. Printed: sentences/s of each, kosearch/plain, each precision's speed-up over
 fp32, and the minimum cosine of each precision's vectors to fp32's. Both paths sort the texts by length
 before batching (sentence-transformers does it inside ``encode``), so the ratio measures kosearch's own
 overhead (float32 widening and re-normalisation), not a batching difference.
@@ -20,7 +20,7 @@ On a GPU machine (the numbers in docs/benchmarks.md are CPU-only; no GPU was ava
 
 Here (2 shared cores)::
 
-    OMP_NUM_THREADS=1 nice -n 10 python bench/bench_gpu_encode.py --reviews 1000 --repeats 2
+    OMP_NUM_THREADS=1 nice -n 10 python bench/bench_gpu_encode.py --reviews 1000 --repeats 4
 """
 
 from __future__ import annotations
@@ -86,17 +86,21 @@ def main() -> None:
 
     best = {(p, side): float("inf") for p in precisions for side in ("kosearch", "plain")}
     vectors: dict[str, np.ndarray] = {}
-    for _ in range(args.repeats):
+    for repeat in range(args.repeats):
         for precision in precisions:
-            seconds, vectors[precision] = timed(lambda: encoders[precision].encode_documents(texts))
-            best[(precision, "kosearch")] = min(best[(precision, "kosearch")], seconds)
-            seconds, _ = timed(
-                lambda: plains[precision].encode(
+            runs = {
+                "kosearch": lambda: encoders[precision].encode_documents(texts),
+                "plain": lambda: plains[precision].encode(
                     texts, prompt_name="document", batch_size=args.batch_size, normalize_embeddings=True,
                     convert_to_numpy=True,
-                )
-            )
-            best[(precision, "plain")] = min(best[(precision, "plain")], seconds)
+                ),
+            }
+            # Which side goes first alternates between repeats, so an order effect cannot favour one side.
+            for side in ("kosearch", "plain") if repeat % 2 == 0 else ("plain", "kosearch"):
+                seconds, result = timed(runs[side])
+                best[(precision, side)] = min(best[(precision, side)], seconds)
+                if side == "kosearch":
+                    vectors[precision] = result
 
     rows = []
     reference = vectors.get("fp32")

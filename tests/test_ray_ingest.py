@@ -235,3 +235,13 @@ def test_ray_workers_without_ray_is_a_one_line_error(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "--ray-workers needs --ray" in result.stderr
     assert not (tmp_path / "idx").exists()  # refused before anything was created
+
+
+def test_an_actor_whose_encoder_is_not_the_indexs_refuses_with_a_kosearch_error(ray_cluster, corpus, tmp_path):
+    """Another model on a worker node would put foreign vectors in the index: the actor refuses to start."""
+    encoder = HashingEncoder()
+    with Index.open_or_create(tmp_path / "ray", encoder) as index:
+        source = ray_documents(SMALL, HashingEncoderFactory(dimension=32), encoder.fingerprint)
+        with pytest.raises(KosearchError, match="fingerprint"):
+            ingest_folder(index.store, encoder, corpus, IngestOptions(), None, source)
+        assert len(index) == 0
