@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import math
 import pickle
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -318,8 +319,18 @@ def _connect(ray, address: str) -> bool:
     return True
 
 
+_RAISED_IN_WORKER = re.compile(r"kosearch\.errors\.(\w+): ([^\n]+)")
+
+
 def _kosearch_cause(error: BaseException) -> KosearchError | None:
-    """The KosearchError a worker raised, out of the Ray exceptions wrapped around it."""
+    """The KosearchError a worker raised, out of the Ray exceptions wrapped around it.
+
+    A task's error travels as the exception itself (``RayTaskError.cause``); an actor that fails in
+    ``__init__`` (another model on a node) arrives as an ``ActorDiedError`` that keeps only the text,
+    so the kosearch error is read back from its last ``kosearch.errors.X: message`` line.
+    """
+    import kosearch.errors
+
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -330,7 +341,12 @@ def _kosearch_cause(error: BaseException) -> KosearchError | None:
             continue
         if isinstance(current, KosearchError):
             return current
-        current = current.__cause__
+        found = _RAISED_IN_WORKER.findall(str(current))
+        if found:
+            name, message = found[-1]
+            kind = getattr(kosearch.errors, name, KosearchError)
+            return (kind if isinstance(kind, type) and issubclass(kind, KosearchError) else KosearchError)(message)
+        current = current.__cause__ or current.__context__
     return None
 
 
