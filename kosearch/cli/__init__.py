@@ -18,6 +18,7 @@ from kosearch.cli.output import (
     DeviceOption,
     EncoderBackendOption,
     VectorStoreOption,
+    PrecisionOption,
     add_unbroken_column,
     as_text,
     emit_json,
@@ -31,6 +32,7 @@ from kosearch.cli.output import (
     status,
     warn,
 )
+from kosearch import RayOptions
 from kosearch.errors import IndexNotFoundError, KosearchError
 from kosearch.notices import show_notices
 
@@ -106,6 +108,16 @@ def index(
         "builds a new index without one: dense search only, faster to build.",
         show_default=False,
     ),
+    precision: Optional[str] = PrecisionOption,
+    ray: Optional[str] = typer.Option(
+        None,
+        "--ray",
+        help="Read, split and encode on a Ray cluster: 'auto' (this machine's cluster, else a local one) or "
+        "the cluster's address. This process still writes the index. Needs the ray extra: pip install kosearch\\[ray].",
+    ),
+    ray_workers: Optional[int] = typer.Option(
+        None, "--ray-workers", min=1, help="Encoding actors with --ray (default: one per GPU, else one per 2 CPUs)."
+    ),
     as_json: bool = JsonOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display and no status lines."),
 ) -> None:
@@ -117,7 +129,12 @@ def index(
     if not documents.exists():
         raise KosearchError(f"{documents} does not exist")
     try:
-        with _open_for_indexing(index_path, model, device, encoder_backend, faiss_factory, quiet, vector_store) as idx:
+        if ray is None and ray_workers is not None:
+            raise KosearchError("--ray-workers needs --ray (auto, or the Ray cluster's address)")
+        ray_options = None if ray is None else RayOptions(address=ray, encode_workers=ray_workers)
+        if ray_options is not None:
+            ray_options.require_ray()
+        with _open_for_indexing(index_path, model, device, encoder_backend, faiss_factory, quiet, vector_store, precision) as idx:
             if not quiet:
                 encoder = idx.encoder
                 status(
@@ -127,7 +144,7 @@ def index(
             with _ingest_progress(quiet) as progress:
                 report = idx.add_folder(
                     documents, text_fields=text_field, unit=unit or mode, metadata_fields=field, prune=prune,
-                    lexical=lexical, progress=progress,
+                    lexical=lexical, progress=progress, ray=ray_options,
                 )
             info = idx.info()
     except KeyboardInterrupt:
@@ -158,12 +175,13 @@ def _open_for_indexing(
     faiss_factory: str,
     quiet: bool,
     vector_store: Optional[str] = None,
+    precision: Optional[str] = None,
 ) -> Index:
     """``Index.open_or_create``, saying which encoder is being loaded before the (slow) load starts."""
     from kosearch.index import Index
 
     say = (lambda name: None) if quiet else (lambda name: _say_loading(name, device))
-    options = dict(device=device, encoder_backend=encoder_backend, vector_store=vector_store)
+    options = dict(device=device, encoder_backend=encoder_backend, vector_store=vector_store, precision=precision)
     if model is not None:
         say(model)
         return Index.open_or_create(index_path, model, faiss_factory=faiss_factory, **options)

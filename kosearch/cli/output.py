@@ -30,7 +30,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from kosearch.index import ENCODER_BACKEND_HELP
+from kosearch.index import ENCODER_BACKEND_HELP, PRECISIONS
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -50,6 +50,12 @@ VectorStoreOption = typer.Option(
     "pip install \"kosearch[qdrant]\") or 'qdrant:local' (Qdrant's on-disk mode inside the index folder, "
     "no server, one process at a time). Rows stay in SQLite. An existing index keeps the one it was "
     "made with (parsed by kosearch.store.vector_backend.parse_vector_store).",
+)
+PrecisionOption = typer.Option(
+    None,
+    "--precision",
+    help=f"What the encoder computes in: {', '.join(PRECISIONS)} (auto: fp16 on CUDA, fp32 elsewhere). "
+    "Stored vectors are float32 either way.",
 )
 
 # C0 controls, DEL, C1 controls; the bidirectional overrides, embeddings and isolates (which can make

@@ -989,9 +989,9 @@ class IndexStore:
             ids = np.concatenate([p[0] for p in parts])
             vectors = np.concatenate([p[1] for p in parts])
             del parts
-            index = ann.build_index(ids, vectors, factory)
+            index = ann.build_index(ids, vectors, factory, device=self._device)
             sample = np.random.default_rng(0).choice(len(ids), min(RECALL_QUERIES, len(ids)), replace=False)
-            recall = float(ann.measure_recall(index, ids, vectors, vectors[sample], 10))
+            recall = float(ann.measure_recall(index, ids, vectors, vectors[sample], 10, device=self._device))
             del vectors
         _write_faiss(self.folder, f"{name}.faiss", index)
         ids = faiss.vector_to_array(index.id_map)
