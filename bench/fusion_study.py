@@ -14,9 +14,14 @@ in memory:
   ``ub`` (lexical / the query's BM25 upper bound, the sum of its terms' idf: a partial match scores
   low however it ranks; dense min-max), and rank-based fusion (RRF, weighted RRF);
 - the candidate depth N of each signal (10, 20, 50, 100), and whether a candidate only one signal
-  returned is scored by the other signal too (``complete``) instead of counting 0;
+  returned is scored by the other signal too (``complete``: both sides; ``complete=lexical``: only
+  its BM25, what the product can look up cheaply) instead of taking the other list's floor;
+- whether each signal is normalised with the statistics of its own list or of the union of candidates;
 - query-adaptive weights: w scaled by how much of the query's idf mass the best lexical hit covers;
 - how the lexical query is formed (tag sets) and BM25 k1 / b, for the chosen fusion.
+
+``CHOSEN`` is the product's default; it is also run through ``kosearch.search.fusion.convex_fusion``
+query by query, which must give the same metrics.
 
 Sets: ``corpora/sample_questions`` at sentence units (its BEIR corpus) and at passage units (corpora/sample
 split the way ``kosearch index`` splits it by default; a passage is relevant when it holds a judged
@@ -30,12 +35,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -372,6 +374,65 @@ def variants() -> list[Variant]:
     return out
 
 
+CHOSEN = Variant("zscore", 0.3, 100, "lexical", over_union=True)
+"""What ``kosearch.search`` does by default (see docs/benchmarks.md for why)."""
+
+
+def check_product_fusion(p: Prepared, v: Variant = CHOSEN) -> dict[str, float]:
+    """The chosen variant through ``kosearch.search.fusion.convex_fusion`` itself, query by query.
+
+    Candidate lists as ``kosearch.search.hybrid`` builds them: each signal's top N, and the BM25 of
+    the dense candidates the lexical list missed (those with a query term).
+    """
+    from kosearch.search.fusion import convex_fusion
+
+    tops = []
+    for q in range(p.doc.shape[0]):
+        valid = p.doc[q] >= 0
+        dense = {int(d): float(s) for d, s, r, ok in zip(p.doc[q], p.dense[q], p.dense_rank[q], valid) if ok and r < v.depth}
+        lexical = {int(d): float(s) for d, s, r, ok in zip(p.doc[q], p.lex[q], p.lex_rank[q], valid) if ok and r < v.depth}
+        scored = {int(d): float(s) for d, s, ok in zip(p.doc[q], p.lex[q], valid) if ok and int(d) in dense and int(d) not in lexical and s > 0}
+        hits = convex_fusion(dense, lexical, lexical_weight=v.weight, normalisation=v.norm, lexical_scored=scored)
+        tops.append([hit.key for hit in hits[:DEPTH]])
+    relevant = np.zeros((len(tops), DEPTH), dtype=bool)
+    for q, keys in enumerate(tops):
+        where = {int(d): c for c, d in enumerate(p.doc[q]) if d >= 0}
+        for rank, key in enumerate(keys):
+            relevant[q, rank] = p.relevant[q, where[key]]
+    gains = relevant.astype(np.float64)
+    first = np.where(gains.any(axis=1), gains.argmax(axis=1) + 1, 0)
+    mrr = np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0)
+    ideal = np.array([DISCOUNT[: min(n, DEPTH)].sum() for n in p.n_relevant])
+    return {"mrr_at_10": 100 * mrr.mean(), "ndcg_at_10": 100 * ((gains * DISCOUNT).sum(axis=1) / ideal).mean()}
+
+
+TOKEN_VARIANTS: dict[str, LexicalOptions] = {
+    "default (kosearch.search.morphemes)": LexicalOptions(),
+    "nouns, numbers, Latin only (no VV VA XR)": replace(LexicalOptions(), tags=frozenset({"NNG", "NNP", "NNB", "SN", "SL", "SH", "W_SERIAL", "W_URL", "W_EMAIL", "W_HASHTAG"})),
+    "default + NP pronouns": replace(LexicalOptions(), tags=LexicalOptions().tags | {"NP"}),
+    "default + MAG MM": replace(LexicalOptions(), tags=LexicalOptions().tags | {"MAG", "MM"}),
+    "all morphemes": LexicalOptions(tags=frozenset({"*"}), stopwords=frozenset(), split_complex=False),
+}
+BM25_GRID = ((1.2, 0.75), (0.9, 0.4), (1.2, 0.5), (1.2, 1.0), (1.5, 0.75), (2.0, 0.75))
+
+
+def lexical_study(devs: list[DevSet]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """For the chosen fusion: BM25 alone and hybrid, per token choice and per (k1, b)."""
+    out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    settings = [(label, options, BM25Parameters(idf="robertson")) for label, options in TOKEN_VARIANTS.items()]
+    settings += [(f"default tokens, k1={k1} b={b}", LexicalOptions(), BM25Parameters(k1=k1, b=b, idf="robertson")) for k1, b in BM25_GRID[1:]]
+    for label, options, parameters in settings:
+        out[label] = {}
+        for dev in devs:
+            p = prepare(dev, lexical(dev, options, parameters))
+            out[label][dev.name] = {
+                "lexical": evaluate(p, Variant(norm="lexical", depth=MAX_DEPTH)),
+                "hybrid": evaluate(p, CHOSEN),
+            }
+        print(f"  lexical setting done: {label}", flush=True)
+    return out
+
+
 def study(prepared: list[Prepared], chosen: list[Variant]) -> dict[str, dict[str, dict[str, float]]]:
     table: dict[str, dict[str, dict[str, float]]] = {}
     for v in chosen:
@@ -428,12 +489,18 @@ def main() -> None:
         prepared.append(p)
     print(f"prepared in {time.perf_counter() - started:.0f} s", flush=True)
 
+    product = {p.name: check_product_fusion(p) for p in prepared}
     table = study(prepared, variants())
+    for p in prepared:
+        mine, theirs = table[CHOSEN.label][p.name], product[p.name]
+        print(f"{p.name}: chosen variant here {mine['mrr_at_10']:.2f} / {mine['ndcg_at_10']:.2f}, "
+              f"through kosearch.search.fusion {theirs['mrr_at_10']:.2f} / {theirs['ndcg_at_10']:.2f}", flush=True)
     summary = summarise(table, names)
     ranked = sorted(summary, key=lambda label: (-summary[label]["beats_both"], -summary[label]["mean_mrr"]))
     print("\n| variant | " + " | ".join(names) + " | mean MRR@10 | mean nDCG@10 | sets beating both (MRR & nDCG) |")
     print("|---|" + "---|" * (len(names) + 3))
-    for label in ["dense", "lexical"] + ranked[:60]:
+    shown = ["dense", "lexical", CHOSEN.label] + [label for label in ranked if label != CHOSEN.label]
+    for label in shown:
         cells = [f"{table[label][n]['mrr_at_10']:.1f} / {table[label][n]['ndcg_at_10']:.1f}" for n in names]
         s = summary[label]
         print(f"| {label} | " + " | ".join(cells) + f" | {s['mean_mrr']:.2f} | {s['mean_ndcg']:.2f} | {s['beats_both']} |")
@@ -442,7 +509,16 @@ def main() -> None:
         for row in leave_one_out(table, names, metric):
             print(f"  {row['held_out']}: {row['chosen']} -> {row[metric]:.2f} (dense {row['dense']:.2f}, lexical {row['lexical']:.2f})")
 
-    result = {"sets": names, "table": table, "summary": summary,
+    lexical_settings = lexical_study(devs)
+    print("\n| lexical setting (chosen fusion) | " + " | ".join(names) + " | mean BM25 MRR@10 | mean hybrid MRR@10 | mean hybrid nDCG@10 |")
+    print("|---|" + "---|" * (len(names) + 3))
+    for label, per_set in lexical_settings.items():
+        cells = [f"{per_set[n]['lexical']['mrr_at_10']:.1f} / {per_set[n]['hybrid']['mrr_at_10']:.1f}" for n in names]
+        means = [np.mean([per_set[n][side][m] for n in names]) for side, m in (("lexical", "mrr_at_10"), ("hybrid", "mrr_at_10"), ("hybrid", "ndcg_at_10"))]
+        print(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(f"{x:.2f}" for x in means) + " |")
+
+    result = {"sets": names, "table": table, "summary": summary, "chosen": CHOSEN.label, "through_product_fusion": product,
+              "lexical_settings": lexical_settings,
               "leave_one_out": {m: leave_one_out(table, names, m) for m in ("mrr_at_10", "ndcg_at_10")},
               "load_average_end": os.getloadavg(), "seconds": time.perf_counter() - started}
     if args.json:
