@@ -173,7 +173,7 @@ def _ranked(
 ) -> list[FusedHit[int]]:
     dense: dict[int, float] = {}
     lexical: dict[int, float] = {}
-    if mode == "hybrid":
+    if mode == "hybrid" and fusion == "convex":  # RRF measured better at 20 (73.38 vs 73.12 at 100)
         candidates = max(candidates, FUSION_CANDIDATES)
     match = fts5_match_expression(tokens)
     if vector is not None:
