@@ -10,7 +10,8 @@ For every BEIR folder built by ``bench/build_devsets.py`` (and ``corpora/sample_
    for the chosen tokens; and for those tokens the same ranking by ``bm25s`` and by SQLite FTS5's
    ``bm25()`` (top-10 agreement with kosearch's BM25, and their metrics);
 3. hybrid: each signal's top ``--candidates`` (default 100), fused by the min-max convex mix for
-   lexical weights 0.1..0.9 and by RRF (k=60), exactly as ``kosearch.search.fusion`` does it.
+   lexical weights 0.1..0.9 (``convex_fusion(..., normalisation="minmax")``, kosearch's default until
+   ``bench/fusion_study.py`` replaced it) and by RRF (k=60).
 
 Metrics come from ``kosearch.evaluate.ranking`` (which agree with sentence-transformers'
 evaluator): MRR@10, nDCG@10, Recall@1, Recall@10, x100. The summary picks the lexical weight with
@@ -312,7 +313,7 @@ def main() -> None:
         result["convex"] = {
             f"{w:.1f}": metrics_of(
                 dataset, query_ids, doc_ids,
-                fused_rankings(dense, lexical, lambda d, lx, w=w: convex_fusion(d, lx, lexical_weight=w)),
+                fused_rankings(dense, lexical, lambda d, lx, w=w: convex_fusion(d, lx, lexical_weight=w, normalisation="minmax")),
             )
             for w in WEIGHTS
         }
@@ -322,7 +323,7 @@ def main() -> None:
             result["convex_20_candidates"] = {
                 f"{w:.1f}": metrics_of(
                     dataset, query_ids, doc_ids,
-                    fused_rankings(*short, lambda d, lx, w=w: convex_fusion(d, lx, lexical_weight=w)),
+                    fused_rankings(*short, lambda d, lx, w=w: convex_fusion(d, lx, lexical_weight=w, normalisation="minmax")),
                 )
                 for w in (0.3, 0.5)
             }

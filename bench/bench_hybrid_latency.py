@@ -7,7 +7,7 @@ modes run interleaved for each query (rotating which goes first), so a burst of 
 machine hits all of them alike.
 
 The index holds the first N NSMC reviews (one review per line, dealt into 100 files; units are Kiwi
-sentences). Its stored vectors come from a stub encoder (random unit vectors; ``nsmc_bench_data.
+sentences by default, ``--unit passage`` for passages). Its stored vectors come from a stub encoder (random unit vectors; ``nsmc_bench_data.
 StubDocumentEncoder``): encoding 1M sentences with the real model takes hours here, and an exact
 (Flat) search costs the same whatever the vectors hold. Everything else of the ingest is real (Kiwi
 splitting and morphemes, FTS5 postings), and its time is reported. Built indexes are kept under
@@ -51,17 +51,18 @@ FILTERS = {"1%": "path = 'part_007.txt'", "10%": "path GLOB 'part_01?.txt'"}
 HELD_OUT = 200
 
 
-def build(folder: Path, reviews: list[str], real: Encoder) -> dict:
+def build(folder: Path, reviews: list[str], real: Encoder, unit: str = "sentence") -> dict:
     """Index ``reviews`` at ``folder`` (stub document vectors); returns the build's timings."""
     documents = folder / "documents"
     write_parts(reviews, documents)
     stub = StubDocumentEncoder(real)
     started = time.perf_counter()
     with Index.create(folder / "index", model=stub) as index:
-        report = index.add_folder(documents)
+        report = index.add_folder(documents, unit=unit)
     seconds = time.perf_counter() - started
     stats = {
         "reviews": len(reviews),
+        "unit": unit,
         "units": report.sentences_added,
         "ingest_seconds": seconds,
         "stub_encoding_seconds": stub.seconds,
@@ -111,6 +112,8 @@ def main() -> None:
     parser.add_argument("--filters", action="store_true", help="also time the 1%% and 10%% filters")
     parser.add_argument("--work", type=Path, default=Path("/tmp/kosearch-bench-hybrid"))
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--unit", choices=("sentence", "passage"), default="sentence",
+                        help="unit of the index (sentence: the issue's 100k / 1M sentences)")
     parser.add_argument(
         "--torch-threads", type=int, default=1,
         help="torch threads for query encoding (1: on an oversubscribed machine 2 threads spin-wait, ~8x slower)",
@@ -130,7 +133,7 @@ def main() -> None:
         if len(indexed) < size:
             print(f"# only {len(indexed):,} reviews in NSMC; size {size:,} is {len(indexed):,}", flush=True)
         queries = (held_out + sample_questions())[: args.queries]
-        folder = args.work / f"nsmc_{size}"
+        folder = args.work / f"nsmc_{size}_{args.unit}"
         if (folder / "build.json").is_file():
             stats = json.loads((folder / "build.json").read_text())
             stats["reused"] = True
@@ -139,7 +142,7 @@ def main() -> None:
                 import shutil
 
                 shutil.rmtree(folder)
-            stats = build(folder, indexed, real)
+            stats = build(folder, indexed, real, args.unit)
         print(f"# {size:,} reviews -> {stats['units']:,} units, ingest {stats['ingest_seconds']:.0f}s "
               f"(stub vectors {stats['stub_encoding_seconds']:.0f}s){' (reused)' if stats.get('reused') else ''}",
               flush=True)

@@ -78,9 +78,9 @@ class IngestOptions:
 
 DEFAULT_UNIT = "passage"
 """What a hit is in a new index. Measured with ``bench/bench_units.py`` (corpora/sample, its 60
-questions, bundled encoder, hybrid mode): passages MRR@10 91.1 / nDCG@10 91.5 / answer recall@10
-95.0, sentences 69.6 / 75.6 / 94.2 (dense: 92.2 vs 72.8 MRR@10). Tests about sentences say so
-(``unit="sentence"``). An existing index keeps the unit it was built with."""
+questions, bundled encoder, hybrid mode, z-score fusion): passages MRR@10 92.2 / nDCG@10 92.7 /
+answer recall@10 96.7, sentences 69.2 / 75.7 / 95.8 (dense: 92.2 vs 72.8 MRR@10). Tests about
+sentences say so (``unit="sentence"``). An existing index keeps the unit it was built with."""
 
 ProgressCallback = Callable[[int, int, str], None]
 """Called with (files seen, sentences encoded, current file's relative path)."""

@@ -162,6 +162,39 @@ def test_hybrid_finds_what_only_one_signal_finds(tmp_path):
     assert by_text["고양이가 창가에서 졸고 있다."].dense_score == pytest.approx(1.0, abs=1e-5)
 
 
+def test_completion_scores_dense_candidates_the_lexical_list_missed(tmp_path, monkeypatch):
+    """A dense candidate outside the lexical top list gets its real BM25, not the list's floor."""
+    import kosearch.search.hybrid as hybrid
+    from kosearch.search.completion import lexical_scores_of
+    from kosearch.search.morphemes import fts5_match_expression
+
+    answer = "금리 인상 소식에 시장 분위기가 하루 종일 크게 흔들렸다."  # one 금리 in a long sentence: a low BM25
+    shorter = [f"금리 {word}." for word in ("동결", "발표", "전망", "예상")]  # 금리 in short sentences: higher
+    axis = np.eye(64, dtype=np.float32)
+    table = {answer: axis[0], "금리": axis[0], **{text: 0.3 * axis[0] + 0.95 * axis[1] for text in shorter}}
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("\n".join([answer, *shorter, "고양이가 잔다."]) + "\n", encoding="utf-8")
+    with kosearch.Index.create(tmp_path / "idx", TableEncoder(table)) as idx:
+        idx.add_folder(docs, unit="sentence")
+        everything = {hit.text: hit.lexical_score for hit in idx.search("금리", k=10, mode="lexical")}
+        assert min(everything, key=everything.get) == answer  # the lexical list's last
+        store = idx.store
+        ids = {hit.text: hit.sentence_id for hit in idx.search("금리", k=10, mode="dense")}
+        match = fts5_match_expression(["금리"])
+        looked_up = lexical_scores_of(store, match, list(ids.values()))
+        assert {text: looked_up.get(i) for text, i in ids.items()} == pytest.approx(
+            {text: everything.get(text) for text in ids}
+        )  # the same BM25 as the full lexical search, None (left out) for 고양이
+        assert lexical_scores_of(store, match, [ids[answer]], "d.path = ?", ["b.txt"]) == {}
+        # Lists of 2: the answer is dense's first but not in the lexical top 2.
+        monkeypatch.setattr(hybrid, "MIN_CANDIDATES", 2)
+        monkeypatch.setattr(hybrid, "FUSION_CANDIDATES", 2)
+        hits = {hit.text: hit for hit in idx.search("금리", k=3)}
+    assert hits[answer].lexical_score == pytest.approx(everything[answer])
+    assert hits[answer].dense_score == pytest.approx(1.0, abs=1e-5)
+
+
 def test_rrf_and_weight_change_the_fusion(tmp_path):
     index, encoder = _controlled_index(tmp_path)
     with kosearch.Index.open(index, encoder) as idx:

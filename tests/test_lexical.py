@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from kosearch.search.bm25 import BM25Index, BM25Parameters, CollectionStatistics, idf, score_candidates
-from kosearch.search.fusion import FusedHit, convex_fusion, minmax_normalise, reciprocal_rank_fusion
+from kosearch.search.fusion import FusedHit, convex_fusion, minmax_normalise, reciprocal_rank_fusion, zscore_normalise
 from kosearch.search.morphemes import LexicalOptions, MorphemeAnalyzer, fts5_match_expression
 
 SENTENCES = [
@@ -217,14 +217,47 @@ def test_convex_fusion_by_hand():
     dense_norm = {"a": 1.0, "b": (0.7 - 0.5) / (0.9 - 0.5), "c": 0.0}
     lexical_norm = {"b": 1.0, "c": (6.0 - 4.0) / (10.0 - 4.0), "d": 0.0}
     expected = {key: (1 - w) * dense_norm.get(key, 0.0) + w * lexical_norm.get(key, 0.0) for key in "abcd"}
-    hits = convex_fusion(DENSE, LEXICAL, lexical_weight=w)
+    hits = convex_fusion(DENSE, LEXICAL, lexical_weight=w, normalisation="minmax")
     assert [hit.key for hit in hits] == ["a", "b", "c", "d"]  # 0.7, 0.65, 0.1, 0.0
     for hit in hits:
         assert hit.score == pytest.approx(expected[hit.key])
         assert hit.dense_score == DENSE.get(hit.key) and hit.lexical_score == LEXICAL.get(hit.key)
     assert hits[-1] == FusedHit("d", 0.0, None, 4.0)
-    assert [hit.key for hit in convex_fusion(DENSE, LEXICAL, lexical_weight=0.9)] == ["b", "c", "a", "d"]
-    assert [hit.key for hit in convex_fusion(DENSE, LEXICAL, k=2)] == ["a", "b"]
+    assert [hit.key for hit in convex_fusion(DENSE, LEXICAL, lexical_weight=0.9, normalisation="minmax")] == ["b", "c", "a", "d"]
+    assert [hit.key for hit in convex_fusion(DENSE, LEXICAL, k=2, normalisation="minmax")] == ["a", "b"]
+
+
+def test_zscore_normalisation():
+    z = zscore_normalise({"x": 1.0, "y": 2.0, "z": 3.0})
+    assert z == pytest.approx({"x": -(1.5**0.5), "y": 0.0, "z": 1.5**0.5})  # population std sqrt(2/3)
+    assert zscore_normalise({"x": 7.0, "y": 7.0}) == {"x": 0.0, "y": 0.0}
+    assert zscore_normalise({}) == {}
+
+
+def test_zscore_fusion_by_hand_with_lexical_completion():
+    w = 0.3
+    dense = {"a": 0.9, "b": 0.7, "c": 0.5}
+    lexical = {"b": 10.0, "d": 4.0}
+    scored = {"c": 1.0}  # c is a dense candidate the lexical list missed; a has no query term at all
+
+    def z(values):  # over all four candidates, population std
+        mean = sum(values.values()) / len(values)
+        std = (sum((v - mean) ** 2 for v in values.values()) / len(values)) ** 0.5
+        return {key: (v - mean) / std for key, v in values.items()}
+
+    dense_z = z({"a": 0.9, "b": 0.7, "c": 0.5, "d": 0.5})  # d takes the dense list's floor
+    lexical_z = z({"a": 0.0, "b": 10.0, "c": 1.0, "d": 4.0})  # a scores 0: completion says no term matches
+    expected = {key: (1 - w) * dense_z[key] + w * lexical_z[key] for key in "abcd"}
+    hits = convex_fusion(dense, lexical, lexical_weight=w, lexical_scored=scored)
+    assert {hit.key: hit.score for hit in hits} == pytest.approx(expected)
+    assert [hit.key for hit in hits] == sorted(expected, key=lambda key: -expected[key])
+    by_key = {hit.key: hit for hit in hits}
+    assert by_key["c"].lexical_score == 1.0 and by_key["a"].lexical_score is None and by_key["d"].dense_score is None
+    # Without completion c and a take the lexical floor (4.0): c ties d on the lexical side and
+    # beats it on the dense one, where its real BM25 (1.0) puts it below d.
+    assert [hit.key for hit in hits].index("c") > [hit.key for hit in hits].index("d")
+    uncompleted = [hit.key for hit in convex_fusion(dense, lexical, lexical_weight=w)]
+    assert uncompleted.index("c") < uncompleted.index("d")
 
 
 def test_weights_zero_and_one_reproduce_each_signal():
@@ -245,7 +278,9 @@ def test_rrf_by_hand():
 
 def test_ties_break_by_dense_score_then_lexical_then_key():
     # x and y only lexical, tied in score; p and q tie in fused score, q has the higher dense score.
-    hits = convex_fusion({"p": 0.2, "q": 0.4, "r": 0.6}, {"p": 3.0, "y": 1.0, "x": 1.0, "r": 2.0}, lexical_weight=0.5)
+    hits = convex_fusion(
+        {"p": 0.2, "q": 0.4, "r": 0.6}, {"p": 3.0, "y": 1.0, "x": 1.0, "r": 2.0}, lexical_weight=0.5, normalisation="minmax"
+    )
     fused = {hit.key: hit.score for hit in hits}
     assert fused["p"] == pytest.approx(0.5) and fused["q"] == pytest.approx(0.25) and fused["x"] == fused["y"] == 0.0
     assert [hit.key for hit in hits] == ["r", "p", "q", "x", "y"]
@@ -264,5 +299,7 @@ def test_fusion_refuses_bad_arguments():
         convex_fusion(DENSE, LEXICAL, lexical_weight=1.5)
     with pytest.raises(ValueError):
         convex_fusion({"a": float("nan")}, LEXICAL)
+    with pytest.raises(ValueError):
+        convex_fusion(DENSE, LEXICAL, normalisation="sigmoid")
     with pytest.raises(ValueError):
         reciprocal_rank_fusion(DENSE, LEXICAL, k=0)

@@ -15,7 +15,7 @@ collection, and ``idf`` either
   sum; ``-bm25() == (k1 + 1) * score`` here, so both rank identically (tested).
 
 Lucene dropped the classic ``(k1 + 1)`` factor in version 8 because it scales every score alike; so
-does this module. Scores are compared within one query only (fusion min-max normalises them).
+does this module. Scores are compared within one query only (fusion normalises them per query).
 
 k1 = 1.2 and b = 0.75 are the usual defaults (Lucene, FTS5, Anserini). On the development sets
 (``bench/bench_hybrid.py``, k1 in {0.9, 1.2, 1.5, 2.0} x b in {0.5, 0.75, 0.9, 1.0}) the mean MRR@10
