@@ -43,7 +43,9 @@ all of them on an explicit ``compact()``. The merged segment holds the live vect
 approximate index (HNSW, IVF: ``kosearch.store.ann``) when its size is above the measured
 break-even, with its recall@10 recorded in its entry. It is written like any segment, then one
 transaction replaces the merged entries by the new one and deletes the dropped ids from
-``tombstones``; only after that commit are the old files removed.
+``tombstones``; only after that commit are the old files removed. An explicit ``compact()`` then
+empties the SQLite WAL (a checkpoint into ``metadata.sqlite``), so the disk space it reports is
+what stays.
 
 Migration. An index made before segments names one file, ``vectors_file = vectors.NNNNNN.faiss``,
 and has no ``segments`` key: it opens read-only as one segment made of that file. Its first writer
@@ -768,7 +770,10 @@ class IndexStore:
         """Merge every segment into one, without the deleted vectors (approximate when large).
 
         Anything written and not yet checkpointed is checkpointed first. The disk space of deleted
-        vectors comes back once the old segment files are removed, right after the commit.
+        vectors comes back once the old segment files are removed, right after the commit; the
+        SQLite WAL, which keeps the size of the largest transaction since it was last emptied, is
+        then emptied too (``truncate_wal``). Deleted rows' pages stay in ``metadata.sqlite`` for
+        SQLite to reuse (no VACUUM, which would rewrite the whole file).
         """
         started = time.perf_counter()
         if self._writer is not None and (self._pending.count() or self._writer.db.conn.in_transaction):
@@ -782,6 +787,7 @@ class IndexStore:
         wanted = self._factory_for(live)
         if len(names) > 1 or deleted or any(segment.entry.factory != wanted for segment in self._segments):
             self._merge(names)
+        self._writer.truncate_wal()
         return CompactionReport(
             segments_before=segments_before,
             segments_after=len(self._segments),
