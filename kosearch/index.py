@@ -30,7 +30,7 @@ from kosearch import records
 from kosearch.paraphrases import mine_paraphrases
 from kosearch.results import CompactionReport, Hit, IndexInfo, IngestReport, Pair, RemovalReport
 from kosearch.search.filters import BUILTIN_FIELDS, WhereSpec
-from kosearch.search.hybrid import SearchRequest
+from kosearch.search.hybrid import FUSIONS, GROUPS, MODES, SearchRequest  # the options of Index.search, for front ends
 from kosearch.search.hybrid import search as hybrid_search
 from kosearch.search.morphemes import LexicalOptions
 from kosearch.store import DEFAULT_FACTORY, IndexStore
@@ -418,6 +418,19 @@ class Index:
     def store(self) -> IndexStore:
         """The underlying store, for tools (benchmarks, evaluation) that need raw vectors."""
         return self._store
+
+
+def __getattr__(name: str) -> Any:
+    """``ENCODER_BACKEND_HELP`` (what each ``encoder_backend`` value means), for front ends' option help.
+
+    Front ends (CLI, service) import the facade only; this loads the encoders package when asked for,
+    not at ``import kosearch``.
+    """
+    if name == "ENCODER_BACKEND_HELP":
+        from kosearch.encoders.backends import ENCODER_BACKEND_HELP
+
+        return ENCODER_BACKEND_HELP
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def encoder_manifest(encoder: Encoder) -> dict:

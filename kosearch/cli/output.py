@@ -30,7 +30,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from kosearch.encoders.backends import ENCODER_BACKEND_HELP
+from kosearch.index import ENCODER_BACKEND_HELP
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -15,7 +15,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from kosearch.search.hybrid import FUSIONS, GROUPS, MODES, SearchRequest
+from kosearch.index import FUSIONS, GROUPS, MODES, SearchRequest
 from kosearch.serve.limits import ServiceLimits
 
 ModeName = Literal[MODES]  # type: ignore[valid-type]
