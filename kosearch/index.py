@@ -159,10 +159,11 @@ class Index:
         return index
 
     def refresh(self) -> bool:
-        """Let a long-lived reader see what writers committed since it opened; True if anything was.
+        """Move a reader to the newest committed generation now; True if there was a newer one.
 
-        An index opened for reading answers from the snapshot it opened (see
-        ``kosearch.store.index_store``); this moves it to the newest one.
+        Never needed for correctness: an index opened for reading checks for a newer generation
+        before each search on its own (see ``kosearch.store.index_store``, "Reading"). This only
+        releases the old snapshot early, e.g. for a reader that will sit idle for a long time.
         """
         return self._store.refresh()
 
