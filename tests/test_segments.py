@@ -129,6 +129,7 @@ def _writer_rounds(writer: Writer, rounds: int, reader: kosearch.Index | None = 
 # -- readers in other threads and processes during writes -------------------------------------------
 
 
+@pytest.mark.slow
 def test_many_threads_search_one_index_while_a_writer_adds_upserts_deletes_and_compacts(tmp_path, monkeypatch):
     monkeypatch.setattr(ann, "BREAK_EVEN", 4)  # x 384/64: compactions above 24 units build HNSW
     encoder = HashingEncoder()
@@ -405,6 +406,7 @@ def test_deleting_a_tenth_then_compacting_frees_disk_and_equals_a_fresh_build(tm
 # -- compaction above the ANN break-even -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_compaction_above_the_break_even_builds_ann_with_its_recall_shown_by_info(tmp_path, monkeypatch):
     monkeypatch.setattr(ann, "BREAK_EVEN", 20)  # x 384/64 = 120 units for these 64-d vectors
     encoder = HashingEncoder()
