@@ -126,3 +126,19 @@ def test_the_checker_sees_a_crossing(tmp_path, monkeypatch):
     )
     monkeypatch.setattr(__import__(__name__), "PACKAGE", fake)
     assert kosearch_imports(fake / "store" / "bad.py") == [(2, "kosearch.documents"), (4, "kosearch.search")]
+
+
+STORE_INTERNALS = {"metadata", "vectors", "_writer", "_segments", "_view", "_pending", "_tombstones", "_probe"}
+"""What an ``IndexStore`` keeps inside; code above the store asks its methods instead (issue 7 part 6)."""
+STORE_USERS = ["ingest.py", "records.py", "paraphrases.py", "index.py", "search"]
+
+
+def test_code_above_the_store_uses_its_methods_not_its_internals():
+    reaches = []
+    for name in STORE_USERS:
+        paths = sorted((PACKAGE / name).rglob("*.py")) if (PACKAGE / name).is_dir() else [PACKAGE / name]
+        for path in paths:
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Attribute) and node.attr in STORE_INTERNALS:
+                    reaches.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} .{node.attr}")
+    assert reaches == []
