@@ -44,8 +44,8 @@ approximate index (HNSW, IVF: ``kosearch.store.ann``) when its size is above the
 break-even, with its recall@10 recorded in its entry. It is written like any segment, then one
 transaction replaces the merged entries by the new one and deletes the dropped ids from
 ``tombstones``; only after that commit are the old files removed. An explicit ``compact()`` then
-empties the SQLite WAL (a checkpoint into ``metadata.sqlite``), so the disk space it reports is
-what stays.
+empties the SQLite WAL (a checkpoint into ``metadata.sqlite``, when no transaction is open and as
+far as readers' snapshots allow), so the disk space it reports is what stays.
 
 Migration. An index made before segments names one file, ``vectors_file = vectors.NNNNNN.faiss``,
 and has no ``segments`` key: it opens read-only as one segment made of that file. Its first writer
