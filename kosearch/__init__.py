@@ -20,9 +20,10 @@ from kosearch.errors import (
     RecordExistsError,
 )
 from kosearch.index import Index
-from kosearch.results import Hit, IndexedSentence, IndexInfo, IngestReport, Pair, RemovalReport
+from kosearch.results import CompactionReport, Hit, IndexedSentence, IndexInfo, IngestReport, Pair, RemovalReport
 
 __all__ = [
+    "CompactionReport",
     "DataFormatError",
     "EncoderMismatchError",
     "EncoderNotFoundError",

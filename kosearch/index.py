@@ -31,9 +31,7 @@ from kosearch import records
 from kosearch.paraphrases import mine_paraphrases
 from kosearch.results import CompactionReport, Hit, IndexInfo, IngestReport, Pair, RemovalReport
 from kosearch.search.filters import BUILTIN_FIELDS, WhereSpec
-from kosearch.encoders.backends import ENCODER_BACKEND_HELP
-from kosearch.encoders.precision import PRECISIONS
-from kosearch.search.hybrid import FUSIONS, GROUPS, MODES, SearchRequest
+from kosearch.search.hybrid import FUSIONS, GROUPS, MODES, SearchRequest  # the options of Index.search, for front ends
 from kosearch.search.hybrid import search as hybrid_search
 from kosearch.search.morphemes import LexicalOptions
 from kosearch.store import DEFAULT_FACTORY, IndexStore
@@ -189,10 +187,11 @@ class Index:
         return index
 
     def refresh(self) -> bool:
-        """Let a long-lived reader see what writers committed since it opened; True if anything was.
+        """Move a reader to the newest committed generation now; True if there was a newer one.
 
-        An index opened for reading answers from the snapshot it opened (see
-        ``kosearch.store.index_store``); this moves it to the newest one.
+        Never needed for correctness: an index opened for reading checks for a newer generation
+        before each search on its own (see ``kosearch.store.index_store``, "Reading"). This only
+        releases the old snapshot early, e.g. for a reader that will sit idle for a long time.
         """
         return self._store.refresh()
 
@@ -462,6 +461,24 @@ class Index:
     def store(self) -> IndexStore:
         """The underlying store, for tools (benchmarks, evaluation) that need raw vectors."""
         return self._store
+
+
+def __getattr__(name: str) -> Any:
+    """``ENCODER_BACKEND_HELP`` (what each ``encoder_backend`` value means) and ``PRECISIONS`` (the
+    encoder's compute precisions), for front ends' option help.
+
+    Front ends (CLI, service) import the facade only; this loads the encoders package when asked for,
+    not at ``import kosearch``.
+    """
+    if name == "ENCODER_BACKEND_HELP":
+        from kosearch.encoders.backends import ENCODER_BACKEND_HELP
+
+        return ENCODER_BACKEND_HELP
+    if name == "PRECISIONS":
+        from kosearch.encoders.precision import PRECISIONS
+
+        return PRECISIONS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def encoder_manifest(encoder: Encoder) -> dict:

@@ -54,7 +54,9 @@ all of them on an explicit ``compact()``. The merged segment holds the live vect
 approximate index (HNSW, IVF: ``kosearch.store.ann``) when its size is above the measured
 break-even, with its recall@10 recorded in its entry. It is written like any segment, then one
 transaction replaces the merged entries by the new one and deletes the dropped ids from
-``tombstones``; only after that commit are the old files removed.
+``tombstones``; only after that commit are the old files removed. An explicit ``compact()`` then
+empties the SQLite WAL (a checkpoint into ``metadata.sqlite``, when no transaction is open and as
+far as readers' snapshots allow), so the disk space it reports is what stays.
 
 Migration. An index made before segments names one file, ``vectors_file = vectors.NNNNNN.faiss``,
 and has no ``segments`` key: it opens read-only as one segment made of that file. Its first writer
@@ -136,7 +138,8 @@ REQUIRED_KEYS = ("model", "fingerprint", "dimension", "generation", "sentences")
 OPEN_ATTEMPTS = 50
 """How many newer generations a reader follows while a writer keeps deleting the files it wanted."""
 RECALL_QUERIES = 200
-"""How many of a merged approximate segment's own vectors are the queries its recall@10 is measured on."""
+"""How many of a merged approximate segment's own vectors are the queries its recall@10 is measured on
+(each query's own id left out of both answers: finding itself would flatter the index)."""
 
 
 def now() -> str:
@@ -858,7 +861,10 @@ class IndexStore:
         """Merge every segment into one, without the deleted vectors (approximate when large).
 
         Anything written and not yet checkpointed is checkpointed first. The disk space of deleted
-        vectors comes back once the old segment files are removed, right after the commit.
+        vectors comes back once the old segment files are removed, right after the commit; the
+        SQLite WAL, which keeps the size of the largest transaction since it was last emptied, is
+        then emptied too (``truncate_wal``). Deleted rows' pages stay in ``metadata.sqlite`` for
+        SQLite to reuse (no VACUUM, which would rewrite the whole file).
         """
         started = time.perf_counter()
         if self._writer is not None and (self._pending.count() or self._writer.db.conn.in_transaction):
@@ -874,6 +880,7 @@ class IndexStore:
                 self._delete_points()
         elif len(names) > 1 or deleted or any(segment.entry.factory != self._factory_for(live) for segment in self._segments):
             self._merge(names)
+        self._writer.truncate_wal()
         return CompactionReport(
             segments_before=segments_before,
             segments_after=len(self._segments),
@@ -991,7 +998,9 @@ class IndexStore:
             del parts
             index = ann.build_index(ids, vectors, factory, device=self._device)
             sample = np.random.default_rng(0).choice(len(ids), min(RECALL_QUERIES, len(ids)), replace=False)
-            recall = float(ann.measure_recall(index, ids, vectors, vectors[sample], 10, device=self._device))
+            recall = float(
+                ann.measure_recall(index, ids, vectors, vectors[sample], 10, query_ids=ids[sample], device=self._device)
+            )
             del vectors
         _write_faiss(self.folder, f"{name}.faiss", index)
         ids = faiss.vector_to_array(index.id_map)

@@ -94,6 +94,17 @@ class MetadataStore:
     def rollback(self) -> None:
         self.db.conn.rollback()
 
+    def truncate_wal(self) -> None:
+        """Copy the committed WAL into the database file and cut the WAL to zero bytes.
+
+        SQLite reuses its WAL file without shrinking it, so after a long run it can hold as many
+        bytes as the run wrote; this gives them back. Inside an open transaction it does nothing
+        (SQLite would refuse); when a reader still holds an older snapshot SQLite does what it can
+        and leaves the rest, which is harmless: the WAL is emptied by a later checkpoint.
+        """
+        if not self.db.conn.in_transaction:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
     def begin_snapshot(self) -> None:
         """Start a read transaction: every read until ``end_snapshot`` sees one committed state."""
         self.end_snapshot()
