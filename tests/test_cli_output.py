@@ -220,7 +220,10 @@ def test_piped_query_prints_whole_lines_with_path_and_line(hostile_index):
     result = run_cli("query", str(index), LONG_SENTENCE, "[/]", "-k", "4")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert f"1\t1.000\t{LONG_FOLDER}/{LONG_FILE}:1\t{LONG_SENTENCE}" in lines
+    # The whole line, never cut: rank, the fused score (its scale is the fusion's), file:line, sentence.
+    first = next(line for line in lines if line.startswith("1\t"))
+    rank, score, where, text = first.split("\t")
+    assert float(score) > 0 and (where, text) == (f"{LONG_FOLDER}/{LONG_FILE}:1", LONG_SENTENCE)
     assert "query: [/]" in lines
     assert "\x1b" not in result.stdout
     assert any(line.endswith(f"\t{MARKUP_FILE}:3\t{printable(ESCAPE_SENTENCE)}") for line in lines)
