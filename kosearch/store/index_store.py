@@ -273,12 +273,27 @@ class IndexStore:
         return cls._open_writer(folder, lock, device, backend)
 
     @classmethod
-    def _open_writer(cls, folder: Path, lock, device: str, backend: str | None) -> IndexStore:
+    def open_to_repair(cls, folder: Path, lock, leave_out: list[str], device: str = "cpu") -> IndexStore:
+        """A writer over every segment but ``leave_out`` (unreadable ones), whose counts may disagree.
+
+        For ``kosearch check --repair`` (``kosearch.store.check``), which holds ``lock`` (the write
+        lock), adds the missing vectors and tombstones, and commits through ``checkpoint``, whose
+        check of the invariant is the same as at every commit. Until then nothing is removed: the
+        left-out files are still named by the committed manifest.
+        """
+        return cls._open_writer(Path(folder), lock, device, None, leave_out=frozenset(leave_out))
+
+    @classmethod
+    def _open_writer(
+        cls, folder: Path, lock, device: str, backend: str | None, leave_out: frozenset[str] | None = None
+    ) -> IndexStore:
         store = cls(folder, lock, device, backend)
         metadata = _open_metadata(folder)
         try:
             manifest = _read_manifest(folder, metadata)
             entries = entries_of(manifest, lambda problem: _damaged(folder, problem))
+            if leave_out is not None:
+                entries = [entry for entry in entries if entry.name not in leave_out]
             with metadata.transaction():
                 metadata.ensure_schema()
             segments = []
@@ -290,7 +305,8 @@ class IndexStore:
                 segments.append(LoadedSegment(with_id_range(entry, vectors), vectors))
             _check_dimensions(folder, manifest, segments)
             tombstones = np.asarray(metadata.tombstone_ids(), dtype=np.int64)
-            _check_counts(folder, manifest, segments, len(tombstones), metadata.counts()[1])
+            if leave_out is None:
+                _check_counts(folder, manifest, segments, len(tombstones), metadata.counts()[1])
         except BaseException:
             metadata.close()
             raise
@@ -298,8 +314,10 @@ class IndexStore:
         store._segments = segments
         store._tombstones = tombstones
         store._pending = empty_vector_store(int(manifest["dimension"]), DEFAULT_FACTORY, device, backend)
-        if "segments" not in manifest:
+        if "segments" not in manifest and store._segments:
             store._migrate(manifest)
+        if leave_out is not None:
+            return store  # repairing: the left-out files go once its checkpoint has committed
         store._remove_stale_files()
         return store
 
@@ -713,6 +731,14 @@ class IndexStore:
             self._tombstones = np.union1d(self._tombstones, ids)
         self._writer_view = None
 
+    def forget_tombstones(self, ids) -> None:
+        """Delete tombstones that name no vector of any segment (``kosearch check --repair``); durable at the next checkpoint."""
+        self._writing()
+        ids = np.unique(np.asarray(ids, dtype=np.int64))
+        self._writer.delete_tombstones(ids.tolist())
+        self._tombstones = np.setdiff1d(self._tombstones, ids)
+        self._writer_view = None
+
     def checkpoint(
         self,
         pending: PendingChanges | None = None,
@@ -952,8 +978,8 @@ def _write_faiss(folder: Path, name: str, index) -> None:
 
 def _damaged(folder: Path, problem: str) -> IndexCorruptError:
     return IndexCorruptError(
-        f"{problem}; the index {folder} is damaged: delete it and rebuild it with "
-        f"`kosearch index DOCS --index {folder}`"
+        f"{problem}; the index {folder} is damaged: `kosearch check {folder} --repair` rebuilds what can be "
+        f"rebuilt from its rows, or delete it and rebuild it with `kosearch index DOCS --index {folder}`"
     )
 
 
