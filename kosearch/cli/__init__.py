@@ -593,7 +593,8 @@ def check(
             advice = finding.repair if not finding.repairable or repair else f"--repair will {finding.repair}"
             out.print(as_text(f"{line}\n    -> {advice}"))
         counts = ", ".join(f"{value:,} {key.replace('_', ' ')}" for key, value in report.counts.items())
-        verdict = "healthy" if report.healthy else f"{len(report.errors)} problems"
+        problems = len(report.errors)
+        verdict = "healthy" if report.healthy else f"{problems} problem{'s' if problems != 1 else ''}"
         hint = "" if report.healthy or repair or not all(f.repairable for f in report.errors) else (
             f"; run `kosearch check {index_path} --repair`"
         )

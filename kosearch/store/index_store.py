@@ -73,7 +73,9 @@ recycle its WAL.
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import functools
 import json
 import os
 import sqlite3
@@ -89,7 +91,7 @@ from typing import Any
 import numpy as np
 
 from kosearch._version import __version__
-from kosearch.errors import IndexCorruptError, IndexExistsError, IndexNotFoundError, KosearchError
+from kosearch.errors import IndexCorruptError, IndexExistsError, IndexNotFoundError, IndexWriteError, KosearchError
 from kosearch.results import CompactionReport, IndexedSentence
 from kosearch.store import ann
 from kosearch.store.metadata import SCHEMA_VERSION, CommittedHashes, MetadataStore, StoredDocument
@@ -126,6 +128,59 @@ RECALL_QUERIES = 200
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO}
+"""Write errors that say the disk (or a quota, or the process's file size limit) is full, or failing."""
+
+
+def _write_failure(folder: Path, error: BaseException) -> IndexWriteError | None:
+    """The one-line error for a failed write of the index, or None for an error that is not one.
+
+    FAISS reports its own write errors as ``RuntimeError('... write error in PATH: ... (REASON)')``
+    and SQLite as ``OperationalError('database or disk is full')``; both are said plainly here.
+    """
+    if isinstance(error, OSError) and error.errno in DISK_ERRNOS:
+        reason = f"{os.strerror(error.errno)} ({getattr(error, 'filename', None) or folder})"
+    elif isinstance(error, sqlite3.OperationalError) and ("disk is full" in str(error) or "disk I/O" in str(error)):
+        reason = f"{error} ({folder / METADATA_FILE})"
+    elif isinstance(error, RuntimeError) and "write error in " in str(error):
+        detail = str(error).split("write error in ", 1)[1]
+        path, _, rest = detail.partition(":")
+        reason = f"{rest[rest.rfind('(') + 1 : rest.rfind(')')] or 'write error'} ({path})"
+    else:
+        return None
+    return IndexWriteError(
+        f"could not write the index {folder}: {reason}; it keeps its last committed state. "
+        f"Make room on the disk (or raise the file size limit) and run the same command again"
+    )
+
+
+def _explains_write_failures(method):
+    """A writer method whose failed writes (disk full, ...) become one ``IndexWriteError``, after which
+    the writer stops (its uncommitted rows are lost; the index on disk is the last commit)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError):
+                failure = _write_failure(self.folder, error)
+                if failure is None:
+                    raise
+            else:
+                failure = _damaged(self.folder, f"{self.folder / METADATA_FILE} cannot be read ({error})")
+            self._broken = True
+            raise failure from None
+        except (OSError, RuntimeError) as error:
+            failure = _write_failure(self.folder, error)
+            if failure is None:
+                raise
+            self._broken = True
+            raise failure from None
+
+    return wrapper
 
 
 @dataclass
@@ -470,8 +525,18 @@ class IndexStore:
 
     @contextmanager
     def _sql(self) -> Iterator[MetadataStore]:
+        """The view's SQLite side; a damaged page met while reading is an error naming the file.
+
+        Opening does not read every page (``kosearch check`` does: at a million units that takes
+        seconds), so damage can first show up here, in the middle of a search.
+        """
         with self.reading() as view, view.sql() as metadata:
-            yield metadata
+            try:
+                yield metadata
+            except sqlite3.DatabaseError as error:
+                if isinstance(error, sqlite3.OperationalError):
+                    raise
+                raise _damaged(self.folder, f"{self.folder / METADATA_FILE} cannot be read ({error})") from None
 
     @property
     def metadata(self) -> MetadataStore:
@@ -651,6 +716,7 @@ class IndexStore:
             )
         self._writer.begin_writing()
 
+    @_explains_write_failures
     def add_document(self, row: dict[str, Any]) -> None:
         """Insert a document row now; it becomes durable at the next checkpoint."""
         self._writing()
@@ -661,6 +727,7 @@ class IndexStore:
         self._writing()
         self._pending.add(np.asarray(ids, dtype=np.int64), vectors)
 
+    @_explains_write_failures
     def add_sentences(
         self, rows: list[dict[str, Any]], vectors: np.ndarray, tokens: list[str] | None = None
     ) -> None:
@@ -674,6 +741,7 @@ class IndexStore:
         if tokens is not None:
             self._writer.insert_lexical([row["id"] for row in rows], tokens)
 
+    @_explains_write_failures
     def add_lexical(self, sentence_ids: list[int], tokens: list[str]) -> None:
         """Postings for sentences already stored (filling the lexical index of an older index)."""
         self._writing()
@@ -703,10 +771,12 @@ class IndexStore:
             raise KosearchError(f"index {self.folder} holds units; its lexical index cannot be dropped")
         self._writer.delete_manifest_key("lexical")
 
+    @_explains_write_failures
     def complete_document(self, document_id: int, sha256: str) -> None:
         self._writing()
         self._writer.complete_document(document_id, sha256)
 
+    @_explains_write_failures
     def remove_documents(self, document_ids: list[int]) -> int:
         """Take documents' vectors and rows out (durable at the next checkpoint); returns sentences removed."""
         self._writing()
@@ -715,6 +785,7 @@ class IndexStore:
         self._writer.delete_documents(document_ids)
         return len(sentence_ids)
 
+    @_explains_write_failures
     def remove_vectors(self, sentence_ids) -> None:
         """Delete vectors: uncommitted ones leave the pending store, committed ones get a tombstone."""
         self._writing()
@@ -739,6 +810,7 @@ class IndexStore:
         self._tombstones = np.setdiff1d(self._tombstones, ids)
         self._writer_view = None
 
+    @_explains_write_failures
     def checkpoint(
         self,
         pending: PendingChanges | None = None,
@@ -790,6 +862,7 @@ class IndexStore:
         while group := tier_to_merge([segment.entry for segment in self._segments]):
             self._merge([entry.name for entry in group])
 
+    @_explains_write_failures
     def compact(self) -> CompactionReport:
         """Merge every segment into one, without the deleted vectors (approximate when large).
 
@@ -978,8 +1051,8 @@ def _write_faiss(folder: Path, name: str, index) -> None:
 
 def _damaged(folder: Path, problem: str) -> IndexCorruptError:
     return IndexCorruptError(
-        f"{problem}; the index {folder} is damaged: `kosearch check {folder} --repair` rebuilds what can be "
-        f"rebuilt from its rows, or delete it and rebuild it with `kosearch index DOCS --index {folder}`"
+        f"{problem}; the index {folder} is damaged: `kosearch check {folder}` says what is wrong and what "
+        f"--repair can rebuild from its rows; or delete it and rebuild it with `kosearch index DOCS --index {folder}`"
     )
 
 
