@@ -103,8 +103,11 @@ def _damage_segment(index: Path, how: str) -> Path:
         path.unlink()
     elif how == "truncated":
         path.write_bytes(data[: len(data) // 2])
-    elif how == "garbage":  # the vectors' bytes overwritten (0xff... is NaN as float32)
+    elif how == "nan":  # the vectors' bytes overwritten (0xff... is NaN as float32)
         data[len(data) // 2 : len(data) // 2 + 256] = b"\xff" * 256
+        path.write_bytes(bytes(data))
+    elif how == "flipped":  # ordinary numbers where others were: only the recorded CRC-32 tells
+        data[len(data) // 2 : len(data) // 2 + 16] = b"\x3f" * 16
         path.write_bytes(bytes(data))
     elif how == "other-count":  # a whole, readable segment file that is not the one the manifest describes
         entries = [
@@ -115,11 +118,11 @@ def _damage_segment(index: Path, how: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("how", ["missing", "truncated", "garbage", "other-count"])
+@pytest.mark.parametrize("how", ["missing", "truncated", "nan", "flipped", "other-count"])
 def test_a_damaged_segment_is_named_by_open_and_check_and_repair_encodes_its_rows_again(index, pristine, how):
     before = _results(pristine / "idx")
     path = _damage_segment(index, how)
-    if how != "garbage":  # a header that reads fine is all open looks at (check reads the vectors)
+    if how not in ("nan", "flipped"):  # a header that reads fine is all open looks at (check reads the vectors)
         with pytest.raises(IndexCorruptError) as refused:
             kosearch.Index.open(index)
         assert path.name in str(refused.value) and "kosearch check" in str(refused.value)
@@ -127,6 +130,8 @@ def test_a_damaged_segment_is_named_by_open_and_check_and_repair_encodes_its_row
     assert not report.healthy
     (finding,) = report.errors
     assert finding.kind == "segment" and finding.file == str(path) and finding.repairable
+    if how == "flipped":
+        assert "CRC-32" in finding.message
     result = _cli("check", str(index))
     assert result.exit_code == 1 and path.name in result.output and "--repair" in result.output
 

@@ -6,7 +6,8 @@ fast. ``check_folder`` reads everything instead, and never trusts one part to de
 
 - ``metadata.sqlite``: SQLite's ``PRAGMA integrity_check`` (every page, every index), then the
   manifest (readable JSON, the required keys, segment names that stay inside the folder);
-- each segment file: present, readable by FAISS, holding the count and dimension its entry
+- each segment file: present, its CRC-32 the one recorded when it was written (segments written
+  before checksums have none), readable by FAISS, holding the count and dimension its entry
   records, ids inside its recorded range and unique, vectors finite;
 - the union of the segments minus the tombstones against the sentence rows, id by id (a vector
   without a row, a row without a vector, a tombstone of no vector), and the manifest's count;
@@ -52,7 +53,14 @@ from kosearch.store.index_store import (
     _checked_manifest,
     _release,
 )
-from kosearch.store.segments import REMOVABLE_FILE, SegmentEntry, entries_of, load_segment, with_id_range
+from kosearch.store.segments import (
+    REMOVABLE_FILE,
+    SegmentEntry,
+    entries_of,
+    file_crc32,
+    load_segment,
+    with_id_range,
+)
 
 Encode = Callable[[list[str]], np.ndarray]
 """Unit texts -> their document vectors, by the index's own encoder."""
@@ -293,6 +301,8 @@ def _inspect_segments(found: _Inspection, entries: list[SegmentEntry], dimension
 
 
 def _segment_problem(path: Path, entry: SegmentEntry, vectors, dimension: int, seen: np.ndarray) -> str | None:
+    if entry.crc32 is not None and file_crc32(path) != entry.crc32:
+        return f"{path} has changed since it was written (its CRC-32 is not the one its entry records): its bytes are damaged"
     if vectors.dimension != dimension:
         return f"{path} holds {vectors.dimension}-dimensional vectors, the manifest says {dimension}"
     ids = vectors.ids()

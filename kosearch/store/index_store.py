@@ -100,6 +100,7 @@ from kosearch.store.segments import (
     SegmentEntry,
     entries_of,
     entry_for,
+    file_crc32,
     link_or_copy,
     load_segment,
     segment_name,
@@ -938,12 +939,12 @@ class IndexStore:
         factory = manifest.get("faiss_factory", DEFAULT_FACTORY)
         if factory == DEFAULT_FACTORY:
             write_file_atomically(self.folder, f"{name}.faiss", vectors.save)
-            return entry_for(name, vectors, factory)
-        index = new_faiss_index(vectors.dimension, factory)
-        for ids, batch in vectors.iter_vectors():
-            index.add_with_ids(batch, ids)
-        _write_faiss(self.folder, f"{name}.faiss", index)
-        return entry_for(name, vectors, factory)
+        else:
+            index = new_faiss_index(vectors.dimension, factory)
+            for ids, batch in vectors.iter_vectors():
+                index.add_with_ids(batch, ids)
+            _write_faiss(self.folder, f"{name}.faiss", index)
+        return replace(entry_for(name, vectors, factory), crc32=file_crc32(self.folder / f"{name}.faiss"))
 
     def _write_merged(self, name: str, chosen: list[LoadedSegment], live: int, dimension: int) -> SegmentEntry:
         import faiss
@@ -974,7 +975,10 @@ class IndexStore:
             del vectors
         _write_faiss(self.folder, f"{name}.faiss", index)
         ids = faiss.vector_to_array(index.id_map)
-        return SegmentEntry(name, int(index.ntotal), factory, int(ids.min()), int(ids.max()), recall)
+        return SegmentEntry(
+            name, int(index.ntotal), factory, int(ids.min()), int(ids.max()), recall,
+            crc32=file_crc32(self.folder / f"{name}.faiss"),
+        )
 
     def _check_commit(self, manifest: dict[str, Any], segments: list[LoadedSegment]) -> int:
         """Inside the commit's transaction: rows = vectors - tombstones, and postings = rows."""
