@@ -58,6 +58,14 @@ that makes every sentence have its postings, and from then on every checkpoint c
 counts agree. An index made before the lexical index has no such key: it is searched densely,
 and its next writer (``kosearch index``) adds the postings of its old sentences and then the key.
 
+Failures and damage. A write that fails (disk full, a quota, the process's file size limit, an
+I/O error) is raised as one ``IndexWriteError`` saying so; the half-written ``.tmp`` file is
+removed at once, the writer stops (its uncommitted rows are lost) and the index keeps its last
+commit. Opening checks what a search needs and can afford (manifest, segment headers and counts);
+a damaged SQLite page first met by a later read is an ``IndexCorruptError`` naming the file.
+``kosearch.store.check`` reads everything (``kosearch check``), and its repair commits through
+``checkpoint`` like any writer, from a writer opened without the unreadable segments.
+
 Reading. A reader searches a *view* (``kosearch.store.view``): one generation's manifest,
 segments, tombstones and a SQLite read transaction (a WAL snapshot) of that generation, so counts
 always agree and every id the vectors return resolves to its row. Before each read a cheap check
