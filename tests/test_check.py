@@ -339,3 +339,31 @@ def test_repair_through_the_bundled_encoder_and_the_cli(tmp_path):
     with kosearch.Index.open(index) as idx:
         after = [[(round(h.score, 4), h.text) for h in idx.search(q, k=5, mode="dense")] for q in QUERIES]
     assert after == before
+
+
+@pytest.mark.slow
+def test_a_full_disk_through_the_real_cli_and_bundled_encoder(tmp_path):
+    import os
+
+    docs = _write_docs(tmp_path / "docs", files=4, lines=10)
+    index = tmp_path / "idx"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "kosearch", "index", str(docs), "--index", str(index), "--unit", "sentence", "--quiet"]
+    assert subprocess.run(command, env=env, timeout=900, capture_output=True).returncode == 0
+    with kosearch.Index.open(index) as idx:
+        generation, before = idx.store.generation, [hit.text for hit in idx.search("날씨", k=5)]
+    _write_docs(docs / "more", files=30, lines=40, tag="추가 ")
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+    full = subprocess.run(command, env=env, timeout=900, capture_output=True, text=True, preexec_fn=small_disk)
+    assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
+    assert full.stderr.strip().splitlines()[-1].startswith("error: could not write the index"), full.stderr
+    with kosearch.Index.open(index) as idx:
+        assert idx.store.generation == generation and [hit.text for hit in idx.search("날씨", k=5)] == before
+    assert subprocess.run(command, env=env, timeout=900, capture_output=True).returncode == 0
+    with kosearch.Index.open(index) as idx:
+        assert len(idx) == 80 + 30 * 40 * 2
+    assert kosearch.Index.check(index).findings == []
