@@ -1,8 +1,10 @@
 """kill -9 trials at random points of indexing, update, delete, upsert and compaction (issue 8, part 4).
 
 Each trial (``tests/fault_injection.py``, the harness ``tests/test_faults.py`` uses too) starts a
-workload in a child process and SIGKILLs it, half the time after a random delay into the workload's
-stage, half the time at a random occurrence of a random step of the store's commit protocol. Then
+workload in a child process and SIGKILLs it, in turn: after a random delay from the start of the
+workload's stage; at a random occurrence of a random step of the store's commit protocol; or a
+random delay (up to two mean gaps between commits) after a random commit of the stage, so that
+random moments are spread over the whole stage even when the machine's load slows it. Then
 the index it left must open, search (every hit a live row) and be consistent counted independently
 of kosearch (vectors - tombstones = rows = manifest count, lexical rows = rows) with ``kosearch
 check`` finding no error; the workload is run again to completion and must equal a clean build
@@ -60,11 +62,18 @@ def main() -> None:
     while killed < args.trials and attempts < 3 * args.trials:
         workload = faults.WORKLOADS[attempts % len(faults.WORKLOADS)]
         build = clean[workload]
-        if attempts % 2 == 0 or not build.points:
+        commits = build.points.get("after-commit", 0)
+        mode = (attempts // len(faults.WORKLOADS)) % 3
+        if mode == 0 or not commits:
             trial = faults.run_trial(build, delay=chance.uniform(0, build.stage_seconds))
-        else:
+        elif mode == 1:
             point = chance.choice(sorted(build.points))
             trial = faults.run_trial(build, point=point, occurrence=chance.randint(1, build.points[point]))
+        else:  # a random moment between two commits, wherever in the stage
+            gap = build.stage_seconds / commits
+            trial = faults.run_trial(
+                build, point="after-commit", occurrence=chance.randint(1, commits), delay=chance.uniform(0, 2 * gap)
+            )
         attempts += 1
         killed += trial.killed
         trials.append(trial)
@@ -73,7 +82,10 @@ def main() -> None:
 
     load_after = os.getloadavg()
     print()
-    print(f"{'workload':10s} {'killed':>7s} {'at a step':>9s} {'at random':>9s} {'not killed':>10s} {'broken':>7s} {'states left':>11s}")
+    print(
+        f"{'workload':10s} {'killed':>7s} {'at a step':>9s} {'after a commit':>14s} {'after the start':>15s} "
+        f"{'not killed':>10s} {'broken':>7s} {'states left':>11s}"
+    )
     rows = []
     for workload in faults.WORKLOADS:
         mine = [trial for trial in trials if trial.workload == workload]
@@ -81,16 +93,17 @@ def main() -> None:
         row = {
             "workload": workload,
             "killed": len(hit),
-            "at_step": sum(trial.fault.startswith("point") for trial in hit),
-            "at_random": sum(trial.fault.startswith("delay") for trial in hit),
+            "at_step": sum(trial.fault.startswith("point") and "+" not in trial.fault for trial in hit),
+            "after_commit": sum(trial.fault.startswith("point") and "+" in trial.fault for trial in hit),
+            "after_start": sum(trial.fault.startswith("delay") for trial in hit),
             "not_killed": len(mine) - len(hit),
             "broken": sum(trial.broken for trial in mine),
             "states": len(collections.Counter(trial.state_after_kill for trial in hit)),
         }
         rows.append(row)
         print(
-            f"{workload:10s} {row['killed']:7d} {row['at_step']:9d} {row['at_random']:9d} {row['not_killed']:10d} "
-            f"{row['broken']:7d} {row['states']:11d}"
+            f"{workload:10s} {row['killed']:7d} {row['at_step']:9d} {row['after_commit']:14d} {row['after_start']:15d} "
+            f"{row['not_killed']:10d} {row['broken']:7d} {row['states']:11d}"
         )
     broken = sum(trial.broken for trial in trials)
     print(

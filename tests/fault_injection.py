@@ -11,7 +11,8 @@ kernel's OOM killer send: no handler, no cleanup), either
 
 - after a random delay into one stage of the workload (``delay``), or
 - at a named step of the store's protocol (``point``), the ``occurrence``-th time the child reaches
-  it in that stage. The child wraps the store's functions to stop itself there, so nothing in
+  it in that stage, or a random ``delay`` after it (from a timer thread in the child: the kill then
+  falls wherever the work between two commits happens to be, spread over the whole stage). The child wraps the store's functions to stop itself there, so nothing in
   kosearch carries a test hook. The steps (``POINTS``), in the order a commit passes them:
   ``rows-written`` (rows inserted, transaction open), ``tombstones-written`` (deletions recorded,
   uncommitted), ``segment-tmp-written`` (segment file written and fsynced, not yet renamed),
@@ -35,6 +36,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,7 +199,8 @@ def _install_kill_points(reached) -> None:
 
 def child_main(argv: list[str]) -> None:
     """``python fault_injection.py WORKLOAD PHASE INDEX DOCS`` (PHASE: setup, stage or all); environment: ``FAULT_STAGES`` (a file the
-    stages are appended to), ``FAULT_POINT`` (``stage:point:occurrence`` to die at), ``FAULT_COUNTS``
+    stages are appended to), ``FAULT_POINT`` (``stage:point:occurrence`` to die at, or
+    ``stage:point:occurrence:seconds`` to die that long after it), ``FAULT_COUNTS``
     (a file to write how often each point was reached, per stage)."""
     workload, phase, index, docs = argv[0], argv[1], Path(argv[2]), Path(argv[3])
     stages_file = os.environ.get("FAULT_STAGES")
@@ -206,9 +209,11 @@ def child_main(argv: list[str]) -> None:
     current = ["start"]
     counts: dict[str, dict[str, int]] = {}
     aim = None
+    timer = None
     if target:
-        stage_name, point, occurrence = target.split(":")
+        stage_name, point, occurrence, *after = target.split(":")
         aim = (stage_name, point, int(occurrence))
+        timer = float(after[0]) if after else None
 
     def stage(name: str) -> None:
         current[0] = name
@@ -220,7 +225,12 @@ def child_main(argv: list[str]) -> None:
         seen = counts.setdefault(current[0], {})
         seen[point] = seen.get(point, 0) + 1
         if aim is not None and aim == (current[0], point, seen[point]):
-            os.kill(os.getpid(), signal.SIGKILL)
+            if timer is None:
+                os.kill(os.getpid(), signal.SIGKILL)
+            # SIGKILL from a timer thread: the process dies wherever its main thread then is.
+            killer = threading.Timer(timer, os.kill, (os.getpid(), signal.SIGKILL))
+            killer.daemon = True
+            killer.start()
 
     if target or counts_file:
         _install_kill_points(reached)
@@ -301,6 +311,9 @@ def clean_build(workdir: Path, workload: str) -> CleanBuild:
 def run_trial(clean: CleanBuild, *, point: str | None = None, occurrence: int = 1, delay: float | None = None) -> Trial:
     """One kill in ``clean``'s stage, the checks after it, the re-run and the comparison with the clean build.
 
+    ``point``: at that protocol step (its ``occurrence``-th time in the stage), or ``delay`` seconds
+    after it when both are given; ``delay`` alone: that long after the stage starts.
+
     A broken trial's folder is kept (``clean.run_dir`` until the next trial) for a look.
     """
     started = time.monotonic()
@@ -310,8 +323,8 @@ def run_trial(clean: CleanBuild, *, point: str | None = None, occurrence: int = 
     index, stages = folder / "idx", folder / "stages"
     stages.unlink(missing_ok=True)
     if point is not None:
-        fault = f"point:{point}@{occurrence}"
-        env = _child_env(FAULT_POINT=f"{target}:{point}:{occurrence}")
+        fault = f"point:{point}@{occurrence}" + ("" if delay is None else f"+{delay:.3f}")
+        env = _child_env(FAULT_POINT=f"{target}:{point}:{occurrence}" + ("" if delay is None else f":{delay}"))
         child = subprocess.run(_child_command(workload, "stage", folder), env=env, timeout=600, capture_output=True, text=True)
         returncode, stderr = child.returncode, child.stderr
     else:

@@ -73,5 +73,13 @@ def test_kills_at_random_moments_of_every_workload(clean_builds):
     for workload in faults.WORKLOADS:
         clean = clean_builds(workload)
         trials.append(faults.run_trial(clean, delay=chance.uniform(0, 0.8 * clean.stage_seconds)))
+        # A random moment after a random commit, wherever the stage then is.
+        commits = clean.points["after-commit"]
+        trials.append(
+            faults.run_trial(
+                clean, point="after-commit", occurrence=chance.randint(1, commits),
+                delay=chance.uniform(0, clean.stage_seconds / commits),
+            )
+        )
     assert [trial for trial in trials if trial.broken] == []
-    assert sum(trial.killed for trial in trials) >= 3, trials  # most land before the stage ends
+    assert sum(trial.killed for trial in trials) >= 6, trials  # most land before the stage ends
