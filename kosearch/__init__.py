@@ -6,6 +6,7 @@
 """
 
 from kosearch._version import __version__
+from kosearch.distributed.options import RayOptions
 from kosearch.documents.types import SkippedFile
 from kosearch.errors import (
     DataFormatError,
@@ -35,6 +36,7 @@ __all__ = [
     "IngestReport",
     "KosearchError",
     "Pair",
+    "RayOptions",
     "RecordError",
     "RecordExistsError",
     "RemovalReport",

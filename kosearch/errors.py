@@ -23,6 +23,11 @@ class IndexWriteError(KosearchError):
     """Writing the index failed (disk full, a file size limit, an I/O error); the index keeps its last commit."""
 
 
+class IndexChangedError(KosearchError):
+    """A read pinned to one generation cannot be answered any more: a compaction deleted points that
+    generation still shows (a database vector store deletes in place; see ``kosearch.store.qdrant_backend``)."""
+
+
 class IndexExistsError(KosearchError):
     """Creating an index where one already exists would silently mix two corpora."""
 

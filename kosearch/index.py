@@ -26,24 +26,32 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kosearch.distributed.options import RayOptions
 from kosearch.errors import EncoderMismatchError
 from kosearch.ingest import IngestOptions, ProgressCallback, ingest_folder
 from kosearch import records
 from kosearch.paraphrases import mine_paraphrases
 from kosearch.results import CheckReport, CompactionReport, Hit, IndexInfo, IngestReport, Pair, RemovalReport
 from kosearch.search.filters import BUILTIN_FIELDS, WhereSpec
-from kosearch.search.hybrid import SearchRequest
+from kosearch.encoders.backends import ENCODER_BACKEND_HELP
+from kosearch.encoders.precision import PRECISIONS
+from kosearch.search.hybrid import FUSIONS, GROUPS, MODES, SearchRequest
 from kosearch.search.hybrid import search as hybrid_search
 from kosearch.search.morphemes import LexicalOptions, MorphemeAnalyzer
 from kosearch.store import DEFAULT_FACTORY, IndexStore
 from kosearch.store.check import check_folder, repair_folder
 from kosearch.store.index_store import METADATA_FILE
+from kosearch.store.vector_backend import parse_vector_store
 from kosearch.textclean import clean_text
 
 if TYPE_CHECKING:
     from kosearch.encoders import Encoder
 
 logger = logging.getLogger(__name__)
+
+FACADE_VOCABULARY = ("ENCODER_BACKEND_HELP", "FUSIONS", "GROUPS", "MODES", "PRECISIONS", "SearchRequest")
+"""Names re-exported here for front ends: the CLI and the service import only this facade (STYLE.md),
+yet declare their options from the same source as the library (search options, encoder backends)."""
 
 
 class Index:
@@ -69,11 +77,13 @@ class Index:
         encoder: Encoder | None = None,
         device: str | None = None,
         encoder_backend: str | None = None,
+        precision: str | None = None,
     ) -> None:
         self._store = store
         self._encoder = encoder
         self._device = device
         self._encoder_backend = encoder_backend
+        self._precision = precision
         self._warned_family = False
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -88,16 +98,23 @@ class Index:
         faiss_factory: str = DEFAULT_FACTORY,
         backend: str | None = None,
         encoder_backend: str | None = None,
+        vector_store: str | None = None,
+        precision: str | None = None,
     ) -> Index:
         """Create an empty index at ``path`` for ``model`` (default: the bundled encoder).
 
         ``backend`` is where vectors are searched (faiss, torch); ``encoder_backend`` what computes them
-        (torch, onnx, onnx-int8; ignored when ``model`` is an Encoder already made)."""
-        encoder = _as_encoder(model, device, encoder_backend)
+        (torch, onnx, onnx-int8; ignored when ``model`` is an Encoder already made); ``vector_store``
+        where they live (``faiss``, ``qdrant:local``, ``qdrant://HOST:6333/COLLECTION``; recorded, so
+        the index reopens with it); ``precision`` what the encoder computes in
+        (``kosearch.encoders.precision``; the stored vectors are float32 either way)."""
+        config = parse_vector_store(vector_store)  # a malformed value fails before the encoder loads
+        encoder = _as_encoder(model, device, encoder_backend, precision)
         store = IndexStore.create(
-            Path(path), new_index_manifest(encoder), factory=faiss_factory, device=encoder.device, backend=backend
+            Path(path), new_index_manifest(encoder), factory=faiss_factory, device=encoder.device, backend=backend,
+            vector_store=config,
         )
-        return cls(store, encoder, encoder.device, getattr(encoder, "encoder_backend", None))
+        return cls(store, encoder, encoder.device, getattr(encoder, "encoder_backend", None), precision)
 
     @classmethod
     def open(
@@ -109,12 +126,18 @@ class Index:
         backend: str | None = None,
         writable: bool = False,
         encoder_backend: str | None = None,
+        vector_store: str | None = None,
+        precision: str | None = None,
     ) -> Index:
         """Open an existing index. ``model``, if given, must be the encoder it was built with;
-        ``encoder_backend`` defaults to the one the index records (torch when it records none)."""
+        ``encoder_backend`` defaults to the one the index records (torch when it records none);
+        ``vector_store``, if given, must be the one it records."""
         resolved_device = _store_device(device, encoder_backend)
-        store = IndexStore.open(Path(path), device=resolved_device, backend=backend, writable=writable)
-        index = cls(store, None, device, encoder_backend)
+        wanted = None if vector_store is None else parse_vector_store(vector_store)
+        store = IndexStore.open(
+            Path(path), device=resolved_device, backend=backend, writable=writable, vector_store=wanted
+        )
+        index = cls(store, None, device, encoder_backend, precision)
         if model is not None:
             try:
                 index._set_encoder(index._make_encoder(model))
@@ -133,8 +156,13 @@ class Index:
         faiss_factory: str = DEFAULT_FACTORY,
         backend: str | None = None,
         encoder_backend: str | None = None,
+        vector_store: str | None = None,
+        precision: str | None = None,
     ) -> Index:
         """Open ``path`` for writing, creating it first (or finishing a creation that was killed).
+
+        ``vector_store`` is where a new index keeps its vectors (see ``create``); an existing one must
+        record the same, when it is given.
 
         The choice is made under the index's write lock, so a second process racing on a new
         folder is told that another process is writing instead of finding a half-made index.
@@ -142,7 +170,7 @@ class Index:
         made: list[Encoder] = []
 
         def make_manifest() -> dict:
-            made.append(_as_encoder(model, device, encoder_backend))
+            made.append(_as_encoder(model, device, encoder_backend, precision))
             return new_index_manifest(made[0])
 
         given = model is not None and not isinstance(model, (str, Path))
@@ -150,10 +178,12 @@ class Index:
             resolved_device = model.device  # type: ignore[union-attr]
         else:
             resolved_device = _store_device(device, encoder_backend)
+        wanted = None if vector_store is None else parse_vector_store(vector_store)
         store = IndexStore.open_or_create(
-            Path(path), make_manifest, factory=faiss_factory, device=resolved_device, backend=backend
+            Path(path), make_manifest, factory=faiss_factory, device=resolved_device, backend=backend,
+            vector_store=wanted,
         )
-        index = cls(store, made[0] if made else None, device, encoder_backend)
+        index = cls(store, made[0] if made else None, device, encoder_backend, precision)
         if model is not None and not made:
             try:
                 index._set_encoder(index._make_encoder(model))
@@ -241,7 +271,7 @@ class Index:
 
     def _make_encoder(self, model: str | Path | Encoder | None) -> Encoder:
         """An encoder for ``model`` with the backend asked for, else the one the index records."""
-        return _as_encoder(model, self._device, self._encoder_backend or self.vector_family)
+        return _as_encoder(model, self._device, self._encoder_backend or self.vector_family, self._precision)
 
     def _check_vector_family(self, encoder: Encoder, writing: bool) -> None:
         """Refuse to store vectors of another family; warn (once) when queries are of another family."""
@@ -284,6 +314,7 @@ class Index:
         progress: ProgressCallback | None = None,
         mode: str | None = None,
         lexical: bool | None = None,
+        ray: str | RayOptions | None = None,
     ) -> IngestReport:
         """Index (or update) the documents under ``root``; see ``kosearch.ingest``.
 
@@ -291,13 +322,25 @@ class Index:
         (``kosearch.ingest.DEFAULT_UNIT``), an existing one keeps its own (``mode`` is its old name).
         ``metadata_fields`` names the CSV/TSV/JSONL columns kept as typed metadata (default: every
         column not indexed as text). ``lexical`` (None: ``IngestOptions.lexical``): see there.
+
+        ``ray`` reads, splits and encodes on a Ray cluster (``"auto"``, a cluster address, or
+        :class:`kosearch.distributed.RayOptions`); this process still writes the index, through the same
+        checkpoints (see ``kosearch.distributed.ray_ingest``). Needs ``pip install "kosearch[ray]"``.
         """
         options = IngestOptions(
             text_fields=text_fields, mode=unit or mode, metadata_fields=metadata_fields, prune=prune,
             checkpoint_sentences=checkpoint_sentences, **({} if lexical is None else {"lexical": lexical}),
         )
         self._check_vector_family(self.encoder, writing=True)
-        return ingest_folder(self._store, self.encoder, Path(root), options, progress)
+        source = None
+        if ray is not None:
+            from kosearch.distributed.ray_ingest import EncoderSpec, ray_documents
+
+            ray_options = ray if isinstance(ray, RayOptions) else RayOptions(address=str(ray))
+            source = ray_documents(
+                ray_options, EncoderSpec.of(self.encoder, self._precision), self._store.manifest["fingerprint"]
+            )
+        return ingest_folder(self._store, self.encoder, Path(root), options, progress, source)
 
     def add_texts(
         self,
@@ -430,6 +473,7 @@ class Index:
             dimension=int(manifest["dimension"]),
             prompts=manifest.get("prompts") or {},
             vector_backend=store.backend,
+            vector_store=store.vector_store,
             faiss_factory=manifest.get("faiss_factory", DEFAULT_FACTORY),
             documents=documents,
             sentences=sentences,
@@ -496,12 +540,19 @@ def new_index_manifest(encoder: Encoder) -> dict:
     return {**encoder_manifest(encoder), "lexical": LexicalOptions().to_dict()}
 
 
-def _as_encoder(model: str | Path | Encoder | None, device: str | None, encoder_backend: str | None = None) -> Encoder:
+def _as_encoder(
+    model: str | Path | Encoder | None,
+    device: str | None,
+    encoder_backend: str | None = None,
+    precision: str | None = None,
+) -> Encoder:
     """A model name loads an ``Encoder``; anything else is taken as an encoder already made."""
     if model is None or isinstance(model, (str, Path)):
         from kosearch.encoders import Encoder
 
-        return Encoder(None if model is None else str(model), device=device, encoder_backend=encoder_backend)
+        return Encoder(
+            None if model is None else str(model), device=device, encoder_backend=encoder_backend, precision=precision
+        )
     return model
 
 

@@ -19,6 +19,11 @@ start of the run, before anything new; ``IngestOptions.lexical = False`` writes 
 
 Re-running on the same folder is an update: unchanged files (same bytes) are skipped, changed
 files replace their old sentences, and files that disappeared are removed.
+
+Where documents come from is a :data:`DocumentSource`: by default this process reads and splits them
+(:func:`local_documents`); the Ray ingest (:mod:`kosearch.distributed.ray_ingest`) reads, splits,
+analyses and encodes them on a cluster and hands back :class:`EncodedDocument` items. Either way this
+loop is the one writer: the same rows, the same store calls, the same checkpoints.
 """
 
 from __future__ import annotations
@@ -81,13 +86,59 @@ ProgressCallback = Callable[[int, int, str], None]
 """Called with (files seen, sentences encoded, current file's relative path)."""
 
 
+@dataclass(frozen=True)
+class EncodedDocument:
+    """A document whose units were encoded (and lexically analysed) elsewhere, e.g. on a Ray worker.
+
+    ``vectors`` has one L2-normalised float32 row per sentence, in order; ``tokens`` one
+    space-joined morpheme string per sentence, or None when the run keeps no lexical index.
+    """
+
+    document: Document
+    vectors: np.ndarray
+    tokens: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class SourceRequest:
+    """What a document source is asked for: one folder, read the way this run reads it."""
+
+    root: Path
+    unit: str
+    text_fields: Sequence[str] | None
+    metadata_fields: Sequence[str] | None
+    is_unchanged: Callable[[str, str], bool]
+    """``(relpath, sha256)`` -> whether the index holds that file as it is (then it is not split)."""
+    committed_sha256: Callable[[str], str | None]
+    """The committed hash of a path, for sources that ship the question to other processes."""
+    lexical: dict | None
+    """The analyzer options (``LexicalOptions.to_dict()``) units are tokenised with; None: no postings."""
+
+
+DocumentSource = Callable[[SourceRequest], Iterable["Document | SkippedFile | EncodedDocument"]]
+"""Produces a folder's documents in sorted path order: split ones (this process encodes them) or
+:class:`EncodedDocument` ones (their vectors and tokens are stored as they are)."""
+
+
+def local_documents(request: SourceRequest) -> Iterator[Document | SkippedFile]:
+    """The default source: read and split in this process (``iter_documents``)."""
+    from kosearch.documents import iter_documents
+
+    return iter_documents(
+        request.root, text_fields=request.text_fields, mode=request.unit, is_unchanged=request.is_unchanged,
+        metadata_fields=request.metadata_fields,
+    )
+
+
 def ingest_folder(
     store: IndexStore,
     encoder: Encoder,
     root: Path,
     options: IngestOptions | None = None,
     progress: ProgressCallback | None = None,
+    source: DocumentSource | None = None,
 ) -> IngestReport:
+    """Index (or update) ``root`` into ``store``; ``source`` (default: :func:`local_documents`) yields its documents."""
     options = options or IngestOptions()
     started = time.perf_counter()
     root = Path(root).resolve()
@@ -107,8 +158,13 @@ def ingest_folder(
 
     def flush() -> None:
         if batch.texts:
-            vectors = encoder.encode_documents(batch.texts)
-            tokens = [" ".join(t) for t in analyzer.analyze_batch(batch.texts)] if analyzer is not None else None
+            if batch.vectors and len(batch.vectors) != len(batch.rows):
+                raise KosearchError("a document source mixed encoded and unencoded documents in one run")
+            vectors = np.stack(batch.vectors) if batch.vectors else encoder.encode_documents(batch.texts)
+            if batch.tokens or analyzer is None:
+                tokens = batch.tokens or None
+            else:
+                tokens = [" ".join(t) for t in analyzer.analyze_batch(batch.texts)]
             store.add_sentences(batch.rows, vectors, tokens)
             report.sentences_added += len(batch.texts)
             batch.clear()
@@ -134,22 +190,23 @@ def ingest_folder(
         since_checkpoint = 0
         changed = False
 
-    from kosearch.documents import iter_documents
-
     def is_unchanged(relpath: str, sha256: str) -> bool:
         # Lets the documents stage skip splitting files the index already holds as they are.
         return committed.sha256(relpath) == sha256
 
-    documents = _stop_instead_of_raising(
-        iter_documents(
-            root, text_fields=options.text_fields, mode=unit, is_unchanged=is_unchanged,
-            metadata_fields=options.metadata_fields,
-        )
+    request = SourceRequest(
+        root=root, unit=unit, text_fields=options.text_fields, metadata_fields=options.metadata_fields,
+        is_unchanged=is_unchanged, committed_sha256=committed.sha256,
+        lexical=analyzer.options.to_dict() if analyzer is not None else None,
     )
+    documents = _stop_instead_of_raising((source or local_documents)(request))
     stopped_early = False
     # Files read ahead wait as whole documents: bounded in sentences, not only in number.
     read_ahead = _prefetch(documents, 64, weight=_sentences_in, max_weight=2 * options.encode_batch_sentences)
     for item in read_ahead:
+        encoded = item if isinstance(item, EncodedDocument) else None
+        if encoded is not None:
+            item = encoded.document
         if isinstance(item, _ReaderStopped):
             report.warnings.append(item.message)
             stopped_early = True
@@ -182,7 +239,9 @@ def ingest_folder(
                 sentence_row(
                     next_sentence_id, document_id, position, sentence,
                     _fields_json(getattr(sentence, "fields", None)),
-                )
+                ),
+                None if encoded is None else encoded.vectors[position],
+                None if encoded is None or encoded.tokens is None else encoded.tokens[position],
             )
             next_sentence_id += 1
             since_checkpoint += 1
@@ -211,18 +270,27 @@ def ingest_folder(
 
 
 class _EncodeBatch:
-    """Sentence rows waiting to be encoded; they go to the store with their vectors."""
+    """Sentence rows waiting to be encoded; they go to the store with their vectors.
+
+    Rows of an :class:`EncodedDocument` arrive with their vector (and tokens): a run's source gives
+    either encoded documents or plain ones, so a batch holds vectors for all its rows or for none.
+    """
 
     def __init__(self) -> None:
-        self.rows: list[dict] = []
-        self.texts: list[str] = []
+        self.clear()
 
-    def add(self, row: dict) -> None:
+    def add(self, row: dict, vector: np.ndarray | None = None, tokens: str | None = None) -> None:
         self.rows.append(row)
         self.texts.append(row["text"])
+        if vector is not None:
+            self.vectors.append(vector)
+        if tokens is not None:
+            self.tokens.append(tokens)
 
     def clear(self) -> None:
         self.rows, self.texts = [], []
+        self.vectors: list[np.ndarray] = []
+        self.tokens: list[str] = []
 
 
 def _check_unit(store: IndexStore, unit: str | None) -> str:
@@ -300,7 +368,9 @@ def _modified(path: Path) -> str | None:
     return datetime.fromtimestamp(stamp, timezone.utc).isoformat(timespec="seconds")
 
 
-def _sentences_in(item: Document | SkippedFile) -> int:
+def _sentences_in(item: Document | SkippedFile | EncodedDocument) -> int:
+    if isinstance(item, EncodedDocument):
+        item = item.document
     return len(item.sentences) if isinstance(item, Document) else 0
 
 

@@ -102,6 +102,11 @@ def add_texts(
     # Everything that can fail on the input happens before the store is changed.
     unit = _check_unit(store, None)
     units = {i: _split(texts[i], fields[i], unit) for i in changed}
+    for i in changed:
+        if not units[i]:  # as a .txt file with this text would be skipped: no unit a search could match
+            raise RecordError(
+                f"texts[{i}] has no letter or digit to index ({texts[i][:40]!r}); a record needs some text a search can match"
+            )
     unit_texts = [sentence.text for i in changed for sentence in units[i]]
     vectors = _encode_all(encode, unit_texts)
     tokens = _tokens(_lexical_analyzer(store), unit_texts)

@@ -163,6 +163,8 @@ class IndexInfo:
     lexical: dict[str, Any] | None = None
     """The options its lexical index was analysed with (``LexicalOptions.to_dict()``); None when it
     has no lexical index and is searched densely only."""
+    vector_store: str = "faiss"
+    """Where its vectors live: ``faiss`` (segment files in the folder) or ``qdrant (...)``."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

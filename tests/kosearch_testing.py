@@ -93,3 +93,57 @@ def build_tiny_model(folder, seed: int = 0):
     model.save(str(folder))
     shutil.rmtree(backbone)
     return folder
+
+
+class HashingEncoderFactory:
+    """Makes a :class:`HashingEncoder` for a device: what a Ray encoding actor is given (it must pickle).
+
+    ``fail_on``: a text containing it makes the encoder raise, to stand for a worker that dies mid-run.
+    """
+
+    def __init__(self, dimension: int = 64, fail_on: str | None = None) -> None:
+        self.dimension = dimension
+        self.fail_on = fail_on
+
+    def __call__(self, device: str) -> HashingEncoder:
+        encoder = HashingEncoder(self.dimension)
+        if self.fail_on is not None:
+            marker, encode = self.fail_on, encoder.encode_documents
+
+            def failing(texts, batch_size=None, show_progress_bar=False):
+                if any(marker in text for text in texts):
+                    raise RuntimeError(f"worker failure on a text containing {marker!r}")
+                return encode(texts)
+
+            encoder.encode_documents = failing
+        return encoder
+
+
+def index_contents(folder) -> dict:
+    """Everything an index holds that two builds of one folder must agree on, keyed by (path, position)
+    rather than by id; and each unit's vector. Read from the files, as a second process would."""
+    import sqlite3
+    from pathlib import Path
+
+    from kosearch.store import IndexStore
+
+    db = sqlite3.connect(Path(folder) / "metadata.sqlite")
+    documents = sorted(
+        db.execute("select root, path, sha256, size, encoding, format, sentences from documents").fetchall()
+    )
+    rows = db.execute(
+        "select s.id, d.path, s.position, s.text, s.line, s.start, s.end, s.page, s.fields, l.tokens "
+        "from sentences s join documents d on d.id = s.document_id left join lexical l on l.rowid = s.id"
+    ).fetchall()
+    skipped = sorted(db.execute("select root, path, reason from skipped").fetchall())
+    db.close()
+    store = IndexStore.open(Path(folder))
+    try:
+        vectors = {}
+        for ids, batch in store.iter_vectors():
+            vectors.update(zip(ids.tolist(), batch))
+    finally:
+        store.close()
+    by_key = {(row[1], row[2]): row[3:] for row in rows}
+    vector_by_key = {(row[1], row[2]): vectors[row[0]] for row in rows}
+    return {"documents": documents, "units": by_key, "skipped": skipped, "vectors": vector_by_key}

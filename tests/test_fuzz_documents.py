@@ -18,12 +18,16 @@ The properties, for every generated file:
   on the first run and on the re-run.
 
 Examples are kept few per test (``FUZZ_SCALE`` multiplies them: ``KOSEARCH_FUZZ_SCALE=50`` for a long
-run); the index-level test and the larger runs are marked slow.
+run); the index-level test and the larger runs are marked slow. ``KOSEARCH_FUZZ_REPORT=counts.json``
+writes how many files (and in-memory texts) were generated and checked, per test, for
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
+import collections
 import io
+import json
 import os
 import re
 import zipfile
@@ -43,6 +47,25 @@ from kosearch.textclean import clean_text
 from kosearch_testing import HashingEncoder
 
 FUZZ_SCALE = max(1, int(os.environ.get("KOSEARCH_FUZZ_SCALE", "1")))
+GENERATED: collections.Counter[tuple[str, str]] = collections.Counter()
+"""(test, "files" or "texts") -> inputs generated and checked, for ``KOSEARCH_FUZZ_REPORT``."""
+
+
+def generated(kind: str, count: int = 1) -> None:
+    GENERATED[(os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0].split("::")[-1], kind)] += count
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_counts():
+    """Write the counts when asked: every example checked, passing ones and those hypothesis shrank."""
+    yield
+    target = os.environ.get("KOSEARCH_FUZZ_REPORT")
+    if target:
+        per_test: dict[str, dict[str, int]] = {}
+        for (test, kind), count in sorted(GENERATED.items()):
+            per_test.setdefault(test, {})[kind] = count
+        totals = {kind: sum(c for (_, k), c in GENERATED.items() if k == kind) for kind in ("files", "texts")}
+        Path(target).write_text(json.dumps({"scale": FUZZ_SCALE, "totals": totals, "per_test": per_test}, indent=1) + "\n")
 
 
 def fuzz(examples: int) -> settings:
@@ -228,6 +251,7 @@ def check_records(result, source: str) -> None:
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:
+    generated("files")
     path = tmp_path / name
     path.write_bytes(data)
     return path
@@ -247,6 +271,7 @@ def test_random_bytes_under_every_extension_are_read_or_skipped_with_a_reason(tm
 def test_random_text_in_each_format_gives_located_records_and_sentences(data, fmt):
     alphabet = st.sampled_from(list(ALPHABETS[fmt])) | st.characters(exclude_categories=["Cs"])
     raw = data.draw(st.text(alphabet, max_size=400))
+    generated("texts")
     source = clean_text(raw.replace("\r\n", "\n").replace("\r", "\n"))
     result = read_records(source, fmt)
     check_records(result, source)
@@ -311,6 +336,7 @@ def test_utf8_korean_with_one_damaged_byte_is_refused_not_read_as_mojibake(text,
     data = bytearray(text.encode("utf-8"))
     at = int(where * len(data))
     assume(data[at] >= 0x80)  # damage a byte of a Hangul syllable
+    generated("texts")
     if kind == "delete":
         del data[at]
     else:
@@ -327,6 +353,7 @@ def test_utf8_korean_with_one_damaged_byte_is_refused_not_read_as_mojibake(text,
 @given(text=hangul_text)
 def test_cp949_korean_is_still_recognised(text):
     assume(text.strip())
+    generated("texts")
     decoded = decode_bytes(text.encode("cp949"))
     assert decoded.encoding == "cp949" and decoded.text == text
 
@@ -340,6 +367,7 @@ fuzzed_file = st.tuples(st.sampled_from(TEXT_FORMATS + BINARY_FORMATS), edits, s
 def index_fuzzed_folder(tmp_path: Path, seeds: dict[str, bytes], files: list) -> None:
     folder = tmp_path / "docs"
     folder.mkdir()
+    generated("files", len(files))
     for number, (fmt, changes, pristine) in enumerate(files):
         (folder / f"{number:03d}.{fmt}").write_bytes(seeds[fmt] if pristine else mutate(seeds[fmt], changes))
     with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as index:

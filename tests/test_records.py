@@ -235,6 +235,10 @@ def test_paths_on_disk_are_matched_inside_their_folder(tmp_path, encoder, monkey
         (lambda idx: idx.add_texts(["a"], ids=["a", "b"]), "1 texts but 2 ids"),
         (lambda idx: idx.add_texts(["a"], ids=["bad\x00id"]), "NUL"),
         (lambda idx: idx.upsert_texts(["a"], ids=None), "upsert_texts needs ids"),
+        # found by schemathesis (POST /texts {"texts": ["\u0088"]} was a 500): a text with no unit
+        (lambda idx: idx.add_texts(["\u0088"]), r"texts\[0\] has no letter or digit"),
+        (lambda idx: idx.add_texts(["좋은 기록", "?! ..."]), r"texts\[1\] has no letter or digit"),
+        (lambda idx: idx.upsert_texts(["--"], ids=["n1"]), r"texts\[0\] has no letter or digit"),
         (lambda idx: idx.delete(), "ids=, paths= or where="),
         (lambda idx: idx.delete(where={}), "empty filter"),
         (lambda idx: idx.delete(ids="n1"), "ids is a list of strings"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -35,7 +36,7 @@ def served(sample_index):
 def page(served):
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page()
+        page = browser.new_page(viewport={"width": 1200, "height": 900}, device_scale_factor=1)
         page.goto(served)
         yield page
         browser.close()
@@ -93,3 +94,17 @@ def test_a_bad_filter_is_shown_as_an_error_not_a_crash(page):
     page.wait_for_function("document.querySelector('#status').textContent.length > 0 && !document.querySelector('#status').textContent.startsWith('검색 중')")
     assert page.inner_text("#status") in ("찾은 결과가 없습니다.",) or page.locator("#status.error").count() == 1
     page.fill("#path", "")
+
+
+def test_screenshot_of_a_korean_search(page, tmp_path):
+    """The README's screenshot: ``KOSEARCH_SCREENSHOT=docs/search-page.png`` saves it there (else to a temporary file)."""
+    target = Path(os.environ.get("KOSEARCH_SCREENSHOT") or tmp_path / "search-page.png")
+    page.fill("#query", "도서관 열람실 이용 시간")
+    page.press("#query", "Enter")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('결과')")
+    page.locator("#results li").nth(0).locator("button.more").click()
+    page.locator("#results li").nth(0).locator(".context").wait_for()
+    assert page.locator("#results li mark").count() > 0  # the picture shows highlighted morphemes
+    target.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target), full_page=False)
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -170,6 +170,20 @@ def test_writes_need_a_token(small_index):
         assert wrong.status_code == 401
 
 
+def test_a_text_with_nothing_to_index_is_a_400_not_a_500(small_index):
+    """Found by schemathesis against a live ``kosearch serve`` (docs/benchmarks.md, "Fuzzing (issue 8)")."""
+    app = create_app(small_index, model=HashingEncoder(), allow_writes=True, token="s3cret", warm_up=False)
+    with TestClient(app) as client:
+        before = client.get("/health").json()["sentences"]
+        for method in ("post", "put"):
+            response = getattr(client, method)(
+                "/texts", json={"ids": ["x1"], "texts": ["\u0088"]}, headers={"Authorization": "Bearer s3cret"}
+            )
+            assert response.status_code == 400, response.text
+            assert "no letter or digit" in response.json()["error"]
+        assert client.get("/health").json()["sentences"] == before
+
+
 def test_a_missing_index_fails_at_start(tmp_path):
     with pytest.raises(IndexNotFoundError):
         create_app(tmp_path / "nothing")

@@ -3,10 +3,17 @@
 Schemathesis generates valid and invalid requests for every operation in /openapi.json (query
 strings, bodies, path parameters of every type and size) and checks each response; a server error
 or a response that breaks its schema fails the test with the request that caused it.
+
+``KOSEARCH_FUZZ_SCALE`` multiplies the examples per operation (as for the document fuzzing), and
+``KOSEARCH_SERVE_FUZZ_REPORT=counts.json`` writes how many requests each operation got and the status
+codes they were answered with, for docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
+import collections
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -37,11 +44,30 @@ def _schema():
 
 
 schema = _schema()
+FUZZ_SCALE = max(1, int(os.environ.get("KOSEARCH_FUZZ_SCALE", "1")))
+CASES: collections.Counter[tuple[str, int]] = collections.Counter()
+"""(operation, status code) -> requests sent."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_counts():
+    yield
+    target = os.environ.get("KOSEARCH_SERVE_FUZZ_REPORT")
+    if target:
+        per_operation: dict[str, dict[str, int]] = {}
+        for (operation, status), count in sorted(CASES.items()):
+            per_operation.setdefault(operation, {})[str(status)] = count
+        statuses = collections.Counter()
+        for (_, status), count in CASES.items():
+            statuses[str(status)] += count
+        report = {"scale": FUZZ_SCALE, "requests": sum(CASES.values()), "status_codes": dict(sorted(statuses.items())), "per_operation": per_operation}
+        Path(target).write_text(json.dumps(report, indent=1) + "\n")
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25 * FUZZ_SCALE, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_request_gets_a_server_error(case):
     case.headers = {**(case.headers or {}), "Authorization": "Bearer fuzz-token"}
     response = case.call()
+    CASES[(f"{case.method} {case.path}", response.status_code)] += 1
     assert response.status_code < 500, f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:500]}"

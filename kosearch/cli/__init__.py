@@ -17,6 +17,8 @@ from rich.text import Text
 from kosearch.cli.output import (
     DeviceOption,
     EncoderBackendOption,
+    VectorStoreOption,
+    PrecisionOption,
     add_unbroken_column,
     as_text,
     emit_json,
@@ -30,6 +32,7 @@ from kosearch.cli.output import (
     status,
     warn,
 )
+from kosearch import RayOptions
 from kosearch.errors import IndexNotFoundError, KosearchError
 from kosearch.notices import show_notices
 
@@ -96,6 +99,7 @@ def index(
         "default every column that is not indexed as text is kept.",
     ),
     faiss_factory: str = typer.Option("Flat", help="FAISS index_factory string for a new index."),
+    vector_store: Optional[str] = VectorStoreOption,
     prune: bool = typer.Option(True, help="Remove files that disappeared from the folder."),
     lexical: Optional[bool] = typer.Option(
         None,
@@ -103,6 +107,16 @@ def index(
         help="Keep a lexical index (BM25 over Kiwi morphemes) for hybrid search (default). --no-lexical "
         "builds a new index without one: dense search only, faster to build.",
         show_default=False,
+    ),
+    precision: Optional[str] = PrecisionOption,
+    ray: Optional[str] = typer.Option(
+        None,
+        "--ray",
+        help="Read, split and encode on a Ray cluster: 'auto' (this machine's cluster, else a local one) or "
+        "the cluster's address. This process still writes the index. Needs the ray extra: pip install kosearch\\[ray].",
+    ),
+    ray_workers: Optional[int] = typer.Option(
+        None, "--ray-workers", min=1, help="Encoding actors with --ray (default: one per GPU, else one per 2 CPUs)."
     ),
     as_json: bool = JsonOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display and no status lines."),
@@ -115,7 +129,12 @@ def index(
     if not documents.exists():
         raise KosearchError(f"{documents} does not exist")
     try:
-        with _open_for_indexing(index_path, model, device, encoder_backend, faiss_factory, quiet) as idx:
+        if ray is None and ray_workers is not None:
+            raise KosearchError("--ray-workers needs --ray (auto, or the Ray cluster's address)")
+        ray_options = None if ray is None else RayOptions(address=ray, encode_workers=ray_workers)
+        if ray_options is not None:
+            ray_options.require_ray()
+        with _open_for_indexing(index_path, model, device, encoder_backend, faiss_factory, quiet, vector_store, precision) as idx:
             if not quiet:
                 encoder = idx.encoder
                 status(
@@ -125,7 +144,7 @@ def index(
             with _ingest_progress(quiet) as progress:
                 report = idx.add_folder(
                     documents, text_fields=text_field, unit=unit or mode, metadata_fields=field, prune=prune,
-                    lexical=lexical, progress=progress,
+                    lexical=lexical, progress=progress, ray=ray_options,
                 )
             info = idx.info()
     except KeyboardInterrupt:
@@ -155,12 +174,14 @@ def _open_for_indexing(
     encoder_backend: Optional[str],
     faiss_factory: str,
     quiet: bool,
+    vector_store: Optional[str] = None,
+    precision: Optional[str] = None,
 ) -> Index:
     """``Index.open_or_create``, saying which encoder is being loaded before the (slow) load starts."""
     from kosearch.index import Index
 
     say = (lambda name: None) if quiet else (lambda name: _say_loading(name, device))
-    options = dict(device=device, encoder_backend=encoder_backend)
+    options = dict(device=device, encoder_backend=encoder_backend, vector_store=vector_store, precision=precision)
     if model is not None:
         say(model)
         return Index.open_or_create(index_path, model, faiss_factory=faiss_factory, **options)
@@ -463,7 +484,7 @@ def info(
         ("dimension", str(summary.dimension)),
         *([("encoder backend", summary.encoder_backend)] if summary.encoder_backend else []),
         ("prompts", json.dumps(summary.prompts, ensure_ascii=False)),
-        ("vectors", f"{summary.vector_backend} ({summary.faiss_factory})"),
+        ("vectors", _vectors_line(summary)),
         ("documents", f"{summary.documents:,}"),
         ("sentences", f"{summary.sentences:,}"),
         ("segments", _segments_line(summary)),
@@ -484,6 +505,13 @@ def info(
         lines.extend(plain_row(key, single) for single in values)
     print_table(out, table, lines)
     _print_skipped(summary.skipped)
+
+
+def _vectors_line(summary) -> str:
+    """``faiss (Flat)``, or where a database keeps them: ``qdrant (local, collection kosearch)``."""
+    if summary.vector_store != "faiss":
+        return summary.vector_store
+    return f"{summary.vector_backend} ({summary.faiss_factory})"
 
 
 def _segments_line(summary) -> str:

@@ -54,8 +54,7 @@ def sts(
     quiet: bool = QuietOption,
 ) -> None:
     """Cosine, euclidean, manhattan and dot similarity x Pearson, Spearman (x100) and their average."""
-    from kosearch.evaluate import evaluate_sts
-    from kosearch.evaluate.encoding import SIDES
+    from kosearch.evaluate import SIDES, evaluate_sts
 
     if side not in SIDES:
         raise typer.BadParameter(f"choose one of {', '.join(SIDES)}", param_hint="--side")
@@ -116,40 +115,31 @@ def retrieval(
     quiet: bool = QuietOption,
 ) -> None:
     """Recall@1/5/10, MRR@10 and nDCG@10: exact search with a model, or search through an index per mode."""
-    from kosearch.evaluate import evaluate_retrieval, evaluate_retrieval_modes, retrieval_set
+    from kosearch.evaluate import retrieval_runs, retrieval_set
 
-    if index and (models or model):
-        raise KosearchError("an index is evaluated with the model it was built with; drop --model or --index.")
     dataset = retrieval_set(data, split=split, from_sts=from_sts, write_beir_to=write_beir)
     if write_beir is not None:
         status(f"wrote the retrieval set to {write_beir} (BEIR layout, split '{dataset.split}')")
-
-    through_index = bool(index or mode or group_by)
-    modes: list[Optional[str]] = list(mode) if mode else [None]
-    if index:
-        runs = [(None, path, str(path)) for path in index]
-    else:
-        runs = [(_model_argument(name), None, name) for name in _model_names(models, model)]
+    typed = [*(models or []), *(model or [])]
+    runs = retrieval_runs(
+        dataset,
+        models=[(name, _model_argument(name)) for name in typed] or None,
+        indexes=index or (),
+        modes=mode,
+        group_by=group_by,
+        device=device,
+        batch_size=batch_size,
+        show_progress_bar=_progress(quiet),
+        announce=None if quiet else status,
+    )
+    several = len(index or typed or ["bundled"]) > 1
     results, labels = [], []
-    for model_argument, index_path, typed in runs:
-        if through_index:
-            if not index_path and not quiet:
-                status(f"indexing {len(dataset.corpus):,} documents with {typed} in a temporary folder ...")
-            run_results = evaluate_retrieval_modes(
-                model_argument, dataset, modes, index=index_path, group_by=group_by, device=device
-            )
-        else:
-            run_results = [
-                evaluate_retrieval(
-                    model_argument, dataset, batch_size=batch_size, device=device, show_progress_bar=_progress(quiet)
-                )
-            ]
-        for result in run_results:
-            name = f"{typed} ({result.model})" if index_path is not None else _label(typed, result.model)
-            labels.append(_run_label(name, result.mode, several_runs=len(runs) > 1, by_mode=bool(mode)))
-            results.append(result)
-            if as_json:
-                emit_json(result.to_dict())
+    for run in runs:
+        name = f"{run.name} ({run.result.model})" if run.through_index else _label(run.name, run.result.model)
+        labels.append(_run_label(name, run.result.mode, several_runs=several, by_mode=bool(mode)))
+        results.append(run.result)
+        if as_json:
+            emit_json(run.result.to_dict())
     if as_json:
         return
     first = results[0]
@@ -160,7 +150,7 @@ def retrieval(
         f"({first.queries:,} queries, {first.corpus:,} documents, {source[first.source]}{grouping})"
     )
     rows = list(zip(labels, (r.as_row() for r in results)))
-    first_column = "Mode" if mode and len(runs) == 1 else "Index" if index else "Model"
+    first_column = "Mode" if mode and not several else "Index" if index else "Model"
     _print_table(title, first_column, first.COLUMNS, rows, compare)
     for note in first.notes:
         out.print(as_text(note, "dim"))

@@ -30,7 +30,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from kosearch.encoders.backends import ENCODER_BACKEND_HELP
+from kosearch.index import ENCODER_BACKEND_HELP, PRECISIONS
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -40,6 +40,22 @@ EncoderBackendOption = typer.Option(
     None,
     "--encoder-backend",
     help=ENCODER_BACKEND_HELP + " Default: what the index was built with (torch for a new index).",
+)
+
+VectorStoreOption = typer.Option(
+    None,
+    "--vector-store",
+    help="Where a new index keeps its vectors: 'faiss' (default: segment files in the index folder), "
+    "'qdrant://HOST:6333/COLLECTION' (a Qdrant server or cluster; API key from $QDRANT_API_KEY; "
+    "pip install \"kosearch[qdrant]\") or 'qdrant:local' (Qdrant's on-disk mode inside the index folder, "
+    "no server, one process at a time). Rows stay in SQLite. An existing index keeps the one it was "
+    "made with (parsed by kosearch.store.vector_backend.parse_vector_store).",
+)
+PrecisionOption = typer.Option(
+    None,
+    "--precision",
+    help=f"What the encoder computes in: {', '.join(PRECISIONS)} (auto: fp16 on CUDA, fp32 elsewhere). "
+    "Stored vectors are float32 either way.",
 )
 
 # C0 controls, DEL, C1 controls; the bidirectional overrides, embeddings and isolates (which can make

@@ -44,8 +44,11 @@ __all__ = [
     "FORMATS",
     "Sentence",
     "SkippedFile",
+    "FoundFile",
+    "discover",
     "iter_documents",
     "read_document",
+    "read_found_file",
 ]
 
 
@@ -114,6 +117,25 @@ def read_document(
         suffix = escape_path(file_path.suffix) or "(none)"
         return SkippedFile(relpath, f"unsupported file type {suffix}; kosearch reads {supported}")
     return _read(FoundFile(file_path, relpath, fmt), text_fields, max_bytes, mode, max_chars, passage_chars)
+
+
+def read_found_file(
+    found: FoundFile,
+    *,
+    text_fields: Sequence[str] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    mode: SplitMode = "sentence",
+    max_chars: int = DEFAULT_MAX_CHARS,
+    passage_chars: int = DEFAULT_PASSAGE_CHARS,
+    is_unchanged: Callable[[str, str], bool] | None = None,
+    metadata_fields: Sequence[str] | None = None,
+) -> Document | SkippedFile:
+    """Read and split one file that :func:`discover` found, exactly as :func:`iter_documents` does.
+
+    For callers that hand the files of one :func:`discover` walk to other processes (the Ray ingest
+    reads them on worker nodes): the Document is the one a single-process run would make.
+    """
+    return _read(found, text_fields, max_bytes, mode, max_chars, passage_chars, is_unchanged, metadata_fields)
 
 
 def _read(

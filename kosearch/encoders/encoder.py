@@ -30,6 +30,7 @@ from kosearch.encoders.backends import vector_family
 from kosearch.encoders.bundled import BUNDLED_MODEL
 from kosearch.encoders.device import resolve_device
 from kosearch.encoders.fingerprint import FINGERPRINT_LENGTH, model_fingerprint
+from kosearch.encoders.precision import resolve_precision, torch_dtype
 from kosearch.encoders.resolve import hub_snapshot_folder, resolve_model_name
 from kosearch.errors import EncoderNotFoundError, KosearchError
 
@@ -59,9 +60,10 @@ class Encoder:
     """Encode documents and queries into L2-normalised float32 vectors with one model, on one device.
 
     Prompts come from the model's own config through ``encode_document`` / ``encode_query``, so the bundled
-    e5 model gets ``passage: `` / ``query: `` and a model without prompts encodes the raw text. On CUDA the
-    model runs in float16 (about twice the throughput of float32 on tensor cores); elsewhere in float32.
-    Vectors are returned as float32 either way. For the bundled model on the CPU, the SentenceTransformer is
+    e5 model gets ``passage: `` / ``query: `` and a model without prompts encodes the raw text. ``precision``
+    (see :mod:`kosearch.encoders.precision`) is what the model computes in: ``auto`` is float16 on CUDA (about
+    twice the throughput of float32 on tensor cores) and float32 elsewhere; ``fp32``, ``fp16`` and ``bf16``
+    ask for one. Vectors are returned as float32 either way. For the bundled model on the CPU, the SentenceTransformer is
     loaded when documents are first encoded, :attr:`model` is read or more than :data:`NUMPY_QUERY_LIMIT` queries
     come at once; queries before that are encoded by :class:`~kosearch.encoders.numpy_bert.NumpyBert` (same
     vectors to float32 rounding, no torch import).
@@ -82,17 +84,29 @@ class Encoder:
         device: str | None = None,
         batch_size: int = 64,
         encoder_backend: str | None = None,
+        precision: str | None = None,
     ):
         backend = lookup_encoder_backend(encoder_backend)
         self.encoder_backend = backend.name
         self.name, self.source = resolve_model_name(model)
         self._onnx = backend.runtime == "onnxruntime"
         self.device = _onnx_device(device, backend.name) if self._onnx else resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        if self._onnx and self.precision != "fp32":
+            raise KosearchError(
+                f"The {backend.name} encoder backend computes in float32 (or its own int8), not {self.precision}; "
+                "leave --precision out, or use --encoder-backend torch."
+            )
         self.batch_size = batch_size
         self._model: SentenceTransformer | None = None
         self._numpy_queries: NumpyBert | None = None
         self._onnx_runtime: OnnxSentenceEncoder | None = None
-        self._deferred = not backend.quantized and _numpy_queries_possible(self.name, self.source, self.device)
+        # The numpy query path computes in float32; an encoder asked for another precision uses torch throughout.
+        self._deferred = (
+            not backend.quantized
+            and self.precision == "fp32"
+            and _numpy_queries_possible(self.name, self.source, self.device)
+        )
         if self._onnx:
             _require_onnxruntime(backend.name)
             if self.folder is None:
@@ -116,8 +130,8 @@ class Encoder:
 
     def _load_model(self) -> SentenceTransformer:
         model = _load(self.source, self.device)
-        if self.device.startswith("cuda"):
-            model.half()
+        if self.precision != "fp32":
+            model.to(torch_dtype(self.precision))
         self._model = model
         self._numpy_queries = None
         return model
@@ -226,7 +240,9 @@ class Encoder:
             convert_to_numpy=True,
             normalize_embeddings=True,
         )
-        if vectors.dtype != np.float32:  # float16 on CUDA: widen, then restore unit length lost to rounding
+        if vectors.dtype != np.float32 or self.precision != "fp32":
+            # fp16/bf16 vectors were normalised in their own precision (sentence-transformers may already
+            # have widened bf16, which numpy lacks): widen, then restore the unit length lost to rounding.
             vectors = vectors.astype(np.float32)
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(vectors, dtype=np.float32)
@@ -234,7 +250,7 @@ class Encoder:
     def __repr__(self) -> str:
         return (
             f"Encoder(name={self.name!r}, device={self.device!r}, encoder_backend={self.encoder_backend!r}, "
-            f"dimension={self.dimension})"
+            f"precision={self.precision!r}, dimension={self.dimension})"
         )
 
 

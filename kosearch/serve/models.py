@@ -1,7 +1,7 @@
 """Request schemas of the service, derived from the facade's own option dataclass.
 
 A search's options (k, context, mode, where, group_by, fusion, lexical_weight) are declared once, in
-:class:`kosearch.search.hybrid.SearchRequest`; the GET query parameters and the POST body are built
+:class:`kosearch.search.hybrid.SearchRequest` (imported through the facade, :mod:`kosearch.index`); the GET query parameters and the POST body are built
 from its fields here, adding only what HTTP needs: the bounds of :class:`ServiceLimits` and the
 choices a field may take, so OpenAPI documents them and a bad value is a 422 before any work.
 A field added to ``SearchRequest`` appears in both schemas without an edit here.
@@ -15,7 +15,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from kosearch.search.hybrid import FUSIONS, GROUPS, MODES, SearchRequest
+from kosearch.index import FUSIONS, GROUPS, MODES, SearchRequest
 from kosearch.serve.limits import ServiceLimits
 
 ModeName = Literal[MODES]  # type: ignore[valid-type]

@@ -28,6 +28,11 @@ held-out reviews as queries, this 2-core machine; full table and command in docs
 - Out-of-domain queries (the sample questions, about another corpus) found fewer true neighbours
   than held-out reviews at the same depth (0.87 vs 0.97 at 100k), hence ``TUNING_MARGIN``.
 
+On CUDA with a faiss-gpu build, the brute-force parts of a build run on the GPU: the exact
+neighbours that tuning and recall are measured against (``faiss.knn_gpu``) and IVF's k-means (a GPU
+flat index as its clustering index). The HNSW graph itself is built on the CPU (FAISS builds HNSW
+only there); the saved index is always a CPU index, so a segment opens the same everywhere.
+
 Filters and tombstones reach every index type through an ID selector; FAISS refuses a plain
 ``SearchParameters`` on HNSW/IVF and would reset ``efSearch``/``nprobe`` to its defaults with an
 empty subclass, so ``search_parameters`` builds the matching subclass with the tuned values. HNSW
@@ -81,7 +86,7 @@ def ivf_lists(count: int) -> int:
     return max(64, int(round(4 * np.sqrt(max(count, 1)) / 64)) * 64)
 
 
-def build_index(ids: np.ndarray, vectors: np.ndarray, factory: str) -> faiss.Index:
+def build_index(ids: np.ndarray, vectors: np.ndarray, factory: str, device: str = "cpu") -> faiss.Index:
     """An ``IndexIDMap2`` over ``factory`` holding ``vectors`` under ``ids``, ready to search.
 
     Training (IVF centroids, PQ/SQ codebooks) uses a sample of these vectors. The search depth
@@ -103,7 +108,7 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, factory: str) -> faiss.Ind
     if not index.is_trained:
         if len(vectors) == 0:
             raise KosearchError(f"a {factory!r} index must be trained, and there are no vectors to train it on")
-        index.train(_training_sample(vectors, inner))
+        _train(index, _training_sample(vectors, inner), gpu_number(device))
     if isinstance(inner, faiss.IndexHNSW):
         inner.hnsw.efConstruction = max(inner.hnsw.efConstruction, 40)
     # The tuning queries go in last: tuned while they are not yet in the index, they are honest
@@ -114,11 +119,11 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, factory: str) -> faiss.Ind
         held_out[rng.choice(len(ids), TUNING_QUERIES, replace=False)] = True
     index.add_with_ids(vectors[~held_out], ids[~held_out])
     if held_out.any():
-        _tune(index, ids[~held_out], vectors[~held_out], vectors[held_out], None)
+        _tune(index, ids[~held_out], vectors[~held_out], vectors[held_out], None, device=device)
         index.add_with_ids(vectors[held_out], ids[held_out])
     else:
         rows = rng.choice(len(ids), min(TUNING_QUERIES, len(ids)), replace=False)
-        _tune(index, ids, vectors, vectors[rows], ids[rows])
+        _tune(index, ids, vectors, vectors[rows], ids[rows], device=device)
     ivf = _ivf_of(index)
     if ivf is not None:
         # Lets the store read vectors back (iter_vectors, compaction) and remove ids.
@@ -134,6 +139,7 @@ def measure_recall(
     k: int = 10,
     *,
     query_ids: np.ndarray | None = None,
+    device: str = "cpu",
 ) -> float:
     """Recall@k of ``index`` against exact inner-product search over the same ``(ids, vectors)``.
 
@@ -147,12 +153,61 @@ def measure_recall(
         return 1.0
     extra = 0 if query_ids is None else 1
     depth = min(k + extra, len(ids))
-    exact = faiss.IndexFlatIP(vectors.shape[1])
-    exact.add(np.ascontiguousarray(np.asarray(vectors, dtype=np.float32)))
-    _, positions = exact.search(queries, depth)
+    positions = exact_neighbours(np.asarray(vectors, dtype=np.float32), queries, depth, device)
     truth = np.where(positions >= 0, ids[np.maximum(positions, 0)], -1)
     _, found = index.search(queries, depth, params=search_parameters(index, None))
     return _overlap(truth, found, k, query_ids)
+
+
+def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int, device: str = "cpu") -> np.ndarray:
+    """Positions in ``vectors`` of each query's ``k`` largest inner products: the truth recall is measured
+    against. Brute force on the GPU (``faiss.knn_gpu``) when ``device`` is CUDA and faiss-gpu sees it."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    gpu = gpu_number(device)
+    if gpu is not None:
+        return _knn_gpu(vectors, queries, k, gpu)
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(vectors)
+    _, positions = exact.search(queries, k)
+    return positions
+
+
+def gpu_number(device: str) -> int | None:
+    """The GPU a build uses for ``device`` (``cuda``, ``cuda:1``), or None: CPU device, or no faiss-gpu."""
+    from kosearch.store.vectors import _faiss_gpu_available
+
+    if not device.startswith("cuda") or not _faiss_gpu_available():
+        return None
+    return int(device.split(":", 1)[1]) if ":" in device else 0
+
+
+def _knn_gpu(vectors: np.ndarray, queries: np.ndarray, k: int, gpu: int) -> np.ndarray:
+    resources = faiss.StandardGpuResources()
+    _, positions = faiss.knn_gpu(resources, queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT, device=gpu)
+    return positions
+
+
+def _gpu_clustering_index(dimension: int, gpu: int) -> faiss.Index:
+    """A flat L2 index on the GPU for k-means' assignment step (the CPU one is what IVF uses otherwise)."""
+    resources = faiss.StandardGpuResources()
+    index = faiss.index_cpu_to_gpu(resources, gpu, faiss.IndexFlatL2(dimension))
+    index._resources = resources  # the GPU index points into them: keep them alive with it
+    return index
+
+
+def _train(index: faiss.Index, sample: np.ndarray, gpu: int | None) -> None:
+    """Train ``index``; IVF's k-means assigns on the GPU when one is given (the result is a CPU index)."""
+    ivf = _ivf_of(index)
+    if gpu is None or ivf is None:
+        index.train(sample)
+        return
+    clustering = _gpu_clustering_index(ivf.d, gpu)  # FAISS does not own it: this reference keeps it alive
+    ivf.clustering_index = clustering
+    try:
+        index.train(sample)
+    finally:
+        ivf.clustering_index = None
 
 
 def search_parameters(index: faiss.Index, selector: faiss.IDSelector | None) -> faiss.SearchParameters:
@@ -211,6 +266,7 @@ def _tune(
     queries: np.ndarray,
     query_ids: np.ndarray | None,
     k: int = 10,
+    device: str = "cpu",
 ) -> float:
     """Raise efSearch / nprobe until recall@k of ``queries`` reaches TARGET_RECALL + TUNING_MARGIN.
 
@@ -221,10 +277,7 @@ def _tune(
         return 1.0
     queries = np.ascontiguousarray(queries)
     depth = min(k + (query_ids is not None), len(ids))
-    exact = faiss.IndexFlatIP(vectors.shape[1])
-    exact.add(np.ascontiguousarray(vectors))
-    _, positions = exact.search(queries, depth)
-    truth = ids[positions]
+    truth = ids[exact_neighbours(vectors, queries, depth, device)]
 
     inner = faiss.downcast_index(index.index)
     ivf = _ivf_of(index)

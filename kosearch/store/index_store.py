@@ -7,6 +7,7 @@ Layout::
     INDEX/segment.000007.faiss           immutable FAISS files, one per segment the manifest's
     INDEX/segment.000012.faiss           ``segments`` lists (see ``kosearch.store.segments``)
     INDEX/write.lock                     held (flock) by the one process allowed to write
+    INDEX/qdrant/                        only with ``--vector-store qdrant:local``: Qdrant's local storage
 
 The index's vectors are the union of its segments minus the ids in the ``tombstones`` table.
 Segment names in the manifest must be of the form ``segment.NNNNNN``; anything else (an absolute
@@ -15,6 +16,16 @@ are segment files (``segment.NNNNNN.faiss``, ``segment.NNNNNN.lexical.npz``, wit
 ``.tmp``) and old ``vectors.NNNNNN.faiss`` files directly inside the folder that the committed
 manifest does not name. The invariant checked at every commit and open: sentence rows = vectors in
 the segments - tombstones = the manifest's ``sentences``.
+
+Vector backends. Where the vectors live is the manifest's ``vector_store`` (absent: the FAISS
+segment files above). ``kosearch.store.vector_backend`` is the seam: a backend writes a checkpoint's
+new vectors before the commit, loads a generation's vectors for a view, names them in the manifest
+and removes what no commit names. With Qdrant (``kosearch.store.qdrant_backend``) the manifest's
+``segments`` stay empty and ``vector_points`` counts the points committed generations wrote; each
+point carries the generation that wrote it, a view of generation g searches ``generation <= g``
+minus its tombstones, the next writer deletes the points of generations above the committed one,
+and compaction deletes tombstoned points in place (its limits are stated there). Everything below
+about segment files is FAISS's; the transactions, tombstones and counts are the same for both.
 
 Creation. Under the write lock, one SQLite transaction creates the tables and the whole manifest
 (no segment yet). A folder with ``metadata.sqlite`` but no manifest is therefore a creation that
@@ -99,23 +110,28 @@ from typing import Any
 import numpy as np
 
 from kosearch._version import __version__
-from kosearch.errors import IndexCorruptError, IndexExistsError, IndexNotFoundError, IndexWriteError, KosearchError
+from kosearch.errors import (
+    IndexChangedError,
+    IndexCorruptError,
+    IndexExistsError,
+    IndexNotFoundError,
+    IndexWriteError,
+    KosearchError,
+)
 from kosearch.results import CompactionReport, IndexedSentence
 from kosearch.store import ann
 from kosearch.store.metadata import SCHEMA_VERSION, CommittedHashes, MetadataStore, StoredDocument
 from kosearch.store.segments import (
     REMOVABLE_FILE,
     SegmentEntry,
-    entries_of,
-    entry_for,
     file_crc32,
     link_or_copy,
     load_segment,
     segment_name,
     tier_to_merge,
-    with_id_range,
 )
 from kosearch.store.durable import write_file_atomically
+from kosearch.store.vector_backend import VectorBackend, describe_vector_store, vector_backend_for
 from kosearch.store.vectors import (
     DEFAULT_FACTORY,
     VectorStore,
@@ -234,6 +250,8 @@ class IndexStore:
         self._tombstones = np.zeros(0, dtype=np.int64)
         self._pending: VectorStore | None = None
         self._writer_view: StoreView | None = None
+        # Where the vectors live (``kosearch.store.vector_backend``), from the manifest's ``vector_store``.
+        self._vectors: VectorBackend | None = None
 
     # -- opening --------------------------------------------------------------------------------
 
@@ -246,8 +264,13 @@ class IndexStore:
         factory: str = DEFAULT_FACTORY,
         device: str = "cpu",
         backend: str | None = None,
+        vector_store: dict[str, Any] | None = None,
     ) -> IndexStore:
-        """Create an index, or complete one whose creation was killed; refuse a finished one."""
+        """Create an index, or complete one whose creation was killed; refuse a finished one.
+
+        ``vector_store`` is where its vectors will live (``vector_backend.parse_vector_store``;
+        None or ``{}``: FAISS segment files), recorded in the manifest for every later open.
+        """
         folder = Path(folder)
         lock = _lock_new_folder(folder)
         try:
@@ -256,7 +279,7 @@ class IndexStore:
                     f"{folder} already holds a kosearch index; open it to add documents, "
                     f"or choose another folder"
                 )
-            return cls._create_locked(folder, lock, encoder_manifest, factory, device, backend)
+            return cls._create_locked(folder, lock, encoder_manifest, factory, device, backend, vector_store)
         except BaseException:
             _release(lock)
             raise
@@ -270,6 +293,7 @@ class IndexStore:
         factory: str = DEFAULT_FACTORY,
         device: str = "cpu",
         backend: str | None = None,
+        vector_store: dict[str, Any] | None = None,
     ) -> IndexStore:
         """Open for writing, creating (or completing) the index first when there is none.
 
@@ -281,36 +305,65 @@ class IndexStore:
         lock = _lock_new_folder(folder)
         try:
             if _is_complete(folder):
-                return cls._open_writer(folder, lock, device, backend)
-            return cls._create_locked(folder, lock, encoder_manifest(), factory, device, backend)
+                return cls._open_writer(folder, lock, device, backend, vector_store)
+            return cls._create_locked(folder, lock, encoder_manifest(), factory, device, backend, vector_store)
         except BaseException:
             _release(lock)
             raise
 
     @classmethod
     def open(
-        cls, folder: Path, *, device: str = "cpu", backend: str | None = None, writable: bool = False
+        cls,
+        folder: Path,
+        *,
+        device: str = "cpu",
+        backend: str | None = None,
+        writable: bool = False,
+        vector_store: dict[str, Any] | None = None,
     ) -> IndexStore:
+        """Open an index; ``vector_store``, when given, must be the one it records."""
         folder = Path(folder)
         if not (folder / METADATA_FILE).is_file():
             raise IndexNotFoundError(
                 f"no kosearch index in {folder}; create one with `kosearch index DOCS --index {folder}`"
             )
         if not writable:
-            return cls._open_reader(folder, device, backend)
+            store = cls._open_reader(folder, device, backend)
+            try:
+                _check_vector_store(folder, store.manifest, vector_store)
+            except BaseException:
+                store.close()
+                raise
+            return store
         lock = _acquire_write_lock(folder)
         try:
-            return cls._open_writer(folder, lock, device, backend)
+            return cls._open_writer(folder, lock, device, backend, vector_store)
         except BaseException:
             _release(lock)
             raise
 
     @classmethod
     def _create_locked(
-        cls, folder: Path, lock, encoder_manifest: dict[str, Any], factory: str, device: str, backend: str | None
+        cls,
+        folder: Path,
+        lock,
+        encoder_manifest: dict[str, Any],
+        factory: str,
+        device: str,
+        backend: str | None,
+        vector_store: dict[str, Any] | None = None,
     ) -> IndexStore:
         dimension = int(encoder_manifest["dimension"])
         empty_vector_store(dimension, factory, device, backend)  # refuses a factory it cannot stream into
+        recorded = {"vector_store": dict(vector_store)} if vector_store else {}
+        if recorded:
+            if factory != DEFAULT_FACTORY:
+                raise KosearchError(
+                    f"--faiss-factory {factory} applies to FAISS segments; {describe_vector_store(vector_store)} "
+                    f"indexes its vectors itself"
+                )
+            # Reach the collection (and create it) before any index exists: a wrong URL leaves nothing.
+            vector_backend_for(folder, {**recorded, "dimension": dimension}, device, backend, creating=True).close()
         for leftover in (folder / name for name in os.listdir(folder) if REMOVABLE_FILE.fullmatch(name)):
             leftover.unlink(missing_ok=True)
         metadata = _open_metadata(folder)
@@ -321,6 +374,7 @@ class IndexStore:
                 metadata.set_manifest(
                     {
                         **encoder_manifest,
+                        **recorded,
                         "faiss_factory": factory,
                         "segments": [],
                         "generation": 0,
@@ -349,36 +403,43 @@ class IndexStore:
 
     @classmethod
     def _open_writer(
-        cls, folder: Path, lock, device: str, backend: str | None, leave_out: frozenset[str] | None = None
+        cls, folder: Path, lock, device: str, backend: str | None, vector_store: dict[str, Any] | None = None,
+        leave_out: frozenset[str] | None = None,
     ) -> IndexStore:
         store = cls(folder, lock, device, backend)
         metadata = _open_metadata(folder)
         try:
             manifest = _read_manifest(folder, metadata)
-            entries = entries_of(manifest, lambda problem: _damaged(folder, problem))
-            if leave_out is not None:
-                entries = [entry for entry in entries if entry.name not in leave_out]
+            _check_vector_store(folder, manifest, vector_store)
             with metadata.transaction():
                 metadata.ensure_schema()
-            segments = []
-            for entry in entries:
-                try:
-                    vectors = load_segment(folder, entry, device, backend)
-                except IndexCorruptError as error:
-                    raise _damaged(folder, str(error)) from None
-                segments.append(LoadedSegment(with_id_range(entry, vectors), vectors))
-            _check_dimensions(folder, manifest, segments)
+            store._vectors = vector_backend_for(folder, manifest, device, backend)
             tombstones = np.asarray(metadata.tombstone_ids(), dtype=np.int64)
+            described = manifest
+            if leave_out is not None and isinstance(manifest.get("segments"), list):
+                kept = [item for item in manifest["segments"] if not (isinstance(item, dict) and item.get("name") in leave_out)]
+                described = {**manifest, "segments": kept}
+            try:
+                segments = store._vectors.load(described, {}, lambda problem: _damaged(folder, problem))
+                if leave_out is None:
+                    store._vectors.verify(manifest, len(tombstones))
+            except _Damage:
+                raise
+            except IndexCorruptError as error:
+                raise _damaged(folder, str(error)) from None
+            _check_dimensions(folder, manifest, segments)
             if leave_out is None:
                 _check_counts(folder, manifest, segments, len(tombstones), metadata.counts()[1])
         except BaseException:
             metadata.close()
+            if store._vectors is not None:
+                store._vectors.close()
             raise
         store._writer = metadata
         store._segments = segments
         store._tombstones = tombstones
         store._pending = empty_vector_store(int(manifest["dimension"]), DEFAULT_FACTORY, device, backend)
-        if "segments" not in manifest and store._segments:
+        if "segments" not in manifest and (leave_out is None or store._segments):
             store._migrate(manifest)
         if leave_out is not None:
             return store  # repairing: the left-out files go once its checkpoint has committed
@@ -417,16 +478,13 @@ class IndexStore:
                     if isinstance(error, sqlite3.OperationalError):
                         raise
                     raise _damaged(self.folder, f"{self.folder / METADATA_FILE} cannot be read ({error})") from None
-                entries = entries_of(manifest, lambda problem: _damaged(self.folder, problem))
+                if self._vectors is None:
+                    self._vectors = vector_backend_for(self.folder, manifest, self._device, self._backend)
                 known = previous.segments_by_name() if previous is not None else {}
-                segments = []
                 try:
-                    for entry in entries:
-                        if entry.name in known:
-                            segments.append(known[entry.name])
-                            continue
-                        vectors = load_segment(self.folder, entry, self._device, self._backend)
-                        segments.append(LoadedSegment(with_id_range(entry, vectors), vectors))
+                    segments = self._vectors.load(manifest, known, lambda problem: _damaged(self.folder, problem))
+                except _Damage:
+                    raise
                 except IndexCorruptError as error:
                     metadata.end_snapshot()
                     if metadata.manifest().get("generation") != manifest["generation"]:
@@ -465,6 +523,9 @@ class IndexStore:
         if self._writer is not None:
             self._writer.close()  # closing without a commit discards an unfinished write transaction
             self._writer = None
+        if self._vectors is not None:
+            self._vectors.close()
+            self._vectors = None
         self._segments, self._pending, self._writer_view = [], None, None
         _release(self._lock_handle)
         self._lock_handle = None
@@ -578,8 +639,15 @@ class IndexStore:
 
     @property
     def backend(self) -> str:
-        """Which vector backend searches: ``faiss``, ``faiss-gpu`` or ``torch``."""
+        """Which vector backend searches: ``faiss``, ``faiss-gpu``, ``torch`` or ``qdrant``."""
+        if self._vectors is not None and self._vectors.kind != "faiss":
+            return self._vectors.kind
         return backend_name(self._device, self._backend)
+
+    @property
+    def vector_store(self) -> str:
+        """Where the vectors live, for ``info``: ``faiss`` or ``qdrant (...)`` (the manifest's ``vector_store``)."""
+        return describe_vector_store(self.manifest.get("vector_store") or {})
 
     # -- reading units --------------------------------------------------------------------------
 
@@ -615,19 +683,47 @@ class IndexStore:
         An approximate index (HNSW, IVF) may return fewer than k of a selective set; the allowed
         vectors are then scored exactly, so a filtered query still gets k when k units match.
         """
-        with self.reading() as view:
-            scores, ids = view.search(query_vectors, k, allowed_ids)
-            if allowed_ids is None or len(allowed_ids) == 0:
-                return scores, ids
-            wanted = min(k, len(allowed_ids))
-            if ids.shape[1] >= wanted and bool((ids[:, :wanted] >= 0).all()):
-                return scores, ids
-            return _exact_search(view, query_vectors, wanted, allowed_ids)
+        pinned = getattr(self._local, "view", None) is not None
+        for _ in range(OPEN_ATTEMPTS):
+            with self.reading() as view:
+                scores, ids = view.search(query_vectors, k, allowed_ids)
+                if allowed_ids is not None and len(allowed_ids) > 0:
+                    wanted = min(k, len(allowed_ids))
+                    if ids.shape[1] < wanted or not bool((ids[:, :wanted] >= 0).all()):
+                        scores, ids = _exact_search(view, query_vectors, wanted, allowed_ids)
+                if pinned or not self._compacted_since(view):
+                    self._refuse_if_compacted(view)
+                    return scores, ids
+        raise KosearchError(f"{self.folder} kept being compacted during the search; try again")
+
+    def _compacted_since(self, view: StoreView) -> bool:
+        """Whether a compaction deleted points (a database backend) that ``view``'s generation still shows.
+
+        FAISS segments are never changed (a compaction writes new ones and readers keep the old ones
+        mapped), so this is only ever true of a backend that deletes in place; see
+        ``kosearch.store.qdrant_backend`` ("Limits"). The committed manifest's ``points_deleted_from``
+        is set before such a compaction deletes anything.
+        """
+        if self._probe is None or self._vectors is None or self._vectors.merges_segments:
+            return False
+        try:
+            row = self._probe.execute("select value from manifest where key = 'points_deleted_from'").fetchone()
+        except sqlite3.DatabaseError:
+            return False
+        return row is not None and view.generation < int(json.loads(row[0]))
+
+    def _refuse_if_compacted(self, view: StoreView) -> None:
+        if self._compacted_since(view):
+            raise IndexChangedError(
+                f"{self.folder} was compacted while this read was pinned to generation {view.generation}, "
+                f"and points it could see were deleted; search again"
+            )
 
     def iter_vectors(self, batch_size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(ids, vectors)`` of every live vector, in batches, all from one generation."""
         with self.reading() as view:
             yield from view.iter_vectors(batch_size)
+            self._refuse_if_compacted(view)
 
     def lexical_search(
         self, match: str, k: int, where_sql: str = "1", parameters: list[Any] | None = None
@@ -834,8 +930,7 @@ class IndexStore:
             generation = int(manifest["generation"]) + 1
             segments = list(self._segments)
             if self._pending.count():
-                entry = self._write_segment(segment_name(generation), self._pending, manifest)
-                segments.append(LoadedSegment(entry, self._pending))
+                segments = self._vectors.write(generation, self._pending, segments, manifest)
             with self._writer.transaction():
                 self._writer.delete_documents(pending.removed_documents)
                 self._writer.insert_documents(pending.documents, pending.sentences)
@@ -845,7 +940,7 @@ class IndexStore:
                 _, next_sentence_id = self._writer.next_ids()
                 self._writer.set_manifest(
                     {
-                        "segments": [segment.entry.to_dict() for segment in segments],
+                        **self._vectors.manifest_keys(segments),
                         "generation": generation,
                         "sentences": sentence_rows,
                         "next_sentence_id": next_sentence_id,
@@ -861,14 +956,12 @@ class IndexStore:
             self._broken = True
             raise
         if self._pending.count():
-            # The committed file replaces the in-memory copy (memory-mapped: no longer this run's memory).
-            written = segments[-1].entry
-            segments[-1] = LoadedSegment(written, load_segment(self.folder, written, self._device, self._backend))
+            segments = self._vectors.reopen_written(segments)
             self._pending = empty_vector_store(int(manifest["dimension"]), DEFAULT_FACTORY, self._device, self._backend)
         self._segments = segments
         self._writer_view = None
         self._remove_stale_files()
-        while group := tier_to_merge([segment.entry for segment in self._segments]):
+        while self._vectors.merges_segments and (group := tier_to_merge([s.entry for s in self._segments])):
             self._merge([entry.name for entry in group])
 
     @_explains_write_failures
@@ -887,8 +980,10 @@ class IndexStore:
         deleted = len(self._tombstones)
         names = [segment.entry.name for segment in self._segments]
         live = sum(segment.entry.count for segment in self._segments) - deleted
-        wanted = self._factory_for(live)
-        if len(names) > 1 or deleted or any(segment.entry.factory != wanted for segment in self._segments):
+        if not self._vectors.merges_segments:
+            if deleted:
+                self._delete_points()
+        elif len(names) > 1 or deleted or any(segment.entry.factory != self._factory_for(live) for segment in self._segments):
             self._merge(names)
         return CompactionReport(
             segments_before=segments_before,
@@ -934,6 +1029,46 @@ class IndexStore:
         self._writer_view = None
         self._remove_stale_files()
 
+    def _delete_points(self) -> None:
+        """Compaction for a backend that deletes in place (Qdrant): the tombstoned points go, then
+        one transaction deletes their tombstones and bumps the generation.
+
+        First a commit of ``points_deleted_from`` (no new generation) tells readers pinned to an
+        older generation that their results may lack points from now on (``_compacted_since``).
+        A kill after the deletion and before the last commit leaves tombstones of deleted points:
+        still excluded, deleted again by the next compaction.
+        """
+        manifest = _checked_manifest(self.folder, self._writer.manifest())
+        dropped = self._tombstones
+        try:
+            with self._writer.transaction():
+                self._writer.set_manifest({"points_deleted_from": int(manifest["generation"])})
+            self._writer.commit()
+        except BaseException:
+            self._writer.rollback()
+            raise
+        self._vectors.delete_points(dropped)
+        generation = int(manifest["generation"]) + 1
+        stored = sum(segment.entry.count for segment in self._segments) - len(dropped)
+        segments = self._vectors.load(
+            {**manifest, "generation": generation, "vector_points": stored}, {}, lambda problem: _damaged(self.folder, problem)
+        )
+        self._writing()
+        try:
+            with self._writer.transaction():
+                self._writer.delete_tombstones(dropped.tolist())
+                self._check_commit(manifest, segments)
+                self._writer.set_manifest(
+                    {**self._vectors.manifest_keys(segments), "generation": generation, "updated": now()}
+                )
+            self._writer.commit()
+        except BaseException:
+            self._writer.rollback()
+            raise
+        self._segments = segments
+        self._tombstones = np.zeros(0, dtype=np.int64)
+        self._writer_view = None
+
     def _factory_for(self, count: int) -> str:
         """The index's own factory when it asked for one, else what the measured break-even says."""
         manifest = self._writer.manifest()
@@ -941,18 +1076,6 @@ class IndexStore:
         if chosen != DEFAULT_FACTORY:
             return chosen
         return ann.choose_factory(count, int(manifest["dimension"]))
-
-    def _write_segment(self, name: str, vectors: VectorStore, manifest: dict[str, Any]) -> SegmentEntry:
-        """A checkpoint's new vectors as a segment file of the index's factory."""
-        factory = manifest.get("faiss_factory", DEFAULT_FACTORY)
-        if factory == DEFAULT_FACTORY:
-            write_file_atomically(self.folder, f"{name}.faiss", vectors.save)
-        else:
-            index = new_faiss_index(vectors.dimension, factory)
-            for ids, batch in vectors.iter_vectors():
-                index.add_with_ids(batch, ids)
-            _write_faiss(self.folder, f"{name}.faiss", index)
-        return replace(entry_for(name, vectors, factory), crc32=file_crc32(self.folder / f"{name}.faiss"))
 
     def _write_merged(self, name: str, chosen: list[LoadedSegment], live: int, dimension: int) -> SegmentEntry:
         import faiss
@@ -977,9 +1100,9 @@ class IndexStore:
             ids = np.concatenate([p[0] for p in parts])
             vectors = np.concatenate([p[1] for p in parts])
             del parts
-            index = ann.build_index(ids, vectors, factory)
+            index = ann.build_index(ids, vectors, factory, device=self._device)
             sample = np.random.default_rng(0).choice(len(ids), min(RECALL_QUERIES, len(ids)), replace=False)
-            recall = float(ann.measure_recall(index, ids, vectors, vectors[sample], 10))
+            recall = float(ann.measure_recall(index, ids, vectors, vectors[sample], 10, device=self._device))
             del vectors
         _write_faiss(self.folder, f"{name}.faiss", index)
         ids = faiss.vector_to_array(index.id_map)
@@ -1024,19 +1147,18 @@ class IndexStore:
         self._writer_view = None
 
     def _remove_stale_files(self) -> None:
-        """Remove segment and old vector files that the committed manifest does not name (and only those)."""
-        named = {name for segment in self._segments for name in segment.entry.files()}
-        with os.scandir(self.folder) as entries:
-            for entry in entries:
-                if entry.name not in named and REMOVABLE_FILE.fullmatch(entry.name):
-                    Path(entry.path).unlink(missing_ok=True)
+        """Remove what no committed manifest names: segment files, or a database's orphan points."""
+        self._vectors.remove_uncommitted(self._segments, int(self._writer.manifest()["generation"]))
 
     def size_bytes(self) -> int:
+        """Bytes of the index folder's files (with ``qdrant:local``'s storage; a server's are its own)."""
         total = 0
         for path in self.folder.iterdir():
             try:  # a writer may remove a stale file between the listing and the stat
                 if path.is_file():
                     total += path.stat().st_size
+                elif path.name == "qdrant" and path.is_dir():
+                    total += sum(part.stat().st_size for part in path.rglob("*") if part.is_file())
             except FileNotFoundError:
                 continue
         return total
@@ -1055,14 +1177,30 @@ def _exact_search(view: StoreView, queries: np.ndarray, k: int, allowed_ids: np.
     return np.take_along_axis(scores, order, axis=1), ids[order]
 
 
+def _check_vector_store(folder: Path, manifest: dict[str, Any], wanted: dict[str, Any] | None) -> None:
+    """An existing index keeps the vector store it was made with; asking for another is an error."""
+    if wanted is None:
+        return
+    recorded = manifest.get("vector_store") or {}
+    if dict(wanted) != recorded:
+        raise KosearchError(
+            f"{folder} keeps its vectors in {describe_vector_store(recorded)}, not "
+            f"{describe_vector_store(wanted)}; leave out --vector-store to use it, or index into a new folder"
+        )
+
+
 def _write_faiss(folder: Path, name: str, index) -> None:
     import faiss
 
     write_file_atomically(folder, name, lambda temporary: faiss.write_index(index, str(temporary)))
 
 
+class _Damage(IndexCorruptError):
+    """An ``IndexCorruptError`` already worded for the user (``_damaged``): passed on as it is."""
+
+
 def _damaged(folder: Path, problem: str) -> IndexCorruptError:
-    return IndexCorruptError(
+    return _Damage(
         f"{problem}; the index {folder} is damaged: `kosearch check {folder}` says what is wrong and what "
         f"--repair can rebuild from its rows; or delete it and rebuild it with `kosearch index DOCS --index {folder}`"
     )
