@@ -19,6 +19,10 @@ class IndexCorruptError(KosearchError):
     """A file of an index is damaged or names something it must not; the message names the file."""
 
 
+class IndexWriteError(KosearchError):
+    """Writing the index failed (disk full, a file size limit, an I/O error); the index keeps its last commit."""
+
+
 class IndexChangedError(KosearchError):
     """A read pinned to one generation cannot be answered any more: a compaction deleted points that
     generation still shows (a database vector store deletes in place; see ``kosearch.store.qdrant_backend``)."""

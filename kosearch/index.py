@@ -18,7 +18,9 @@ and measured on KorSTS it costs about as much as int8 on both sides (docs/benchm
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -29,12 +31,14 @@ from kosearch.errors import EncoderMismatchError
 from kosearch.ingest import IngestOptions, ProgressCallback, ingest_folder
 from kosearch import records
 from kosearch.paraphrases import mine_paraphrases
-from kosearch.results import CompactionReport, Hit, IndexInfo, IngestReport, Pair, RemovalReport
+from kosearch.results import CheckReport, CompactionReport, Hit, IndexInfo, IngestReport, Pair, RemovalReport
 from kosearch.search.filters import BUILTIN_FIELDS, WhereSpec
 from kosearch.search.hybrid import FUSIONS, GROUPS, MODES, SearchRequest  # the options of Index.search, for front ends
 from kosearch.search.hybrid import search as hybrid_search
-from kosearch.search.morphemes import LexicalOptions
+from kosearch.search.morphemes import LexicalOptions, MorphemeAnalyzer
 from kosearch.store import DEFAULT_FACTORY, IndexStore
+from kosearch.store.check import check_folder, repair_folder
+from kosearch.store.index_store import METADATA_FILE
 from kosearch.store.vector_backend import parse_vector_store
 from kosearch.textclean import clean_text
 
@@ -186,6 +190,51 @@ class Index:
                 raise
         return index
 
+    @staticmethod
+    def check(path: str | Path) -> CheckReport:
+        """Verify every file and row of the index at ``path`` without changing it (``kosearch check``).
+
+        Unlike :meth:`open`, a damaged index is not an error here: the report lists what is wrong,
+        file by file, and what :meth:`repair` would do about it (see ``kosearch.store.check``).
+        """
+        return check_folder(Path(path))
+
+    @staticmethod
+    def repair(
+        path: str | Path, model: str | Encoder | None = None, *, device: str | None = None
+    ) -> CheckReport:
+        """Rebuild what can be rebuilt from the index's rows (``kosearch check --repair``).
+
+        Lost vectors are encoded again with the index's own encoder (``model`` must be that encoder
+        when given; it is loaded only when vectors need encoding), lexical postings are analysed
+        again with the options the index records. The report is the check made after the repair.
+        """
+        folder = Path(path)
+        loaded: list[Encoder] = []
+
+        def manifest() -> dict[str, Any]:
+            with sqlite3.connect(folder / METADATA_FILE) as connection:
+                return {key: json.loads(value) for key, value in connection.execute("select key, value from manifest")}
+
+        def encode(texts: list[str]):
+            if not loaded:
+                recorded = manifest()
+                encoder = _as_encoder(
+                    model if model is not None else recorded["model"], device, recorded.get("encoder_backend")
+                )
+                _require_same_encoder(folder, recorded, encoder)
+                loaded.append(encoder)
+            return loaded[0].encode_documents(texts)
+
+        analyzers: list[MorphemeAnalyzer] = []
+
+        def analyze(texts: list[str]) -> list[str]:
+            if not analyzers:
+                analyzers.append(MorphemeAnalyzer(LexicalOptions.from_dict(manifest()["lexical"])))
+            return [" ".join(tokens) for tokens in analyzers[0].analyze_batch(texts)]
+
+        return repair_folder(folder, encode, analyze)
+
     def refresh(self) -> bool:
         """Move a reader to the newest committed generation now; True if there was a newer one.
 
@@ -247,15 +296,7 @@ class Index:
             )
 
     def _set_encoder(self, encoder: Encoder) -> None:
-        manifest = self._store.manifest
-        if encoder.fingerprint != manifest["fingerprint"] or encoder.dimension != manifest["dimension"]:
-            raise EncoderMismatchError(
-                f"index {self._store.folder} was built with encoder '{manifest['model']}' "
-                f"(fingerprint {manifest['fingerprint']}, dimension {manifest['dimension']}), but the "
-                f"encoder offered is '{encoder.name}' (fingerprint {encoder.fingerprint}, dimension "
-                f"{encoder.dimension}). Open it with --model '{manifest['model']}' (or no --model), "
-                f"or build a new index for the other encoder."
-            )
+        _require_same_encoder(self._store.folder, self._store.manifest, encoder)
         self._encoder = encoder
 
     # -- writing --------------------------------------------------------------------------------
@@ -479,6 +520,17 @@ def __getattr__(name: str) -> Any:
 
         return PRECISIONS
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _require_same_encoder(folder: Path, manifest: Mapping[str, Any], encoder: Encoder) -> None:
+    if encoder.fingerprint != manifest["fingerprint"] or encoder.dimension != manifest["dimension"]:
+        raise EncoderMismatchError(
+            f"index {folder} was built with encoder '{manifest['model']}' "
+            f"(fingerprint {manifest['fingerprint']}, dimension {manifest['dimension']}), but the "
+            f"encoder offered is '{encoder.name}' (fingerprint {encoder.fingerprint}, dimension "
+            f"{encoder.dimension}). Open it with --model '{manifest['model']}' (or no --model), "
+            f"or build a new index for the other encoder."
+        )
 
 
 def encoder_manifest(encoder: Encoder) -> dict:

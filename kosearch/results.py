@@ -183,3 +183,53 @@ class CompactionReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class CheckFinding:
+    """One thing ``kosearch check`` found wrong (``error``) or worth knowing (``warning``) in an index."""
+
+    kind: str
+    """What part: ``sqlite``, ``manifest``, ``segment``, ``vectors``, ``lexical``, ``documents``, ``stale_file``, ``lock``."""
+    severity: str
+    """``error``: the index is damaged (open or search may fail, or return wrong hits); ``warning``: it is
+    consistent, but something is left over or unfinished."""
+    message: str
+    """What is wrong, naming the file or rows."""
+    repair: str
+    """What ``kosearch check --repair`` does about it, or the next step when it cannot."""
+    repairable: bool
+    """Whether ``--repair`` can rebuild it from what the index still holds."""
+    file: str | None = None
+    """The file concerned, when there is one."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What ``Index.check`` / ``Index.repair`` (``kosearch check [--repair]``) found, and did.
+
+    ``findings`` is the state of the index as it is now: after a repair, what the check run after the
+    repair still finds. ``repaired`` lists what the repair did, ``found_before`` what it started from.
+    """
+
+    path: str
+    findings: list[CheckFinding]
+    counts: dict[str, int]
+    """What was verified: segments, vectors (live), sentences (rows), documents, tombstones, lexical rows."""
+    repaired: list[str] = field(default_factory=list)
+    found_before: list[CheckFinding] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[CheckFinding]:
+        return [finding for finding in self.findings if finding.severity == "error"]
+
+    @property
+    def healthy(self) -> bool:
+        """No errors (warnings, such as files left by a killed run, do not make an index unhealthy)."""
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "healthy": self.healthy}

@@ -590,6 +590,47 @@ def compact(
     )
 
 
+@app.command()
+def check(
+    index_path: Path = typer.Argument(..., metavar="INDEX", help="Index folder."),
+    repair: bool = typer.Option(
+        False, "--repair", help="Rebuild what can be rebuilt from the rows: lost vectors (encoded again with the "
+        "index's encoder), lexical postings, counts; remove files no manifest names.",
+    ),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="With --repair: the index's encoder, if it is not where the manifest says."
+    ),
+    device: Optional[str] = DeviceOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Verify every file and row of an index; say exactly what is wrong and how to repair it.
+
+    Exits 0 when the index is healthy (warnings, such as files left by a killed run, allowed), 1 when
+    something is wrong (after --repair: when something could not be repaired).
+    """
+    from kosearch.index import Index
+
+    report = Index.repair(index_path, model, device=device) if repair else Index.check(index_path)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for action in report.repaired:
+            out.print(as_text(f"repaired: {action}"))
+        for finding in report.findings:
+            line = f"{finding.severity}: [{finding.kind}] {finding.message}"
+            advice = finding.repair if not finding.repairable or repair else f"--repair will {finding.repair}"
+            out.print(as_text(f"{line}\n    -> {advice}"))
+        counts = ", ".join(f"{value:,} {key.replace('_', ' ')}" for key, value in report.counts.items())
+        problems = len(report.errors)
+        verdict = "healthy" if report.healthy else f"{problems} problem{'s' if problems != 1 else ''}"
+        hint = "" if report.healthy or repair or not all(f.repairable for f in report.errors) else (
+            f"; run `kosearch check {index_path} --repair`"
+        )
+        out.print(as_text(f"{index_path}: {verdict} ({counts}){hint}."))
+    if not report.healthy:
+        raise typer.Exit(1)
+
+
 def _lexical_summary(options: Optional[dict]) -> str:
     """One line for ``info``: whether the index has a lexical index, and what its tokens are."""
     if options is None:

@@ -30,7 +30,11 @@ def write_file_atomically(folder: Path, name: str, write: Callable[[Path], objec
     """Make ``folder/name`` appear complete or not at all: ``write(temporary)``, fsync, rename, fsync the folder."""
     path = folder / name
     temporary = path.with_name(path.name + ".tmp")
-    write(temporary)
-    with open(temporary, "rb") as handle:
-        os.fsync(handle.fileno())
+    try:
+        write(temporary)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # a disk that filled up gets its space back at once
+        raise
     replace_durably(temporary, path)

@@ -71,6 +71,14 @@ that makes every sentence have its postings, and from then on every checkpoint c
 counts agree. An index made before the lexical index has no such key: it is searched densely,
 and its next writer (``kosearch index``) adds the postings of its old sentences and then the key.
 
+Failures and damage. A write that fails (disk full, a quota, the process's file size limit, an
+I/O error) is raised as one ``IndexWriteError`` saying so; the half-written ``.tmp`` file is
+removed at once, the writer stops (its uncommitted rows are lost) and the index keeps its last
+commit. Opening checks what a search needs and can afford (manifest, segment headers and counts);
+a damaged SQLite page first met by a later read is an ``IndexCorruptError`` naming the file.
+``kosearch.store.check`` reads everything (``kosearch check``), and its repair commits through
+``checkpoint`` like any writer, from a writer opened without the unreadable segments.
+
 Reading. A reader searches a *view* (``kosearch.store.view``): one generation's manifest,
 segments, tombstones and a SQLite read transaction (a WAL snapshot) of that generation, so counts
 always agree and every id the vectors return resolves to its row. Before each read a cheap check
@@ -86,7 +94,9 @@ recycle its WAL.
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import functools
 import json
 import os
 import sqlite3
@@ -107,6 +117,7 @@ from kosearch.errors import (
     IndexCorruptError,
     IndexExistsError,
     IndexNotFoundError,
+    IndexWriteError,
     KosearchError,
 )
 from kosearch.results import CompactionReport, IndexedSentence
@@ -115,6 +126,7 @@ from kosearch.store.metadata import SCHEMA_VERSION, CommittedHashes, MetadataSto
 from kosearch.store.segments import (
     REMOVABLE_FILE,
     SegmentEntry,
+    file_crc32,
     link_or_copy,
     load_segment,
     segment_name,
@@ -144,6 +156,59 @@ RECALL_QUERIES = 200
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO}
+"""Write errors that say the disk (or a quota, or the process's file size limit) is full, or failing."""
+
+
+def _write_failure(folder: Path, error: BaseException) -> IndexWriteError | None:
+    """The one-line error for a failed write of the index, or None for an error that is not one.
+
+    FAISS reports its own write errors as ``RuntimeError('... write error in PATH: ... (REASON)')``
+    and SQLite as ``OperationalError('database or disk is full')``; both are said plainly here.
+    """
+    if isinstance(error, OSError) and error.errno in DISK_ERRNOS:
+        reason = f"{os.strerror(error.errno)} ({getattr(error, 'filename', None) or folder})"
+    elif isinstance(error, sqlite3.OperationalError) and ("disk is full" in str(error) or "disk I/O" in str(error)):
+        reason = f"{error} ({folder / METADATA_FILE})"
+    elif isinstance(error, RuntimeError) and "write error in " in str(error):
+        detail = str(error).split("write error in ", 1)[1]
+        path, _, rest = detail.partition(":")
+        reason = f"{rest[rest.rfind('(') + 1 : rest.rfind(')')] or 'write error'} ({path})"
+    else:
+        return None
+    return IndexWriteError(
+        f"could not write the index {folder}: {reason}; it keeps its last committed state. "
+        f"Make room on the disk (or raise the file size limit) and run the same command again"
+    )
+
+
+def _explains_write_failures(method):
+    """A writer method whose failed writes (disk full, ...) become one ``IndexWriteError``, after which
+    the writer stops (its uncommitted rows are lost; the index on disk is the last commit)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError):
+                failure = _write_failure(self.folder, error)
+                if failure is None:
+                    raise
+            else:
+                failure = _damaged(self.folder, f"{self.folder / METADATA_FILE} cannot be read ({error})")
+            self._broken = True
+            raise failure from None
+        except (OSError, RuntimeError) as error:
+            failure = _write_failure(self.folder, error)
+            if failure is None:
+                raise
+            self._broken = True
+            raise failure from None
+
+    return wrapper
 
 
 @dataclass
@@ -329,8 +394,20 @@ class IndexStore:
         return cls._open_writer(folder, lock, device, backend)
 
     @classmethod
+    def open_to_repair(cls, folder: Path, lock, leave_out: list[str], device: str = "cpu") -> IndexStore:
+        """A writer over every segment but ``leave_out`` (unreadable ones), whose counts may disagree.
+
+        For ``kosearch check --repair`` (``kosearch.store.check``), which holds ``lock`` (the write
+        lock), adds the missing vectors and tombstones, and commits through ``checkpoint``, whose
+        check of the invariant is the same as at every commit. Until then nothing is removed: the
+        left-out files are still named by the committed manifest.
+        """
+        return cls._open_writer(Path(folder), lock, device, None, leave_out=frozenset(leave_out))
+
+    @classmethod
     def _open_writer(
-        cls, folder: Path, lock, device: str, backend: str | None, vector_store: dict[str, Any] | None = None
+        cls, folder: Path, lock, device: str, backend: str | None, vector_store: dict[str, Any] | None = None,
+        leave_out: frozenset[str] | None = None,
     ) -> IndexStore:
         store = cls(folder, lock, device, backend)
         metadata = _open_metadata(folder)
@@ -341,15 +418,21 @@ class IndexStore:
                 metadata.ensure_schema()
             store._vectors = vector_backend_for(folder, manifest, device, backend)
             tombstones = np.asarray(metadata.tombstone_ids(), dtype=np.int64)
+            described = manifest
+            if leave_out is not None and isinstance(manifest.get("segments"), list):
+                kept = [item for item in manifest["segments"] if not (isinstance(item, dict) and item.get("name") in leave_out)]
+                described = {**manifest, "segments": kept}
             try:
-                segments = store._vectors.load(manifest, {}, lambda problem: _damaged(folder, problem))
-                store._vectors.verify(manifest, len(tombstones))
+                segments = store._vectors.load(described, {}, lambda problem: _damaged(folder, problem))
+                if leave_out is None:
+                    store._vectors.verify(manifest, len(tombstones))
             except _Damage:
                 raise
             except IndexCorruptError as error:
                 raise _damaged(folder, str(error)) from None
             _check_dimensions(folder, manifest, segments)
-            _check_counts(folder, manifest, segments, len(tombstones), metadata.counts()[1])
+            if leave_out is None:
+                _check_counts(folder, manifest, segments, len(tombstones), metadata.counts()[1])
         except BaseException:
             metadata.close()
             if store._vectors is not None:
@@ -359,8 +442,10 @@ class IndexStore:
         store._segments = segments
         store._tombstones = tombstones
         store._pending = empty_vector_store(int(manifest["dimension"]), DEFAULT_FACTORY, device, backend)
-        if "segments" not in manifest:
+        if "segments" not in manifest and (leave_out is None or store._segments):
             store._migrate(manifest)
+        if leave_out is not None:
+            return store  # repairing: the left-out files go once its checkpoint has committed
         store._remove_stale_files()
         return store
 
@@ -513,8 +598,18 @@ class IndexStore:
 
     @contextmanager
     def _sql(self) -> Iterator[MetadataStore]:
+        """The view's SQLite side; a damaged page met while reading is an error naming the file.
+
+        Opening does not read every page (``kosearch check`` does: at a million units that takes
+        seconds), so damage can first show up here, in the middle of a search.
+        """
         with self.reading() as view, view.sql() as metadata:
-            yield metadata
+            try:
+                yield metadata
+            except sqlite3.DatabaseError as error:
+                if isinstance(error, sqlite3.OperationalError):
+                    raise
+                raise _damaged(self.folder, f"{self.folder / METADATA_FILE} cannot be read ({error})") from None
 
     @property
     def metadata(self) -> MetadataStore:
@@ -729,6 +824,7 @@ class IndexStore:
             )
         self._writer.begin_writing()
 
+    @_explains_write_failures
     def add_document(self, row: dict[str, Any]) -> None:
         """Insert a document row now; it becomes durable at the next checkpoint."""
         self._writing()
@@ -739,6 +835,7 @@ class IndexStore:
         self._writing()
         self._pending.add(np.asarray(ids, dtype=np.int64), vectors)
 
+    @_explains_write_failures
     def add_sentences(
         self, rows: list[dict[str, Any]], vectors: np.ndarray, tokens: list[str] | None = None
     ) -> None:
@@ -752,6 +849,7 @@ class IndexStore:
         if tokens is not None:
             self._writer.insert_lexical([row["id"] for row in rows], tokens)
 
+    @_explains_write_failures
     def add_lexical(self, sentence_ids: list[int], tokens: list[str]) -> None:
         """Postings for sentences already stored (filling the lexical index of an older index)."""
         self._writing()
@@ -781,10 +879,12 @@ class IndexStore:
             raise KosearchError(f"index {self.folder} holds units; its lexical index cannot be dropped")
         self._writer.delete_manifest_key("lexical")
 
+    @_explains_write_failures
     def complete_document(self, document_id: int, sha256: str) -> None:
         self._writing()
         self._writer.complete_document(document_id, sha256)
 
+    @_explains_write_failures
     def remove_documents(self, document_ids: list[int]) -> int:
         """Take documents' vectors and rows out (durable at the next checkpoint); returns sentences removed."""
         self._writing()
@@ -793,6 +893,7 @@ class IndexStore:
         self._writer.delete_documents(document_ids)
         return len(sentence_ids)
 
+    @_explains_write_failures
     def remove_vectors(self, sentence_ids) -> None:
         """Delete vectors: uncommitted ones leave the pending store, committed ones get a tombstone."""
         self._writing()
@@ -809,6 +910,15 @@ class IndexStore:
             self._tombstones = np.union1d(self._tombstones, ids)
         self._writer_view = None
 
+    def forget_tombstones(self, ids) -> None:
+        """Delete tombstones that name no vector of any segment (``kosearch check --repair``); durable at the next checkpoint."""
+        self._writing()
+        ids = np.unique(np.asarray(ids, dtype=np.int64))
+        self._writer.delete_tombstones(ids.tolist())
+        self._tombstones = np.setdiff1d(self._tombstones, ids)
+        self._writer_view = None
+
+    @_explains_write_failures
     def checkpoint(
         self,
         pending: PendingChanges | None = None,
@@ -857,6 +967,7 @@ class IndexStore:
         while self._vectors.merges_segments and (group := tier_to_merge([s.entry for s in self._segments])):
             self._merge([entry.name for entry in group])
 
+    @_explains_write_failures
     def compact(self) -> CompactionReport:
         """Merge every segment into one, without the deleted vectors (approximate when large).
 
@@ -1004,7 +1115,10 @@ class IndexStore:
             del vectors
         _write_faiss(self.folder, f"{name}.faiss", index)
         ids = faiss.vector_to_array(index.id_map)
-        return SegmentEntry(name, int(index.ntotal), factory, int(ids.min()), int(ids.max()), recall)
+        return SegmentEntry(
+            name, int(index.ntotal), factory, int(ids.min()), int(ids.max()), recall,
+            crc32=file_crc32(self.folder / f"{name}.faiss"),
+        )
 
     def _check_commit(self, manifest: dict[str, Any], segments: list[LoadedSegment]) -> int:
         """Inside the commit's transaction: rows = vectors - tombstones, and postings = rows."""
@@ -1096,8 +1210,8 @@ class _Damage(IndexCorruptError):
 
 def _damaged(folder: Path, problem: str) -> IndexCorruptError:
     return _Damage(
-        f"{problem}; the index {folder} is damaged: delete it and rebuild it with "
-        f"`kosearch index DOCS --index {folder}`"
+        f"{problem}; the index {folder} is damaged: `kosearch check {folder}` says what is wrong and what "
+        f"--repair can rebuild from its rows; or delete it and rebuild it with `kosearch index DOCS --index {folder}`"
     )
 
 

@@ -11,7 +11,8 @@ and the entry's ``lexical`` flag are reserved for per-segment BM25 postings
 The manifest lists the segments (``segments``: a list of entries) and the write-time facts a
 reader needs without opening the file: how many vectors it holds, their id range (to find the
 deleted ids that concern it), which FAISS index it is and, for an approximate one, its measured
-recall@10. An index made before segments has one FAISS file named by ``vectors_file``
+recall@10; and the file's CRC-32, which ``kosearch check`` compares (``kosearch.store.check``): a
+reader maps the file without reading it, so damage inside the vectors would go unseen otherwise. An index made before segments has one FAISS file named by ``vectors_file``
 (``vectors.NNNNNN.faiss``); it reads as one legacy segment until its first writer converts it.
 
 This module also holds the merge policy: which segments compaction merges on its own.
@@ -23,6 +24,7 @@ import math
 import os
 import re
 import shutil
+import zlib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,9 @@ class SegmentEntry:
     max_id: int = 0
     recall_at_10: float | None = None
     lexical: bool = False
+    crc32: int | None = None
+    """CRC-32 of the FAISS file as written, which ``kosearch check`` compares (opening does not read
+    the whole file); None for a segment written before checksums were recorded."""
 
     @property
     def legacy(self) -> bool:
@@ -116,6 +121,7 @@ def entries_of(manifest: dict[str, Any], problem) -> list[SegmentEntry]:
                 max_id=int(item.get("max_id", -1)),
                 recall_at_10=None if item.get("recall_at_10") is None else float(item["recall_at_10"]),
                 lexical=bool(item.get("lexical", False)),
+                crc32=None if item.get("crc32") is None else int(item["crc32"]),
             )
         except (KeyError, TypeError, ValueError):
             raise problem(f"the manifest's entry of segment {name} is malformed ({item!r})") from None
@@ -131,6 +137,15 @@ def entry_for(name: str, store: VectorStore, factory: str, recall: float | None 
     ids = store.ids()
     low, high = (int(ids.min()), int(ids.max())) if len(ids) else (0, -1)
     return SegmentEntry(name, store.count(), factory, low, high, recall)
+
+
+def file_crc32(path: Path, chunk: int = 1 << 22) -> int:
+    """CRC-32 of a file, read in chunks (a segment may be gigabytes)."""
+    value = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            value = zlib.crc32(block, value)
+    return value
 
 
 def link_or_copy(source: Path, target: Path) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -43,6 +44,7 @@ from kosearch.store.segments import (
     REMOVABLE_FILE,
     entries_of,
     entry_for,
+    file_crc32,
     load_segment,
     segment_name,
     with_id_range,
@@ -141,7 +143,8 @@ class FaissSegments:
             for ids, batch in pending.iter_vectors():
                 index.add_with_ids(batch, ids)
             write_file_atomically(self.folder, f"{name}.faiss", lambda path: faiss.write_index(index, str(path)))
-        return [*segments, LoadedSegment(entry_for(name, pending, factory), pending)]
+        entry = replace(entry_for(name, pending, factory), crc32=file_crc32(self.folder / f"{name}.faiss"))
+        return [*segments, LoadedSegment(entry, pending)]
 
     def reopen_written(self, segments: list[LoadedSegment]) -> list[LoadedSegment]:
         # The committed file replaces the in-memory copy (memory-mapped: no longer this run's memory).
