@@ -90,12 +90,12 @@ ProgressCallback = Callable[[int, int, str], None]
 class EncodedDocument:
     """A document whose units were encoded (and lexically analysed) elsewhere, e.g. on a Ray worker.
 
-    ``vectors`` has one L2-normalised float32 row per sentence, in order; ``tokens`` one
+    ``unit_vectors`` has one L2-normalised float32 row per sentence, in order; ``tokens`` one
     space-joined morpheme string per sentence, or None when the run keeps no lexical index.
     """
 
     document: Document
-    vectors: np.ndarray
+    unit_vectors: np.ndarray
     tokens: list[str] | None = None
 
 
@@ -158,9 +158,9 @@ def ingest_folder(
 
     def flush() -> None:
         if batch.texts:
-            if batch.vectors and len(batch.vectors) != len(batch.rows):
+            if batch.given_vectors and len(batch.given_vectors) != len(batch.rows):
                 raise KosearchError("a document source mixed encoded and unencoded documents in one run")
-            vectors = np.stack(batch.vectors) if batch.vectors else encoder.encode_documents(batch.texts)
+            vectors = np.stack(batch.given_vectors) if batch.given_vectors else encoder.encode_documents(batch.texts)
             if batch.tokens or analyzer is None:
                 tokens = batch.tokens or None
             else:
@@ -240,7 +240,7 @@ def ingest_folder(
                     next_sentence_id, document_id, position, sentence,
                     _fields_json(getattr(sentence, "fields", None)),
                 ),
-                None if encoded is None else encoded.vectors[position],
+                None if encoded is None else encoded.unit_vectors[position],
                 None if encoded is None or encoded.tokens is None else encoded.tokens[position],
             )
             next_sentence_id += 1
@@ -283,13 +283,13 @@ class _EncodeBatch:
         self.rows.append(row)
         self.texts.append(row["text"])
         if vector is not None:
-            self.vectors.append(vector)
+            self.given_vectors.append(vector)
         if tokens is not None:
             self.tokens.append(tokens)
 
     def clear(self) -> None:
         self.rows, self.texts = [], []
-        self.vectors: list[np.ndarray] = []
+        self.given_vectors: list[np.ndarray] = []
         self.tokens: list[str] = []
 
 
