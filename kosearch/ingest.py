@@ -461,6 +461,10 @@ def _prefetch(
             put(_DONE, 0)
         except BaseException as error:  # handed to the consumer, which re-raises it
             put(error, 0)
+        finally:  # a generator stopped early runs its own clean-up now (a Ray source shuts its cluster)
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     thread = threading.Thread(target=produce, name="kosearch-reader", daemon=True)
     thread.start()

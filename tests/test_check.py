@@ -203,6 +203,34 @@ def test_stale_files_are_a_warning_that_repair_removes(index):
     assert not (index / "segment.000099.faiss").exists() and not (index / "segment.000100.faiss.tmp").exists()
 
 
+def test_a_segment_without_a_checksum_is_a_warning_and_compact_gives_it_one(index, pristine):
+    """Segments written before kosearch recorded CRC-32s cannot show damage inside their vectors:
+    check says so (a warning, not an error) and compaction rewrites them with one."""
+    entries = [{key: value for key, value in entry.items() if key != "crc32"} for entry in _segments(index)]
+    _sql(index, f"update manifest set value = '{json.dumps(entries)}' where key = 'segments'")
+    report = kosearch.Index.check(index)
+    unchecked = [f for f in report.findings if f.kind == "segment"]
+    assert report.healthy and len(unchecked) == len(entries)
+    assert all(f.severity == "warning" and "no checksum" in f.message and "compact" in f.repair for f in unchecked)
+    with kosearch.Index.open(index, HashingEncoder(), writable=True) as idx:
+        idx.compact()
+    assert all(entry.get("crc32") is not None for entry in _segments(index))
+    assert kosearch.Index.check(index).findings == []
+    assert _results(index) == _results(pristine / "idx")
+
+
+def test_compact_does_not_wait_for_a_reader_to_empty_the_wal(index):
+    """A reader holding a snapshot (a running service) keeps the WAL: compaction returns without
+    waiting out SQLite's busy timeout for it."""
+    with kosearch.Index.open(index, HashingEncoder()) as reader, kosearch.Index.open(
+        index, HashingEncoder(), writable=True
+    ) as writer:
+        reader.search("날씨가 맑다", k=3)  # its view holds a read snapshot
+        writer.delete(ids=["a"])
+        report = writer.compact()
+    assert report.seconds < 4.5  # SQLite's busy timeout is 5 s: waiting for the reader would exceed it
+
+
 def test_a_corrupted_sqlite_page_is_named_and_repair_says_to_rebuild(index):
     with sqlite3.connect(index / "metadata.sqlite") as db:
         db.execute("pragma wal_checkpoint(truncate)")

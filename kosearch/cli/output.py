@@ -49,7 +49,7 @@ VectorStoreOption = typer.Option(
     "'qdrant://HOST:6333/COLLECTION' (a Qdrant server or cluster; API key from $QDRANT_API_KEY; "
     "pip install \"kosearch[qdrant]\") or 'qdrant:local' (Qdrant's on-disk mode inside the index folder, "
     "no server, one process at a time). Rows stay in SQLite. An existing index keeps the one it was "
-    "made with (parsed by kosearch.store.vector_backend.parse_vector_store).",
+    "made with: naming another for it is an error.",
 )
 PrecisionOption = typer.Option(
     None,

@@ -11,8 +11,8 @@ Example::
     from kosearch.evaluate import retrieval_runs, retrieval_set
 
     dataset = retrieval_set(from_sts="../shared/data/korsts/sts-test.tsv")
-    for run in retrieval_runs(dataset, models=[None], modes=["dense", "hybrid"]):
-        print(run.name, run.result.mode, run.result.metrics)
+    for run in retrieval_runs(dataset, models=[("bundled", None)], modes=["dense", "hybrid"]):
+        print(run.name, run.result.mode, run.result.mrr_at_10)
 """
 
 from __future__ import annotations

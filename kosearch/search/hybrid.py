@@ -13,8 +13,9 @@ The steps, each in its own module:
 5. grouping by document (:mod:`kosearch.search.grouping`): at most one unit per document;
 6. hits with every signal's score and the query's morphemes highlighted (:mod:`kosearch.search.highlight`).
 
-Each signal returns at least ``MIN_CANDIDATES`` candidates, and in hybrid mode at least
-``FUSION_CANDIDATES`` (docs/benchmarks.md, "Hybrid retrieval after the fusion study").
+Each signal returns at least ``MIN_CANDIDATES`` candidates, and for the convex fusion of hybrid mode at
+least ``FUSION_CANDIDATES`` (RRF keeps ``MIN_CANDIDATES``, where it measured better; docs/benchmarks.md,
+"Hybrid retrieval after the fusion study").
 """
 
 from __future__ import annotations

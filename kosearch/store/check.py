@@ -302,6 +302,13 @@ def _inspect_segments(found: _Inspection, entries: list[SegmentEntry], dimension
             found.bad_segments.append(entry.name)
             found.add("segment", "error", problem, reencode, True, path)
             continue
+        if entry.crc32 is None:
+            found.add(
+                "segment", "warning",
+                f"{path} records no checksum (written before kosearch recorded them): its structure, ids and "
+                "numbers look right, but damage inside its vectors cannot be detected",
+                "run `kosearch compact` to rewrite it with one", False, path,
+            )
         ids = vectors.ids()
         seen = np.union1d(seen, ids)
         held.append(ids)

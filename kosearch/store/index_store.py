@@ -989,7 +989,10 @@ class IndexStore:
         if not self._vectors.merges_segments:
             if deleted:
                 self._delete_points()
-        elif len(names) > 1 or deleted or any(segment.entry.factory != self._factory_for(live) for segment in self._segments):
+        elif len(names) > 1 or deleted or any(
+            segment.entry.factory != self._factory_for(live) or segment.entry.crc32 is None  # give it a checksum
+            for segment in self._segments
+        ):
             self._merge(names)
         self._writer.truncate_wal()
         return CompactionReport(

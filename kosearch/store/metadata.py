@@ -99,11 +99,20 @@ class MetadataStore:
 
         SQLite reuses its WAL file without shrinking it, so after a long run it can hold as many
         bytes as the run wrote; this gives them back. Inside an open transaction it does nothing
-        (SQLite would refuse); when a reader still holds an older snapshot SQLite does what it can
-        and leaves the rest, which is harmless: the WAL is emptied by a later checkpoint.
+        (SQLite would refuse). When a reader (``kosearch serve``, say) still holds an older snapshot,
+        the WAL cannot be cut: rather than wait out the busy timeout for a reader that may never let
+        go, it copies what it can and returns at once; a later checkpoint empties the WAL.
         """
-        if not self.db.conn.in_transaction:
+        if self.db.conn.in_transaction:
+            return
+        previous = self.db.execute("PRAGMA busy_timeout").fetchone()[0]
+        self.db.execute("PRAGMA busy_timeout = 0")
+        try:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.OperationalError:  # busy: a reader holds the WAL
+            pass
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {int(previous)}")
 
     def begin_snapshot(self) -> None:
         """Start a read transaction: every read until ``end_snapshot`` sees one committed state."""
