@@ -182,6 +182,7 @@ READER_SCRIPT = textwrap.dedent(
     words = {words!r}
     encoder, rng = HashingEncoder(), random.Random(seed)
     held = kosearch.Index.open(folder, encoder)
+    held.search("기록", k=1, mode="hybrid")  # loads Kiwi (seconds): ready means ready to search at speed
     ready.touch()
     with out.open("w") as handle:
         number = 0

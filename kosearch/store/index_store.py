@@ -1019,25 +1019,32 @@ class IndexStore:
             merged.append(LoadedSegment(entry, load_segment(self.folder, entry, self._device, self._backend)))
         segments = kept + merged
         self._writing()
-        try:
-            with self._writer.transaction():
-                self._writer.delete_tombstones(dropped_ids.tolist())
-                self._check_commit(manifest, segments)
-                self._writer.set_manifest(
-                    {
-                        "segments": [segment.entry.to_dict() for segment in segments],
-                        "generation": generation,
-                        "updated": now(),
-                    }
-                )
-            self._writer.commit()
-        except BaseException:
-            self._writer.rollback()  # nothing else was in this transaction: the writer may go on
-            raise
+        with self._one_commit():
+            self._writer.delete_tombstones(dropped_ids.tolist())
+            self._check_commit(manifest, segments)
+            self._writer.set_manifest(
+                {
+                    "segments": [segment.entry.to_dict() for segment in segments],
+                    "generation": generation,
+                    "updated": now(),
+                }
+            )
         self._segments = segments
         self._tombstones = np.setdiff1d(self._tombstones, dropped_ids)
         self._writer_view = None
         self._remove_stale_files()
+
+    @contextmanager
+    def _one_commit(self) -> Iterator[MetadataStore]:
+        """One transaction of the writer, committed on leaving. On any error it is rolled back: the
+        index keeps its last commit and, nothing else being in the transaction, this writer may go on."""
+        try:
+            with self._writer.transaction():
+                yield self._writer
+            self._writer.commit()
+        except BaseException:
+            self._writer.rollback()
+            raise
 
     def _delete_points(self) -> None:
         """Compaction for a backend that deletes in place (Qdrant): the tombstoned points go, then
@@ -1050,13 +1057,8 @@ class IndexStore:
         """
         manifest = _checked_manifest(self.folder, self._writer.manifest())
         dropped = self._tombstones
-        try:
-            with self._writer.transaction():
-                self._writer.set_manifest({"points_deleted_from": int(manifest["generation"])})
-            self._writer.commit()
-        except BaseException:
-            self._writer.rollback()
-            raise
+        with self._one_commit():
+            self._writer.set_manifest({"points_deleted_from": int(manifest["generation"])})
         self._vectors.delete_points(dropped)
         generation = int(manifest["generation"]) + 1
         stored = sum(segment.entry.count for segment in self._segments) - len(dropped)
@@ -1064,17 +1066,12 @@ class IndexStore:
             {**manifest, "generation": generation, "vector_points": stored}, {}, lambda problem: _damaged(self.folder, problem)
         )
         self._writing()
-        try:
-            with self._writer.transaction():
-                self._writer.delete_tombstones(dropped.tolist())
-                self._check_commit(manifest, segments)
-                self._writer.set_manifest(
-                    {**self._vectors.manifest_keys(segments), "generation": generation, "updated": now()}
-                )
-            self._writer.commit()
-        except BaseException:
-            self._writer.rollback()
-            raise
+        with self._one_commit():
+            self._writer.delete_tombstones(dropped.tolist())
+            self._check_commit(manifest, segments)
+            self._writer.set_manifest(
+                {**self._vectors.manifest_keys(segments), "generation": generation, "updated": now()}
+            )
         self._segments = segments
         self._tombstones = np.zeros(0, dtype=np.int64)
         self._writer_view = None
@@ -1145,16 +1142,11 @@ class IndexStore:
         link_or_copy(self.folder / legacy.entry.file, self.folder / f"{name}.faiss")
         entry = replace(legacy.entry, name=name)
         self._writing()
-        try:
-            with self._writer.transaction():
-                self._writer.delete_manifest_keys(["vectors_file"])
-                self._writer.set_manifest(
-                    {"segments": [entry.to_dict()], "generation": generation, "updated": now()}
-                )
-            self._writer.commit()
-        except BaseException:
-            self._writer.rollback()
-            raise
+        with self._one_commit():
+            self._writer.delete_manifest_keys(["vectors_file"])
+            self._writer.set_manifest(
+                {"segments": [entry.to_dict()], "generation": generation, "updated": now()}
+            )
         self._segments = [LoadedSegment(entry, legacy.vectors)]
         self._writer_view = None
 
