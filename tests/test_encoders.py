@@ -667,12 +667,16 @@ def test_numpy_gelu_uses_an_erf_accurate_to_float32():
 
 
 def _korsts_sentences(name: str) -> list[str]:
+    if not (DATA / "korsts" / name).is_file():
+        pytest.skip(f"needs ../shared/data/korsts/{name}")
     with open(DATA / "korsts" / name, encoding="utf-8", newline="") as handle:
         rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
     return [sentence for row in rows if len(row) >= 7 for sentence in row[5:7]]
 
 
 def _nsmc_reviews(limit: int) -> list[str]:
+    if not (DATA / "nsmc" / "nsmc_reviews.tsv.gz").is_file():
+        pytest.skip("needs ../shared/data/nsmc")
     reviews = []
     with gzip.open(DATA / "nsmc" / "nsmc_reviews.tsv.gz", "rt", encoding="utf-8") as handle:
         next(handle)
