@@ -620,7 +620,7 @@ def check(
             line = f"{finding.severity}: [{finding.kind}] {finding.message}"
             advice = finding.repair if not finding.repairable or repair else f"--repair will {finding.repair}"
             out.print(as_text(f"{line}\n    -> {advice}"))
-        counts = ", ".join(f"{value:,} {key.replace('_', ' ')}" for key, value in report.counts.items())
+        counts = ", ".join(f"{key.replace('_', ' ')}: {value:,}" for key, value in report.counts.items())
         problems = len(report.errors)
         verdict = "healthy" if report.healthy else f"{problems} problem{'s' if problems != 1 else ''}"
         hint = "" if report.healthy or repair or not all(f.repairable for f in report.errors) else (
