@@ -37,8 +37,8 @@ from pathlib import Path
 from kosearch.store import metadata
 temp_memory, cache_mib = sys.argv[2] == "memory", int(sys.argv[3])
 original = metadata.MetadataStore.__init__
-def tuned(self, path, *, shared=False):
-    original(self, path, shared=shared)
+def tuned(self, path, *, shared=False, writer=False):
+    original(self, path, shared=shared)  # SQLite's defaults; the product's writer settings are one of the configs
     if temp_memory:
         self.db.execute("PRAGMA temp_store=MEMORY")
     if cache_mib:

@@ -410,7 +410,7 @@ class IndexStore:
         leave_out: frozenset[str] | None = None,
     ) -> IndexStore:
         store = cls(folder, lock, device, backend)
-        metadata = _open_metadata(folder)
+        metadata = _open_metadata(folder, writer=True)
         try:
             manifest = _read_manifest(folder, metadata)
             _check_vector_store(folder, manifest, vector_store)
@@ -1210,9 +1210,9 @@ def _damaged(folder: Path, problem: str) -> IndexCorruptError:
     )
 
 
-def _open_metadata(folder: Path, *, shared: bool = False) -> MetadataStore:
+def _open_metadata(folder: Path, *, shared: bool = False, writer: bool = False) -> MetadataStore:
     try:
-        return MetadataStore(folder / METADATA_FILE, shared=shared)
+        return MetadataStore(folder / METADATA_FILE, shared=shared, writer=writer)
     except sqlite3.DatabaseError as error:
         if isinstance(error, sqlite3.OperationalError):  # locked, unreadable folder: not damage
             raise
