@@ -56,7 +56,6 @@ import json
 import math
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -70,7 +69,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))
 
+import kosearch_testing  # noqa: E402  (start_server, shared with tests/test_serve.py)
 from nsmc_bench_data import read_reviews  # noqa: E402
 
 EDIT_FILES = 20
@@ -126,9 +127,7 @@ def reindex(args: argparse.Namespace) -> None:
     folder, stop = Path(args.folder), Path(args.stop)
     churn_pool: list[str] = json.loads(Path(args.pool).read_text(encoding="utf-8"))
     next_churn = 0
-    edit_versions = {f"edit/e_{n:02d}.txt": 0 for n in range(EDIT_FILES)}
     alive: list[tuple[int, str, str]] = []  # (round, path, text) of churn files
-    current_edit_text = {path: None for path in edit_versions}
     with Index.open(args.index, writable=True) as index, open(args.log, "a", encoding="utf-8") as log:
         round_number = 0
         while not stop.exists():
@@ -369,12 +368,6 @@ def summarise(name: str, samples: list[Sample], elapsed: float, timeline: Timeli
 # -- the run -----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def child_env() -> dict[str, str]:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -382,25 +375,10 @@ def child_env() -> dict[str, str]:
 
 
 def start_server(index: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    import httpx
-
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kosearch", "serve", str(index), "--port", str(port)],
-        cwd=ROOT, env=child_env(), stdout=open(log, "w"), stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"kosearch serve exited: {log.read_text()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    process.kill()
-    raise SystemExit("kosearch serve did not answer /health in 300 s")
+    try:
+        return kosearch_testing.start_server(index, cwd=ROOT, env=child_env(), log=log)
+    except RuntimeError as error:
+        raise SystemExit(str(error)) from None
 
 
 def run(args: argparse.Namespace) -> None:

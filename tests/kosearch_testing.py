@@ -147,3 +147,48 @@ def index_contents(folder) -> dict:
     by_key = {(row[1], row[2]): row[3:] for row in rows}
     vector_by_key = {(row[1], row[2]): vectors[row[0]] for row in rows}
     return {"documents": documents, "units": by_key, "skipped": skipped, "vectors": vector_by_key}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(index, *extra: str, cwd, env: dict | None = None, log=None, wait_seconds: float = 300):
+    """``python -m kosearch serve INDEX`` in a subprocess on a free local port, once /health answers.
+
+    Returns ``(process, url)``. Its output goes to the file ``log`` when given, else to pipes. A server
+    that exits or does not answer in ``wait_seconds`` raises ``RuntimeError`` with what it printed.
+    Shared by the service tests and ``bench/bench_serve_load.py``.
+    """
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    output = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE) if log is None else dict(
+        stdout=open(log, "w"), stderr=subprocess.STDOUT
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kosearch", "serve", str(index), "--port", str(port), *extra],
+        cwd=cwd, env=env, text=True, **output,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            printed = process.stderr.read() if log is None else open(log).read()
+            raise RuntimeError(f"kosearch serve exited: {printed}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"kosearch serve did not answer /health in {wait_seconds:.0f} s")

@@ -8,10 +8,8 @@ and through a real ``kosearch serve`` process.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -21,6 +19,7 @@ from fastapi.testclient import TestClient
 from kosearch import Index
 from kosearch.errors import IndexNotFoundError, KosearchError
 from kosearch.serve import ServiceLimits, create_app
+import kosearch_testing
 from kosearch_testing import HashingEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,31 +221,9 @@ def test_real_encoder_json_equals_the_cli(sample_index):
     assert batch[0]["hits"] == served["hits"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def start_server(index: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     """``kosearch serve`` in a subprocess, waited for until /health answers."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kosearch", "serve", str(index), "--port", str(port), *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"kosearch serve exited: {process.stderr.read()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    process.kill()
-    raise AssertionError("kosearch serve did not answer /health in time")
+    return kosearch_testing.start_server(index, *extra, cwd=ROOT)
 
 
 def test_kosearch_serve_process_answers_on_localhost(sample_index):
@@ -262,7 +239,7 @@ def test_kosearch_serve_process_answers_on_localhost(sample_index):
 
 def test_kosearch_serve_refuses_a_missing_index_with_one_line(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "kosearch", "serve", str(tmp_path / "none"), "--port", str(_free_port())],
+        [sys.executable, "-m", "kosearch", "serve", str(tmp_path / "none"), "--port", str(kosearch_testing.free_port())],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 1

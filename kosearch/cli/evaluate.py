@@ -17,7 +17,6 @@ from rich.text import Text
 from kosearch.cli.output import (
     DeviceOption, add_unbroken_column, as_text, emit_json, err, out, plain_row, print_table, printable, status
 )
-from kosearch.errors import KosearchError
 
 app = typer.Typer(
     help="Evaluate encoders: the STS correlation table of Korean model cards, and retrieval metrics "

@@ -165,7 +165,7 @@ def _writer_active(folder: Path) -> bool:
 def _inspect(folder: Path, *, writer_active: bool) -> _Inspection:
     found = _Inspection(folder)
     database = folder / METADATA_FILE
-    rebuild = f"rebuild the index from the documents: `kosearch index DOCS --index NEW_FOLDER` (records: add them again)"
+    rebuild = "rebuild the index from the documents: `kosearch index DOCS --index NEW_FOLDER` (records: add them again)"
     try:
         connection = sqlite3.connect(database, timeout=5)
     except sqlite3.Error as error:
@@ -209,7 +209,7 @@ def _index_problem(problem: str) -> bool:
 
 def _inspect_rows(found: _Inspection, connection: sqlite3.Connection, writer_active: bool) -> None:
     folder, database = found.folder, found.folder / METADATA_FILE
-    rebuild = f"rebuild the index from the documents: `kosearch index DOCS --index NEW_FOLDER`"
+    rebuild = "rebuild the index from the documents: `kosearch index DOCS --index NEW_FOLDER`"
     tables = {row[0] for row in connection.execute("select name from sqlite_master where type in ('table', 'view')")}
     if "manifest" not in tables or "sentences" not in tables or "documents" not in tables:
         found.add(
