@@ -34,7 +34,6 @@ Usage (about 40 minutes on this machine at load 2-4)::
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import json
 import os
@@ -52,7 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-NSMC = ROOT.parent / "shared" / "data" / "nsmc" / "nsmc_reviews.tsv.gz"
+import nsmc_bench_data  # noqa: E402
+
 PARTS = 1000
 HELD_OUT = 200
 """The last reviews, never indexed; the first ``QUERY_REVIEWS`` of them (and the 60 sample questions) are queries."""
@@ -167,14 +167,8 @@ def machine_load() -> str:
 
 
 def read_reviews() -> list[str]:
-    reviews: list[str] = []
-    with gzip.open(NSMC, "rt", encoding="utf-8") as handle:
-        next(handle)
-        for line in handle:
-            review = " ".join(line.rstrip("\n").split("\t", 3)[-1].split())
-            if review:
-                reviews.append(review)
-    return reviews
+    """The non-empty NSMC reviews in file order, whitespace collapsed (``nsmc_bench_data.read_reviews``)."""
+    return [review for _, review in nsmc_bench_data.read_reviews()]
 
 
 def count_units(review: str) -> int:

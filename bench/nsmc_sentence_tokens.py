@@ -20,29 +20,22 @@ Usage: nice -n 19 python bench/nsmc_sentence_tokens.py [--sentences 1000000] [--
 from __future__ import annotations
 
 import argparse
-import gzip
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-NSMC = ROOT.parent / "shared" / "data" / "nsmc" / "nsmc_reviews.tsv.gz"
 CACHE = Path("/work/cache/nsmc_sentence_tokens")
 CHUNK = 20000
 HELD_OUT = 200
 
 
 def read_reviews() -> list[str]:
-    """Non-empty NSMC reviews in file order, whitespace collapsed (as ``nsmc_bench_data.read_reviews``)."""
-    reviews: list[str] = []
-    with gzip.open(NSMC, "rt", encoding="utf-8") as handle:
-        next(handle)
-        for line in handle:
-            review = " ".join(line.rstrip("\n").split("\t", 3)[-1].split())
-            if review:
-                reviews.append(review)
-    return reviews
+    """Non-empty NSMC reviews in file order, whitespace collapsed (``nsmc_bench_data.read_reviews``)."""
+    import nsmc_bench_data
+
+    return [review for _, review in nsmc_bench_data.read_reviews()]
 
 
 def held_out_queries() -> list[str]:
