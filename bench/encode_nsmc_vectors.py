@@ -29,12 +29,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=20_000)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--precision", default=None, help="encoder precision (e.g. bf16: 3-5x faster on AMX CPUs)")
     args = parser.parse_args()
     from kosearch.encoders import Encoder
 
     reviews = [text for _, text in read_reviews(args.limit)]
     args.out.mkdir(parents=True, exist_ok=True)
-    encoder = Encoder(None)
+    encoder = Encoder(None, precision=args.precision)
     for number, start in enumerate(range(0, len(reviews), args.chunk)):
         path = args.out / f"chunk_{number:04d}.npy"
         if path.exists():

@@ -10,9 +10,15 @@ Exact duplicate texts would otherwise fill the top of the list with score-1.0 pa
 distinct text takes part once (its lowest sentence id stands for it) and the pair reports how many
 copies each side has.
 
-Above the ANN break-even (``kosearch.store.ann``) a flat search per sentence makes mining O(N^2),
-so the distinct texts' vectors are mined by ``kosearch.store.pair_mining`` through an HNSW index
-built for the purpose (recall of the top pairs measured in bench/bench_paraphrase_mining.py).
+Above the ANN break-even (``kosearch.store.ann``) a flat search per sentence makes mining O(N^2).
+An index that large normally already has one: compaction puts every segment above the break-even
+into an HNSW graph. When such segments hold all but a break-even's worth of the live vectors, each
+sentence searches the index itself (its graphs, and its few small flat segments exactly), at the
+shallow mining depth ``pair_mining.MINING_EF_SEARCH`` rather than the segments' tuned one; deleted
+sentences are excluded by the store like in any search. Otherwise (an index of many small flat
+segments, or one whose vectors live elsewhere, e.g. Qdrant) the distinct texts' vectors are mined
+by ``pair_mining.mine_pairs`` through an HNSW index built for the purpose. Recall of the top pairs
+of both is measured in bench/bench_paraphrase_mining.py.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import numpy as np
 
 from kosearch.results import Pair
 from kosearch.store import IndexStore, ann
-from kosearch.store.pair_mining import PairBuffer, mine_pairs
+from kosearch.store.pair_mining import MINING_EF_SEARCH, PairBuffer, mine_pairs
 
 
 def mine_paraphrases(
@@ -46,10 +52,14 @@ def _mine(store: IndexStore, top: int | None, min_score: float | None, neighbour
     max_copies = int(groups[:, 1].max()) if len(groups) else 1
 
     distinct = len(representatives) if has_duplicates else store.count()
-    if ann.choose_factory(distinct, int(store.manifest["dimension"])) != "Flat":
-        first, second, scores = _mine_with_ann(store, representatives if has_duplicates else None,
-                                               top, min_score, neighbours, batch_size)
-        return _pairs(store, first, second, scores, copies)
+    dimension = int(store.manifest["dimension"])
+    ef_search = None
+    if ann.choose_factory(distinct, dimension) != "Flat":
+        if not _searchable_by_own_ann(store, dimension):
+            first, second, scores = _mine_with_ann(store, representatives if has_duplicates else None,
+                                                   top, min_score, neighbours, batch_size)
+            return _pairs(store, first, second, scores, copies)
+        ef_search = MINING_EF_SEARCH
 
     best = PairBuffer(top, min_score)
     for ids, vectors in store.iter_vectors(batch_size):
@@ -58,7 +68,7 @@ def _mine(store: IndexStore, top: int | None, min_score: float | None, neighbour
             ids, vectors = ids[keep], vectors[keep]
         if len(ids) == 0:
             continue
-        found, scores = _neighbours_of(store, ids, vectors, neighbours, allowed, max_copies)
+        found, scores = _neighbours_of(store, ids, vectors, neighbours, allowed, max_copies, ef_search)
         query_ids = np.repeat(ids, found.shape[1])
         found, scores = found.ravel(), scores.ravel()
         valid = (found >= 0) & (found != query_ids)
@@ -66,6 +76,15 @@ def _mine(store: IndexStore, top: int | None, min_score: float | None, neighbour
 
     first, second, scores = best.result()
     return _pairs(store, first, second, scores, copies)
+
+
+def _searchable_by_own_ann(store: IndexStore, dimension: int) -> bool:
+    """Whether the index's approximate segments hold all its vectors but at most a break-even's
+    worth, so searching the index itself costs a graph walk plus a small exact scan per sentence."""
+    entries = store.segment_entries()
+    in_ann = sum(entry.count for entry in entries if entry.factory != "Flat")
+    exact_part = store.count() + store.deleted_count() - in_ann  # flat segments and a writer's pending vectors
+    return in_ann > 0 and ann.choose_factory(max(exact_part, 0), dimension) == "Flat"
 
 
 def _mine_with_ann(
@@ -115,8 +134,13 @@ def _neighbours_of(
     neighbours: int,
     allowed: np.ndarray | None,
     max_copies: int,
+    ef_search: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``neighbours`` nearest distinct-text sentences of each vector (besides itself).
+
+    With ``ef_search`` the index's HNSW segments are searched at that depth, and crowded rows'
+    second search stays approximate (an exact scan of every distinct text per crowded batch
+    would make mining O(N^2) again).
 
     Restricting a FAISS search to representative ids with an ID selector is exact but makes FAISS
     scan vector by vector instead of using its matrix-product kernel (several times slower). So
@@ -126,10 +150,10 @@ def _neighbours_of(
     """
     wanted = neighbours + 1  # each vector finds itself first
     if allowed is None:
-        scores, found = store.dense_search(vectors, wanted)
+        scores, found = store.dense_search(vectors, wanted, ef_search=ef_search)
         return found, scores
     spare = min(max_copies - 1, 16)
-    scores, found = store.dense_search(vectors, wanted + spare)
+    scores, found = store.dense_search(vectors, wanted + spare, ef_search=ef_search)
     usable = (found >= 0) & np.isin(found, allowed)
     rank = np.cumsum(usable, axis=1)
     keep = usable & (rank <= wanted)
@@ -140,7 +164,7 @@ def _neighbours_of(
     out_ids[rows, rank[rows, columns] - 1] = found[rows, columns]
     out_scores[rows, rank[rows, columns] - 1] = scores[rows, columns]
     if crowded.any():
-        again_scores, again = store.dense_search(vectors[crowded], wanted, allowed)
+        again_scores, again = store.dense_search(vectors[crowded], wanted, allowed, ef_search=ef_search)
         rows = np.flatnonzero(crowded)
         out_ids[rows] = -1
         out_ids[rows, : again.shape[1]] = again  # FAISS returns fewer columns for a small store

@@ -210,16 +210,20 @@ def _train(index: faiss.Index, sample: np.ndarray, gpu: int | None) -> None:
         ivf.clustering_index = None
 
 
-def search_parameters(index: faiss.Index, selector: faiss.IDSelector | None) -> faiss.SearchParameters:
+def search_parameters(
+    index: faiss.Index, selector: faiss.IDSelector | None, ef_search: int | None = None
+) -> faiss.SearchParameters:
     """Search parameters for ``index`` (an ``IndexIDMap2`` or a bare index) that apply ``selector``
-    (or none) together with the index's own tuned ``efSearch`` / ``nprobe``.
+    (or none) together with the index's own tuned ``efSearch`` / ``nprobe``, or with ``ef_search``
+    instead of the tuned ``efSearch`` when given (pair mining searches shallower, see
+    ``kosearch.store.pair_mining``).
 
     The selector refers to the caller's ids; ``IndexIDMap2`` translates it to internal positions.
     """
     inner = faiss.downcast_index(index.index) if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)) else index
     if isinstance(inner, faiss.IndexHNSW):
         params = faiss.SearchParametersHNSW()
-        params.efSearch = inner.hnsw.efSearch
+        params.efSearch = inner.hnsw.efSearch if ef_search is None else int(ef_search)
     elif _ivf_of(index) is not None:
         ivf = _ivf_of(index)
         params = faiss.SearchParametersIVF()

@@ -679,18 +679,26 @@ class IndexStore:
             return np.asarray(metadata.allowed_ids(where_sql, parameters), dtype=np.int64)
 
     def dense_search(
-        self, query_vectors: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+        self,
+        query_vectors: np.ndarray,
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+        *,
+        ef_search: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k by inner product, only among ``allowed_ids`` when given; deleted ids never.
 
         An approximate index (HNSW, IVF) may return fewer than k of a selective set; the allowed
         vectors are then scored exactly, so a filtered query still gets k when k units match.
+        ``ef_search`` asks for an approximate answer at that HNSW depth instead of the segments'
+        tuned one (pair mining: ``kosearch.paraphrases``); such a call is never completed by an
+        exact scan.
         """
         pinned = getattr(self._local, "view", None) is not None
         for _ in range(OPEN_ATTEMPTS):
             with self.reading() as view:
-                scores, ids = view.search(query_vectors, k, allowed_ids)
-                if allowed_ids is not None and len(allowed_ids) > 0:
+                scores, ids = view.search(query_vectors, k, allowed_ids, ef_search)
+                if allowed_ids is not None and len(allowed_ids) > 0 and ef_search is None:
                     wanted = min(k, len(allowed_ids))
                     if ids.shape[1] < wanted or not bool((ids[:, :wanted] >= 0).all()):
                         scores, ids = _exact_search(view, query_vectors, wanted, allowed_ids)

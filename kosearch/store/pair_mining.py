@@ -9,6 +9,12 @@ an approximate index from ``ann.build_index`` (HNSW, tuned to recall@10 >= 0.95)
 costs one graph build plus N cheap searches. bench/bench_paraphrase_mining.py measures the recall
 of the resulting top pairs against exact k-NN.
 
+Search depth. Segment graphs are tuned for recall@10 of *all* neighbours of any query
+(``ann.TARGET_RECALL``), which is what search needs; mining keeps only the closest pairs of the
+whole set, which a shallow walk of the graph finds (a vector's nearest neighbour is where HNSW's
+greedy descent lands), so mining searches every graph at ``MINING_EF_SEARCH`` instead, whether the
+graph is built here or is an index's own segment (``kosearch.paraphrases`` reuses those).
+
 Input is plain ``(ids, vectors)`` arrays, so this works over any store layout (one vector file or
 many segments): the caller decides which vectors take part (e.g. one per distinct text).
 """
@@ -18,6 +24,10 @@ from __future__ import annotations
 import numpy as np
 
 from kosearch.store import ann
+
+
+MINING_EF_SEARCH = 32
+"""HNSW depth of mining searches (placeholder until measured, see bench_paraphrase_mining.py)."""
 
 
 def mine_pairs(
@@ -45,7 +55,7 @@ def mine_pairs(
         return best.result()
     factory = factory or ann.choose_factory(len(ids), vectors.shape[1])
     index = ann.build_index(ids, vectors, factory)
-    params = ann.search_parameters(index, None)
+    params = ann.search_parameters(index, None, MINING_EF_SEARCH)
     wanted = min(neighbours + 1, len(ids))  # each vector finds itself first
     for start in range(0, len(ids), batch_size):
         stop = min(start + batch_size, len(ids))

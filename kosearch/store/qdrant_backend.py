@@ -344,8 +344,11 @@ class QdrantGeneration:
         k: int,
         allowed_ids: np.ndarray | None = None,
         excluded: IdSet | None = None,
+        ef_search: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``(scores, ids)`` of the k best points of this generation; see the module's "Id lists"."""
+        """``(scores, ids)`` of the k best points of this generation; see the module's "Id lists".
+
+        ``ef_search`` is ignored: Qdrant keeps its own HNSW settings."""
         models = self.points._models
         queries = np.asarray(queries, dtype=np.float32)
         must = [models.FieldCondition(key=GENERATION, range=models.Range(lte=self.generation))]

@@ -48,10 +48,13 @@ class VectorStore(Protocol):
         k: int,
         allowed_ids: np.ndarray | None = None,
         excluded: IdSet | None = None,
+        ef_search: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(scores, ids)``, each ``(len(queries), k)``; missing results have id -1.
 
         ``allowed_ids`` restricts the search to those ids; ``excluded`` (deleted ids) are never returned.
+        ``ef_search`` replaces an HNSW index's tuned search depth for this call (a caller that
+        needs less than recall@10 of all neighbours, such as pair mining); exact backends ignore it.
         """
         ...
 
@@ -211,8 +214,9 @@ class FaissVectorStore:
         k: int,
         allowed_ids: np.ndarray | None = None,
         excluded: IdSet | None = None,
+        ef_search: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        from kosearch.store.ann import search_parameters
+        from kosearch.store.ann import search_depth, search_parameters
 
         queries = _as_vectors(queries, self.dimension)
         if self.count() == 0:
@@ -220,13 +224,17 @@ class FaissVectorStore:
         k = max(1, min(k, self.count()))
         if excluded is not None and len(excluded) == 0:
             excluded = None
+        # A depth of its own is a CPU-side search parameter (the CPU index is the one that is HNSW).
+        searcher, params = self._searcher(), None
+        if ef_search is not None and "efSearch" in search_depth(self.index):
+            searcher, params = self.index, search_parameters(self.index, None, ef_search)
         if allowed_ids is None and excluded is None:
-            return self._searcher().search(queries, k)
+            return searcher.search(queries, k, params=params)
         if allowed_ids is None and len(excluded) <= IdSet.OVERFETCH_LIMIT:
             # A few deleted ids: over-fetch and drop them, which keeps FAISS's fast unfiltered
             # kernels (a selector makes Flat scan vector by vector) and is exact.
             wanted = min(k + len(excluded), self.count())
-            scores, ids = self._searcher().search(queries, wanted)
+            scores, ids = searcher.search(queries, wanted, params=params)
             return _drop(scores, ids, excluded.mask(ids), k)
         # ID selectors are a CPU-side feature of FAISS; restricted searches stay on the CPU index.
         if allowed_ids is not None:
@@ -237,7 +245,7 @@ class FaissVectorStore:
                 selector._keep = inner
         else:
             selector = excluded.selector()
-        return self.index.search(queries, k, params=search_parameters(self.index, selector))
+        return self.index.search(queries, k, params=search_parameters(self.index, selector, ef_search))
 
     def ids(self) -> np.ndarray:
         return faiss.vector_to_array(self.index.id_map).astype(np.int64, copy=False)
@@ -314,7 +322,9 @@ class TorchVectorStore:
         k: int,
         allowed_ids: np.ndarray | None = None,
         excluded: IdSet | None = None,
+        ef_search: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
+        del ef_search  # exact: there is no search depth to change
         torch = self._torch
         queries = _as_vectors(queries, self.dimension)
         total = self.count()

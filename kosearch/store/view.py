@@ -116,12 +116,13 @@ class StoreView:
             yield self.pending, None, None  # a writer's own removals leave its pending store at once
 
     def search(
-        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, ef_search: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k by inner product over every segment, deleted ids excluded; id -1 pads missing results.
 
         With ``allowed_ids`` (the ids of live rows a filter let through, read from this same
-        snapshot) no deleted id can come back, so the deleted ids need no filtering.
+        snapshot) no deleted id can come back, so the deleted ids need no filtering. ``ef_search``
+        replaces HNSW segments' tuned search depth (see ``VectorStore.search``).
         """
         queries = np.ascontiguousarray(np.asarray(queries, dtype=np.float32))
         live = self.count()
@@ -136,7 +137,9 @@ class StoreView:
                 restrict = tombstones_within(allowed, entry)  # the allowed ids this segment can hold
                 if len(restrict) == 0:
                     continue
-            scores, ids = vectors.search(queries, k, restrict, None if allowed is not None else excluded)
+            scores, ids = vectors.search(
+                queries, k, restrict, None if allowed is not None else excluded, ef_search=ef_search
+            )
             all_scores.append(scores)
             all_ids.append(ids)
         if not all_scores:
