@@ -68,3 +68,112 @@ def test_mine_paraphrases_above_the_break_even_uses_ann_and_agrees(tmp_path, mon
         (p.a.sentence_id, p.b.sentence_id, p.copies_a, p.copies_b) for p in exact
     ]
     assert any(p.copies_a == 2 or p.copies_b == 2 for p in exact)
+
+
+# -- mining through the index's own ANN segment ---------------------------------------------------
+
+WORDS = ["치타", "사냥감", "날씨", "버스", "노선", "도서관", "여권", "김치찌개", "영화", "프로그램", "수치", "해석",
+         "주민센터", "월요일", "변경", "신청", "맛있다", "지루하다", "따뜻하다", "바뀐다"]
+
+
+def _texts(count: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    texts: list[str] = []
+    while len(texts) < count:
+        text = " ".join(rng.choice(WORDS, size=4, replace=False).tolist())
+        if text not in texts:
+            texts.append(text)
+    return texts
+
+
+def _reference_pairs(store, top: int, neighbours: int) -> set[tuple[int, int]]:
+    """The exact top pairs of the live distinct texts, by sentence-transformers over the stored vectors."""
+    representatives = np.array([rep for rep, _ in store.duplicate_groups()], dtype=np.int64)
+    parts = [(ids[keep], vectors[keep]) for ids, vectors in store.iter_vectors()
+             for keep in [np.isin(ids, representatives)]]
+    ids = np.concatenate([p[0] for p in parts])
+    vectors = np.concatenate([p[1] for p in parts])
+    reference = util.paraphrase_mining_embeddings(torch.from_numpy(vectors), top_k=neighbours, max_pairs=top)
+    return {(min(ids[i], ids[j]), max(ids[i], ids[j])) for _, i, j in reference}
+
+
+def _ann_index(tmp_path, monkeypatch, encoder, texts):
+    """An index whose compaction built an HNSW segment (break-even lowered to 24 units of 64-d)."""
+    import kosearch
+
+    monkeypatch.setattr(ann, "BREAK_EVEN", 4)
+    index = kosearch.Index.create(tmp_path / "idx", encoder)
+    half = len(texts) // 2
+    index.add_texts(texts[:half], ids=[f"r{i}" for i in range(half)])
+    index.add_texts(texts[half:], ids=[f"r{i}" for i in range(half, len(texts))])
+    index.add_texts(texts[:4], ids=[f"copy{i}" for i in range(4)])  # exact duplicates take part once
+    index.compact()
+    assert [entry.factory for entry in index.store.segment_entries()] == [ann.ANN_FACTORY]
+    return index
+
+
+def _spy_on_mining(monkeypatch, store) -> list:
+    """Fail if mining builds a graph of its own; record the ef_search of every store search."""
+    from kosearch.store import pair_mining
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("mining built a second graph instead of searching the index's own segment")
+
+    monkeypatch.setattr(ann, "build_index", no_build)
+    depths: list = []
+    original = store.dense_search
+    monkeypatch.setattr(store, "dense_search", lambda *a, **k: depths.append(k.get("ef_search")) or original(*a, **k))
+    assert pair_mining.MINING_EF_SEARCH >= 16
+    return depths
+
+
+@pytest.mark.parametrize("selector", [False, True], ids=["few-deletes", "deletes-through-id-selector"])
+def test_mining_searches_the_index_own_hnsw_segment_and_never_returns_deleted_units(tmp_path, monkeypatch, selector):
+    from kosearch.store.pair_mining import MINING_EF_SEARCH
+    from kosearch.store.vectors import IdSet
+
+    if selector:  # every tombstone goes through FAISS's ID selector inside the graph walk
+        monkeypatch.setattr(IdSet, "OVERFETCH_LIMIT", 0)
+    texts = _texts(400)
+    with _ann_index(tmp_path, monkeypatch, HashingEncoder(), texts) as index:
+        depths = _spy_on_mining(monkeypatch, index.store)
+        before = index.paraphrases(top=60, neighbours=5)
+        assert depths and set(depths) == {MINING_EF_SEARCH}
+        found = {(p.a.sentence_id, p.b.sentence_id) for p in before}
+        truth = _reference_pairs(index.store, 60, 5)
+        assert len(found & truth) / len(truth) >= 0.95
+        assert any(p.copies_a == 2 or p.copies_b == 2 for p in index.paraphrases(top=None, neighbours=5))
+
+        # Delete the records behind the best pairs (and some more): none may come back.
+        victims = sorted({p.a.path for p in before[:20]} | {p.b.path for p in before[:20]} | {"r7", "r8", "copy1"})
+        index.delete(ids=victims)
+        assert index.store.deleted_count() > 0 and index.store.segment_entries()[0].factory == ann.ANN_FACTORY
+        depths.clear()
+        after = index.paraphrases(top=60, neighbours=5)
+        assert depths and set(depths) == {MINING_EF_SEARCH}
+        paths = {p.a.path for p in after} | {p.b.path for p in after}
+        assert not paths & set(victims)
+        truth = _reference_pairs(index.store, 60, 5)
+        assert len({(p.a.sentence_id, p.b.sentence_id) for p in after} & truth) / len(truth) >= 0.95
+        for pair in after:  # scores are the stored vectors' inner products, as on the exact path
+            assert pair.score == pytest.approx(float(
+                HashingEncoder().encode_documents([pair.a.text])[0] @ HashingEncoder().encode_documents([pair.b.text])[0]),
+                abs=1e-5)
+
+
+def test_mining_builds_a_graph_when_the_index_has_only_small_flat_segments(tmp_path, monkeypatch):
+    import kosearch
+
+    monkeypatch.setattr(ann, "BREAK_EVEN", 4)
+    built = []
+    original = ann.build_index
+    monkeypatch.setattr(ann, "build_index", lambda *args, **kwargs: built.append(args[2]) or original(*args, **kwargs))
+    texts = _texts(120, seed=3)
+    with kosearch.Index.create(tmp_path / "idx", HashingEncoder()) as index:
+        for start in range(0, len(texts), 20):  # six flat segments of 20, no compaction
+            index.add_texts(texts[start : start + 20], ids=[f"r{i}" for i in range(start, start + 20)])
+        assert {entry.factory for entry in index.store.segment_entries()} == {"Flat"}
+        pairs = index.paraphrases(top=30, neighbours=5)
+        truth = _reference_pairs(index.store, 30, 5)
+    assert built == [ann.ANN_FACTORY]
+    assert len({(p.a.sentence_id, p.b.sentence_id) for p in pairs} & truth) / len(truth) >= 0.95
