@@ -178,3 +178,56 @@ def test_killed_real_run_leaves_a_consistent_index(tmp_path):
         assert 0 < info.sentences == len(idx)
         assert info.documents < 30
         assert idx.search(reviews[0], k=1)[0].score > 0.9
+
+
+def test_paraphrases_through_the_index_own_hnsw_segment_with_the_real_encoder(sample_index, tmp_path, monkeypatch):
+    """The bundled encoder's vectors, compacted into an HNSW segment (break-even lowered to fit the
+    sample corpus): mining searches that segment at the mining depth, agrees with sentence-transformers'
+    exact top pairs, still finds the planted pairs, and never returns a removed file's sentences."""
+    import numpy as np
+    import torch
+    from sentence_transformers import util
+
+    from kosearch.store import ann
+    from kosearch.store.pair_mining import MINING_EF_SEARCH
+
+    folder = tmp_path / "sample"
+    shutil.copytree(sample_index, folder)
+    monkeypatch.setattr(ann, "BREAK_EVEN", 100)
+    with kosearch.Index.open(folder, writable=True) as idx:
+        idx.compact()
+        assert [entry.factory for entry in idx.store.segment_entries()] == [ann.ANN_FACTORY]
+        monkeypatch.setattr(ann, "build_index", _fail_if_called)
+        depths = []
+        original = idx.store.dense_search
+        monkeypatch.setattr(idx.store, "dense_search",
+                            lambda *a, **k: depths.append(k.get("ef_search")) or original(*a, **k))
+
+        def exact_top(top: int) -> set[tuple[int, int]]:
+            representatives = np.array([rep for rep, _ in idx.store.duplicate_groups()], dtype=np.int64)
+            batches = [(ids[np.isin(ids, representatives)], vectors[np.isin(ids, representatives)])
+                       for ids, vectors in idx.store.iter_vectors()]
+            ids = np.concatenate([b[0] for b in batches])
+            vectors = torch.from_numpy(np.concatenate([b[1] for b in batches]))
+            return {(min(ids[i], ids[j]), max(ids[i], ids[j]))
+                    for _, i, j in util.paraphrase_mining_embeddings(vectors, top_k=10, max_pairs=top)}
+
+        pairs = idx.paraphrases(top=60)
+        assert depths and set(depths) == {MINING_EF_SEARCH}
+        truth = exact_top(60)
+        assert len({(p.a.sentence_id, p.b.sentence_id) for p in pairs} & truth) / len(truth) >= 0.95
+        planted = _planted_pairs()
+        mined = {frozenset((p.a.text, p.b.text)) for p in pairs}
+        assert sum(pair in mined for pair in planted) >= 0.6 * len(planted)
+
+        removed = pairs[0].a.path
+        idx.remove([removed])
+        assert idx.store.deleted_count() > 0
+        after = idx.paraphrases(top=60)
+        assert removed not in {p.a.path for p in after} | {p.b.path for p in after}
+        truth = exact_top(60)
+        assert len({(p.a.sentence_id, p.b.sentence_id) for p in after} & truth) / len(truth) >= 0.95
+
+
+def _fail_if_called(*args, **kwargs):
+    raise AssertionError("mining built a second graph instead of searching the index's own segment")
