@@ -37,14 +37,20 @@ def mine_paraphrases(
     min_score: float | None = None,
     neighbours: int = 10,
     batch_size: int = 4096,
+    ef_search: int | None = None,
 ) -> list[Pair]:
+    """The ``top`` most similar pairs of distinct texts (all pairs scoring ``min_score`` or more
+    when ``top`` is None), best first. ``ef_search`` overrides ``MINING_EF_SEARCH`` when the
+    index's own HNSW segments are searched (benchmarks sweep it; other paths ignore it)."""
     if neighbours < 1:
         raise ValueError("neighbours must be at least 1")
     with store.reading():  # one generation throughout, whatever a writer commits meanwhile
-        return _mine(store, top, min_score, neighbours, batch_size)
+        return _mine(store, top, min_score, neighbours, batch_size, ef_search or MINING_EF_SEARCH)
 
 
-def _mine(store: IndexStore, top: int | None, min_score: float | None, neighbours: int, batch_size: int) -> list[Pair]:
+def _mine(
+    store: IndexStore, top: int | None, min_score: float | None, neighbours: int, batch_size: int, mining_depth: int
+) -> list[Pair]:
     groups = np.array(list(store.duplicate_groups()), dtype=np.int64).reshape(-1, 2)
     representatives, copies = groups[:, 0], dict(zip(groups[:, 0].tolist(), groups[:, 1].tolist()))
     has_duplicates = len(representatives) < store.count()
@@ -59,7 +65,7 @@ def _mine(store: IndexStore, top: int | None, min_score: float | None, neighbour
             first, second, scores = _mine_with_ann(store, representatives if has_duplicates else None,
                                                    top, min_score, neighbours, batch_size)
             return _pairs(store, first, second, scores, copies)
-        ef_search = MINING_EF_SEARCH
+        ef_search = mining_depth
 
     best = PairBuffer(top, min_score)
     for ids, vectors in store.iter_vectors(batch_size):
