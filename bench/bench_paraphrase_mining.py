@@ -174,8 +174,8 @@ def sizes_mode(args: argparse.Namespace) -> None:
     print(f"\n# {machine_load()}; top {TOP} pairs, {NEIGHBOURS} neighbours, 1 thread each")
     print("| N distinct | compaction (HNSW build + tuning, paid by the index) s | reference s | "
           + " | ".join(f"kosearch efSearch {d} s (recall)" for d in args.depths)
-          + f" | speed-up at efSearch {MINING_EF_SEARCH} |")
-    print("|---" * (4 + len(args.depths)) + "|")
+          + f" | speed-up at efSearch {MINING_EF_SEARCH} (wall) | CPU s: reference / kosearch (ratio) |")
+    print("|---" * (5 + len(args.depths)) + "|")
     for r in rows:
         ref = r["reference_s"]
         cells = [f"{r['depths'][d]['mine_s']} ({r['depths'][d]['recall']})" for d in args.depths]
@@ -184,8 +184,10 @@ def sizes_mode(args: argparse.Namespace) -> None:
         chosen = r["depths"].get(MINING_EF_SEARCH)
         speed = (f"{ref / chosen['mine_s']:.1f}x" if ref and chosen else
                  f"> {args.reference_timeout / chosen['mine_s']:.0f}x" if chosen else "")
+        mine_cpu, ref_cpu = r.get(f"cpu_s_ef{MINING_EF_SEARCH}"), r.get("reference_cpu_s")
+        cpu = f"{ref_cpu} / {mine_cpu} ({ref_cpu / mine_cpu:.1f}x)" if ref_cpu and mine_cpu else ""
         print(f"| {r['size']:,} | {r['compact_s']:.1f} | {ref if ref is not None else f'> {args.reference_timeout:.0f} (killed)'} | "
-              + " | ".join(cells) + f" | {speed} |")
+              + " | ".join(cells) + f" | {speed} | {cpu} |")
 
 
 def live_distinct_vectors(store: IndexStore) -> tuple[np.ndarray, np.ndarray]:
