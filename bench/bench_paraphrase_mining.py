@@ -219,7 +219,8 @@ def sampled_recall(ids, vectors, found: set, floor: float, fraction: float, seed
     i, j, scores = candidate_pairs(vectors, floor, rows=rows)
     keep = scores >= floor
     i, j, scores = i[keep], j[keep], scores[keep]
-    mined = np.array([(int(ids[a]), int(ids[b])) in found for a, b in zip(i, j)], dtype=bool)
+    pair_of = lambda a, b: (min(int(ids[a]), int(ids[b])), max(int(ids[a]), int(ids[b])))  # noqa: E731 - ids need not be sorted
+    mined = np.array([pair_of(a, b) in found for a, b in zip(i, j)], dtype=bool)
     partners = np.setdiff1d(np.concatenate([i[~mined], j[~mined]]), rows)
     if len(partners):  # complete the rows of the unsampled sides, so every pair's k-NN status is exact
         pi, pj, ps = candidate_pairs(vectors, floor, rows=partners)
@@ -231,9 +232,9 @@ def sampled_recall(ids, vectors, found: set, floor: float, fraction: float, seed
         all_i, all_j, all_s = i, j, scores
     eligible = knn_eligible(all_i, all_j, all_s, NEIGHBOURS)
     seen = np.isin(all_i, rows) | np.isin(all_j, rows)
-    seen_pairs = [(int(ids[a]), int(ids[b])) for a, b in zip(all_i[seen & eligible], all_j[seen & eligible])]
+    seen_pairs = [pair_of(a, b) for a, b in zip(all_i[seen & eligible], all_j[seen & eligible])]
     seen_missed = sum(pair not in found for pair in seen_pairs)
-    mined_seen = [(int(ids[a]), int(ids[b])) for a, b in zip(all_i[seen], all_j[seen])]
+    mined_seen = [pair_of(a, b) for a, b in zip(all_i[seen], all_j[seen])]
     mined_not_knn = sum(pair in found for pair in mined_seen) - sum(pair in found for pair in seen_pairs)
     seen_probability = 2 * fraction - fraction**2
     missed = seen_missed / seen_probability
@@ -260,7 +261,8 @@ def index_mode(args: argparse.Namespace) -> None:
     row["distinct"] = len(ids)
     if args.exact == "full":
         started = time.perf_counter()
-        truth = {(int(ids[a]), int(ids[b])) for a, b in exact_top_pairs(vectors, TOP, last - 0.01)}
+        truth = {(min(int(ids[a]), int(ids[b])), max(int(ids[a]), int(ids[b])))  # segment order need not be id order
+                 for a, b in exact_top_pairs(vectors, TOP, last - 0.01)}
         row.update(exact_s=round(time.perf_counter() - started, 1), recall=round(len(found & truth) / TOP, 4))
     else:
         row.update(sampled_recall(ids, vectors, found, last, args.exact_sample))
