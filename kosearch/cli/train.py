@@ -306,6 +306,10 @@ def _result_dict(result: TrainResult) -> dict:
                 "best_step": phase.best_step,
                 "best_dev_spearman": phase.best_dev_spearman,
                 "dev_history": phase.dev_history,
+                "planned_steps": phase.planned_steps,
+                "first_step_seconds": phase.first_step_seconds,
+                "median_step_seconds": phase.median_step_seconds,
+                "save_seconds": phase.save_seconds,
             }
             for phase in result.phases
         ],

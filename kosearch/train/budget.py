@@ -41,6 +41,11 @@ shared 2-core CPU took minutes of the budget."""
 SAFETY = 0.85
 """Share of the time left that the planned steps may take; the rest absorbs slower stretches and the last save."""
 PLAN_FILE = "budget_plan.json"
+CHECKPOINT_SAVE_FACTOR = 2.0
+"""A trainer checkpoint costs about this many model saves: the model itself, the AdamW state of the trained
+weights, and the model card sentence-transformers writes with it."""
+FINISH_SECONDS = 5.0
+"""After the last save: the model card, removing the checkpoints, the summary."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,10 @@ class BudgetPlan:
     seconds_per_step: float
     train_seconds: float
     """Seconds the plan had for training (the budget less what reading, mining and measuring took)."""
+    save_seconds: float = 0.0
+    """Measured time of one model save: the final save, and each checkpoint costs about twice it."""
+    precision: str = "fp32"
+    """The mixed precision the step was measured in (and training runs in)."""
 
     def save(self, folder: Path) -> None:
         (folder / PLAN_FILE).write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
@@ -85,9 +94,13 @@ def measure_step_seconds(
     batch_size: int,
     prompts: dict[str, str] | None = None,
     freeze_embeddings: bool = False,
+    bf16: bool = False,
 ) -> float:
     """Seconds one optimizer step of ``batch_size`` rows takes at ``max_seq_length``, measured on
-    :data:`MEASURED_ROWS` rows of ``batches`` (column -> texts) and scaled; the model's weights are restored."""
+    :data:`MEASURED_ROWS` rows of ``batches`` (column -> texts) and scaled; the model's weights are restored.
+
+    ``bf16``: the forward pass under bf16 autocast, as the trainer runs it with ``bf16=True`` (about half the
+    time of fp32 on a CPU with AMX), so the plan is made for the precision that will train."""
     import torch
 
     previous_length = model.max_seq_length
@@ -108,7 +121,8 @@ def measure_step_seconds(
             rows = len(next(iter(batch.values())))
             started = time.perf_counter()
             features = [_tokenize(model, texts, (prompts or {}).get(column)) for column, texts in batch.items()]
-            value = loss(features, None)
+            with torch.autocast(device_type=model.device.type, dtype=torch.bfloat16, enabled=bf16):
+                value = loss(features, None)
             value.backward()
             computed = time.perf_counter()
             optimizer.step()
@@ -129,6 +143,37 @@ def _tokenize(model: SentenceTransformer, texts: list[str], prompt: str | None) 
         texts = [prompt + text for text in texts]
     features = model.preprocess(texts) if hasattr(model, "preprocess") else model.tokenize(texts)
     return {key: value.to(model.device) if hasattr(value, "to") else value for key, value in features.items()}
+
+
+def finish_seconds(save_seconds: float) -> float:
+    """Seconds to keep back after training: the final model save into the output folder, the card, cleanup."""
+    return save_seconds + FINISH_SECONDS
+
+
+def steps_that_fit(
+    seconds: float, seconds_per_step: float, *, save_seconds: float = 0.0, save_every: int | None = None,
+    safety: float | None = None,
+) -> int:
+    """Steps whose training and checkpoints fit in ``safety * seconds`` (at least one).
+
+    The trainer writes a checkpoint every ``save_every`` steps and one more at the end (each about
+    :data:`CHECKPOINT_SAVE_FACTOR` model saves of ``save_seconds``); on a budget of a few minutes the final one
+    alone is a large share, which the first planner ignored.
+    """
+    safety = SAFETY if safety is None else safety
+    checkpoint = CHECKPOINT_SAVE_FACTOR * save_seconds
+    per_step = seconds_per_step + (checkpoint / save_every if save_every else 0.0)
+    return max(1, int((seconds * safety - checkpoint) / per_step))
+
+
+def measure_save_seconds(model: SentenceTransformer) -> float:
+    """Seconds one ``model.save`` takes here (into a temporary folder, removed after)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="kosearch-save-") as folder:
+        started = time.perf_counter()
+        model.save(folder, create_model_card=False)
+        return time.perf_counter() - started
 
 
 def plan_budget(
