@@ -162,8 +162,17 @@ def steps_that_fit(
     """
     safety = SAFETY if safety is None else safety
     checkpoint = CHECKPOINT_SAVE_FACTOR * save_seconds
-    per_step = seconds_per_step + (checkpoint / save_every if save_every else 0.0)
-    return max(1, int((seconds * safety - checkpoint) / per_step))
+    available = seconds * safety
+
+    def cost(steps: int) -> float:
+        return steps * seconds_per_step + ((steps // save_every if save_every else 0) + 1) * checkpoint
+
+    # Spreading each checkpoint over the steps before it never undercounts, so this many fit; then add the steps
+    # the last, partial interval still has room for.
+    steps = max(1, int((available - checkpoint) / (seconds_per_step + (checkpoint / save_every if save_every else 0.0))))
+    while cost(steps + 1) <= available:
+        steps += 1
+    return steps
 
 
 def measure_save_seconds(model: SentenceTransformer) -> float:
