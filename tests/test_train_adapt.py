@@ -253,3 +253,12 @@ def test_bundled_encoder_takes_an_adapt_step(tmp_path: Path) -> None:
     assert model.prompts.get("query") == "query: " and model.prompts.get("document") == "passage: "
     assert model.encode_query(["도서관 휴관일"]).shape == (1, 384)
     assert "anchor: 'query: '" in (result.output / "README.md").read_text(encoding="utf-8")
+
+
+def test_process_seconds_counts_from_the_process_start() -> None:
+    """The CLI's budget includes Python's start-up: a process that slept 1 s before asking has spent at least 1 s."""
+    import subprocess
+
+    code = "import time; time.sleep(1.0); from kosearch.train.budget import process_seconds; print(process_seconds())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert 1.0 <= float(out.stdout) < 60.0

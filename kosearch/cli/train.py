@@ -147,7 +147,7 @@ def adapt(
     """Adapt an encoder to a folder of unlabelled documents: mined queries, BM25 hard negatives, a time budget."""
     from kosearch.train import train_adapt
 
-    _report(train_adapt(config, documents, text_fields=text_fields, scale=scale), as_json)
+    _report(train_adapt(config, documents, text_fields=text_fields, scale=scale, from_process_start=True), as_json)
 
 
 @app.command()

@@ -42,6 +42,7 @@ from kosearch.train.budget import (
     measure_save_seconds,
     measure_step_seconds,
     plan_budget,
+    process_seconds,
     steps_that_fit,
 )
 from kosearch.train.checkpoints import check_output, last_checkpoint
@@ -108,8 +109,12 @@ def train_adapt(
     *,
     text_fields: list[str] | None = None,
     scale: float = DEFAULT_SCALE,
+    from_process_start: bool = False,
 ) -> TrainResult:
     """Adapt the base model to the passages of the folder ``documents`` (see the module docstring).
+
+    ``from_process_start``: the budget counts from this process's start, not from this call (the command line sets
+    it, so ``--max-minutes`` includes importing torch: :func:`kosearch.train.budget.process_seconds`).
 
     ``config.max_minutes`` is the budget of the whole call; without it ``config.max_steps`` or ``config.epochs``
     decide the length as in every recipe. ``config.max_seq_length`` None lets the planner choose the length.
@@ -120,7 +125,7 @@ def train_adapt(
     """
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    started = time.perf_counter()
+    started = time.perf_counter() - (process_seconds() if from_process_start else 0.0)
     check_output(config, [PHASE])
     passages, skipped = read_passages(documents, text_fields=text_fields)
     examples, report = mine_examples(passages, seed=config.seed)
