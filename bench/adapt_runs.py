@@ -254,8 +254,15 @@ def evaluate_korsts(model: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def train(set_name: str, budget: float, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """``python -m kosearch train adapt`` in a subprocess; ``--resume`` when an earlier attempt left checkpoints."""
+    """``python -m kosearch train adapt`` in a subprocess; ``--resume`` when an earlier attempt left checkpoints.
+
+    Its ``--json`` summary is kept in ``adapted-<B>min.json`` beside the model, so a run that finished training but
+    was killed before recording the step is not trained again."""
     output = folder / f"adapted-{budget:g}min"
+    summary = folder / f"adapted-{budget:g}min.json"
+    if (output / "modules.json").is_file() and summary.is_file():
+        saved = json.loads(summary.read_text(encoding="utf-8"))
+        return {**saved, "note": "recorded from an earlier attempt's summary"}
     command = [
         sys.executable, "-m", "kosearch", "train", "adapt", "--documents", str(folder / "adapt_docs"),
         "--output", str(output), "--max-minutes", f"{budget:g}", "--seed", str(args.seed), "--json",
@@ -272,8 +279,9 @@ def train(set_name: str, budget: float, folder: Path, args: argparse.Namespace) 
     wall = time.perf_counter() - started
     if completed.returncode != 0:
         raise SystemExit(f"train adapt failed (exit {completed.returncode}); see {log}")
-    result = json.loads(completed.stdout)
-    return {"command": command, "output": str(output), "wall_seconds": wall, "train": result}
+    record = {"command": command, "output": str(output), "wall_seconds": wall, "train": json.loads(completed.stdout)}
+    summary.write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")
+    return record
 
 
 # ----------------------------------------------------------------------------------------------- the report
