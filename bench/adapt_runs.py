@@ -96,7 +96,9 @@ def chatbot_set(rows: Sequence[tuple[str, str]], queries_wanted: int, seed: int)
             query_id = f"q{len(queries) + 1}"
             queries[query_id] = question
             qrels[query_id] = {doc_ids[answer]: 1 for answer in sorted(answers[question])}
-    corpus = {doc_id: CorpusDocument(id=doc_id, text=text, line=n) for n, (text, doc_id) in enumerate(doc_ids.items(), 1)}
+    corpus = {
+        doc_id: CorpusDocument(id=doc_id, text=text, line=n) for n, (text, doc_id) in enumerate(doc_ids.items(), 1)
+    }
     return BeirDataset(corpus=corpus, queries=queries, qrels=qrels, name="chatbot"), list(doc_ids)
 
 
@@ -228,13 +230,15 @@ def evaluate_model(model: str, set_name: str, folder: Path, args: argparse.Names
     from kosearch.evaluate import evaluate_retrieval_modes
 
     results = evaluate_retrieval_modes(model, folder / "beir", list(MODES))
-    out: dict[str, Any] = {"model": model, "retrieval": {r.mode or mode: r.to_dict() for r, mode in zip(results, MODES)}}
+    retrieval = {result.mode or mode: result.to_dict() for result, mode in zip(results, MODES)}
+    out: dict[str, Any] = {"model": model, "retrieval": retrieval}
     if set_name == "nsmc":
         from kosearch.evaluate.knn import knn_accuracy, nsmc_sentiment_split
 
         trained_on = [line for path in sorted((folder / "adapt_docs").glob("*.txt"))
                       for line in path.read_text(encoding="utf-8").split("\n\n") if line.strip()]
-        queries = [json.loads(line)["text"] for line in (folder / "beir" / "queries.jsonl").read_text(encoding="utf-8").splitlines()]
+        lines = (folder / "beir" / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+        queries = [json.loads(line)["text"] for line in lines]
         split = nsmc_sentiment_split(
             DATA / "nsmc" / "nsmc_reviews.tsv.gz", train=2000, test=1000, exclude=[*trained_on, *queries], seed=0
         )
@@ -304,11 +308,12 @@ def markdown(records: dict[str, Any]) -> str:
 
             score = row["sts"]["korsts"]
             base_score = base["sts"]["korsts"]
-            sts_cell = " / ".join(
-                f"{score[side]['cosine_spearman']:.2f}"
-                + ("" if label == "base" else f" ({score[side]['cosine_spearman'] - base_score[side]['cosine_spearman']:+.2f})")
-                for side in ("query", "document")
-            )
+            cells = []
+            for side in ("query", "document"):
+                value = score[side]["cosine_spearman"]
+                change = value - base_score[side]["cosine_spearman"]
+                cells.append(f"{value:.2f}" + ("" if label == "base" else f" ({change:+.2f})"))
+            sts_cell = " / ".join(cells)
             knn = row["eval"].get("knn_accuracy")
             knn_cell = "" if knn is None else f"{knn:.2f}"
             steps = train_min = wall_min = ""

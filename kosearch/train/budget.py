@@ -191,7 +191,8 @@ def steps_that_fit(
 
     # Spreading each checkpoint over the steps before it never undercounts, so this many fit; then add the steps
     # the last, partial interval still has room for.
-    steps = max(1, int((available - checkpoint) / (seconds_per_step + (checkpoint / save_every if save_every else 0.0))))
+    spread = checkpoint / save_every if save_every else 0.0
+    steps = max(1, int((available - checkpoint) / (seconds_per_step + spread)))
     while cost(steps + 1) <= available:
         steps += 1
     return steps
