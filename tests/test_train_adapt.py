@@ -107,6 +107,60 @@ def test_plan_halves_the_length_when_few_steps_fit() -> None:
     assert fixed.max_seq_length == 256
 
 
+def test_steps_that_fit_reserve_the_checkpoints() -> None:
+    """The arithmetic of the plan: steps x step time + periodic and final checkpoints <= SAFETY x time left."""
+    from kosearch.train.budget import CHECKPOINT_SAVE_FACTOR, SAFETY, steps_that_fit
+
+    assert steps_that_fit(100, 1.0) == int(100 * SAFETY)
+    # A 3-minute budget with a 10 s model save: the final checkpoint (20 s) alone is an eighth of it.
+    steps = steps_that_fit(180, 2.0, save_seconds=10.0, save_every=100)
+    checkpoint = CHECKPOINT_SAVE_FACTOR * 10.0
+    assert steps == int((180 * SAFETY - checkpoint) / 2.0)  # fewer than 100 steps: no periodic checkpoint
+    for total in (60.0, 600.0, 3600.0):
+        for step in (0.5, 3.0, 20.0):
+            n = steps_that_fit(total, step, save_seconds=8.0, save_every=50)
+            cost = n * step + (n // 50 + 1) * CHECKPOINT_SAVE_FACTOR * 8.0
+            assert n == 1 or cost <= total * SAFETY
+            assert (n + 1) * step + ((n + 1) // 50 + 1) * CHECKPOINT_SAVE_FACTOR * 8.0 > total * SAFETY
+    assert steps_that_fit(10, 30.0) == 1
+
+
+def test_time_limit_leaves_room_for_the_stop_checkpoint() -> None:
+    from kosearch.train.adapt import time_limit
+    from kosearch.train.budget import CHECKPOINT_SAVE_FACTOR
+
+    plan = BudgetPlan(max_seq_length=64, steps=50, seconds_per_step=2.0, train_seconds=170.0, save_seconds=5.0)
+    assert time_limit(plan) == 170.0 - CHECKPOINT_SAVE_FACTOR * 5.0 - 2.0
+    assert time_limit(BudgetPlan(64, 1, 2.0, 3.0, save_seconds=5.0)) == 2.0
+
+
+def test_step_clock_times_steps_and_saves_with_a_fake_clock() -> None:
+    from kosearch.train.callbacks import StepClock
+
+    now = [0.0]
+    clock = StepClock(clock=lambda: now[0])
+    for duration, save in ((9.0, None), (2.0, None), (3.0, 7.0), (2.5, None)):
+        clock.on_step_begin(None, None, None)
+        now[0] += duration
+        clock.on_step_end(None, None, None)
+        if save is not None:
+            now[0] += save
+            clock.on_save(None, None, None)
+        now[0] += 0.1
+    assert clock.step_seconds == [9.0, 2.0, 3.0, 2.5]
+    assert clock.first_step == 9.0 and clock.median_step == 2.5
+    assert clock.save_seconds == [7.0]
+
+
+def test_old_plan_files_still_load(tmp_path: Path) -> None:
+    (tmp_path / PLAN_FILE).write_text(
+        json.dumps({"max_seq_length": 64, "steps": 10, "seconds_per_step": 1.0, "train_seconds": 60.0}),
+        encoding="utf-8",
+    )
+    plan = BudgetPlan.load(tmp_path)
+    assert plan is not None and plan.save_seconds == 0.0 and plan.precision == "fp32"
+
+
 def test_adapt_trains_a_few_steps_and_writes_a_model_folder(tiny_model: Path, tmp_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
@@ -129,12 +183,10 @@ def test_budget_is_honoured_and_a_stopped_run_resumes(
 ) -> None:
     """A plan that overshoots (as on a machine that slows down) is stopped by the time limit with a checkpoint;
     --resume continues the same plan, so the learning-rate schedule is the one planned."""
-    import kosearch.train.adapt as adapt
     import kosearch.train.budget as budget
 
     output = tmp_path / "budget"
     monkeypatch.setattr(budget, "SAFETY", 4.0)
-    monkeypatch.setattr(adapt, "SAFETY", 4.0)
     minutes = 0.25
     started = time.perf_counter()
     first = train_adapt(
@@ -149,6 +201,8 @@ def test_budget_is_honoured_and_a_stopped_run_resumes(
     assert plan is not None and plan.steps == phase.planned_steps
     assert (checkpoint / PLAN_FILE).is_file()
     assert any("stopped by the time limit" in note for note in first.notes)
+    assert any(note.startswith("Budget plan:") and "per model save" in note for note in first.notes)
+    assert phase.median_step_seconds is not None and phase.save_seconds, "the step clock saw steps and a checkpoint"
 
     with pytest.raises(KosearchError, match="--resume"):
         train_adapt(_config(tiny_model, output, max_minutes=minutes), SAMPLE)
@@ -169,7 +223,7 @@ def test_cli_adapt_prints_json(tiny_model: Path, tmp_path: Path) -> None:
          "--max-steps", "2", "--batch-size", "4", "--max-seq-length", "32", "--device", "cpu", "--json"],
     )
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    summary = json.loads(result.stdout)  # stdout holds the JSON alone: the trainer's log lines go to stderr
     assert (summary["recipe"], summary["steps"]) == ("adapt", 2)
     assert (output / "modules.json").is_file()
 
@@ -199,3 +253,12 @@ def test_bundled_encoder_takes_an_adapt_step(tmp_path: Path) -> None:
     assert model.prompts.get("query") == "query: " and model.prompts.get("document") == "passage: "
     assert model.encode_query(["도서관 휴관일"]).shape == (1, 384)
     assert "anchor: 'query: '" in (result.output / "README.md").read_text(encoding="utf-8")
+
+
+def test_process_seconds_counts_from_the_process_start() -> None:
+    """The CLI's budget includes Python's start-up: a process that slept 1 s before asking has spent at least 1 s."""
+    import subprocess
+
+    code = "import time; time.sleep(1.0); from kosearch.train.budget import process_seconds; print(process_seconds())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert 1.0 <= float(out.stdout) < 60.0

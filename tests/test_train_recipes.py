@@ -179,13 +179,79 @@ def test_malformed_training_data_stops_before_training(tiny_model: Path, tmp_pat
     assert not (tmp_path / "bad").exists()
 
 
-def test_mixed_precision_on_cpu_is_ignored_with_a_note(tiny_model: Path, tmp_path: Path) -> None:
+def test_fp16_on_cpu_is_ignored_with_a_note(tiny_model: Path, tmp_path: Path) -> None:
     result = train_sts(
-        _config(tiny_model, tmp_path / "fp16", precision="bf16", max_steps=1, dev=None, evaluate_base=False),
+        _config(tiny_model, tmp_path / "fp16", precision="fp16", max_steps=1, dev=None, evaluate_base=False),
         [FIXTURES / "sts.tsv"],
     )
-    assert any("bf16 was requested but there is no CUDA GPU" in note for note in result.notes)
-    assert "bf16 was requested" in (result.output / "README.md").read_text(encoding="utf-8")
+    assert any("fp16 was requested but there is no CUDA GPU" in note for note in result.notes)
+    assert "fp16 was requested" in (result.output / "README.md").read_text(encoding="utf-8")
+
+
+def test_bf16_on_cpu_trains_under_autocast(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 on a CPU reaches the trainer as bf16=True (CPU autocast), and the saved weights stay float32."""
+    from safetensors.numpy import load_file
+
+    import kosearch.train.trainer as trainer
+
+    seen = {}
+    real = trainer.training_arguments
+
+    def spy(*args, **kwargs):
+        arguments = real(*args, **kwargs)
+        seen.update(bf16=arguments.bf16, fp16=arguments.fp16, use_cpu=arguments.use_cpu)
+        return arguments
+
+    monkeypatch.setattr(trainer, "training_arguments", spy)
+    result = train_sts(
+        _config(tiny_model, tmp_path / "bf16", precision="bf16", max_steps=2, dev=None, evaluate_base=False),
+        [FIXTURES / "sts.tsv"],
+    )
+    assert seen == {"bf16": True, "fp16": False, "use_cpu": True}
+    assert result.steps == 2
+    weights = load_file(result.output / "model.safetensors")
+    assert all(str(array.dtype) == "float32" for array in weights.values())
+
+
+@pytest.mark.parametrize(
+    ("precision", "cuda", "amx", "expected", "note"),
+    [
+        ("auto", False, True, "bf16", "auto: this CPU has AMX-BF16"),
+        ("auto", False, False, "fp32", None),
+        ("auto", True, True, "fp32", None),
+        ("fp32", False, True, "fp32", None),
+        ("bf16", False, True, "bf16", None),
+        ("bf16", False, False, "bf16", "without AMX-BF16"),
+        ("fp16", False, True, "fp32", "fp16 was requested but there is no CUDA GPU"),
+    ],
+)
+def test_training_precision_resolution(precision, cuda, amx, expected, note) -> None:
+    from kosearch.train.hardware import training_precision
+
+    concrete, said = training_precision(precision, cuda, amx=amx)
+    assert concrete == expected
+    assert (said is None) if note is None else (note in said)
+
+
+def test_precision_is_declared_once() -> None:
+    import typing
+
+    from kosearch.encoders import precision as encoder_precision
+    from kosearch.train import config
+
+    assert config.Precision is encoder_precision.Precision
+    assert typing.get_args(config.Precision) == encoder_precision.PRECISIONS
+    assert TrainingConfig(output="x").precision == "auto"
+    with pytest.raises(KosearchError, match="precision must be one of auto, fp32, fp16, bf16"):
+        TrainingConfig(output="x", precision="int8")
+
+
+def test_amx_flag_is_read_from_cpuinfo() -> None:
+    from kosearch.encoders.precision import cpu_has_amx_bf16
+
+    assert cpu_has_amx_bf16("processor\t: 0\nflags\t\t: fpu sse avx512f amx_bf16 amx_tile\n")
+    assert not cpu_has_amx_bf16("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16\n")
+    assert not cpu_has_amx_bf16("model name: amx_bf16 in a name is not a flag\n")
 
 
 def test_frozen_embeddings_stay_fixed(tiny_model: Path, tmp_path: Path) -> None:

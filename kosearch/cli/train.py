@@ -147,7 +147,10 @@ def adapt(
     """Adapt an encoder to a folder of unlabelled documents: mined queries, BM25 hard negatives, a time budget."""
     from kosearch.train import train_adapt
 
-    _report(train_adapt(config, documents, text_fields=text_fields, scale=scale), as_json)
+    result = _run(
+        lambda: train_adapt(config, documents, text_fields=text_fields, scale=scale, from_process_start=True)
+    )
+    _report(result, as_json)
 
 
 @app.command()
@@ -163,7 +166,8 @@ def tsdae(
     """TSDAE: reconstruct each sentence from the embedding of a copy with most words deleted (unsupervised)."""
     from kosearch.train import train_tsdae
 
-    _report(train_tsdae(config, sentences, column=column, limit=limit, deletion_ratio=deletion_ratio), as_json)
+    result = _run(lambda: train_tsdae(config, sentences, column=column, limit=limit, deletion_ratio=deletion_ratio))
+    _report(result, as_json)
 
 
 @app.command()
@@ -179,7 +183,7 @@ def simcse(
     """Unsupervised SimCSE: each sentence, seen twice through dropout, is its own positive (unsupervised)."""
     from kosearch.train import train_simcse
 
-    _report(train_simcse(config, sentences, column=column, limit=limit, scale=scale), as_json)
+    _report(_run(lambda: train_simcse(config, sentences, column=column, limit=limit, scale=scale)), as_json)
 
 
 @app.command()
@@ -195,7 +199,7 @@ def nli(
     """Supervised SimCSE on NLI: premise, entailed hypothesis (positive), contradicted one (hard negative)."""
     from kosearch.train import train_nli
 
-    _report(train_nli(config, nli_files, scale=scale), as_json)
+    _report(_run(lambda: train_nli(config, nli_files, scale=scale)), as_json)
 
 
 @app.command()
@@ -211,7 +215,7 @@ def sts(
     """Supervised STS: fit cosine similarity to gold scores (CoSENT or CosineSimilarityLoss)."""
     from kosearch.train import train_sts
 
-    _report(train_sts(config, sts_files, loss=loss), as_json)
+    _report(_run(lambda: train_sts(config, sts_files, loss=loss)), as_json)
 
 
 @app.command()
@@ -236,7 +240,7 @@ def multitask(
     """NLI (MultipleNegativesRankingLoss) and STS together, optionally then STS alone at a lower rate."""
     from kosearch.train import train_multitask
 
-    result = train_multitask(
+    result = _run(lambda: train_multitask(
         config,
         nli_files=nli_files,
         sts_files=sts_files,
@@ -245,8 +249,18 @@ def multitask(
         sampler=sampler,
         sts_phase_epochs=sts_phase_epochs,
         sts_phase_learning_rate=sts_phase_lr,
-    )
+    ))
     _report(result, as_json)
+
+
+def _run(train: Callable[[], TrainResult]) -> TrainResult:
+    """Run a recipe with everything it prints sent to stderr: the Hugging Face trainer and tqdm write their log
+    lines to stdout, which must hold only the summary (one JSON object with ``--json``, for scripts)."""
+    import contextlib
+    import sys
+
+    with contextlib.redirect_stdout(sys.stderr):
+        return train()
 
 
 def _report(result: TrainResult, as_json: bool) -> None:
@@ -306,6 +320,10 @@ def _result_dict(result: TrainResult) -> dict:
                 "best_step": phase.best_step,
                 "best_dev_spearman": phase.best_dev_spearman,
                 "dev_history": phase.dev_history,
+                "planned_steps": phase.planned_steps,
+                "first_step_seconds": phase.first_step_seconds,
+                "median_step_seconds": phase.median_step_seconds,
+                "save_seconds": phase.save_seconds,
             }
             for phase in result.phases
         ],

@@ -6,6 +6,9 @@ so an index holds float32 vectors whatever the precision. ``auto`` is fp16 on CU
 always done there) and fp32 elsewhere: on CPUs without native half arithmetic fp16 is emulated and slow,
 while bf16 is worth trying on CPUs that have AMX or AVX512-BF16 (``bench/bench_gpu_encode.py`` measures
 both). ONNX encoder backends run float32 (or their own int8) graphs and take only ``auto``/``fp32``.
+
+The same four words name the mixed precision of ``kosearch train`` (:mod:`kosearch.train.hardware` decides what
+``auto`` means there): this module is the one place they are declared.
 """
 
 from __future__ import annotations
@@ -29,6 +32,21 @@ def resolve_precision(precision: str | None, device: str) -> str:
     if requested == "auto":
         return "fp16" if device.startswith("cuda") else "fp32"
     return requested
+
+
+def cpu_has_amx_bf16(cpuinfo: str | None = None) -> bool:
+    """True when the CPU has AMX-BF16 tiles (Intel Sapphire Rapids and later), where bf16 matrix products run
+    natively and fast; elsewhere torch emulates them and bf16 can be slower than fp32.
+
+    ``cpuinfo``: the text of ``/proc/cpuinfo`` (read when None; False where there is none, e.g. macOS).
+    """
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as handle:
+                cpuinfo = handle.read()
+        except OSError:
+            return False
+    return any(line.startswith("flags") and "amx_bf16" in line.split() for line in cpuinfo.splitlines())
 
 
 def torch_dtype(precision: str):

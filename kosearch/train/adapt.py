@@ -34,9 +34,20 @@ from typing import TYPE_CHECKING, Any
 from transformers import TrainerCallback
 
 from kosearch.errors import KosearchError
-from kosearch.train.budget import SAFETY, BudgetPlan, auto_length, measure_step_seconds, plan_budget
+from kosearch.train.budget import (
+    CHECKPOINT_SAVE_FACTOR,
+    BudgetPlan,
+    auto_length,
+    finish_seconds,
+    measure_save_seconds,
+    measure_step_seconds,
+    plan_budget,
+    process_seconds,
+    steps_that_fit,
+)
 from kosearch.train.checkpoints import check_output, last_checkpoint
 from kosearch.train.config import TrainingConfig
+from kosearch.train.hardware import cuda_available, training_precision
 from kosearch.train.mining import MiningReport, Passage, TrainingExample, mine_examples
 from kosearch.train.models import resolve_base_model
 from kosearch.train.trainer import run_training
@@ -52,9 +63,6 @@ DEFAULT_LEARNING_RATE = 2e-5
 """GPL's learning rate for adapting an already trained retriever; larger rates undo what the base model knows."""
 DEFAULT_SCALE = 20.0
 PHASE = "adapt"
-RESERVE_SHARE = 0.05
-RESERVE_MAX_SECONDS = 30.0
-"""Kept back from the budget for saving the model and writing the card after training: 5%, at most 30 s."""
 MIN_EXAMPLES = 8
 
 
@@ -101,8 +109,12 @@ def train_adapt(
     *,
     text_fields: list[str] | None = None,
     scale: float = DEFAULT_SCALE,
+    from_process_start: bool = False,
 ) -> TrainResult:
     """Adapt the base model to the passages of the folder ``documents`` (see the module docstring).
+
+    ``from_process_start``: the budget counts from this process's start, not from this call (the command line sets
+    it, so ``--max-minutes`` includes importing torch: :func:`kosearch.train.budget.process_seconds`).
 
     ``config.max_minutes`` is the budget of the whole call; without it ``config.max_steps`` or ``config.epochs``
     decide the length as in every recipe. ``config.max_seq_length`` None lets the planner choose the length.
@@ -113,7 +125,7 @@ def train_adapt(
     """
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    started = time.perf_counter()
+    started = time.perf_counter() - (process_seconds() if from_process_start else 0.0)
     check_output(config, [PHASE])
     passages, skipped = read_passages(documents, text_fields=text_fields)
     examples, report = mine_examples(passages, seed=config.seed)
@@ -134,12 +146,13 @@ def train_adapt(
     plan = _plan(config, model, examples, loss, learning_rate, started)
     if plan is not None:
         config = dataclasses.replace(
-            config, max_seq_length=plan.max_seq_length, max_steps=plan.steps, max_minutes=plan.train_seconds / 60
+            config, max_seq_length=plan.max_seq_length, max_steps=plan.steps, max_minutes=time_limit(plan) / 60
         )
         model.max_seq_length = plan.max_seq_length
         notes.append(
-            f"Budget plan: {plan.steps} steps at {plan.max_seq_length} tokens, {plan.seconds_per_step:.2f} s per "
-            f"measured step, {plan.train_seconds / 60:.1f} min of the budget for training."
+            f"Budget plan: {plan.steps} steps at {plan.max_seq_length} tokens in {plan.precision}, "
+            f"{plan.seconds_per_step:.2f} s per measured step, {plan.save_seconds:.1f} s per model save, "
+            f"{plan.train_seconds / 60:.1f} min of the budget for training and checkpoints."
         )
     config = dataclasses.replace(config, extra_notes=[*config.extra_notes, *notes])
     recipe = Recipe(
@@ -190,7 +203,7 @@ def _plan(
     if checkpoint is not None:
         saved = BudgetPlan.load(Path(checkpoint))
         if saved is not None:
-            left = config.max_minutes * 60 - (time.perf_counter() - started) - _reserve(config)
+            left = config.max_minutes * 60 - (time.perf_counter() - started) - finish_seconds(saved.save_seconds)
             logger.info("Resuming the budget plan of %s (%d steps)", checkpoint, saved.steps)
             return dataclasses.replace(saved, train_seconds=max(left, 1.0))
     prompts = _prompts(model)
@@ -204,21 +217,25 @@ def _plan(
         for start in range(0, min(len(examples), batch_size * 2), batch_size)
     ]
     start_length = config.max_seq_length or auto_length(model, [example.positive for example in examples])
+    precision, _ = training_precision(config.precision, cuda_available(config.device))
 
     def measure(length: int) -> float:
         return measure_step_seconds(
             model, loss, batches, max_seq_length=length, learning_rate=learning_rate, batch_size=batch_size,
-            prompts=prompts, freeze_embeddings=config.freeze_embeddings,
+            prompts=prompts, freeze_embeddings=config.freeze_embeddings, bf16=precision == "bf16",
         )
 
     budget = config.max_minutes * 60
     # Measure first, then plan with what is left: the measurement itself is part of the budget.
+    save_seconds = measure_save_seconds(model)
     first = measure(start_length)
-    left = budget - (time.perf_counter() - started) - _reserve(config)
-    if left <= first:
+    reserve = finish_seconds(save_seconds)
+    left = budget - (time.perf_counter() - started) - reserve
+    if left <= first + CHECKPOINT_SAVE_FACTOR * save_seconds:
         raise KosearchError(
             f"--max-minutes {config.max_minutes:g} leaves no time to train: reading, mining and measuring took "
-            f"{(time.perf_counter() - started) / 60:.1f} min and one step takes {first:.1f} s. Give a larger budget."
+            f"{(time.perf_counter() - started) / 60:.1f} min, one step takes {first:.1f} s and saving the model "
+            f"{save_seconds:.1f} s. Give a larger budget."
         )
     timings = {start_length: first}
     plan = plan_budget(
@@ -228,13 +245,18 @@ def _plan(
         fixed_length=config.max_seq_length is not None,
     )
     # Measuring shorter lengths took time too: plan the steps on what is left now.
-    left = max(budget - (time.perf_counter() - started) - _reserve(config), plan.seconds_per_step)
-    steps = max(1, int(left * SAFETY / plan.seconds_per_step))
-    return dataclasses.replace(plan, steps=steps, train_seconds=left)
+    left = max(budget - (time.perf_counter() - started) - reserve, plan.seconds_per_step)
+    steps = steps_that_fit(left, plan.seconds_per_step, save_seconds=save_seconds, save_every=config.eval_steps)
+    return dataclasses.replace(
+        plan, steps=steps, train_seconds=left, save_seconds=save_seconds, precision=precision
+    )
 
 
-def _reserve(config: TrainingConfig) -> float:
-    return min(RESERVE_MAX_SECONDS, RESERVE_SHARE * (config.max_minutes or 0.0) * 60)
+def time_limit(plan: BudgetPlan) -> float:
+    """Seconds of training after which the trainer stops: the plan's time less the checkpoint written at the stop
+    and one step (the limit is checked after a step ends), so a slower stretch cannot push the run past the budget."""
+    return max(plan.train_seconds - CHECKPOINT_SAVE_FACTOR * plan.save_seconds - plan.seconds_per_step,
+               plan.seconds_per_step)
 
 
 def _prompts(model: SentenceTransformer) -> dict[str, str]:

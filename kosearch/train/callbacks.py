@@ -1,4 +1,5 @@
-"""Trainer callbacks every recipe gets: a wall-clock limit, and progress lines that say how much time is left.
+"""Trainer callbacks every recipe gets: a wall-clock limit, progress lines that say how much time is left, and a
+clock of steps and checkpoint saves (what a budget plan is checked against).
 
 Both work on the trainer's own loop (``transformers.TrainerCallback``), so the limit stops training the way
 ``max_steps`` does: the step finishes, a checkpoint is written, and with a dev set the model is evaluated.
@@ -74,3 +75,39 @@ class Progress(TrainerCallback):
             from tqdm.auto import tqdm
 
             tqdm.write(line)
+
+
+class StepClock(TrainerCallback):
+    """Wall time of every optimizer step and of every checkpoint save, so a run can report how its plan fared.
+
+    The first step is kept apart: it allocates the optimizer state and warms caches, and on a CPU it can take
+    several times a later step. A save is timed from the end of its step to ``on_save`` (the trainer logs and saves
+    in between; without a dev set, the save is nearly all of it).
+    """
+
+    def __init__(self, clock: Any = time.perf_counter) -> None:
+        self.clock = clock
+        self.step_seconds: list[float] = []
+        self.save_seconds: list[float] = []
+        self._step_started = 0.0
+        self._step_ended = 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._step_started = self.clock()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._step_ended = self.clock()
+        self.step_seconds.append(self._step_ended - self._step_started)
+
+    def on_save(self, args, state, control, **kwargs):
+        self.save_seconds.append(self.clock() - self._step_ended)
+
+    @property
+    def first_step(self) -> float | None:
+        return self.step_seconds[0] if self.step_seconds else None
+
+    @property
+    def median_step(self) -> float | None:
+        """Median of the steps after the first (the first alone when there is no other)."""
+        later = sorted(self.step_seconds[1:]) or self.step_seconds
+        return later[len(later) // 2] if later else None

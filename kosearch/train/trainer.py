@@ -94,6 +94,13 @@ def run_training(
             model.save(str(done_folder), create_model_card=False)
     train_seconds = time.perf_counter() - started
     for report in reports:
+        if report.median_step_seconds is not None:
+            notes.append(
+                f"Phase {report.name!r} took {report.train_seconds / 60:.1f} min: {report.steps} steps, "
+                f"{report.median_step_seconds:.2f} s per step (median; the first took {report.first_step_seconds:.2f} s)"
+                + (f", {len(report.save_seconds)} checkpoint(s) in {sum(report.save_seconds):.1f} s." if report.save_seconds
+                   else ".")
+            )
         if report.steps and report.planned_steps > report.steps:
             notes.append(
                 f"Phase {report.name!r} stopped by the time limit after {report.steps} of {report.planned_steps} "
@@ -140,7 +147,7 @@ def _train_phase(
 ) -> PhaseReport:
     from sentence_transformers import SentenceTransformerTrainer
 
-    from kosearch.train.callbacks import Progress, TimeLimit
+    from kosearch.train.callbacks import Progress, StepClock, TimeLimit
 
     checkpoint = last_checkpoint(config, phase.name)
     if checkpoint:
@@ -155,6 +162,8 @@ def _train_phase(
     if seconds is not None:
         callbacks.append(TimeLimit(seconds, with_dev=with_dev))
     callbacks.append(Progress(seconds))
+    clock = StepClock()
+    callbacks.append(clock)
     if config.freeze_embeddings:
         # After building the loss: TSDAE's tied decoder replaces the encoder's parameters with its own.
         model.transformers_model.get_input_embeddings().weight.requires_grad_(False)
@@ -179,7 +188,8 @@ def _train_phase(
         best_step = int(trainer.state.best_model_checkpoint.rsplit("-", 1)[-1])
     best = max((score for _, score in history), default=None)
     return PhaseReport(
-        phase.name, trainer.state.global_step, seconds_taken, best_step, best, history, int(trainer.state.max_steps)
+        phase.name, trainer.state.global_step, seconds_taken, best_step, best, history, int(trainer.state.max_steps),
+        first_step_seconds=clock.first_step, median_step_seconds=clock.median_step, save_seconds=clock.save_seconds,
     )
 
 
@@ -213,7 +223,8 @@ def training_arguments(
         learning_rate=phase.learning_rate,
         fp16=fp16,
         bf16=bf16,
-        use_cpu=config.device == "cpu",
+        # bf16 autocast on a CPU needs use_cpu: transformers otherwise looks for a GPU that supports it.
+        use_cpu=config.device == "cpu" or not cuda_available(config.device),
         prompts=prompts,
         batch_sampler=BatchSamplers.NO_DUPLICATES if phase.no_duplicates else BatchSamplers.BATCH_SAMPLER,
         multi_dataset_batch_sampler=MultiDatasetBatchSamplers(phase.multi_dataset_sampler),

@@ -80,6 +80,12 @@ class PhaseReport:
     """(step, dev cosine Spearman x100) for every evaluation during the phase."""
     planned_steps: int = 0
     """Steps the schedule was planned for; more than ``steps`` when a time limit ended the phase early."""
+    first_step_seconds: float | None = None
+    """Wall time of the phase's first optimizer step (optimizer allocation, cold caches)."""
+    median_step_seconds: float | None = None
+    """Median wall time of the later steps: what a budget plan's measured step is checked against."""
+    save_seconds: list[float] = field(default_factory=list)
+    """Wall time of each checkpoint the trainer wrote."""
 
 
 @dataclass
