@@ -41,6 +41,11 @@ from typing import Literal
 import numpy as np
 
 IdfVariant = Literal["lucene", "robertson"]
+DEFAULT_K1 = 1.2
+"""The product's k1 (``SearchRequest.bm25_k1``, ``kosearch query --bm25-k1``); see docs/benchmarks.md,
+"BM25 k1 and b through the product"."""
+DEFAULT_B = 0.75
+"""The product's b (``SearchRequest.bm25_b``, ``kosearch query --bm25-b``); same section."""
 ROBERTSON_IDF_FLOOR = 1e-6
 """What FTS5 puts in place of an idf <= 0 (a term in half the rows or more)."""
 

@@ -352,6 +352,20 @@ class MetadataStore:
             [limit],
         ).fetchall()
 
+    def lexical_tokens(self, ids: Sequence[int] | None = None) -> tuple[list[int], list[str]]:
+        """``(ids, tokens)`` of the lexical rows (all of them, or those of ``ids``), by id: the durable
+        token store that the postings files (``kosearch.store.postings``) are built from."""
+        if ids is None:
+            rows = self.db.execute("select rowid, tokens from lexical order by rowid").fetchall()
+        else:
+            rows = []
+            wanted = [int(i) for i in ids]
+            for chunk in _chunks(wanted, 900):
+                marks = ",".join("?" * len(chunk))
+                rows.extend(self.db.execute(f"select rowid, tokens from lexical where rowid in ({marks})", chunk).fetchall())
+            rows.sort()
+        return [int(row[0]) for row in rows], [row[1] for row in rows]
+
     def lexical_count(self) -> int:
         return int(self.db.execute("select count(*) from lexical").fetchone()[0])
 
