@@ -25,7 +25,8 @@ writer's normal ``checkpoint`` (so the commit checks the same invariant as every
 whose vectors were lost (a missing, truncated or corrupted segment) are encoded again with the
 index's own encoder into a new segment, vectors without rows get tombstones, the lexical postings
 are analysed again from the row texts, the BM25 postings files are rebuilt from the FTS5 rows (as
-one file, live units only) when they are damaged or a repair drops rows or tombstones, finished documents that lost units are marked unfinished
+one file, live units only) when they are damaged or a repair forgets tombstones of units they hold,
+finished documents that lost units are marked unfinished
 (so the next ``kosearch index`` of their folder reads them again), and the manifest's counts are
 recounted. SQLite damaged in its indexes only is fixed with ``REINDEX``; SQLite damaged in its
 tables, or a manifest that cannot be read, cannot be rebuilt from inside the index: the report
@@ -438,7 +439,8 @@ def _inspect_postings(found: _Inspection, manifest: dict[str, Any], sentence_ids
     if found.postings_rebuild:
         return
     every = np.concatenate(held) if held else np.zeros(0, np.int64)
-    live = np.setdiff1d(every, tombstones)
+    # Units whose vector lost its row get a tombstone from the vectors' repair, which settles them here too.
+    live = np.setdiff1d(np.setdiff1d(every, tombstones), found.vectors_without_row)
     if len(np.unique(every)) != len(every) or not np.array_equal(live, sentence_ids):
         found.postings_rebuild = True
         found.add(
@@ -561,11 +563,9 @@ def _reindex(folder: Path) -> None:
 def _repair_store(found: _Inspection, lock, encode: Encode, analyze: Analyze, done: list[str]):
     """Restore the invariant through a writer and its ``checkpoint``; returns the lock, still held."""
     folder = found.folder
-    rebuild_postings = bool(
-        found.postings_rebuild or found.lexical_rebuild or len(found.lexical_missing) or len(found.lexical_extra)
-        or found.orphan_rows or found.bad_segments or len(found.dangling_tombstones)
-    )  # rows or tombstones go: the postings files would keep units that are neither live nor deleted
-    store = IndexStore.open_to_repair(folder, lock, found.bad_segments, rebuild_postings=rebuild_postings)
+    # Postings files are rebuilt when damaged, and by the writer when a forgotten tombstone is of a
+    # unit they hold (``forget_tombstones``); repaired FTS5 rows leave sound postings files as they are.
+    store = IndexStore.open_to_repair(folder, lock, found.bad_segments, rebuild_postings=found.postings_rebuild)
     try:
         metadata = store.metadata
         store._writing()  # opens the writer's transaction, which the checkpoint commits

@@ -2,10 +2,12 @@
 
 Layout::
 
-    INDEX/metadata.sqlite                documents, sentences, lexical postings (FTS5), tombstones,
+    INDEX/metadata.sqlite                documents, sentences, lexical tokens (FTS5), tombstones,
                                          skipped files, manifest (SQLite, WAL)
     INDEX/segment.000007.faiss           immutable FAISS files, one per segment the manifest's
     INDEX/segment.000012.faiss           ``segments`` lists (see ``kosearch.store.segments``)
+    INDEX/segment.000012.lexical.npz     immutable BM25 postings files, one per entry of the manifest's
+                                         ``lexical_segments`` (see ``kosearch.store.postings``)
     INDEX/write.lock                     held (flock) by the one process allowed to write
     INDEX/qdrant/                        only with ``--vector-store qdrant:local``: Qdrant's local storage
 
@@ -15,7 +17,8 @@ path, a ``..``, another name) is reported as corruption, and the only files a wr
 are segment files (``segment.NNNNNN.faiss``, ``segment.NNNNNN.lexical.npz``, with or without
 ``.tmp``) and old ``vectors.NNNNNN.faiss`` files directly inside the folder that the committed
 manifest does not name. The invariant checked at every commit and open: sentence rows = vectors in
-the segments - tombstones = the manifest's ``sentences``.
+the segments - tombstones = the manifest's ``sentences`` (= units in the postings files - the
+tombstones among them, for an index with postings files).
 
 Vector backends. Where the vectors live is the manifest's ``vector_store`` (absent: the FAISS
 segment files above). ``kosearch.store.vector_backend`` is the seam: a backend writes a checkpoint's
@@ -63,13 +66,32 @@ and has no ``segments`` key: it opens read-only as one segment made of that file
 gives the file a second name (a hard link, else a copy) ``segment.MMMMMM.faiss`` and commits a
 manifest listing that segment (and no ``vectors_file``); the old name is removed after the commit.
 
-Lexical index. The FTS5 table ``lexical`` (rowid = sentence id, text = the sentence's morphemes)
-is written and deleted in the same SQLite transaction as the sentence rows, so whatever a kill
-leaves, rows, postings and vectors belong to one checkpoint. The manifest's ``lexical`` key (the
-analyzer's options, so queries are analysed like the documents) is set only in the transaction
-that makes every sentence have its postings, and from then on every checkpoint checks that the
-counts agree. An index made before the lexical index has no such key: it is searched densely,
-and its next writer (``kosearch index``) adds the postings of its old sentences and then the key.
+Lexical index. Two parts. The FTS5 table ``lexical`` (rowid = sentence id, text = the sentence's
+morphemes) is the durable token store: written and deleted in the same SQLite transaction as the
+sentence rows, so whatever a kill leaves, rows, tokens and vectors belong to one checkpoint. It is
+not searched; it is what the postings files are built from (a checkpoint's new units, a migration,
+a repair), so no file ever has to be the only copy of an analysis. The *postings files*
+(``segment.NNNNNN.lexical.npz``, ``kosearch.store.postings``) are what lexical search and hybrid's
+BM25 completion read, memory-mapped, with k1 and b chosen per query: FTS5's ``bm25()`` cannot take
+them, and it scores every matching row (three times dense-only at a million units, where postings
+measured 1.00x; docs/benchmarks.md). A checkpoint builds the postings of its new units from their
+FTS5 rows (read inside its own transaction), writes them as ``segment.G.lexical.npz`` (fsynced,
+renamed) before the commit, and the commit names the file in ``lexical_segments`` and checks that
+the postings' units minus the tombstones among them are the sentence rows; a kill before the
+commit leaves an orphan file that the next writer removes, like a FAISS segment's. Postings files
+do not depend on the vector backend (Qdrant indexes have them too) and are merged by compaction:
+an explicit or tier merge of FAISS segments merges the postings files of the same names and every
+postings file holding a unit whose tombstone the merge deletes (Qdrant's compaction: every file
+holding a deleted unit), without those units; postings files also merge on their own when a tier
+of ten fills. Deleted units stay in the BM25 statistics (N, avgdl, df) until that merge, as in
+Lucene. The manifest's ``lexical`` key (the analyzer's options, so queries are analysed like the
+documents) is set only in the transaction that makes every sentence have its FTS5 row, and from
+then on every checkpoint checks the counts. An index made before the lexical index has no such
+key: it is searched densely, and its next writer (``kosearch index``) adds the FTS5 rows of its old
+sentences, then the key, and that checkpoint writes one postings file of every unit. An index made
+before postings files (``lexical`` but no ``lexical_segments``) is searched through postings that a
+reader builds in memory from the FTS5 rows once per generation, and its next writer, at open, writes
+them as one file in a commit of its own.
 
 Failures and damage. A write that fails (disk full, a quota, the process's file size limit, an
 I/O error) is raised as one ``IndexWriteError`` saying so; the half-written ``.tmp`` file is
@@ -962,6 +984,8 @@ class IndexStore:
         """Delete tombstones that name no vector of any segment (``kosearch check --repair``); durable at the next checkpoint."""
         self._writing()
         ids = np.unique(np.asarray(ids, dtype=np.int64))
+        if any(len(self._lexical.segment(name).holding(ids)) for name in self._lexical.names):
+            self._rebuild_postings = True  # a unit neither live nor deleted must leave the postings too
         self._writer.delete_tombstones(ids.tolist())
         self._tombstones = np.setdiff1d(self._tombstones, ids)
         self._writer_view = None

@@ -11,6 +11,9 @@ The lexical index is an FTS5 table ``lexical(tokens)`` whose rowid is the senten
 text is the sentence's morphemes joined by spaces (computed above the store, by ingestion; this
 module stores and queries strings). It lives in the same database, so its rows are written and
 deleted in the same transaction as the sentence rows and can never disagree with them.
+It is the index's durable token store: searches read the BM25 postings files built from it
+(``kosearch.store.postings``); ``lexical_search`` here (FTS5's own ``bm25()``, k1 = 1.2, b = 0.75)
+stays for benchmarks and tests that compare against FTS5.
 
 Records. A text added through the records API (``Index.add_texts``) is a document whose
 ``record_id`` is the caller's id (or a generated one); a UNIQUE index on that column is what makes

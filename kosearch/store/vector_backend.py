@@ -1,7 +1,8 @@
 """Where an index keeps its vectors: the store's one seam between the commit protocol and a vector engine.
 
-The store (``kosearch.store.index_store``) owns the protocol: rows, documents, lexical postings,
-tombstones and the manifest live in SQLite, and a checkpoint or compaction is one SQLite
+The store (``kosearch.store.index_store``) owns the protocol: rows, documents, lexical tokens,
+tombstones and the manifest live in SQLite, the BM25 postings files next to them (the same for
+every backend), and a checkpoint or compaction is one SQLite
 transaction that bumps ``generation``. A *vector backend* only keeps the vectors each generation
 adds and answers, for one committed generation, which of them are nearest. It does five things,
 each at a fixed point of the protocol (the short interface of txtai's ANN backends, bent to
