@@ -126,7 +126,7 @@ def beir_rows(name, folder, grid, weights, check):
 def passage_rows(questions, corpus, grid, weights):
     """Sample questions at passage units, members as bench_units computes them (metrics here: binary
     relevance of a passage holding a judged sentence, the same ranking_metrics)."""
-    from bench_units import contained, sentence_ids
+    from bench_units import contained
 
     dataset = load_beir(questions)
     work = Path(tempfile.mkdtemp(prefix="kosearch-bm25grid-"))
@@ -136,7 +136,6 @@ def passage_rows(questions, corpus, grid, weights):
         index.add_folder(corpus, unit=unit)
         indexes[unit] = index
     members = contained(indexes["sentence"], indexes["passage"])
-    sentence_ids(indexes["sentence"])
     query_ids = dataset.evaluated_query_ids
     queries = [dataset.queries[q] for q in query_ids]
     # A passage is a document of its own: qrels over passage ids.

@@ -263,8 +263,6 @@ def test_same_hits_as_the_fts5_lexical_search_of_a_kosearch_index(tmp_path, anal
 
 def _fts5_only(index_folder):
     """Make ``index_folder`` what a kosearch before postings files wrote: the FTS5 table alone."""
-    import json
-
     for path in index_folder.glob("segment.*.lexical.npz"):
         path.unlink()
     with sqlite3.connect(index_folder / "metadata.sqlite") as db:
