@@ -402,7 +402,8 @@ class Index:
         """The ``k`` units that best match ``query``, best first.
 
         ``options`` are the fields of :class:`kosearch.search.hybrid.SearchRequest` (``mode``,
-        ``where``, ``group_by``, ``fusion``, ``lexical_weight``), declared there once for both methods.
+        ``where``, ``group_by``, ``fusion``, ``lexical_weight``, ``bm25_k1``, ``bm25_b``), declared there once
+        for both methods.
         """
         return self.search_batch([query], k, context, **options)[0]
 

@@ -16,12 +16,14 @@ kernel's OOM killer send: no handler, no cleanup), either
   kosearch carries a test hook. The steps (``POINTS``), in the order a commit passes them:
   ``rows-written`` (rows inserted, transaction open), ``tombstones-written`` (deletions recorded,
   uncommitted), ``segment-tmp-written`` (segment file written and fsynced, not yet renamed),
-  ``segment-renamed`` (in place, not yet committed), ``before-commit``, ``after-commit`` (committed,
+  ``segment-renamed`` (in place, not yet committed), ``postings-written`` (the checkpoint's or the
+  merge's BM25 postings file durably in place, not yet named by a commit), ``before-commit``, ``after-commit`` (committed,
   old files not yet removed) and ``file-removed`` (the first stale file removed, others not yet).
 
 After the kill the index must open (or be a creation that never finished), search, and be
 consistent when counted independently of kosearch's own checks: vectors in the segment files
-minus tombstones = sentence rows = the manifest's count, one lexical row per sentence row, every
+minus tombstones = sentence rows = the manifest's count, one lexical row per sentence row, the
+units of the postings files minus tombstones = sentence rows, every
 search hit a live row; and ``kosearch check`` must find no error. Then the workload runs again to
 completion, and the index must equal a clean build (``snapshot``): the same documents and units,
 the same vectors to 1e-6 (the stub encoder is deterministic), and ``check`` must find nothing at all.
@@ -50,7 +52,7 @@ WORKLOADS = ("index", "update", "delete", "upsert", "compact")
 STAGES = {"index": "index", "update": "update", "delete": "delete", "upsert": "upsert", "compact": "compact"}
 """The stage of each workload that its kills aim at (others prepare it)."""
 POINTS = (
-    "rows-written", "tombstones-written", "segment-tmp-written", "segment-renamed",
+    "rows-written", "tombstones-written", "segment-tmp-written", "segment-renamed", "postings-written",
     "before-commit", "after-commit", "file-removed",
 )
 QUERIES = ("3번 문서의 5번째 문장", "날씨가 맑다", "기록 묶음", "고친 문서")
@@ -177,6 +179,9 @@ def _install_kill_points(reached) -> None:
         reached("segment-renamed")
 
     durable.replace_durably = replace_durably
+    from kosearch.store.postings import SegmentPostings
+
+    SegmentPostings.save = after(SegmentPostings.save, "postings-written")  # its file, before the commit names it
     MetadataStore.insert_documents = after(MetadataStore.insert_documents, "rows-written")
     MetadataStore.insert_tombstones = after(MetadataStore.insert_tombstones, "tombstones-written")
     commit = MetadataStore.commit
@@ -420,6 +425,14 @@ def consistency_problems(index: Path, *, strict: bool) -> list[str]:
             problems.append(f"{entry['name']} holds {len(ids)} vectors, its entry says {entry['count']}")
         vector_ids.extend(ids)
     live = set(vector_ids) - tombstones
+    if "lexical_segments" in manifest:
+        from kosearch.store.postings import SegmentPostings
+
+        held: list[int] = []
+        for entry in manifest["lexical_segments"]:
+            held.extend(SegmentPostings.load(index / f"{entry['name']}.lexical.npz").ids.tolist())
+        if len(held) != len(set(held)) or set(held) - tombstones != set(rows):
+            problems.append(f"the postings files hold {len(set(held) - tombstones)} live units for {len(rows)} sentence rows")
     if len(vector_ids) != len(set(vector_ids)):
         problems.append("a vector id is in two segments")
     if live != set(rows):

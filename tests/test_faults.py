@@ -23,6 +23,7 @@ KILL_POINTS = [
     ("index", "rows-written", 3),
     ("index", "segment-tmp-written", 4),
     ("index", "segment-renamed", 10),
+    ("index", "postings-written", 3),
     ("index", "file-removed", 1),
     ("update", "tombstones-written", 2),
     ("update", "before-commit", 3),
@@ -32,6 +33,7 @@ KILL_POINTS = [
     ("upsert", "rows-written", 20),
     ("upsert", "segment-renamed", 5),
     ("compact", "segment-tmp-written", 1),
+    ("compact", "postings-written", 1),
     ("compact", "before-commit", 1),
     ("compact", "file-removed", 3),
 ]

@@ -97,7 +97,11 @@ def test_a_failed_checkpoint_leaves_rows_postings_and_vectors_of_one_generation(
     _assert_lexical_matches_sentences(index)
 
 
-def test_fts5_bm25_scores_equal_bm25s_on_the_same_tokens(tmp_path):
+@pytest.mark.parametrize("k1, b", [(1.2, 0.75), (0.9, 0.4), (1.2, 0.0)])
+def test_lexical_scores_equal_bm25s_on_the_same_tokens(tmp_path, k1, b):
+    """The product's BM25 (postings files, through ``Index.search(bm25_k1=, bm25_b=)``) is bm25s's
+    robertson BM25 on the tokens the index stored, for the k1 and b asked for; and b changes the
+    ranking the way length normalisation should (b = 0: the long sentence with 은행 twice wins)."""
     bm25s = pytest.importorskip("bm25s")
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -112,21 +116,32 @@ def test_fts5_bm25_scores_equal_bm25s_on_the_same_tokens(tmp_path):
     ]
     (docs / "a.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
     index = tmp_path / "idx"
+    query = "은행 금리"
     with kosearch.Index.create(index, HashingEncoder()) as idx:
         idx.add_folder(docs, unit="sentence")
-        query = "은행 금리"
-        hits = idx.search(query, k=10, mode="lexical")
+        own = idx.search(query, k=10, mode="lexical", bm25_k1=k1, bm25_b=b)  # the writer's view
+    with kosearch.Index.open(index, HashingEncoder()) as idx:
+        hits = idx.search(query, k=10, mode="lexical", bm25_k1=k1, bm25_b=b)  # a reader's: the files
     rows = _lexical_rows(index)
     ids = sorted(rows)
     corpus = [rows[i].split() for i in ids]
     vocabulary = {token: number for number, token in enumerate(sorted({t for doc in corpus for t in doc}))}
-    retriever = bm25s.BM25(method="robertson", k1=1.2, b=0.75)
+    retriever = bm25s.BM25(method="robertson", k1=k1, b=b)
     retriever.index(bm25s.tokenization.Tokenized(ids=[[vocabulary[t] for t in doc] for doc in corpus], vocab=vocabulary), show_progress=False)
     expected = retriever.get_scores(MorphemeAnalyzer().analyze(query))
-    # FTS5 multiplies the term weight by (k1 + 1); bm25s leaves that constant out, which ranks the same.
-    expected_by_id = {sentence_id: 2.2 * float(score) for sentence_id, score in zip(ids, expected) if score > 0}
-    assert {hit.sentence_id: hit.lexical_score for hit in hits} == pytest.approx(expected_by_id, rel=1e-5)
-    assert [hit.sentence_id for hit in hits] == sorted(expected_by_id, key=lambda i: -expected_by_id[i])
+    expected_by_id = {sentence_id: float(score) for sentence_id, score in zip(ids, expected) if score > 0}
+    for found in (hits, own):
+        assert {hit.sentence_id: hit.lexical_score for hit in found} == pytest.approx(expected_by_id, rel=1e-5)
+        assert [hit.sentence_id for hit in found] == sorted(expected_by_id, key=lambda i: (-expected_by_id[i], i))
+    # Length normalisation: a smaller b lifts the longest matching unit against the shortest one.
+    with kosearch.Index.open(index, HashingEncoder()) as idx:
+        usual = {hit.sentence_id: hit.lexical_score for hit in idx.search(query, k=10, mode="lexical", bm25_k1=k1, bm25_b=0.75)}
+    lengths = {i: len(rows[i].split()) for i in expected_by_id}
+    longest, shortest = max(lengths, key=lengths.get), min(lengths, key=lengths.get)
+    assert lengths[longest] > lengths[shortest]
+    scores = {hit.sentence_id: hit.lexical_score for hit in hits}
+    if b < 0.75:
+        assert scores[longest] / scores[shortest] > usual[longest] / usual[shortest]
 
 
 def _controlled_index(tmp_path) -> Path:
@@ -166,7 +181,6 @@ def test_completion_scores_dense_candidates_the_lexical_list_missed(tmp_path, mo
     """A dense candidate outside the lexical top list gets its real BM25, not the list's floor."""
     import kosearch.search.hybrid as hybrid
     from kosearch.search.completion import lexical_scores_of
-    from kosearch.search.morphemes import fts5_match_expression
 
     answer = "금리 인상 소식에 시장 분위기가 하루 종일 크게 흔들렸다."  # one 금리 in a long sentence: a low BM25
     shorter = [f"금리 {word}." for word in ("동결", "발표", "전망", "예상")]  # 금리 in short sentences: higher
@@ -181,12 +195,13 @@ def test_completion_scores_dense_candidates_the_lexical_list_missed(tmp_path, mo
         assert min(everything, key=everything.get) == answer  # the lexical list's last
         store = idx.store
         ids = {hit.text: hit.sentence_id for hit in idx.search("금리", k=10, mode="dense")}
-        match = fts5_match_expression(["금리"])
-        looked_up = lexical_scores_of(store, match, list(ids.values()))
+        from kosearch.search.bm25 import DEFAULT_B, DEFAULT_K1
+
+        looked_up = lexical_scores_of(store, ["금리"], list(ids.values()), k1=DEFAULT_K1, b=DEFAULT_B)
         assert {text: looked_up.get(i) for text, i in ids.items()} == pytest.approx(
             {text: everything.get(text) for text in ids}
         )  # the same BM25 as the full lexical search, None (left out) for 고양이
-        assert lexical_scores_of(store, match, [ids[answer]], "d.path = ?", ["b.txt"]) == {}
+        assert lexical_scores_of(store, ["금리"], [], k1=DEFAULT_K1, b=DEFAULT_B) == {}
         # Lists of 2: the answer is dense's first but not in the lexical top 2.
         monkeypatch.setattr(hybrid, "MIN_CANDIDATES", 2)
         monkeypatch.setattr(hybrid, "FUSION_CANDIDATES", 2)

@@ -68,3 +68,20 @@ def test_bad_filter_is_a_clear_error_without_traceback(sample_index):
 def test_terminal_output_shows_the_hit(sample_index):
     result = kosearch_cli("query", str(sample_index), "김치찌개 국물", "-k", "2")
     assert "김치찌개" in result.stdout
+
+
+def test_bm25_k1_and_b_through_the_cli_with_the_bundled_encoder(sample_index):
+    """`--bm25-k1/--bm25-b` reach the lexical signal (its scores change, b = 0 favours long units
+    against b = 1), in lexical and hybrid mode; the index's postings files are what is searched."""
+    assert list(sample_index.glob("segment.*.lexical.npz")), "the index has no postings files"
+    query = "주차장 이용 시간"
+    full = _query(sample_index, query, "--mode", "lexical", "-k", "10", "--bm25-k1", "1.2", "--bm25-b", "1")
+    none = _query(sample_index, query, "--mode", "lexical", "-k", "10", "--bm25-k1", "1.2", "--bm25-b", "0")
+    assert full and none
+    assert [hit["lexical_score"] for hit in full] != [hit["lexical_score"] for hit in none]
+    length = lambda hit: len(MorphemeAnalyzer().analyze(hit["text"]))  # noqa: E731
+    assert length(none[0]) >= length(full[0])  # without length normalisation the top unit is no shorter
+    hybrid = _query(sample_index, query, "-k", "5", "--bm25-k1", "0.9", "--bm25-b", "0.4")
+    assert len(hybrid) == 5 and hybrid[0]["mode"] == "hybrid" and "주차장" in hybrid[0]["text"]
+    bad = kosearch_cli("query", str(sample_index), query, "--bm25-b", "1.5", check=False)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr

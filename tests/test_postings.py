@@ -228,8 +228,9 @@ def test_lexical_segments_reuse_loaded_segments_for_the_next_generation(tmp_path
 
 
 def test_same_hits_as_the_fts5_lexical_search_of_a_kosearch_index(tmp_path, analyzer):
-    """The postings of an index's own stored morphemes rank its lexical queries as its FTS5 table does
-    today (the switch h-segments makes must not change a lexical hit list)."""
+    """The product's lexical search (postings files) ranks as FTS5's ``bm25()`` over the same stored
+    morphemes at k1 = 1.2, b = 0.75 (``-bm25() == 2.2 * score``), split into segments or not."""
+    from kosearch.search.morphemes import fts5_match_expression
     import kosearch
     from kosearch_testing import HashingEncoder
 
@@ -244,7 +245,99 @@ def test_same_hits_as_the_fts5_lexical_search_of_a_kosearch_index(tmp_path, anal
     segments = split(np.array([i for i, _ in rows]), [t for _, t in rows], 2)
     with kosearch.Index.open(tmp_path / "idx", HashingEncoder()) as idx:
         for text in ("은행 문 닫는 시간", "주민센터 몇 시에 열어요", "금리", "gpu 점검"):
-            hits = idx.search(text, k=5, mode="lexical")
-            found = bm25_search(segments, list(dict.fromkeys(analyzer.analyze(text))), 5)
-            assert [hit.sentence_id for hit in hits] == [unit for unit, _ in found], text
-            np.testing.assert_allclose([hit.lexical_score for hit in hits], [2.2 * score for _, score in found], rtol=1e-9)
+            hits = idx.search(text, k=5, mode="lexical", bm25_k1=1.2, bm25_b=0.75)
+            terms = list(dict.fromkeys(analyzer.analyze(text)))
+            found = bm25_search(segments, terms, 5)
+            with sqlite3.connect(tmp_path / "idx" / "metadata.sqlite") as db:
+                fts5 = db.execute(
+                    "select rowid, -bm25(lexical) from lexical where lexical match ? order by bm25(lexical), rowid limit 5",
+                    (fts5_match_expression(terms),),
+                ).fetchall()
+            assert [hit.sentence_id for hit in hits] == [unit for unit, _ in found] == [unit for unit, _ in fts5], text
+            np.testing.assert_allclose([hit.lexical_score for hit in hits], [score for _, score in found], rtol=1e-9)
+            np.testing.assert_allclose([2.2 * hit.lexical_score for hit in hits], [score for _, score in fts5], rtol=1e-9)
+
+
+# -- the store's postings files: migration of an FTS5-only index, damage, repair --------------------
+
+
+def _fts5_only(index_folder):
+    """Make ``index_folder`` what a kosearch before postings files wrote: the FTS5 table alone."""
+    for path in index_folder.glob("segment.*.lexical.npz"):
+        path.unlink()
+    with sqlite3.connect(index_folder / "metadata.sqlite") as db:
+        db.execute("delete from manifest where key = 'lexical_segments'")
+
+
+def _state(folder):
+    return {path.name: path.stat().st_mtime_ns for path in folder.iterdir() if path.name != "write.lock"}
+
+
+def _lexical_results(folder, encoder):
+    import kosearch
+
+    with kosearch.Index.open(folder, encoder) as idx:
+        return [
+            [(hit.sentence_id, round(hit.score, 6)) for hit in idx.search(text, k=5, mode=mode, bm25_k1=0.9, bm25_b=0.4)]
+            for text in ("은행 문 닫는 시간", "금리", "주민센터") for mode in ("lexical", "hybrid")
+        ]
+
+
+def test_an_fts5_only_index_is_searched_as_before_and_its_next_writer_writes_its_postings(tmp_path):
+    import json
+
+    import kosearch
+    from kosearch_testing import HashingEncoder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    folder = tmp_path / "idx"
+    with kosearch.Index.create(folder, HashingEncoder()) as idx:
+        idx.add_folder(docs, unit="sentence")
+    expected = _lexical_results(folder, HashingEncoder())
+    _fts5_only(folder)
+    before = _state(folder)
+    assert _lexical_results(folder, HashingEncoder()) == expected  # a reader builds the postings in memory
+    assert _state(folder) == before  # and writes nothing
+    assert kosearch.Index.check(folder).healthy
+    with kosearch.Index.open(folder, HashingEncoder(), writable=True) as idx:  # the next writer
+        assert idx.store.manifest["lexical_segments"]
+    with sqlite3.connect(folder / "metadata.sqlite") as db:
+        (entry,) = json.loads(db.execute("select value from manifest where key = 'lexical_segments'").fetchone()[0])
+    assert (folder / f"{entry['name']}.lexical.npz").is_file() and entry["count"] == len(SENTENCES)
+    assert _lexical_results(folder, HashingEncoder()) == expected
+    report = kosearch.Index.check(folder)
+    assert report.healthy and report.findings == [], report
+
+
+@pytest.mark.parametrize("how", ["missing", "flipped"])
+def test_a_damaged_postings_file_is_found_by_open_and_check_and_repair_rebuilds_it(tmp_path, how):
+    import kosearch
+    from kosearch.errors import IndexCorruptError
+    from kosearch_testing import HashingEncoder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    folder = tmp_path / "idx"
+    with kosearch.Index.create(folder, HashingEncoder()) as idx:
+        idx.add_folder(docs, unit="sentence")
+    expected = _lexical_results(folder, HashingEncoder())
+    (path,) = folder.glob("segment.*.lexical.npz")
+    if how == "missing":
+        path.unlink()
+        with pytest.raises(IndexCorruptError) as refused:
+            kosearch.Index.open(folder, HashingEncoder())
+        assert path.name in str(refused.value) and "kosearch check" in str(refused.value)
+    else:
+        data = bytearray(path.read_bytes())
+        data[-200] ^= 0xFF  # inside the last member's data: the header still reads
+        path.write_bytes(bytes(data))
+    report = kosearch.Index.check(folder)
+    (finding,) = report.errors
+    assert finding.kind == "postings" and finding.file == str(path) and finding.repairable
+    repaired = kosearch.Index.repair(folder, HashingEncoder())
+    assert repaired.healthy and repaired.findings == [], repaired
+    assert any("postings" in action for action in repaired.repaired)
+    assert _lexical_results(folder, HashingEncoder()) == expected

@@ -92,6 +92,7 @@ def _assert_same(faiss_index: kosearch.Index, qdrant_index: kosearch.Index) -> N
     for options in (
         dict(k=10, mode="dense"),
         dict(k=10),  # hybrid: the dense half comes from the backend
+        dict(k=10, mode="lexical"),  # the BM25 postings files: the same whichever backend holds the vectors
         dict(k=7, mode="dense", where={"user": 3}),
         dict(k=5, mode="dense", where={"score": {">=": 0.9}}),
         dict(k=5, mode="dense", group_by="document"),
@@ -127,6 +128,13 @@ def test_same_hits_as_faiss_through_add_upsert_delete_compact(tmp_path):
         _assert_same(faiss_index, qdrant_index)
         points = qdrant_index.store._vectors
         assert points.stored(None) == len(qdrant_index)  # the deleted points are gone from the collection
+        # Qdrant's compaction merged the postings files too: only live units are left in them.
+        postings = qdrant_index.store.manifest["lexical_segments"]
+        assert sum(entry["count"] for entry in postings) == len(qdrant_index)
+        assert {path.name for path in (tmp_path / "qdrant").glob("segment.*.lexical.npz")} == {
+            f"{entry['name']}.lexical.npz" for entry in postings
+        }
+        assert not list((tmp_path / "qdrant").glob("segment.*.faiss"))  # postings need no FAISS segment
     finally:
         faiss_index.close()
         qdrant_index.close()

@@ -389,7 +389,11 @@ def test_deleting_a_tenth_then_compacting_frees_disk_and_equals_a_fresh_build(tm
     with sqlite3.connect(folder / "metadata.sqlite") as db:
         assert db.execute("select count(*) from tombstones").fetchone()[0] == 0
         (segment,) = json.loads(db.execute("select value from manifest where key = 'segments'").fetchone()[0])
-    assert _segment_files(folder) == {f"{segment['name']}.faiss"}, "merged segments' files were left behind"
+        (postings,) = json.loads(db.execute("select value from manifest where key = 'lexical_segments'").fetchone()[0])
+    assert postings["count"] == segment["count"]  # the merged postings dropped the deleted units too
+    assert _segment_files(folder) == {f"{segment['name']}.faiss", f"{postings['name']}.lexical.npz"}, (
+        "merged segments' files were left behind"
+    )
     assert not segments_before & _segment_files(folder)
 
     fresh_docs = tmp_path / "fresh_docs"

@@ -286,6 +286,12 @@ def query(
     lexical_weight: Optional[float] = typer.Option(
         None, "--lexical-weight", help="Weight of the lexical score in convex fusion (0..1, default 0.3)."
     ),
+    bm25_k1: Optional[float] = typer.Option(
+        None, "--bm25-k1", min=0.0, help="BM25 term-frequency saturation of the lexical signal (default: the measured one, see docs/benchmarks.md)."
+    ),
+    bm25_b: Optional[float] = typer.Option(
+        None, "--bm25-b", min=0.0, max=1.0, help="BM25 length normalisation, 0 (none) to 1 (full) (default: the measured one)."
+    ),
     model: Optional[str] = ModelOption,
     device: Optional[str] = DeviceOption,
     encoder_backend: Optional[str] = EncoderBackendOption,
@@ -312,7 +318,7 @@ def query(
             _say_loading(idx.info().model, device)
         options = dict(
             k=k, context=context, mode=mode, where=where or None, group_by=group_by, fusion=fusion,
-            lexical_weight=lexical_weight,
+            lexical_weight=lexical_weight, bm25_k1=bm25_k1, bm25_b=bm25_b,
         )
         encoder = idx.encoder  # load the model before the first prompt, not after it
         if queries:

@@ -106,6 +106,11 @@ def retrieval(
     group_by: Optional[str] = typer.Option(
         None, "--group-by", help="'document': at most one hit per document (through a temporary index)."
     ),
+    bm25_k1: Optional[float] = typer.Option(None, "--bm25-k1", min=0.0, help="BM25 k1 of the lexical signal (with --mode)."),
+    bm25_b: Optional[float] = typer.Option(None, "--bm25-b", min=0.0, max=1.0, help="BM25 b of the lexical signal (with --mode)."),
+    lexical_weight: Optional[float] = typer.Option(
+        None, "--lexical-weight", min=0.0, max=1.0, help="Lexical weight of hybrid's convex fusion (with --mode)."
+    ),
     model: Optional[list[str]] = ModelOption,
     compare: bool = CompareOption,
     device: Optional[str] = DeviceOption,
@@ -130,6 +135,7 @@ def retrieval(
         batch_size=batch_size,
         show_progress_bar=_progress(quiet),
         announce=None if quiet else status,
+        search_options={"bm25_k1": bm25_k1, "bm25_b": bm25_b, "lexical_weight": lexical_weight},
     )
     several = len(index or typed or ["bundled"]) > 1
     results, labels = [], []

@@ -30,7 +30,7 @@ Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -159,12 +159,15 @@ def evaluate_retrieval_modes(
     group_by: str | None = None,
     device: str | None = None,
     index_candidates: int | None = None,
+    search_options: Mapping[str, Any] | None = None,
 ) -> list[RetrievalResult]:
     """One result per search mode, all through the same index (None in ``modes``: the index's default).
 
     Without ``index`` the corpus is indexed with ``model`` in a temporary folder first (each record a
     file, see :mod:`kosearch.evaluate.temporary_index`), so the numbers are what ``kosearch query``
     returns over such a folder: sentence units, FAISS, the lexical index and fusion included.
+    ``search_options``: more ``SearchRequest`` fields for every search (``bm25_k1``, ``bm25_b``,
+    ``lexical_weight``, ...).
     """
     for mode in modes:
         if mode is not None and mode not in MODES:
@@ -184,7 +187,7 @@ def evaluate_retrieval_modes(
             return [
                 _index_result(
                     opened, dataset, mode, None, None, source="index", build_seconds=0.0,
-                    candidates=index_candidates or INDEX_CANDIDATES,
+                    candidates=index_candidates or INDEX_CANDIDATES, search_options=search_options,
                 )
                 for mode in modes
             ]
@@ -201,6 +204,7 @@ def evaluate_retrieval_modes(
                 source="temporary index",
                 build_seconds=built.build_seconds,
                 candidates=index_candidates or TEMPORARY_INDEX_CANDIDATES,
+                search_options=search_options,
             )
             for mode in modes
         ]
@@ -216,11 +220,13 @@ def _index_result(
     source: str,
     build_seconds: float,
     candidates: int,
+    search_options: Mapping[str, Any] | None = None,
 ) -> RetrievalResult:
     started = time.perf_counter()
     modes_seen: set[str] = set()
     rankings = rank_with_index(
-        index, dataset, candidates=candidates, mode=mode, group_by=group_by, document_of=document_of, modes_seen=modes_seen
+        index, dataset, candidates=candidates, mode=mode, group_by=group_by, document_of=document_of,
+        modes_seen=modes_seen, search_options=search_options,
     )
     result = _result(dataset, rankings, model=index.encoder.name, source=source, started=started)
     result.index = str(index.path) if source == "index" else ""
@@ -335,6 +341,7 @@ def rank_with_index(
     group_by: str | None = None,
     document_of: DocumentOf | None = None,
     modes_seen: set[str] | None = None,
+    search_options: Mapping[str, Any] | None = None,
 ) -> dict[str, list[str]]:
     """Rank corpus documents for each judged query through ``index.search_batch``.
 
@@ -348,6 +355,7 @@ def rank_with_index(
         document_of = _corpus_line_mapper(dataset)
     query_ids = dataset.evaluated_query_ids
     options = {name: value for name, value in (("mode", mode), ("group_by", group_by)) if value is not None}
+    options.update({name: value for name, value in (search_options or {}).items() if value is not None})
     queries = [dataset.queries[query_id] for query_id in query_ids]
     all_hits = index.search_batch(queries, k=max(candidates, depth), **options)
     rankings: dict[str, list[str]] = {}

@@ -21,8 +21,9 @@ k1 = 1.2 and b = 0.75 are the usual defaults (Lucene, FTS5, Anserini). On the de
 (``bench/bench_hybrid.py``, k1 in {0.9, 1.2, 1.5, 2.0} x b in {0.5, 0.75, 0.9, 1.0}) the mean MRR@10
 ranged from 63.4 to 66.1 with 65.6 at the defaults; the best, k1 = 1.5 b = 0.5, gained on the 60
 sample questions, whose corpus sentences are short (+3.1), and nowhere else by more than 0.1, while
-KorSTS and KorNLI preferred b = 0.75. kosearch keeps the defaults, which are also what FTS5's ``bm25()`` computes and cannot
-be told otherwise.
+KorSTS and KorNLI preferred b = 0.75. That was the lexical signal alone; the product's hybrid search
+(BM25 from per-segment postings, ``kosearch.store.postings``, which take any k1 and b) measured best
+at k1 = 0.9, b = 0.3 on the mean of the development sets (``DEFAULT_K1``, ``DEFAULT_B`` below).
 
 Two entry points: :class:`BM25Index`, an in-memory inverted index over a whole collection (postings
 as numpy arrays; the development bench and a fallback structure), and :func:`score_candidates`, which
@@ -41,6 +42,13 @@ from typing import Literal
 import numpy as np
 
 IdfVariant = Literal["lucene", "robertson"]
+DEFAULT_K1 = 0.9
+"""The product's k1 (``SearchRequest.bm25_k1``, ``kosearch query --bm25-k1``), chosen by the mean hybrid
+MRR@10 over the development sets through the product (``bench/bm25_grid.py``; docs/benchmarks.md,
+"Lexical search through segment postings, and BM25 k1 / b through the product")."""
+DEFAULT_B = 0.3
+"""The product's b (``SearchRequest.bm25_b``, ``kosearch query --bm25-b``); same measurement: weak
+length normalisation suits sentence units, whose lengths vary little."""
 ROBERTSON_IDF_FLOOR = 1e-6
 """What FTS5 puts in place of an idf <= 0 (a term in half the rows or more)."""
 

@@ -1,6 +1,6 @@
 """Request schemas of the service, derived from the facade's own option dataclass.
 
-A search's options (k, context, mode, where, group_by, fusion, lexical_weight) are declared once, in
+A search's options (k, context, mode, where, group_by, fusion, lexical_weight, bm25_k1, bm25_b) are declared once, in
 :class:`kosearch.search.hybrid.SearchRequest` (imported through the facade, :mod:`kosearch.index`); the GET query parameters and the POST body are built
 from its fields here, adding only what HTTP needs: the bounds of :class:`ServiceLimits` and the
 choices a field may take, so OpenAPI documents them and a bad value is a 422 before any work.
@@ -34,6 +34,8 @@ def _option_fields(limits: ServiceLimits, *, where_type: Any) -> dict[str, Any]:
         "group_by": (Optional[GroupName], Field(None, description="'document': one hit per document.")),
         "fusion": (FusionName, Field("convex", description="How hybrid mode fuses: convex or rrf.")),
         "lexical_weight": (Optional[float], Field(None, ge=0.0, le=1.0, description="Lexical weight of convex fusion.")),
+        "bm25_k1": (Optional[float], Field(None, ge=0.0, le=10.0, description="BM25 k1 of the lexical signal.")),
+        "bm25_b": (Optional[float], Field(None, ge=0.0, le=1.0, description="BM25 b (length normalisation) of the lexical signal.")),
     }
     fields: dict[str, Any] = {}
     for option in dataclasses.fields(SearchRequest):

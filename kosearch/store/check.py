@@ -12,7 +12,9 @@ fast. ``check_folder`` reads everything instead, and never trusts one part to de
 - the union of the segments minus the tombstones against the sentence rows, id by id (a vector
   without a row, a row without a vector, a tombstone of no vector), and the manifest's count;
 - the lexical index (when the manifest says the index has one): one FTS5 row per sentence row,
-  and FTS5's own ``integrity-check``;
+  and FTS5's own ``integrity-check``; each BM25 postings file the manifest's ``lexical_segments``
+  names (``kosearch.store.postings``): present, its CRC-32 the recorded one, readable, its unit
+  count the recorded one, ids unique; and their units minus the tombstones are the sentence rows;
 - documents: sentence rows of no document, finished documents that lack some of their units, and
   documents left unfinished by a killed run (a warning: the next ``kosearch index`` re-does them);
 - files a killed run left behind (``segment.*.tmp``, segments no manifest names): a warning, since
@@ -22,7 +24,9 @@ fast. ``check_folder`` reads everything instead, and never trusts one part to de
 writer's normal ``checkpoint`` (so the commit checks the same invariant as every commit): rows
 whose vectors were lost (a missing, truncated or corrupted segment) are encoded again with the
 index's own encoder into a new segment, vectors without rows get tombstones, the lexical postings
-are analysed again from the row texts, finished documents that lost units are marked unfinished
+are analysed again from the row texts, the BM25 postings files are rebuilt from the FTS5 rows (as
+one file, live units only) when they are damaged or a repair forgets tombstones of units they hold,
+finished documents that lost units are marked unfinished
 (so the next ``kosearch index`` of their folder reads them again), and the manifest's counts are
 recounted. SQLite damaged in its indexes only is fixed with ``REINDEX``; SQLite damaged in its
 tables, or a manifest that cannot be read, cannot be rebuilt from inside the index: the report
@@ -53,6 +57,7 @@ from kosearch.store.index_store import (
     _checked_manifest,
     _release,
 )
+from kosearch.store.postings import lexical_entries_of, load_checked
 from kosearch.store.segments import (
     REMOVABLE_FILE,
     SegmentEntry,
@@ -93,6 +98,7 @@ class _Inspection:
     lexical_rebuild: bool = False
     lexical_missing: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     lexical_extra: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    postings_rebuild: bool = False
     stale_files: list[str] = field(default_factory=list)
 
     def add(self, kind: str, severity: str, message: str, repair: str, repairable: bool, file: Path | None = None) -> None:
@@ -106,6 +112,7 @@ class _Inspection:
             self.bad_segments or len(self.rows_without_vector) or len(self.vectors_without_row)
             or len(self.dangling_tombstones) or self.recount or self.orphan_rows or self.lost_documents
             or self.lexical_rebuild or len(self.lexical_missing) or len(self.lexical_extra)
+            or self.postings_rebuild
         )
 
     def report(self) -> CheckReport:
@@ -258,6 +265,7 @@ def _inspect_rows(found: _Inspection, connection: sqlite3.Connection, writer_act
         )
     if "lexical" in manifest:
         _inspect_lexical(found, connection, sentence_ids, tables)
+        _inspect_postings(found, manifest, sentence_ids, tombstones)
     _inspect_documents(found, connection)
     if writer_active:
         found.add(
@@ -266,7 +274,7 @@ def _inspect_rows(found: _Inspection, connection: sqlite3.Connection, writer_act
             "check again when it has finished", False,
         )
     else:
-        named = {name for entry in entries for name in entry.files()}
+        named = {name for entry in entries for name in entry.files()} | _postings_files(manifest)
         found.stale_files = _stale_files(folder, named)
         for name in found.stale_files:
             found.add(
@@ -395,6 +403,54 @@ def _inspect_lexical(found: _Inspection, connection: sqlite3.Connection, sentenc
         )
 
 
+def _inspect_postings(found: _Inspection, manifest: dict[str, Any], sentence_ids: np.ndarray, tombstones: np.ndarray) -> None:
+    """The BM25 postings files against their entries and against the rows (see the module docstring)."""
+    folder = found.folder
+    rebuild = "rebuild the postings files from the lexical rows (FTS5)"
+    try:
+        entries = lexical_entries_of(manifest, IndexCorruptError)
+    except IndexCorruptError as error:
+        found.postings_rebuild = True
+        found.add("postings", "error", str(error), rebuild, True, folder / METADATA_FILE)
+        return
+    if entries is None:
+        return  # made before postings files: the next writer writes them (readers build them in memory)
+    held: list[np.ndarray] = []
+    for entry in entries:
+        path = folder / entry.file
+        problem = None
+        if not path.is_file():
+            problem = f"{path} is missing (the manifest lists postings of {entry.count} units)"
+        elif entry.crc32 is not None and file_crc32(path) != entry.crc32:
+            problem = f"{path} has changed since it was written (its CRC-32 is not the one its entry records): its bytes are damaged"
+        else:
+            try:
+                segment = load_checked(folder, entry)
+                ids = np.asarray(segment.ids)
+                if len(ids) > 1 and not bool((ids[1:] > ids[:-1]).all()):
+                    problem = f"{path} holds unit ids out of order or twice"
+                else:
+                    held.append(np.array(ids))
+            except IndexCorruptError as error:
+                problem = str(error)
+        if problem is not None:
+            found.postings_rebuild = True
+            found.add("postings", "error", problem, rebuild, True, path)
+    if found.postings_rebuild:
+        return
+    every = np.concatenate(held) if held else np.zeros(0, np.int64)
+    # Units whose vector lost its row get a tombstone from the vectors' repair, which settles them here too.
+    live = np.setdiff1d(np.setdiff1d(every, tombstones), found.vectors_without_row)
+    if len(np.unique(every)) != len(every) or not np.array_equal(live, sentence_ids):
+        found.postings_rebuild = True
+        found.add(
+            "postings", "error",
+            f"the postings files hold {len(live)} live units for {len(sentence_ids)} sentence rows "
+            f"({len(np.setdiff1d(sentence_ids, live))} rows without postings, {len(np.setdiff1d(live, sentence_ids))} of no row)",
+            rebuild, True, folder / METADATA_FILE,
+        )
+
+
 def _check_fts(found: _Inspection) -> None:
     """FTS5's own check of its index against its content (a write statement that writes nothing)."""
     database = found.folder / METADATA_FILE
@@ -473,7 +529,14 @@ def _named_files(folder: Path) -> set[str]:
         manifest = {key: json.loads(value) for key, value in connection.execute("select key, value from manifest")}
     finally:
         connection.close()
-    return {name for entry in entries_of(manifest, IndexCorruptError) for name in entry.files()}
+    return {name for entry in entries_of(manifest, IndexCorruptError) for name in entry.files()} | _postings_files(manifest)
+
+
+def _postings_files(manifest: dict[str, Any]) -> set[str]:
+    try:
+        return {entry.file for entry in lexical_entries_of(manifest, IndexCorruptError) or []}
+    except IndexCorruptError:
+        return set()
 
 
 def _stale_files(folder: Path, named: set[str]) -> list[str]:
@@ -500,7 +563,9 @@ def _reindex(folder: Path) -> None:
 def _repair_store(found: _Inspection, lock, encode: Encode, analyze: Analyze, done: list[str]):
     """Restore the invariant through a writer and its ``checkpoint``; returns the lock, still held."""
     folder = found.folder
-    store = IndexStore.open_to_repair(folder, lock, found.bad_segments)
+    # Postings files are rebuilt when damaged, and by the writer when a forgotten tombstone is of a
+    # unit they hold (``forget_tombstones``); repaired FTS5 rows leave sound postings files as they are.
+    store = IndexStore.open_to_repair(folder, lock, found.bad_segments, rebuild_postings=found.postings_rebuild)
     try:
         metadata = store.metadata
         store._writing()  # opens the writer's transaction, which the checkpoint commits
@@ -532,6 +597,8 @@ def _repair_store(found: _Inspection, lock, encode: Encode, analyze: Analyze, do
             done.append("recounted the manifest's sentences")
         if found.bad_segments:
             done.append(f"dropped the unreadable segments {', '.join(found.bad_segments)} from the manifest")
+        if found.postings_rebuild:
+            done.append("rebuilt the BM25 postings files from the lexical rows")
         done.append(f"committed generation {store.generation} (checked: vectors = rows = postings)")
     finally:
         store._lock_handle = None  # the lock is the caller's: it checks again under it, then releases it

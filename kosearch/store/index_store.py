@@ -2,10 +2,12 @@
 
 Layout::
 
-    INDEX/metadata.sqlite                documents, sentences, lexical postings (FTS5), tombstones,
+    INDEX/metadata.sqlite                documents, sentences, lexical tokens (FTS5), tombstones,
                                          skipped files, manifest (SQLite, WAL)
     INDEX/segment.000007.faiss           immutable FAISS files, one per segment the manifest's
     INDEX/segment.000012.faiss           ``segments`` lists (see ``kosearch.store.segments``)
+    INDEX/segment.000012.lexical.npz     immutable BM25 postings files, one per entry of the manifest's
+                                         ``lexical_segments`` (see ``kosearch.store.postings``)
     INDEX/write.lock                     held (flock) by the one process allowed to write
     INDEX/qdrant/                        only with ``--vector-store qdrant:local``: Qdrant's local storage
 
@@ -15,7 +17,8 @@ path, a ``..``, another name) is reported as corruption, and the only files a wr
 are segment files (``segment.NNNNNN.faiss``, ``segment.NNNNNN.lexical.npz``, with or without
 ``.tmp``) and old ``vectors.NNNNNN.faiss`` files directly inside the folder that the committed
 manifest does not name. The invariant checked at every commit and open: sentence rows = vectors in
-the segments - tombstones = the manifest's ``sentences``.
+the segments - tombstones = the manifest's ``sentences`` (= units in the postings files - the
+tombstones among them, for an index with postings files).
 
 Vector backends. Where the vectors live is the manifest's ``vector_store`` (absent: the FAISS
 segment files above). ``kosearch.store.vector_backend`` is the seam: a backend writes a checkpoint's
@@ -63,13 +66,32 @@ and has no ``segments`` key: it opens read-only as one segment made of that file
 gives the file a second name (a hard link, else a copy) ``segment.MMMMMM.faiss`` and commits a
 manifest listing that segment (and no ``vectors_file``); the old name is removed after the commit.
 
-Lexical index. The FTS5 table ``lexical`` (rowid = sentence id, text = the sentence's morphemes)
-is written and deleted in the same SQLite transaction as the sentence rows, so whatever a kill
-leaves, rows, postings and vectors belong to one checkpoint. The manifest's ``lexical`` key (the
-analyzer's options, so queries are analysed like the documents) is set only in the transaction
-that makes every sentence have its postings, and from then on every checkpoint checks that the
-counts agree. An index made before the lexical index has no such key: it is searched densely,
-and its next writer (``kosearch index``) adds the postings of its old sentences and then the key.
+Lexical index. Two parts. The FTS5 table ``lexical`` (rowid = sentence id, text = the sentence's
+morphemes) is the durable token store: written and deleted in the same SQLite transaction as the
+sentence rows, so whatever a kill leaves, rows, tokens and vectors belong to one checkpoint. It is
+not searched; it is what the postings files are built from (a checkpoint's new units, a migration,
+a repair), so no file ever has to be the only copy of an analysis. The *postings files*
+(``segment.NNNNNN.lexical.npz``, ``kosearch.store.postings``) are what lexical search and hybrid's
+BM25 completion read, memory-mapped, with k1 and b chosen per query: FTS5's ``bm25()`` cannot take
+them, and it scores every matching row (three times dense-only at a million units, where postings
+measured 1.00x; docs/benchmarks.md). A checkpoint builds the postings of its new units from their
+FTS5 rows (read inside its own transaction), writes them as ``segment.G.lexical.npz`` (fsynced,
+renamed) before the commit, and the commit names the file in ``lexical_segments`` and checks that
+the postings' units minus the tombstones among them are the sentence rows; a kill before the
+commit leaves an orphan file that the next writer removes, like a FAISS segment's. Postings files
+do not depend on the vector backend (Qdrant indexes have them too) and are merged by compaction:
+an explicit or tier merge of FAISS segments merges the postings files of the same names and every
+postings file holding a unit whose tombstone the merge deletes (Qdrant's compaction: every file
+holding a deleted unit), without those units; postings files also merge on their own when a tier
+of ten fills. Deleted units stay in the BM25 statistics (N, avgdl, df) until that merge, as in
+Lucene. The manifest's ``lexical`` key (the analyzer's options, so queries are analysed like the
+documents) is set only in the transaction that makes every sentence have its FTS5 row, and from
+then on every checkpoint checks the counts. An index made before the lexical index has no such
+key: it is searched densely, and its next writer (``kosearch index``) adds the FTS5 rows of its old
+sentences, then the key, and that checkpoint writes one postings file of every unit. An index made
+before postings files (``lexical`` but no ``lexical_segments``) is searched through postings that a
+reader builds in memory from the FTS5 rows once per generation, and its next writer, at open, writes
+them as one file in a commit of its own.
 
 Failures and damage. A write that fails (disk full, a quota, the process's file size limit, an
 I/O error) is raised as one ``IndexWriteError`` saying so; the half-written ``.tmp`` file is
@@ -123,6 +145,14 @@ from kosearch.errors import (
 from kosearch.results import CompactionReport, IndexedSentence
 from kosearch.store import ann
 from kosearch.store.metadata import SCHEMA_VERSION, CommittedHashes, MetadataStore, StoredDocument
+from kosearch.store.postings import (
+    LEXICAL_FILE,
+    LexicalEntry,
+    LexicalSegments,
+    SegmentPostings,
+    lexical_entries_of,
+    load_checked,
+)
 from kosearch.store.segments import (
     REMOVABLE_FILE,
     SegmentEntry,
@@ -255,6 +285,10 @@ class IndexStore:
         self._writer_view: StoreView | None = None
         # Where the vectors live (``kosearch.store.vector_backend``), from the manifest's ``vector_store``.
         self._vectors: VectorBackend | None = None
+        # A writer's committed BM25 postings files (None: the index has none, or they are to be rebuilt).
+        self._lexical_entries: list[LexicalEntry] | None = None
+        self._lexical = LexicalSegments()
+        self._rebuild_postings = False
 
     # -- opening --------------------------------------------------------------------------------
 
@@ -394,20 +428,27 @@ class IndexStore:
         return cls._open_writer(folder, lock, device, backend)
 
     @classmethod
-    def open_to_repair(cls, folder: Path, lock, leave_out: list[str], device: str = "cpu") -> IndexStore:
+    def open_to_repair(
+        cls, folder: Path, lock, leave_out: list[str], device: str = "cpu", *, rebuild_postings: bool = False
+    ) -> IndexStore:
         """A writer over every segment but ``leave_out`` (unreadable ones), whose counts may disagree.
 
         For ``kosearch check --repair`` (``kosearch.store.check``), which holds ``lock`` (the write
         lock), adds the missing vectors and tombstones, and commits through ``checkpoint``, whose
         check of the invariant is the same as at every commit. Until then nothing is removed: the
-        left-out files are still named by the committed manifest.
+        left-out files are still named by the committed manifest. ``rebuild_postings``: the BM25
+        postings files are damaged or the FTS5 rows are being repaired, so the checkpoint rebuilds
+        them all from the FTS5 rows (otherwise they are kept: they do not depend on the vectors).
         """
-        return cls._open_writer(Path(folder), lock, device, None, leave_out=frozenset(leave_out))
+        return cls._open_writer(
+            Path(folder), lock, device, None, leave_out=frozenset(leave_out), rebuild_postings=rebuild_postings
+        )
 
     @classmethod
     def _open_writer(
         cls, folder: Path, lock, device: str, backend: str | None, vector_store: dict[str, Any] | None = None,
         leave_out: frozenset[str] | None = None,
+        rebuild_postings: bool = False,
     ) -> IndexStore:
         store = cls(folder, lock, device, backend)
         metadata = _open_metadata(folder, writer=True)
@@ -433,6 +474,13 @@ class IndexStore:
             _check_dimensions(folder, manifest, segments)
             if leave_out is None:
                 _check_counts(folder, manifest, segments, len(tombstones), metadata.counts()[1])
+            lexical_entries = lexical_entries_of(manifest, lambda problem: _damaged(folder, problem))
+            if "lexical" in manifest and lexical_entries is not None and not rebuild_postings:
+                store._lexical = _load_lexical(folder, lexical_entries, LexicalSegments())
+                store._lexical_entries = lexical_entries
+                if leave_out is None:
+                    _check_lexical_count(folder, store._lexical, tombstones, int(manifest["sentences"]))
+            store._rebuild_postings = rebuild_postings
         except BaseException:
             metadata.close()
             if store._vectors is not None:
@@ -444,6 +492,8 @@ class IndexStore:
         store._pending = empty_vector_store(int(manifest["dimension"]), DEFAULT_FACTORY, device, backend)
         if "segments" not in manifest and (leave_out is None or store._segments):
             store._migrate(manifest)
+        if leave_out is None and "lexical" in manifest and store._lexical_entries is None:
+            store._migrate_postings()
         if leave_out is not None:
             return store  # repairing: the left-out files go once its checkpoint has committed
         store._remove_stale_files()
@@ -486,6 +536,7 @@ class IndexStore:
                 known = previous.segments_by_name() if previous is not None else {}
                 try:
                     segments = self._vectors.load(manifest, known, lambda problem: _damaged(self.folder, problem))
+                    lexical = _reader_lexical(self.folder, manifest, metadata, previous)
                 except _Damage:
                     raise
                 except IndexCorruptError as error:
@@ -497,7 +548,9 @@ class IndexStore:
                 _check_dimensions(self.folder, manifest, segments)
                 rows = metadata.counts()[1] if check_rows else None
                 _check_counts(self.folder, manifest, segments, len(tombstones), rows)
-                return StoreView(manifest, segments, tombstones, metadata)
+                if lexical is not None:
+                    _check_lexical_count(self.folder, lexical, tombstones, int(manifest["sentences"]))
+                return StoreView(manifest, segments, tombstones, metadata, lexical=lexical)
             except BaseException:
                 metadata.close()
                 raise
@@ -590,9 +643,12 @@ class IndexStore:
         if self._writer is None:
             raise KosearchError(f"the index {self.folder} is closed")
         if self._writer_view is None:
+            manifest = self._writer.manifest()
             self._writer_view = StoreView(
-                self._writer.manifest(), self._segments, self._tombstones, self._writer,
+                manifest, self._segments, self._tombstones, self._writer,
                 owns_metadata=False, pending=self._pending,
+                lexical=self._lexical if "lexical" in manifest else None,
+                pending_lexical=self._uncommitted_postings,
             )
         return self._writer_view
 
@@ -737,11 +793,25 @@ class IndexStore:
             self._refuse_if_compacted(view)
 
     def lexical_search(
-        self, match: str, k: int, where_sql: str = "1", parameters: list[Any] | None = None
+        self,
+        terms: list[str],
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+        *,
+        k1: float = 1.2,
+        b: float = 0.75,
     ) -> list[tuple[int, float]]:
-        """The ``k`` best ``(unit id, BM25)`` for an FTS5 MATCH expression, inside the filter."""
-        with self._sql() as metadata:
-            return metadata.lexical_search(match, k, where_sql, parameters or [])
+        """The ``k`` best ``(unit id, BM25)`` for the query's morphemes ``terms`` (each counted as often as
+        it is given), over the generation's postings segments, only among ``allowed_ids`` when given
+        (a filter, applied before the top k is taken); deleted units never. BM25 with ``k1`` and ``b``
+        and FTS5's idf (``kosearch.store.postings``)."""
+        with self.reading() as view:
+            try:
+                return view.lexical_search(list(terms), k, allowed_ids, k1, b)
+            except sqlite3.DatabaseError as error:  # a writer's pending postings are read from SQLite
+                if isinstance(error, sqlite3.OperationalError):
+                    raise
+                raise _damaged(self.folder, f"{self.folder / METADATA_FILE} cannot be read ({error})") from None
 
     def units_by_id(self, ids) -> dict[int, IndexedSentence]:
         with self._sql() as metadata:
@@ -885,7 +955,7 @@ class IndexStore:
         self._writing()
         if self._writer.counts()[1]:
             raise KosearchError(f"index {self.folder} holds units; its lexical index cannot be dropped")
-        self._writer.delete_manifest_key("lexical")
+        self._writer.delete_manifest_keys(["lexical", "lexical_segments"])
 
     @_explains_write_failures
     def complete_document(self, document_id: int, sha256: str) -> None:
@@ -922,6 +992,8 @@ class IndexStore:
         """Delete tombstones that name no vector of any segment (``kosearch check --repair``); durable at the next checkpoint."""
         self._writing()
         ids = np.unique(np.asarray(ids, dtype=np.int64))
+        if any(len(self._lexical.segment(name).holding(ids)) for name in self._lexical.names):
+            self._rebuild_postings = True  # a unit neither live nor deleted must leave the postings too
         self._writer.delete_tombstones(ids.tolist())
         self._tombstones = np.setdiff1d(self._tombstones, ids)
         self._writer_view = None
@@ -947,11 +1019,13 @@ class IndexStore:
                 self._writer.insert_documents(pending.documents, pending.sentences)
                 if skipped is not None:
                     self._writer.replace_skipped(skipped[0], skipped[1], now())
-                sentence_rows = self._check_commit(manifest, segments)
+                lexical = self._postings_at_checkpoint(manifest, generation)
+                sentence_rows = self._check_commit(manifest, segments, lexical, self._tombstones)
                 _, next_sentence_id = self._writer.next_ids()
                 self._writer.set_manifest(
                     {
                         **self._vectors.manifest_keys(segments),
+                        **_lexical_keys(lexical),
                         "generation": generation,
                         "sentences": sentence_rows,
                         "next_sentence_id": next_sentence_id,
@@ -970,10 +1044,13 @@ class IndexStore:
             segments = self._vectors.reopen_written(segments)
             self._pending = empty_vector_store(int(manifest["dimension"]), DEFAULT_FACTORY, self._device, self._backend)
         self._segments = segments
+        self._set_lexical(lexical)
         self._writer_view = None
         self._remove_stale_files()
         while self._vectors.merges_segments and (group := tier_to_merge([s.entry for s in self._segments])):
             self._merge([entry.name for entry in group])
+        while self._lexical_entries and (group := tier_to_merge(self._lexical_entries)):  # type: ignore[arg-type]
+            self._merge_postings([entry.name for entry in group])
 
     @_explains_write_failures
     def compact(self) -> CompactionReport:
@@ -1027,18 +1104,22 @@ class IndexStore:
             merged.append(LoadedSegment(entry, load_segment(self.folder, entry, self._device, self._backend)))
         segments = kept + merged
         self._writing()
+        remaining = np.setdiff1d(self._tombstones, dropped_ids)
+        lexical = self._merged_postings(names, np.unique(dropped_ids), segment_name(generation))
         with self._one_commit():
             self._writer.delete_tombstones(dropped_ids.tolist())
-            self._check_commit(manifest, segments)
+            self._check_commit(manifest, segments, lexical, remaining)
             self._writer.set_manifest(
                 {
                     "segments": [segment.entry.to_dict() for segment in segments],
+                    **_lexical_keys(lexical),
                     "generation": generation,
                     "updated": now(),
                 }
             )
         self._segments = segments
-        self._tombstones = np.setdiff1d(self._tombstones, dropped_ids)
+        self._tombstones = remaining
+        self._set_lexical(lexical)
         self._writer_view = None
         self._remove_stale_files()
 
@@ -1074,15 +1155,18 @@ class IndexStore:
             {**manifest, "generation": generation, "vector_points": stored}, {}, lambda problem: _damaged(self.folder, problem)
         )
         self._writing()
+        lexical = self._merged_postings([], dropped, segment_name(generation))
         with self._one_commit():
             self._writer.delete_tombstones(dropped.tolist())
-            self._check_commit(manifest, segments)
+            self._check_commit(manifest, segments, lexical, np.zeros(0, dtype=np.int64))
             self._writer.set_manifest(
-                {**self._vectors.manifest_keys(segments), "generation": generation, "updated": now()}
+                {**self._vectors.manifest_keys(segments), **_lexical_keys(lexical), "generation": generation, "updated": now()}
             )
         self._segments = segments
         self._tombstones = np.zeros(0, dtype=np.int64)
+        self._set_lexical(lexical)
         self._writer_view = None
+        self._remove_stale_files()
 
     def _factory_for(self, count: int) -> str:
         """The index's own factory when it asked for one, else what the measured break-even says."""
@@ -1128,8 +1212,15 @@ class IndexStore:
             crc32=file_crc32(self.folder / f"{name}.faiss"),
         )
 
-    def _check_commit(self, manifest: dict[str, Any], segments: list[LoadedSegment]) -> int:
-        """Inside the commit's transaction: rows = vectors - tombstones, and postings = rows."""
+    def _check_commit(
+        self,
+        manifest: dict[str, Any],
+        segments: list[LoadedSegment],
+        lexical: tuple[list[LexicalEntry], LexicalSegments] | None = None,
+        tombstones: np.ndarray | None = None,
+    ) -> int:
+        """Inside the commit's transaction: rows = vectors - tombstones, FTS5 rows = rows, and the
+        postings files' units - tombstones = rows (``tombstones``: those the commit leaves)."""
         _, sentence_rows = self._writer.counts()
         vectors = sum(segment.entry.count for segment in segments) - self._writer.tombstone_count()
         if sentence_rows != vectors:
@@ -1140,7 +1231,120 @@ class IndexStore:
                 raise KosearchError(
                     f"refusing to commit: {sentence_rows} sentence rows but {lexical_rows} lexical rows"
                 )
+        if lexical is not None:
+            held = len(lexical[1]) - lexical[1].deleted_within(np.unique(np.asarray(tombstones, dtype=np.int64)))
+            if held != sentence_rows:
+                raise KosearchError(f"refusing to commit: {sentence_rows} sentence rows but {held} units in the postings")
         return sentence_rows
+
+    # -- lexical postings files (``kosearch.store.postings``) -------------------------------------
+
+    def _postings_at_checkpoint(
+        self, manifest: dict[str, Any], generation: int
+    ) -> tuple[list[LexicalEntry], LexicalSegments] | None:
+        """Inside the checkpoint's transaction: the postings the commit names, the new file written.
+
+        The new units' tokens are read back from the FTS5 table (the writer's own transaction), so
+        whatever wrote them (ingest, a fill of an older index, a repair) the postings follow the
+        rows. With no postings files yet (an older index, a fill just finished, a repair) every
+        unit's postings go into one new file. None: the index has no lexical index.
+        """
+        if "lexical" not in manifest:
+            return None
+        name = segment_name(generation)
+        if self._rebuild_postings or self._lexical_entries is None:
+            ids, tokens = self._writer.lexical_tokens()
+            return self._with_new_postings([], LexicalSegments(), name, SegmentPostings.build(ids, tokens))
+        new = self._pending_postings(self._pending.ids()) if self._pending.count() else None
+        if new is None or new.count == 0:
+            return self._lexical_entries, self._lexical
+        return self._with_new_postings(list(self._lexical_entries), self._lexical, name, new)
+
+    def _pending_postings(self, ids: np.ndarray) -> SegmentPostings:
+        """Postings of the pending units that no postings file holds yet (a repair re-encodes the
+        vectors of units whose postings it keeps)."""
+        ids = np.unique(np.asarray(ids, dtype=np.int64))
+        for name in self._lexical.names:
+            ids = np.setdiff1d(ids, self._lexical.segment(name).holding(ids), assume_unique=True)
+        found_ids, tokens = self._writer.lexical_tokens(ids.tolist())
+        by_id = dict(zip(found_ids, tokens))
+        ids = np.asarray(ids, dtype=np.int64)
+        return SegmentPostings.build(ids, [by_id.get(int(i), "") for i in ids])
+
+    def _uncommitted_postings(self) -> SegmentPostings | None:
+        """What a writer's own view adds to its committed postings: its pending units' (or all, when
+        the index has no postings files yet)."""
+        if self._writer is None or "lexical" not in self._writer.manifest():
+            return None
+        if self._rebuild_postings or self._lexical_entries is None:
+            ids, tokens = self._writer.lexical_tokens()
+            return SegmentPostings.build(ids, tokens)
+        return self._pending_postings(self._pending.ids()) if self._pending.count() else None
+
+    def _with_new_postings(
+        self, entries: list[LexicalEntry], lexical: LexicalSegments, name: str, segment: SegmentPostings
+    ) -> tuple[list[LexicalEntry], LexicalSegments]:
+        """``entries`` plus ``segment`` written durably as ``name`` (not yet named by a commit)."""
+        if segment.count == 0:
+            return entries, lexical
+        path = self.folder / LexicalEntry(name, 0).file
+        segment.save(path)
+        entry = LexicalEntry.for_segment(name, segment, file_crc32(path))
+        loaded = load_checked(self.folder, entry)
+        return [*entries, entry], LexicalSegments({**{e.name: lexical.segment(e.name) for e in entries}, name: loaded})
+
+    def _merged_postings(
+        self, names: list[str], dropped: np.ndarray, name: str
+    ) -> tuple[list[LexicalEntry], LexicalSegments] | None:
+        """Compaction's postings: the files named ``names`` and every file holding a ``dropped`` unit
+        (its tombstone goes in this commit), merged into one without the dropped units."""
+        if self._lexical_entries is None:
+            return None
+        chosen = [
+            entry for entry in self._lexical_entries
+            if entry.name in names or len(self._lexical.segment(entry.name).holding(dropped))
+        ]
+        if not chosen:
+            return self._lexical_entries, self._lexical
+        kept = [entry for entry in self._lexical_entries if entry not in chosen]
+        merged = SegmentPostings.merge([self._lexical.segment(entry.name) for entry in chosen], excluded=dropped)
+        kept_segments = LexicalSegments({entry.name: self._lexical.segment(entry.name) for entry in kept})
+        return self._with_new_postings(kept, kept_segments, name, merged)
+
+    def _merge_postings(self, names: list[str]) -> None:
+        """Merge postings files on their own (a tier of them full, as for vector segments), in one commit;
+        deleted units stay (their tombstones stay too)."""
+        manifest = _checked_manifest(self.folder, self._writer.manifest())
+        generation = int(manifest["generation"]) + 1
+        self._writing()
+        lexical = self._merged_postings(names, np.zeros(0, dtype=np.int64), segment_name(generation))
+        with self._one_commit():
+            self._check_commit(manifest, self._segments, lexical, self._tombstones)
+            self._writer.set_manifest({**_lexical_keys(lexical), "generation": generation, "updated": now()})
+        self._set_lexical(lexical)
+        self._writer_view = None
+        self._remove_stale_files()
+
+    def _migrate_postings(self) -> None:
+        """An index whose lexical index is the FTS5 table alone gets its postings file, in one commit."""
+        manifest = _checked_manifest(self.folder, self._writer.manifest())
+        generation = int(manifest["generation"]) + 1
+        self._writing()
+        self._rebuild_postings = True
+        lexical = self._postings_at_checkpoint(manifest, generation)
+        with self._one_commit():
+            self._check_commit(manifest, self._segments, lexical, self._tombstones)
+            self._writer.set_manifest({**_lexical_keys(lexical), "generation": generation, "updated": now()})
+        self._set_lexical(lexical)
+        self._writer_view = None
+
+    def _set_lexical(self, lexical: tuple[list[LexicalEntry], LexicalSegments] | None) -> None:
+        """After a commit: the postings it named are the writer's."""
+        self._rebuild_postings = False
+        if lexical is None:
+            self._lexical_entries, self._lexical = None, LexicalSegments()
+        else:
+            self._lexical_entries, self._lexical = lexical
 
     def _migrate(self, manifest: dict[str, Any]) -> None:
         """Turn an index made before segments into one segment, in a commit (see "Migration")."""
@@ -1159,8 +1363,13 @@ class IndexStore:
         self._writer_view = None
 
     def _remove_stale_files(self) -> None:
-        """Remove what no committed manifest names: segment files, or a database's orphan points."""
-        self._vectors.remove_uncommitted(self._segments, int(self._writer.manifest()["generation"]))
+        """Remove what no committed manifest names: segment and postings files, or a database's orphan points."""
+        keep = frozenset(entry.file for entry in self._lexical_entries or [])
+        self._vectors.remove_uncommitted(self._segments, int(self._writer.manifest()["generation"]), keep)
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                if entry.name not in keep and LEXICAL_FILE.fullmatch(entry.name):
+                    Path(entry.path).unlink(missing_ok=True)
 
     def size_bytes(self) -> int:
         """Bytes of the index folder's files (with ``qdrant:local``'s storage; a server's are its own)."""
@@ -1174,6 +1383,41 @@ class IndexStore:
             except FileNotFoundError:
                 continue
         return total
+
+
+def _lexical_keys(lexical: tuple[list[LexicalEntry], LexicalSegments] | None) -> dict[str, Any]:
+    return {} if lexical is None else {"lexical_segments": [entry.to_dict() for entry in lexical[0]]}
+
+
+def _load_lexical(folder: Path, entries: list[LexicalEntry], previous: LexicalSegments) -> LexicalSegments:
+    """The postings files ``entries`` name, reusing those ``previous`` already mapped."""
+    by_name = {entry.name: entry for entry in entries}
+    return previous.with_segments(list(by_name), lambda name: load_checked(folder, by_name[name]))
+
+
+def _reader_lexical(
+    folder: Path, manifest: dict[str, Any], metadata: MetadataStore, previous: StoreView | None
+) -> LexicalSegments | None:
+    """A reader's postings of the generation ``manifest`` describes (None: the index has no lexical index).
+
+    An index whose lexical index is the FTS5 table alone (made before postings files, not written
+    since) has its postings built in memory from that table, once per generation; its next writer
+    writes them as a file (``_migrate_postings``).
+    """
+    if "lexical" not in manifest:
+        return None
+    entries = lexical_entries_of(manifest, lambda problem: _damaged(folder, problem))
+    if entries is None:
+        ids, tokens = metadata.lexical_tokens()
+        return LexicalSegments({"fts5": SegmentPostings.build(ids, tokens)})
+    known = previous.lexical if previous is not None and previous.lexical is not None else LexicalSegments()
+    return _load_lexical(folder, entries, known)
+
+
+def _check_lexical_count(folder: Path, lexical: LexicalSegments, tombstones: np.ndarray, sentences: int) -> None:
+    held = len(lexical) - lexical.deleted_within(np.unique(np.asarray(tombstones, dtype=np.int64)))
+    if held != sentences:
+        raise _damaged(folder, f"the lexical postings files of {folder} hold {held} live units, the manifest says {sentences}")
 
 
 def _exact_search(view: StoreView, queries: np.ndarray, k: int, allowed_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

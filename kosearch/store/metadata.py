@@ -11,6 +11,9 @@ The lexical index is an FTS5 table ``lexical(tokens)`` whose rowid is the senten
 text is the sentence's morphemes joined by spaces (computed above the store, by ingestion; this
 module stores and queries strings). It lives in the same database, so its rows are written and
 deleted in the same transaction as the sentence rows and can never disagree with them.
+It is the index's durable token store: searches read the BM25 postings files built from it
+(``kosearch.store.postings``); ``lexical_search`` here (FTS5's own ``bm25()``, k1 = 1.2, b = 0.75)
+stays for benchmarks and tests that compare against FTS5.
 
 Records. A text added through the records API (``Index.add_texts``) is a document whose
 ``record_id`` is the caller's id (or a generated one); a UNIQUE index on that column is what makes
@@ -351,6 +354,20 @@ class MetadataStore:
             "select id, text from sentences where id not in (select rowid from lexical) order by id limit ?",
             [limit],
         ).fetchall()
+
+    def lexical_tokens(self, ids: Sequence[int] | None = None) -> tuple[list[int], list[str]]:
+        """``(ids, tokens)`` of the lexical rows (all of them, or those of ``ids``), by id: the durable
+        token store that the postings files (``kosearch.store.postings``) are built from."""
+        if ids is None:
+            rows = self.db.execute("select rowid, tokens from lexical order by rowid").fetchall()
+        else:
+            rows = []
+            wanted = [int(i) for i in ids]
+            for chunk in _chunks(wanted, 900):
+                marks = ",".join("?" * len(chunk))
+                rows.extend(self.db.execute(f"select rowid, tokens from lexical where rowid in ({marks})", chunk).fetchall())
+            rows.sort()
+        return [int(row[0]) for row in rows], [row[1] for row in rows]
 
     def lexical_count(self) -> int:
         return int(self.db.execute("select count(*) from lexical").fetchone()[0])

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import re
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -65,6 +66,8 @@ import numpy as np
 
 from kosearch.errors import IndexCorruptError
 from kosearch.store.durable import replace_durably
+
+SEGMENT_NAME = re.compile(r"segment\.[0-9]{6,}")
 
 IdfVariant = Literal["robertson", "lucene"]
 ROBERTSON_IDF_FLOOR = 1e-6
@@ -227,6 +230,10 @@ class SegmentPostings:
         data = np.asarray(self.term_bytes).tobytes()
         offsets = np.asarray(self.term_offsets).tolist()
         return [data[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+    def holding(self, ids: np.ndarray) -> np.ndarray:
+        """Which of the sorted unique ``ids`` the segment holds (sorted)."""
+        return np.asarray(self.ids)[_positions_of(self, ids)]
 
     def term_number(self, term: str) -> int:
         """The term's row in the postings, or -1 if no unit of the segment holds it."""
@@ -512,15 +519,93 @@ class LexicalSegments:
         """Units in all segments, deleted ones included."""
         return sum(segment.count for segment in self._segments.values())
 
+    def segment(self, name: str) -> SegmentPostings:
+        return self._segments[name]
+
     def search(
         self,
         query_terms: Sequence[str],
         k: int,
         excluded: np.ndarray | None = None,
         allowed: np.ndarray | None = None,
+        *,
+        k1: float = 1.2,
+        b: float = 0.75,
+        extra: Sequence[SegmentPostings] = (),
     ) -> list[tuple[int, float]]:
-        """:func:`bm25_search` over every segment of the view (k1 = 1.2, b = 0.75, FTS5's idf)."""
-        return bm25_search(list(self._segments.values()), query_terms, k, excluded=excluded, allowed=allowed)
+        """:func:`bm25_search` over every segment of the view (and ``extra``: a writer's pending units),
+        with FTS5's idf."""
+        return bm25_search(
+            [*self._segments.values(), *extra], query_terms, k, excluded=excluded, allowed=allowed, k1=k1, b=b
+        )
+
+    def deleted_within(self, tombstones: np.ndarray) -> int:
+        """How many of the sorted unique ``tombstones`` the segments hold (they still count in ``len``)."""
+        return sum(len(_positions_of(segment, tombstones)) for segment in self._segments.values())
+
+
+@dataclass(frozen=True)
+class LexicalEntry:
+    """What the manifest's ``lexical_segments`` records about one postings file."""
+
+    name: str
+    count: int
+    min_id: int = 0
+    max_id: int = -1
+    crc32: int | None = None
+
+    @property
+    def file(self) -> str:
+        return lexical_file_name(self.name)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "count": self.count, "min_id": self.min_id, "max_id": self.max_id, "crc32": self.crc32}
+
+    @classmethod
+    def for_segment(cls, name: str, segment: SegmentPostings, crc32: int | None) -> LexicalEntry:
+        ids = np.asarray(segment.ids)
+        low, high = (int(ids[0]), int(ids[-1])) if len(ids) else (0, -1)
+        return cls(name, segment.count, low, high, crc32)
+
+
+def lexical_entries_of(manifest: Mapping, problem: Callable[[str], Exception]) -> list[LexicalEntry] | None:
+    """The manifest's ``lexical_segments``, checked like ``segments`` (names inside the folder, each once);
+    None when it has none (an index without postings files: older, or without a lexical index)."""
+    raw = manifest.get("lexical_segments")
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise problem(f"the manifest's lexical_segments is {raw!r}, not a list")
+    entries = []
+    for item in raw:
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not SEGMENT_NAME.fullmatch(name):
+            raise problem(f"the manifest names a lexical segment {name!r}, which is not segment.NNNNNN")
+        try:
+            entry = LexicalEntry(
+                name, int(item["count"]), int(item.get("min_id", 0)), int(item.get("max_id", -1)),
+                None if item.get("crc32") is None else int(item["crc32"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise problem(f"the manifest's entry of lexical segment {name} is malformed ({item!r})") from None
+        if entry.count < 0:
+            raise problem(f"the manifest's entry of lexical segment {name} has a negative count")
+        entries.append(entry)
+    if len({entry.name for entry in entries}) != len(entries):
+        raise problem("the manifest names a lexical segment twice")
+    return entries
+
+
+def load_checked(folder: Path, entry: LexicalEntry) -> SegmentPostings:
+    """A postings file whose unit count is the one its entry records (else ``IndexCorruptError``)."""
+    segment = SegmentPostings.load(folder / entry.file)
+    if segment.count != entry.count:
+        raise IndexCorruptError(f"{folder / entry.file} holds {segment.count} units, the manifest says {entry.count}")
+    return segment
+
+
+LEXICAL_FILE = re.compile(r"segment\.[0-9]{6,}\.lexical\.npz(?:\.tmp)?")
+"""Postings files (and their half-written temporaries) that a writer removes when no commit names them."""
 
 
 def lexical_file_name(segment_name: str) -> str:

@@ -291,7 +291,7 @@ class QdrantPoints:
     def manifest_keys(self, segments: list[LoadedSegment]) -> dict[str, Any]:
         return {"segments": [], "vector_points": segments[0].entry.count if segments else 0}
 
-    def remove_uncommitted(self, segments: list[LoadedSegment], generation: int) -> None:
+    def remove_uncommitted(self, segments: list[LoadedSegment], generation: int, keep: frozenset[str] = frozenset()) -> None:
         """Delete the points of generations after the committed one (once per writer: it makes none)."""
         if self._cleaned:
             return

@@ -3,10 +3,10 @@
 A segment ``segment.NNNNNN`` is written once (``segment.NNNNNN.faiss``, fsynced and renamed into
 place) and never changed: a commit adds one for the vectors added since the last commit, and
 compaction replaces several by one. ``NNNNNN`` is the generation that committed it, so a name
-is never reused for different contents once committed. The name ``segment.NNNNNN.lexical.npz``
-and the entry's ``lexical`` flag are reserved for per-segment BM25 postings
-(``kosearch.store.postings``); no writer makes them yet: the lexical index is the FTS5 table in
-``metadata.sqlite``, which meets the latency goal at 1M units (docs/benchmarks.md).
+is never reused for different contents once committed. Next to it, ``segment.NNNNNN.lexical.npz``
+holds BM25 postings (``kosearch.store.postings``); those files are listed in the manifest's own
+``lexical_segments`` (a Qdrant index has them without any FAISS segment), so the entry's ``lexical``
+flag stays unused (False).
 
 The manifest lists the segments (``segments``: a list of entries) and the write-time facts a
 reader needs without opening the file: how many vectors it holds, their id range (to find the

@@ -1,7 +1,8 @@
 """Where an index keeps its vectors: the store's one seam between the commit protocol and a vector engine.
 
-The store (``kosearch.store.index_store``) owns the protocol: rows, documents, lexical postings,
-tombstones and the manifest live in SQLite, and a checkpoint or compaction is one SQLite
+The store (``kosearch.store.index_store``) owns the protocol: rows, documents, lexical tokens,
+tombstones and the manifest live in SQLite, the BM25 postings files next to them (the same for
+every backend), and a checkpoint or compaction is one SQLite
 transaction that bumps ``generation``. A *vector backend* only keeps the vectors each generation
 adds and answers, for one committed generation, which of them are nearest. It does five things,
 each at a fixed point of the protocol (the short interface of txtai's ANN backends, bent to
@@ -92,8 +93,9 @@ class VectorBackend(Protocol):
         """The manifest keys a commit of ``segments`` writes."""
         ...
 
-    def remove_uncommitted(self, segments: list[LoadedSegment], generation: int) -> None:
-        """Remove what no committed manifest names, ``generation`` being the committed one."""
+    def remove_uncommitted(self, segments: list[LoadedSegment], generation: int, keep: frozenset[str] = frozenset()) -> None:
+        """Remove what no committed manifest names, ``generation`` being the committed one; ``keep``:
+        other files of the folder that the manifest names (the lexical postings files)."""
         ...
 
     def close(self) -> None: ...
@@ -154,9 +156,9 @@ class FaissSegments:
     def manifest_keys(self, segments: list[LoadedSegment]) -> dict[str, Any]:
         return {"segments": [segment.entry.to_dict() for segment in segments]}
 
-    def remove_uncommitted(self, segments: list[LoadedSegment], generation: int) -> None:
+    def remove_uncommitted(self, segments: list[LoadedSegment], generation: int, keep: frozenset[str] = frozenset()) -> None:
         """Segment and old vector files that the committed manifest does not name (and only those)."""
-        named = {name for segment in segments for name in segment.entry.files()}
+        named = {name for segment in segments for name in segment.entry.files()} | set(keep)
         with os.scandir(self.folder) as entries:
             for entry in entries:
                 if entry.name not in named and REMOVABLE_FILE.fullmatch(entry.name):

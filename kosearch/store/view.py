@@ -11,19 +11,26 @@ replaced and no search still uses it.
 
 A writer uses the same class for what it sees itself: the committed segments, the deleted ids
 including its uncommitted deletions, and ``pending``, the vectors it added since its last commit.
+
+The lexical side is the same: ``lexical`` holds the generation's BM25 postings segments
+(``kosearch.store.postings``), shared by name with the views before and after it, searched with the
+view's deleted ids excluded; a writer's view adds the postings of its uncommitted units, built from
+its SQLite transaction the first time it searches.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from functools import cached_property
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from kosearch.store.metadata import MetadataStore
+from kosearch.store.postings import LexicalSegments, SegmentPostings
 from kosearch.store.segments import SegmentEntry, tombstones_within
 from kosearch.store.vectors import IdSet, VectorStore
 
@@ -46,12 +53,16 @@ class StoreView:
         *,
         owns_metadata: bool = True,
         pending: VectorStore | None = None,
+        lexical: LexicalSegments | None = None,
+        pending_lexical: Callable[[], SegmentPostings | None] | None = None,
     ) -> None:
         self.manifest = manifest
         self.generation = int(manifest["generation"])
         self.segments = segments
         self.tombstones = np.unique(np.asarray(tombstones, dtype=np.int64))
         self.pending = pending
+        self.lexical = lexical
+        self._pending_lexical = pending_lexical
         self._metadata = metadata
         self._owns_metadata = owns_metadata
         self._excluded = {s.entry.name: IdSet(tombstones_within(self.tombstones, s.entry)) for s in segments}
@@ -99,6 +110,24 @@ class StoreView:
 
     def segments_by_name(self) -> dict[str, LoadedSegment]:
         return {segment.entry.name: segment for segment in self.segments}
+
+    # -- lexical --------------------------------------------------------------------------------
+
+    @cached_property
+    def _pending_postings(self) -> list[SegmentPostings]:
+        built = self._pending_lexical() if self._pending_lexical is not None else None
+        return [built] if built is not None and built.count else []
+
+    def lexical_search(
+        self, terms: Sequence[str], k: int, allowed: np.ndarray | None, k1: float, b: float
+    ) -> list[tuple[int, float]]:
+        """The k best ``(unit id, BM25)`` over the view's postings, deleted units never, only ``allowed``
+        ones when given (k come back whenever k allowed units share a term with the query)."""
+        if self.lexical is None or not terms:
+            return []
+        with self._sql_lock if self._pending_lexical is not None else nullcontext():
+            extra = self._pending_postings  # built from the writer's connection: one caller at a time
+        return self.lexical.search(terms, k, self.tombstones, allowed, k1=k1, b=b, extra=extra)
 
     # -- vectors --------------------------------------------------------------------------------
 
