@@ -64,6 +64,9 @@ sys.path.insert(0, str(ROOT))
 
 from kosearch.data.beir import BeirDataset, CorpusDocument, write_beir  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from build_devsets import chatbot_retrieval  # noqa: E402
+
 ANSWERS_PER_FILE = 500
 NSMC_DOC_REVIEWS = 10
 NSMC_QUERY_MIN_CHARS = 20
@@ -74,32 +77,10 @@ MODES = ("dense", "hybrid")
 
 
 def chatbot_set(rows: Sequence[tuple[str, str]], queries_wanted: int, seed: int) -> tuple[BeirDataset, list[str]]:
-    """The question -> answer set and the adaptation texts (the distinct answers, nothing else).
-
-    Answers repeat word for word, so the corpus holds each distinct answer once and a question's relevant documents
-    are all its rows' answers (as ``bench/build_devsets.py``).
-    """
-    doc_ids: dict[str, str] = {}
-    answers: dict[str, set[str]] = {}
-    for question, answer in rows:
-        question, answer = question.strip(), answer.strip()
-        if not question or not answer:
-            continue
-        doc_ids.setdefault(answer, f"a{len(doc_ids) + 1}")
-        answers.setdefault(question, set()).add(answer)
-    questions = list(answers)
-    chosen = set(random.Random(seed).sample(questions, min(queries_wanted, len(questions))))
-    queries: dict[str, str] = {}
-    qrels: dict[str, dict[str, int]] = {}
-    for question in questions:
-        if question in chosen:
-            query_id = f"q{len(queries) + 1}"
-            queries[query_id] = question
-            qrels[query_id] = {doc_ids[answer]: 1 for answer in sorted(answers[question])}
-    corpus = {
-        doc_id: CorpusDocument(id=doc_id, text=text, line=n) for n, (text, doc_id) in enumerate(doc_ids.items(), 1)
-    }
-    return BeirDataset(corpus=corpus, queries=queries, qrels=qrels, name="chatbot"), list(doc_ids)
+    """The question -> answer set (``build_devsets.chatbot_retrieval``) and the adaptation texts: the distinct
+    answers, nothing else."""
+    dataset = chatbot_retrieval(list(rows), queries_wanted, seed)
+    return dataset, [document.text for document in dataset.corpus.values()]
 
 
 def nsmc_set(

@@ -104,10 +104,22 @@ def kornli() -> BeirDataset:
 
 def chatbot(queries_wanted: int, seed: int) -> BeirDataset:
     with open(DATA / "chatbot" / "ChatbotData.csv", encoding="utf-8", newline="") as handle:
-        rows = [(row["Q"].strip(), row["A"].strip()) for row in csv.DictReader(handle)]
+        rows = [(row["Q"], row["A"]) for row in csv.DictReader(handle)]
+    return chatbot_retrieval(rows, queries_wanted, seed)
+
+
+def chatbot_retrieval(rows: list[tuple[str, str]], queries_wanted: int, seed: int) -> BeirDataset:
+    """Question -> answer retrieval over (question, answer) rows; also what ``adapt_runs.py`` adapts on.
+
+    Each distinct answer is one document (in first-seen order); a question's relevant documents are the
+    answers of all its rows; rows with an empty side are left out.
+    """
     doc_ids: dict[str, str] = {}
     answers: dict[str, set[str]] = {}
     for question, answer in rows:
+        question, answer = question.strip(), answer.strip()
+        if not question or not answer:
+            continue
         doc_ids.setdefault(answer, f"a{len(doc_ids) + 1}")
         answers.setdefault(question, set()).add(answer)
     questions = list(answers)
