@@ -338,7 +338,11 @@ def test_a_writer_removes_only_its_own_stale_files(tmp_path):
     for name in keep + stale:
         (index / name).write_text("x")
     IndexStore.open(index, writable=True).close()
-    assert sorted(p.name for p in index.iterdir() if "faiss" in p.name or "lexical" in p.name) == sorted(keep + [current])
+    postings = [entry["name"] + ".lexical.npz" for entry in _manifest_value(index, "lexical_segments")]
+    assert postings, "the index has a lexical index, so its segment has a postings file"
+    assert sorted(p.name for p in index.iterdir() if "faiss" in p.name or "lexical" in p.name) == sorted(
+        keep + [current] + postings
+    )
 
 
 # -- item 13: damaged files are clear errors -------------------------------------------------------

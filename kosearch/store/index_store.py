@@ -414,6 +414,9 @@ class IndexStore:
                         **recorded,
                         "faiss_factory": factory,
                         "segments": [],
+                        # An index created with a lexical index has its (empty) postings list from the
+                        # start, so its first writer commits no migration generation.
+                        **({"lexical_segments": []} if "lexical" in encoder_manifest else {}),
                         "generation": 0,
                         "sentences": 0,
                         "next_sentence_id": 1,
