@@ -2,7 +2,8 @@
 
 Each variant runs in a fresh child process that imports kosearch from a given source tree (``--old``,
 e.g. a checkout of main, and ``--new``, this tree), so both are measured in the same run on the same
-data. A child records its RSS high-water mark (``resource.getrusage``) once its input is in place
+data. A child records its RSS high-water mark (``/proc/self/status``: VmRSS, then VmHWM after resetting it through ``/proc/self/clear_refs``;
+``resource.getrusage``'s ru_maxrss would carry the parent's peak across exec) once its input is in place
 (the baseline: vectors loaded for ``build_index``; the store opened for compaction), then runs the
 work and reports the new high-water mark. The figure of interest is (peak - baseline) / size of
 the vectors (N x d x 4 bytes): how many extra copies of the vectors the work holds at once.
@@ -34,14 +35,27 @@ sys.path.insert(0, sys.argv[1])
 import numpy as np
 task, data = sys.argv[2], sys.argv[3]
 
+def status_mb(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+
+def start():
+    # ru_maxrss survives exec (it would report the parent's peak): the baseline is the current RSS
+    # and the high-water mark is reset here (clear_refs 5), then read as VmHWM.
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >= 0
+    return status_mb("VmRSS")
+
 def rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return status_mb("VmHWM")
 
 if task == "build":
     from kosearch.store import ann
     vectors = np.load(data)
     ids = np.arange(len(vectors), dtype=np.int64)
-    baseline = rss_mb()
+    baseline = start()
     started = time.perf_counter()
     index = ann.build_index(ids, vectors, "HNSW32")
     seconds = time.perf_counter() - started
@@ -49,7 +63,7 @@ if task == "build":
 else:
     from kosearch.store import IndexStore
     store = IndexStore.open(data, writable=True)
-    baseline = rss_mb()
+    baseline = start()
     started = time.perf_counter()
     report = store.compact()
     seconds = time.perf_counter() - started

@@ -126,6 +126,7 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, factory: str, device: str 
         positions = np.flatnonzero(held_out)
         kept_ids = ids[~held_out]
         kept = len(kept_ids)
+        _reserve_codes(inner, len(ids))
         with _held_out_last(vectors, positions) as ordered:
             index.add_with_ids(ordered[:kept], kept_ids)
             _tune(index, kept_ids, ordered[:kept], ordered[kept:], None, device=device)
@@ -181,6 +182,22 @@ def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int, device: s
     # both run FAISS's same exhaustive inner-product search, so the answers are the same.
     _, positions = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
     return positions
+
+
+def _reserve_codes(inner: faiss.Index, count: int) -> None:
+    """Room for ``count`` vectors in an empty HNSW's flat storage before the first of two adds.
+
+    Without it the second add (the held-out rows) grows the storage's ``std::vector``, which copies
+    every stored vector into a buffer twice as large: a transient second copy of them all. A
+    vector keeps its capacity when shrunk, so growing it once and shrinking it back reserves it.
+    """
+    storage = getattr(inner, "storage", None)
+    if storage is None:
+        return
+    storage = faiss.downcast_index(storage)
+    if isinstance(storage, faiss.IndexFlatCodes) and storage.ntotal == 0:
+        storage.codes.resize(count * storage.code_size)
+        storage.codes.resize(0)
 
 
 @contextmanager
