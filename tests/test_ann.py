@@ -152,3 +152,32 @@ def _recall_against(ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, f
     _, positions = exact.search(queries, found.shape[1])
     truth = ids[positions]
     return float(np.mean([len(np.intersect1d(t, f)) / len(t) for t, f in zip(truth, found)]))
+
+
+def test_build_index_leaves_the_callers_vectors_unchanged_and_adds_held_out_rows_last():
+    """build_index reorders the rows in place to add the held-out ones last, then puts them back."""
+    vectors = clustered(3000, 16, seed=3)
+    vectors[100:400] = vectors[1000:1300]  # duplicates: ties in the exact answers
+    ids = np.arange(3000, dtype=np.int64) * 7 + 1
+    before = vectors.copy()
+    index = ann.build_index(ids, vectors, "HNSW32")
+    assert np.array_equal(vectors, before)
+    held_out = np.zeros(3000, dtype=bool)
+    held_out[np.random.default_rng(ann._SEED).choice(3000, ann.TUNING_QUERIES, replace=False)] = True
+    order = np.concatenate([np.flatnonzero(~held_out), np.flatnonzero(held_out)])
+    assert np.array_equal(faiss.vector_to_array(index.id_map), ids[order])
+    assert np.array_equal(index.index.reconstruct_n(0, 3000), before[order])
+    read_only = before.copy()
+    read_only.flags.writeable = False
+    again = ann.build_index(ids, read_only, "HNSW32")
+    assert np.array_equal(faiss.vector_to_array(again.id_map), ids[order])
+
+
+def test_exact_neighbours_match_a_flat_index_with_ties():
+    vectors = clustered(2000, 16, seed=4)
+    vectors[:500] = vectors[500:1000]
+    queries = vectors[::37]
+    flat = faiss.IndexFlatIP(16)
+    flat.add(vectors)
+    _, expected = flat.search(queries, 11)
+    assert np.array_equal(ann.exact_neighbours(vectors, queries, 11), expected)

@@ -44,6 +44,8 @@ allowed ids instead.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import faiss
 import numpy as np
@@ -117,11 +119,20 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, factory: str, device: str 
     held_out = np.zeros(len(ids), dtype=bool)
     if len(ids) >= 4 * TUNING_QUERIES:
         held_out[rng.choice(len(ids), TUNING_QUERIES, replace=False)] = True
-    index.add_with_ids(vectors[~held_out], ids[~held_out])
     if held_out.any():
-        _tune(index, ids[~held_out], vectors[~held_out], vectors[held_out], None, device=device)
-        index.add_with_ids(vectors[held_out], ids[held_out])
+        # One add of the kept rows, then the held-out ones: the index's order and graph are those of
+        # ``add(vectors[~held_out]); add(vectors[held_out])``, without copying all vectors for it
+        # (the rows are moved in place, and moved back before returning).
+        positions = np.flatnonzero(held_out)
+        kept_ids = ids[~held_out]
+        kept = len(kept_ids)
+        _reserve_codes(inner, len(ids))
+        with _held_out_last(vectors, positions) as ordered:
+            index.add_with_ids(ordered[:kept], kept_ids)
+            _tune(index, kept_ids, ordered[:kept], ordered[kept:], None, device=device)
+            index.add_with_ids(ordered[kept:], ids[positions])
     else:
+        index.add_with_ids(vectors, ids)
         rows = rng.choice(len(ids), min(TUNING_QUERIES, len(ids)), replace=False)
         _tune(index, ids, vectors, vectors[rows], ids[rows], device=device)
     ivf = _ivf_of(index)
@@ -167,10 +178,51 @@ def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int, device: s
     gpu = gpu_number(device)
     if gpu is not None:
         return _knn_gpu(vectors, queries, k, gpu)
-    exact = faiss.IndexFlatIP(vectors.shape[1])
-    exact.add(vectors)
-    _, positions = exact.search(queries, k)
+    # faiss.knn scans ``vectors`` where they are (an IndexFlatIP would hold a copy of them all);
+    # both run FAISS's same exhaustive inner-product search, so the answers are the same.
+    _, positions = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
     return positions
+
+
+def _reserve_codes(inner: faiss.Index, count: int) -> None:
+    """Room for ``count`` vectors in an empty HNSW's flat storage before the first of two adds.
+
+    Without it the second add (the held-out rows) grows the storage's ``std::vector``, which copies
+    every stored vector into a buffer twice as large: a transient second copy of them all. A
+    vector keeps its capacity when shrunk, so growing it once and shrinking it back reserves it.
+    """
+    storage = getattr(inner, "storage", None)
+    if storage is None:
+        return
+    storage = faiss.downcast_index(storage)
+    if isinstance(storage, faiss.IndexFlatCodes) and storage.ntotal == 0:
+        storage.codes.resize(count * storage.code_size)
+        storage.codes.resize(0)
+
+
+@contextmanager
+def _held_out_last(vectors: np.ndarray, positions: np.ndarray) -> Iterator[np.ndarray]:
+    """``vectors`` with the rows at sorted ``positions`` moved to the end (the others keep their order).
+
+    Done in place, block by block (each block between two held-out rows moves left, as far as the
+    held-out rows before it), and undone on leaving, so the caller's array comes back unchanged;
+    only the held-out rows and one block at a time are copied. An array that cannot be written
+    (a read-only memory map) is reordered in a copy instead.
+    """
+    if not vectors.flags.writeable:
+        yield np.concatenate([np.delete(vectors, positions, axis=0), vectors[positions]])
+        return
+    held = vectors[positions].copy()
+    bounds = [*positions.tolist(), len(vectors)]
+    for shift, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:]), start=1):
+        vectors[start + 1 - shift : stop - shift] = vectors[start + 1 : stop]
+    vectors[len(vectors) - len(held) :] = held
+    try:
+        yield vectors
+    finally:
+        for shift, (start, stop) in reversed(list(enumerate(zip(bounds[:-1], bounds[1:]), start=1))):
+            vectors[start + 1 : stop] = vectors[start + 1 - shift : stop - shift]
+        vectors[positions] = held
 
 
 def gpu_number(device: str) -> int | None:

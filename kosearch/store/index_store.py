@@ -1198,10 +1198,19 @@ class IndexStore:
             for ids, batch in live_batches():
                 index.add_with_ids(batch, ids)
         else:
-            parts = list(live_batches())
-            ids = np.concatenate([p[0] for p in parts])
-            vectors = np.concatenate([p[1] for p in parts])
-            del parts
+            # Read once into one array (no list of batches next to a concatenated copy): the graph
+            # build and its tuning need them all, and build_index copies none of them.
+            ids = np.empty(live, dtype=np.int64)
+            vectors = np.empty((live, dimension), dtype=np.float32)
+            filled = 0
+            for batch_ids, batch in live_batches():
+                if filled + len(batch_ids) > live:
+                    raise KosearchError(f"refusing to merge: the segments hold more than the {live} live vectors counted")
+                ids[filled : filled + len(batch_ids)] = batch_ids
+                vectors[filled : filled + len(batch_ids)] = batch
+                filled += len(batch_ids)
+            if filled != live:
+                raise KosearchError(f"refusing to merge: the segments hold {filled} live vectors, {live} were counted")
             index = ann.build_index(ids, vectors, factory, device=self._device)
             sample = np.random.default_rng(0).choice(len(ids), min(RECALL_QUERIES, len(ids)), replace=False)
             recall = float(
