@@ -66,8 +66,8 @@ import numpy as np
 
 from kosearch.errors import IndexCorruptError
 from kosearch.store.durable import replace_durably
+from kosearch.store.manifest_entries import checked_entries
 
-SEGMENT_NAME = re.compile(r"segment\.[0-9]{6,}")
 
 IdfVariant = Literal["robertson", "lucene"]
 ROBERTSON_IDF_FLOOR = 1e-6
@@ -574,26 +574,17 @@ def lexical_entries_of(manifest: Mapping, problem: Callable[[str], Exception]) -
     raw = manifest.get("lexical_segments")
     if raw is None:
         return None
-    if not isinstance(raw, list):
-        raise problem(f"the manifest's lexical_segments is {raw!r}, not a list")
-    entries = []
-    for item in raw:
-        name = item.get("name") if isinstance(item, dict) else None
-        if not isinstance(name, str) or not SEGMENT_NAME.fullmatch(name):
-            raise problem(f"the manifest names a lexical segment {name!r}, which is not segment.NNNNNN")
-        try:
-            entry = LexicalEntry(
-                name, int(item["count"]), int(item.get("min_id", 0)), int(item.get("max_id", -1)),
-                None if item.get("crc32") is None else int(item["crc32"]),
-            )
-        except (KeyError, TypeError, ValueError):
-            raise problem(f"the manifest's entry of lexical segment {name} is malformed ({item!r})") from None
-        if entry.count < 0:
-            raise problem(f"the manifest's entry of lexical segment {name} has a negative count")
-        entries.append(entry)
-    if len({entry.name for entry in entries}) != len(entries):
-        raise problem("the manifest names a lexical segment twice")
-    return entries
+    return checked_entries(
+        raw,
+        key="lexical_segments",
+        noun="lexical segment",
+        bad_name=lambda name: f"the manifest names a lexical segment {name!r}, which is not segment.NNNNNN",
+        build=lambda name, item: LexicalEntry(
+            name, int(item["count"]), int(item.get("min_id", 0)), int(item.get("max_id", -1)),
+            None if item.get("crc32") is None else int(item["crc32"]),
+        ),
+        problem=problem,
+    )
 
 
 def load_checked(folder: Path, entry: LexicalEntry) -> SegmentPostings:

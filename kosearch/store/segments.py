@@ -33,9 +33,9 @@ import numpy as np
 
 from kosearch.errors import IndexCorruptError
 from kosearch.store.durable import sync_folder, write_file_atomically
+from kosearch.store.manifest_entries import checked_entries
 from kosearch.store.vectors import VectorStore, load_vector_store
 
-SEGMENT_NAME = re.compile(r"segment\.[0-9]{6,}")
 """The only names a segment entry may hold."""
 LEGACY_VECTORS_FILE = re.compile(r"vectors\.[0-9]{6,}\.faiss")
 """The only names the ``vectors_file`` of an index made before segments may hold."""
@@ -101,36 +101,26 @@ def entries_of(manifest: dict[str, Any], problem) -> list[SegmentEntry]:
             )
         factory = str(manifest.get("faiss_factory", "Flat"))
         return [SegmentEntry(name[: -len(".faiss")], int(manifest["sentences"]), factory, 0, -1)]
-    raw = manifest["segments"]
-    if not isinstance(raw, list):
-        raise problem(f"the manifest's segments is {raw!r}, not a list")
-    entries = []
-    for item in raw:
-        name = item.get("name") if isinstance(item, dict) else None
-        if not isinstance(name, str) or not SEGMENT_NAME.fullmatch(name):
-            raise problem(
-                f"the manifest names a segment {name!r}, which is not a segment name inside the index "
-                f"folder (expected segment.NNNNNN)"
-            )
-        try:
-            entry = SegmentEntry(
-                name=name,
-                count=int(item["count"]),
-                factory=str(item.get("factory", "Flat")),
-                min_id=int(item.get("min_id", 0)),
-                max_id=int(item.get("max_id", -1)),
-                recall_at_10=None if item.get("recall_at_10") is None else float(item["recall_at_10"]),
-                lexical=bool(item.get("lexical", False)),
-                crc32=None if item.get("crc32") is None else int(item["crc32"]),
-            )
-        except (KeyError, TypeError, ValueError):
-            raise problem(f"the manifest's entry of segment {name} is malformed ({item!r})") from None
-        if entry.count < 0:
-            raise problem(f"the manifest's entry of segment {name} has a negative count")
-        entries.append(entry)
-    if len({entry.name for entry in entries}) != len(entries):
-        raise problem("the manifest names a segment twice")
-    return entries
+    return checked_entries(
+        manifest["segments"],
+        key="segments",
+        noun="segment",
+        bad_name=lambda name: (
+            f"the manifest names a segment {name!r}, which is not a segment name inside the index "
+            f"folder (expected segment.NNNNNN)"
+        ),
+        build=lambda name, item: SegmentEntry(
+            name=name,
+            count=int(item["count"]),
+            factory=str(item.get("factory", "Flat")),
+            min_id=int(item.get("min_id", 0)),
+            max_id=int(item.get("max_id", -1)),
+            recall_at_10=None if item.get("recall_at_10") is None else float(item["recall_at_10"]),
+            lexical=bool(item.get("lexical", False)),
+            crc32=None if item.get("crc32") is None else int(item["crc32"]),
+        ),
+        problem=problem,
+    )
 
 
 def entry_for(name: str, store: VectorStore, factory: str, recall: float | None = None) -> SegmentEntry:
