@@ -283,9 +283,8 @@ def _lexical_results(folder, encoder):
         ]
 
 
-def test_an_fts5_only_index_is_searched_as_before_and_its_next_writer_writes_its_postings(tmp_path):
-    import json
-
+def _sentence_index(tmp_path):
+    """An index of SENTENCES, one unit each, by the hashing stub encoder; its folder."""
     import kosearch
     from kosearch_testing import HashingEncoder
 
@@ -295,6 +294,16 @@ def test_an_fts5_only_index_is_searched_as_before_and_its_next_writer_writes_its
     folder = tmp_path / "idx"
     with kosearch.Index.create(folder, HashingEncoder()) as idx:
         idx.add_folder(docs, unit="sentence")
+    return folder
+
+
+def test_an_fts5_only_index_is_searched_as_before_and_its_next_writer_writes_its_postings(tmp_path):
+    import json
+
+    import kosearch
+    from kosearch_testing import HashingEncoder
+
+    folder = _sentence_index(tmp_path)
     expected = _lexical_results(folder, HashingEncoder())
     _fts5_only(folder)
     before = _state(folder)
@@ -317,12 +326,7 @@ def test_a_damaged_postings_file_is_found_by_open_and_check_and_repair_rebuilds_
     from kosearch.errors import IndexCorruptError
     from kosearch_testing import HashingEncoder
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "a.txt").write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
-    folder = tmp_path / "idx"
-    with kosearch.Index.create(folder, HashingEncoder()) as idx:
-        idx.add_folder(docs, unit="sentence")
+    folder = _sentence_index(tmp_path)
     expected = _lexical_results(folder, HashingEncoder())
     (path,) = folder.glob("segment.*.lexical.npz")
     if how == "missing":
