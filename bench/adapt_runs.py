@@ -78,9 +78,20 @@ MODES = ("dense", "hybrid")
 
 def chatbot_set(rows: Sequence[tuple[str, str]], queries_wanted: int, seed: int) -> tuple[BeirDataset, list[str]]:
     """The question -> answer set (``build_devsets.chatbot_retrieval``) and the adaptation texts: the distinct
-    answers, nothing else."""
+    answers, nothing else.
+
+    A question whose text is also an answer (a greeting answered by the same greeting) would reach training
+    as a passage of the folder, so it is left out of the evaluation (3 of the 1,500 sampled questions)."""
     dataset = chatbot_retrieval(list(rows), queries_wanted, seed)
-    return dataset, [document.text for document in dataset.corpus.values()]
+    texts = [document.text for document in dataset.corpus.values()]
+    answers = set(texts)
+    dropped = [query for query, text in dataset.queries.items() if text in answers]
+    for query in dropped:
+        del dataset.queries[query]
+        dataset.qrels.pop(query, None)
+    if dropped:
+        dataset.notes.append(f"{len(dropped)} sampled questions left out: their text is also an answer of the corpus")
+    return dataset, texts
 
 
 def nsmc_set(

@@ -32,6 +32,15 @@ def test_chatbot_folder_holds_answers_only_and_every_question_finds_its_answers(
     assert len(small.queries) == 2
 
 
+def test_chatbot_question_that_is_also_an_answer_is_left_out_of_the_evaluation() -> None:
+    rows = [("안녕", "안녕"), ("안녕", "반가워요."), ("배고파", "밥 드세요."), ("졸려", "일찍 주무세요.")]
+    dataset, texts = adapt_runs.chatbot_set(rows, queries_wanted=10, seed=1)
+    assert "안녕" in texts  # the answer stays in the corpus and the folder
+    assert sorted(dataset.queries.values()) == ["배고파", "졸려"]
+    assert set(dataset.qrels) == set(dataset.queries)
+    assert any("left out" in note for note in dataset.notes)
+
+
 def test_nsmc_held_out_movies_never_reach_the_adaptation_folder() -> None:
     rows = []
     for movie in range(30):
