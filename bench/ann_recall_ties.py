@@ -102,6 +102,7 @@ def duplicates(truth: ann.ExactAnswers, metadata: Path | None) -> dict:
     scores = truth.scores(truth.truth)
     own = truth.query_ids[:, None]
     keep = (truth.truth >= 0) & (truth.truth != own)
+    keep &= np.cumsum(keep, axis=1) <= 10  # the top 10 once the query's own id is left out
     identical = keep & (scores >= 1 - 1e-5)
     near = keep & (scores >= 1 - 1e-3) & ~identical
     result = {"pairs": int(keep.sum()), "identical": int(identical.sum()), "near": int(near.sum())}
@@ -120,6 +121,45 @@ def duplicates(truth: ann.ExactAnswers, metadata: Path | None) -> dict:
     return result
 
 
+def near_ties(index, truth: ann.ExactAnswers, depth: int, metadata: Path | None) -> dict:
+    """What 1e-3 adds over 1e-5 at one efSearch: the returned neighbours that count at 1e-3 only, how far
+    below the exact 10th they score, and how many carry the text of one of the exact top 10 (a copy whose
+    vector differs by encoder rounding) rather than another sentence; and how wide the exact top 10 is."""
+    params = faiss.SearchParametersHNSW()
+    params.efSearch = depth
+    _, found = index.search(truth.queries, truth.depth, params=params)
+    found_scores, truth_scores = truth.scores(found), truth.scores(truth.truth)
+    db = sqlite3.connect(f"file:{metadata}?mode=ro&immutable=1", uri=True) if metadata and metadata.exists() else None
+
+    def text(unit: int) -> str | None:
+        row = None if db is None else db.execute("select text from sentences where id = ?", (int(unit),)).fetchone()
+        return None if row is None else row[0].strip()
+
+    gaps, same_text, widths = [], 0, []
+    for row in range(len(found)):
+        own = -2 if truth.query_ids is None else truth.query_ids[row]
+        keep_t = (truth.truth[row] >= 0) & (truth.truth[row] != own)
+        keep_f = (found[row] >= 0) & (found[row] != own)
+        expected, expected_scores = truth.truth[row][keep_t][:10], truth_scores[row][keep_t][:10]
+        got, got_scores = found[row][keep_f][:10], found_scores[row][keep_f][:10]
+        kth = expected_scores.min()
+        widths.append(float(expected_scores.max() - kth))
+        texts = {text(unit) for unit in expected}
+        for unit, score in zip(got, got_scores):
+            if kth - 1e-3 <= score < kth - 1e-5:
+                gaps.append(float(kth - score))
+                same_text += text(unit) in texts and text(unit) is not None
+    if db is not None:
+        db.close()
+    return {
+        "efSearch": depth,
+        "counted_at_1e-3_only": len(gaps),
+        "of_them_with_a_top10_text": int(same_text),
+        "median_gap_below_10th": float(np.median(gaps)) if gaps else None,
+        "median_top10_width": float(np.median(widths)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--segment", type=Path, required=True)
@@ -127,6 +167,7 @@ def main() -> None:
     parser.add_argument("--precision", default="bf16")
     parser.add_argument("--stored-queries", type=int, default=ann.TUNING_QUERIES)
     parser.add_argument("--extra-ef", type=int, nargs="*", default=[2048], help="steps beyond the product's")
+    parser.add_argument("--ef-search", type=int, nargs="*", help="the table's steps instead of the product's and --extra-ef")
     parser.add_argument("--repeats", type=int, default=3, help="latency passes over the bench queries")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
@@ -151,7 +192,7 @@ def main() -> None:
         "queries": ann.ExactAnswers(ids, vectors, user, 10),
     }
     print(f"exact answers at {time.time() - started:.0f} s, load {load()}", flush=True)
-    steps = [*ann.depth_steps(index)[0], *args.extra_ef]
+    steps = args.ef_search or [*ann.depth_steps(index)[0], *args.extra_ef]
     table = step_rows(index, steps, sets)
 
     # The product's own stop rule on the stored queries (the tuning's ExactAnswers), as a compaction would.
@@ -176,15 +217,19 @@ def main() -> None:
     for depth, value in timing.items():
         print(f"search only, efSearch {depth}: p50 {value['p50_ms']:.2f} ms, p95 {value['p95_ms']:.2f} ms "
               f"({len(times[depth])} searches, interleaved)", flush=True)
-    dup = duplicates(sets["stored"], args.segment.parent / "metadata.sqlite")
+    metadata = args.segment.parent / "metadata.sqlite"
+    dup = duplicates(sets["stored"], metadata)
     print(f"stored queries' exact top-10 neighbours: {dup}", flush=True)
+    near = [{"set": name, **near_ties(index, truth, depth, metadata)} for depth in depths for name, truth in sets.items()]
+    for item in near:
+        print(f"1e-3 over 1e-5: {item}", flush=True)
     print(f"done in {time.time() - started:.0f} s, load {load()}", flush=True)
     if args.out:
         args.out.write_text(json.dumps({
             "segment": str(args.segment), "vectors": len(ids), "recorded_efSearch": recorded,
             "tie_epsilon": ann.TIE_EPSILON, "target": target, "steps": table,
             "chosen": {"ties": new_ef, "ids": old_ef, "ties_1e-3": loose_ef},
-            "latency": {str(k): v for k, v in timing.items()}, "duplicates": dup,
+            "latency": {str(k): v for k, v in timing.items()}, "duplicates": dup, "near_ties": near,
             "load_end": load(), "seconds": time.time() - started,
         }, indent=1))
 

@@ -19,7 +19,7 @@ ids (``Recall``), so neither is hidden.
 
 Why these numbers (bench/bench_ann.py on real NSMC review vectors of the bundled encoder, 500
 held-out reviews as queries, this 2-core machine; full table and command in docs/benchmarks.md,
-"ANN by size"):
+"ANN by size"; recall there was counted by ids, before ties were counted):
 
 - Break-even. Single-query p50 with 1 thread, Flat vs HNSW32 tuned by ``build_index``:
   10k: Flat 0.64 ms, HNSW 0.18 ms (efSearch 64); 30k: 1.71 vs 0.39 ms (efSearch 128);
