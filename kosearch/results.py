@@ -153,7 +153,8 @@ class IndexInfo:
     deleted_vectors: int = 0
     """Vectors of deleted units still in segment files, until compaction."""
     segment_details: list[dict[str, Any]] = field(default_factory=list)
-    """Per segment: name, count, factory, min_id, max_id, recall_at_10 (measured for approximate ones), lexical."""
+    """Per segment: name, count, factory, min_id, max_id, recall_at_10 (with ties) and recall_at_10_ids
+    (by ids), measured for approximate ones, lexical."""
 
     encoder_backend: str | None = None
     """The encoder backend that made the vectors where it changes them (``"onnx-int8"``); None: float32 vectors

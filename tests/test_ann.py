@@ -58,9 +58,11 @@ def test_built_index_is_an_id_map_over_the_factory_and_reaches_target_recall(bui
     assert index.ntotal == len(ids)
     assert index.is_trained
     assert set(faiss.vector_to_array(index.id_map).tolist()) == set(ids.tolist())
-    assert ann.measure_recall(index, ids, vectors, queries) >= ann.TARGET_RECALL
+    assert ann.measure_recall(index, ids, vectors, queries).with_ties >= ann.TARGET_RECALL
     sample = np.arange(0, len(ids), 37)
-    assert ann.measure_recall(index, ids, vectors, vectors[sample], query_ids=ids[sample]) >= ann.TARGET_RECALL
+    recall = ann.measure_recall(index, ids, vectors, vectors[sample], query_ids=ids[sample])
+    assert recall.with_ties >= ann.TARGET_RECALL
+    assert recall.by_ids <= recall.with_ties  # no duplicates here, so the two are close
 
 
 def test_tuning_raises_the_search_depth_and_the_file_keeps_it(built, tmp_path):
@@ -82,10 +84,10 @@ def test_measure_recall_can_fail():
     index = ann.build_index(ids, vectors, "IVF64,Flat")
     faiss.extract_index_ivf(index).nprobe = 1
     recall = ann.measure_recall(index, ids, vectors, queries)
-    assert 0.0 < recall < ann.TARGET_RECALL
+    assert 0.0 < recall.by_ids <= recall.with_ties < ann.TARGET_RECALL
     # And the exact index is exact.
     flat = ann.build_index(ids, vectors, "Flat")
-    assert ann.measure_recall(flat, ids, vectors, queries) == 1.0
+    assert ann.measure_recall(flat, ids, vectors, queries) == ann.Recall(1.0, 1.0)
 
 
 @pytest.mark.parametrize("factory", FACTORIES)
@@ -181,3 +183,94 @@ def test_exact_neighbours_match_a_flat_index_with_ties():
     flat.add(vectors)
     _, expected = flat.search(queries, 11)
     assert np.array_equal(ann.exact_neighbours(vectors, queries, 11), expected)
+
+
+# -- recall with ties (duplicated vectors) -------------------------------------------------------------
+
+
+def duplicated(seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Ids and vectors where most vectors come in identical copies (1 to 12 of each of 400), as
+    short reviews repeat word for word: a query's exact top 10 is then an arbitrary pick among equals."""
+    rng = np.random.default_rng(seed)
+    distinct = clustered(400, 16, seed=seed)
+    vectors = np.repeat(distinct, rng.integers(1, 13, len(distinct)), axis=0)
+    vectors = vectors[rng.permutation(len(vectors))]
+    return np.arange(len(vectors), dtype=np.int64) * 3 + 11, np.ascontiguousarray(vectors)
+
+
+def brute_force_recall(ids, vectors, queries, found, k=10, query_ids=None, epsilon=ann.TIE_EPSILON) -> float:
+    """Recall with ties computed from scratch: every score in float64, each query's k-th best among
+    all stored vectors but itself, and the share of returned ids scoring at least that minus epsilon."""
+    position = {int(i): row for row, i in enumerate(ids)}
+    scores = queries.astype(np.float64) @ vectors.astype(np.float64).T
+    hits = 0
+    for row in range(len(queries)):
+        others = np.ones(len(ids), dtype=bool) if query_ids is None else ids != query_ids[row]
+        kth = np.sort(scores[row][others])[::-1][k - 1]
+        got = [int(i) for i in found[row] if i >= 0 and (query_ids is None or i != query_ids[row])][:k]
+        hits += sum(scores[row, position[i]] >= kth - epsilon for i in got)
+    return hits / (k * len(queries))
+
+
+@pytest.mark.parametrize("factory", ["HNSW8", "IVF16,SQ8"])
+def test_recall_with_ties_counts_equal_neighbours_and_uses_exact_scores(factory):
+    ids, vectors = duplicated()
+    index = ann.build_index(ids, vectors, factory)
+    steps, set_depth = ann.depth_steps(index)
+    set_depth(steps[0])  # a sparse graph / one list searched: some true misses as well as ties
+    sample = np.arange(0, len(ids), 41)
+    queries, query_ids = vectors[sample], ids[sample]
+    recall = ann.measure_recall(index, ids, vectors, queries, query_ids=query_ids)
+    _, found = index.search(queries, 11, params=ann.search_parameters(index, None))
+    # Computed independently (SQ8's approximate distances must not leak in: scores come from the vectors).
+    assert recall.with_ties == pytest.approx(brute_force_recall(ids, vectors, queries, found, query_ids=query_ids), abs=1e-12)
+    assert recall.by_ids < recall.with_ties < 1.0
+
+
+def test_an_exact_index_is_perfect_with_ties_whatever_equal_neighbour_it_returns():
+    """A flat index holding the rows in reverse order breaks ties the other way than exact search over the
+    caller's order: by ids it looks wrong, with ties it is (rightly) perfect."""
+    ids, vectors = duplicated(seed=6)
+    flat = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+    flat.add_with_ids(vectors[::-1].copy(), ids[::-1].copy())
+    queries = vectors[::25]  # stored vectors (themselves included): their copies tie at the top
+    recall = ann.measure_recall(flat, ids, vectors, queries)
+    assert recall.with_ties == 1.0
+    assert recall.by_ids < 0.95
+    _, found = flat.search(queries, 10)
+    assert brute_force_recall(ids, vectors, queries, found) == 1.0
+
+
+def test_the_epsilon_separates_identical_vectors_from_close_ones():
+    """One query, exact top 2 = (a, b); the index returns (a, c) with c 5e-4 below b: a miss at 1e-5, found at 1e-3."""
+    truth, found = np.array([[1, 2]]), np.array([[1, 3]])
+    truth_scores, found_scores = np.array([[0.9, 0.8]]), np.array([[0.9, 0.8 - 5e-4]])
+    assert ann.recall_at_k(truth, truth_scores, found, found_scores, 2).with_ties == 0.5
+    assert ann.recall_at_k(truth, truth_scores, found, found_scores, 2, epsilon=1e-3).with_ties == 1.0
+    tie = np.array([[0.9, 0.8]])  # c exactly as close as b: a tie, found either way; by ids still a miss
+    assert ann.recall_at_k(truth, truth_scores, found, tie, 2) == ann.Recall(1.0, 0.5)
+    # A query's own id is left out of both answers before the top k are taken.
+    own = ann.recall_at_k(np.array([[7, 1, 2]]), np.array([[1.0, 0.9, 0.8]]), np.array([[1, 7, 3]]),
+                          np.array([[0.9, 1.0, 0.5]]), 2, query_ids=np.array([7]))
+    assert own == ann.Recall(0.5, 0.5)
+
+
+def test_tuning_stops_earlier_when_ties_count():
+    """On duplicated vectors the old rule (by ids) runs deeper, or to the last step; the new one stops
+    at the first depth whose recall with ties reaches the target, and measure_recall confirms it."""
+    ids, vectors = duplicated(seed=8)
+    index = ann.build_index(ids, vectors, "HNSW32")
+    chosen = ann.search_depth(index)["efSearch"]
+    sample = np.random.default_rng(1).choice(len(ids), 256, replace=False)
+    truth = ann.ExactAnswers(ids, vectors, vectors[sample], 10, ids[sample])
+    steps, set_depth = ann.depth_steps(index)
+    by_step = {}
+    for value in steps:
+        set_depth(value)
+        _, found = index.search(truth.queries, truth.depth, params=ann.search_parameters(index, None))
+        by_step[value] = truth.recall(found)
+    target = ann.TARGET_RECALL + ann.TUNING_MARGIN
+    old_rule = next((value for value in steps if by_step[value].by_ids >= target), steps[-1])
+    assert chosen < old_rule
+    set_depth(chosen)
+    assert ann.measure_recall(index, ids, vectors, vectors[sample], query_ids=ids[sample]).with_ties >= ann.TARGET_RECALL

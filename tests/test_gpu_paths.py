@@ -54,6 +54,7 @@ def test_a_cuda_build_takes_the_gpu_branches_and_equals_the_cpu_build(fake_gpu, 
     assert ann.search_depth(on_gpu) == ann.search_depth(on_cpu)
     np.testing.assert_array_equal(on_cpu.search(queries, 10)[1], on_gpu.search(queries, 10)[1])
     recall = ann.measure_recall(on_gpu, ids, base, queries, device="cuda:1")
-    assert recall == ann.measure_recall(on_gpu, ids, base, queries, device="cpu") >= ann.TARGET_RECALL
+    assert recall == ann.measure_recall(on_gpu, ids, base, queries, device="cpu")
+    assert recall.with_ties >= ann.TARGET_RECALL
     assert isinstance(on_gpu, faiss.IndexIDMap2)  # a CPU index, saved like any other segment
     faiss.serialize_index(on_gpu)

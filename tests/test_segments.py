@@ -428,10 +428,12 @@ def test_compaction_above_the_break_even_builds_ann_with_its_recall_shown_by_inf
         found = [index.search(writer.live[record_id], k=1, mode="dense")[0].path for record_id in sample]
     assert entry.factory == ann.ANN_FACTORY and entry.count == 300
     assert entry.recall_at_10 is not None and ann.TARGET_RECALL <= entry.recall_at_10 <= 1.0
+    assert entry.recall_at_10_ids is not None and 0.0 < entry.recall_at_10_ids <= entry.recall_at_10
     assert found == sample
     with sqlite3.connect(folder / "metadata.sqlite") as db:
         (recorded,) = json.loads(db.execute("select value from manifest where key = 'segments'").fetchone()[0])
     assert recorded["factory"] == ann.ANN_FACTORY and recorded["recall_at_10"] == entry.recall_at_10
+    assert recorded["recall_at_10_ids"] == entry.recall_at_10_ids
 
     run = subprocess.run(
         [sys.executable, "-m", "kosearch", "info", str(folder), "--json"],
@@ -442,11 +444,35 @@ def test_compaction_above_the_break_even_builds_ann_with_its_recall_shown_by_inf
     assert info["segments"] == 1 and info["sentences"] == 295 and info["deleted_vectors"] == 5
     (detail,) = info["segment_details"]
     assert detail["factory"] == ann.ANN_FACTORY and detail["recall_at_10"] == entry.recall_at_10
+    assert detail["recall_at_10_ids"] == entry.recall_at_10_ids
     text = subprocess.run(
         [sys.executable, "-m", "kosearch", "info", str(folder)], cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
-    assert f"{ann.ANN_FACTORY} recall@10 {entry.recall_at_10:.3f}" in text.stdout
+    assert (
+        f"{ann.ANN_FACTORY} recall@10 {entry.recall_at_10:.3f} with ties, {entry.recall_at_10_ids:.3f} by ids"
+        in text.stdout
+    )
     assert "deleted vectors 5" in text.stdout
+
+    # A manifest written before ties were counted: one recall_at_10, measured by ids, and no
+    # recall_at_10_ids. It opens, and its figure is shown (and reported) as what it is.
+    old = {key: value for key, value in recorded.items() if key != "recall_at_10_ids"}
+    old["recall_at_10"] = 0.929
+    with sqlite3.connect(folder / "metadata.sqlite") as db:
+        db.execute("update manifest set value = ? where key = 'segments'", (json.dumps([old]),))
+    with kosearch.Index.open(folder, encoder) as index:
+        (entry,) = index.store.segment_entries()
+        assert index.search(writer.live[sample[0]], k=1, mode="dense")[0].path == sample[0]
+    assert entry.recall_at_10 is None and entry.recall_at_10_ids == 0.929
+    info = json.loads(subprocess.run(
+        [sys.executable, "-m", "kosearch", "info", str(folder), "--json"], cwd=ROOT, capture_output=True, text=True,
+        timeout=120,
+    ).stdout)
+    assert info["segment_details"][0]["recall_at_10"] is None and info["segment_details"][0]["recall_at_10_ids"] == 0.929
+    text = subprocess.run(
+        [sys.executable, "-m", "kosearch", "info", str(folder)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert f"{ann.ANN_FACTORY} recall@10 0.929 by ids (ties not counted)" in text.stdout
 
 
 # -- the user path through the real bundled encoder --------------------------------------------------

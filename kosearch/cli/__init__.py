@@ -520,13 +520,23 @@ def _vectors_line(summary) -> str:
     return f"{summary.vector_backend} ({summary.faiss_factory})"
 
 
+def _recall_text(entry: dict) -> str:
+    """``recall@10 0.982 with ties, 0.929 by ids``; only by ids for a segment measured before ties
+    were counted; ``""`` for an exact segment."""
+    ties, by_ids = entry.get("recall_at_10"), entry.get("recall_at_10_ids")
+    if ties is None and by_ids is None:
+        return ""
+    if ties is None:
+        return f"recall@10 {by_ids:.3f} by ids (ties not counted)"
+    return f"recall@10 {ties:.3f} with ties" + (f", {by_ids:.3f} by ids" if by_ids is not None else "")
+
+
 def _segments_line(summary) -> str:
-    """``3 (deleted vectors 120) segment.000004 1,000,000 HNSW32 recall@10 0.97; ...``"""
+    """``3 (deleted vectors 120) segment.000004 1,000,000 HNSW32 recall@10 0.982 with ties, 0.929 by ids; ...``"""
     parts = []
     for entry in summary.segment_details:
-        recall = entry.get("recall_at_10")
-        measured = f" recall@10 {recall:.3f}" if recall is not None else ""
-        parts.append(f"{entry['name']} {entry['count']:,} {entry['factory']}{measured}")
+        recall = _recall_text(entry)
+        parts.append(f"{entry['name']} {entry['count']:,} {entry['factory']}" + (f" {recall}" if recall else ""))
     head = f"{summary.segments} (deleted vectors {summary.deleted_vectors:,})"
     return "\n".join([head, *parts])
 
@@ -583,7 +593,7 @@ def compact(
                    "segment_details": after.segment_details})
         return
     ann = ", ".join(
-        f"{entry['factory']}" + (f" (recall@10 {entry['recall_at_10']:.3f})" if entry.get("recall_at_10") is not None else "")
+        f"{entry['factory']}" + (f" ({_recall_text(entry)})" if _recall_text(entry) else "")
         for entry in after.segment_details
     )
     out.print(

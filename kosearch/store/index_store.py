@@ -55,7 +55,8 @@ Compaction. Under the write lock (right after a checkpoint), segments are merged
 a tier of segments of one order of magnitude holds ten (``kosearch.store.segments.tier_to_merge``),
 all of them on an explicit ``compact()``. The merged segment holds the live vectors only; it is an
 approximate index (HNSW, IVF: ``kosearch.store.ann``) when its size is above the measured
-break-even, with its recall@10 recorded in its entry. It is written like any segment, then one
+break-even, with its recall@10 recorded in its entry (counted with ties, and by ids:
+``kosearch.store.ann.recall_at_k``). It is written like any segment, then one
 transaction replaces the merged entries by the new one and deletes the dropped ids from
 ``tombstones``; only after that commit are the old files removed. An explicit ``compact()`` then
 empties the SQLite WAL (a checkpoint into ``metadata.sqlite``, when no transaction is open and as
@@ -180,8 +181,9 @@ REQUIRED_KEYS = ("model", "fingerprint", "dimension", "generation", "sentences")
 OPEN_ATTEMPTS = 50
 """How many newer generations a reader follows while a writer keeps deleting the files it wanted."""
 RECALL_QUERIES = 200
-"""How many of a merged approximate segment's own vectors are the queries its recall@10 is measured on
-(each query's own id left out of both answers: finding itself would flatter the index)."""
+"""How many of a merged approximate segment's own vectors are the queries its recall@10 (with ties and
+by ids) is measured on (each query's own id left out of both answers: finding itself would flatter
+the index)."""
 
 
 def now() -> str:
@@ -1213,15 +1215,15 @@ class IndexStore:
                 raise KosearchError(f"refusing to merge: the segments hold {filled} live vectors, {live} were counted")
             index = ann.build_index(ids, vectors, factory, device=self._device)
             sample = np.random.default_rng(0).choice(len(ids), min(RECALL_QUERIES, len(ids)), replace=False)
-            recall = float(
-                ann.measure_recall(index, ids, vectors, vectors[sample], 10, query_ids=ids[sample], device=self._device)
-            )
+            recall = ann.measure_recall(index, ids, vectors, vectors[sample], 10, query_ids=ids[sample], device=self._device)
             del vectors
         _write_faiss(self.folder, f"{name}.faiss", index)
         ids = faiss.vector_to_array(index.id_map)
         return SegmentEntry(
-            name, int(index.ntotal), factory, int(ids.min()), int(ids.max()), recall,
+            name, int(index.ntotal), factory, int(ids.min()), int(ids.max()),
+            None if recall is None else recall.with_ties,
             crc32=file_crc32(self.folder / f"{name}.faiss"),
+            recall_at_10_ids=None if recall is None else recall.by_ids,
         )
 
     def _check_commit(

@@ -11,7 +11,9 @@ flag stays unused (False).
 The manifest lists the segments (``segments``: a list of entries) and the write-time facts a
 reader needs without opening the file: how many vectors it holds, their id range (to find the
 deleted ids that concern it), which FAISS index it is and, for an approximate one, its measured
-recall@10; and the file's CRC-32, which ``kosearch check`` compares (``kosearch.store.check``): a
+recall@10 (``recall_at_10``, counting equally close neighbours as found, and ``recall_at_10_ids``,
+by ids; ``kosearch.store.ann.recall_at_k``; an entry written before ties were counted has only the
+by-ids figure, under ``recall_at_10``, and reads as ``recall_at_10_ids``); and the file's CRC-32, which ``kosearch check`` compares (``kosearch.store.check``): a
 reader maps the file without reading it, so damage inside the vectors would go unseen otherwise. An index made before segments has one FAISS file named by ``vectors_file``
 (``vectors.NNNNNN.faiss``); it reads as one legacy segment until its first writer converts it.
 
@@ -57,10 +59,16 @@ class SegmentEntry:
     min_id: int = 0
     max_id: int = 0
     recall_at_10: float | None = None
+    """Recall@10 counting a returned neighbour as found when it is as close as the exact 10th
+    (``kosearch.store.ann.recall_at_k``): what tuning aims at. None for an exact segment, and for
+    one measured before ties were counted (its figure is ``recall_at_10_ids``)."""
     lexical: bool = False
     crc32: int | None = None
     """CRC-32 of the FAISS file as written, which ``kosearch check`` compares (opening does not read
     the whole file); None for a segment written before checksums were recorded."""
+    recall_at_10_ids: float | None = None
+    """Recall@10 by ids: the share of the exact top-10 ids the index returns (never above
+    ``recall_at_10``; lower where stored vectors repeat)."""
 
     @property
     def legacy(self) -> bool:
@@ -115,12 +123,24 @@ def entries_of(manifest: dict[str, Any], problem) -> list[SegmentEntry]:
             factory=str(item.get("factory", "Flat")),
             min_id=int(item.get("min_id", 0)),
             max_id=int(item.get("max_id", -1)),
-            recall_at_10=None if item.get("recall_at_10") is None else float(item["recall_at_10"]),
+            **_recalls(item),
             lexical=bool(item.get("lexical", False)),
             crc32=None if item.get("crc32") is None else int(item["crc32"]),
         ),
         problem=problem,
     )
+
+
+def _recalls(item: dict[str, Any]) -> dict[str, float | None]:
+    """An entry's two recall figures. An entry without ``recall_at_10_ids`` was written before ties
+    were counted: its ``recall_at_10`` was measured by ids, so that is where it goes."""
+
+    def number(key: str) -> float | None:
+        return None if item.get(key) is None else float(item[key])
+
+    if "recall_at_10_ids" not in item:
+        return {"recall_at_10": None, "recall_at_10_ids": number("recall_at_10")}
+    return {"recall_at_10": number("recall_at_10"), "recall_at_10_ids": number("recall_at_10_ids")}
 
 
 def entry_for(name: str, store: VectorStore, factory: str, recall: float | None = None) -> SegmentEntry:
