@@ -18,8 +18,15 @@ applied before ranking; reported: hits returned (must be k) and latency, next to
 
 Queries: 200 NSMC reviews after the indexed ones (never indexed) and the 60 sample questions.
 
+An existing index (``--index PATH``, e.g. the real-encoder 1.23M NSMC index that ``bench/bench_segments.py
+--encoder real`` builds): no build, its own encoder (real vectors, its ANN segment as compacted), the queries of
+``--queries-file`` (a JSON list of strings, e.g. that bench's held-out reviews) and the sample questions, the same
+interleaved timing. ``--precision`` sets the query encoder's precision (bf16 on CPUs with AMX).
+
 Usage: python bench/bench_hybrid_latency.py [--sizes 100000 1000000] [--queries 260] [--filters]
                                             [--work /tmp/kosearch-bench-hybrid] [--out result.json]
+       python bench/bench_hybrid_latency.py --index /work/b1m/index --queries-file /work/b1m/queries.json
+                                            [--precision bf16] [--filters] [--out result.json]
 """
 
 from __future__ import annotations
@@ -118,10 +125,18 @@ def main() -> None:
         "--torch-threads", type=int, default=1,
         help="torch threads for query encoding (1: on an oversubscribed machine 2 threads spin-wait, ~8x slower)",
     )
+    parser.add_argument("--index", type=Path, help="time this existing index instead of building --sizes")
+    parser.add_argument("--queries-file", type=Path, help="with --index: a JSON list of query strings")
+    parser.add_argument("--filter", action="append", default=[], metavar="NAME=WHERE",
+                        help="with --index and --filters: the filters to time (default: the built indexes' 1%%/10%%)")
+    parser.add_argument("--precision", help="query encoder precision (fp32, bf16, auto); default: the product's")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.torch_threads)
+    if args.index is not None:
+        time_existing(args)
+        return
 
     started = time.perf_counter()
     result: dict = {"load_start": machine_load(), "k": args.k, "torch_threads": args.torch_threads, "sizes": {}}
@@ -160,6 +175,34 @@ def main() -> None:
     result["seconds"] = time.perf_counter() - started
     result["load_end"] = machine_load()
     print(f"# done in {result['seconds']:.0f}s; {result['load_end']}")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+def time_existing(args: argparse.Namespace) -> None:
+    """``--index``: the three modes on an index that is already built, with its own encoder."""
+    started = time.perf_counter()
+    queries = json.loads(args.queries_file.read_text()) if args.queries_file else []
+    queries = [*queries, *sample_questions()]
+    print(f"# {machine_load()}", flush=True)
+    with Index.open(args.index, precision=args.precision) as index:
+        info = index.info()
+        size = info.sentences
+        entry: dict = {
+            "build": {"units": size, "index": str(args.index), "segments": info.segment_details},
+            "queries": len(queries),
+        }
+        index.search(queries[0], k=args.k, mode="hybrid")  # warm: Kiwi, page cache, FAISS, the encoder
+        entry["encode_query_only"] = encoding_only(index.encoder, queries[:50])
+        entry["unfiltered"] = time_queries(index, queries, args.k, None)
+        print(f"# unfiltered: {json.dumps(entry['unfiltered'])}", flush=True)
+        if args.filters:
+            filters = dict(item.split("=", 1) for item in args.filter) if args.filter else FILTERS
+            entry["filtered"] = {name: time_queries(index, queries, args.k, where) for name, where in filters.items()}
+    entry["load_after"] = machine_load()
+    print_size(size, entry, args.k)
+    result = {"k": args.k, "torch_threads": args.torch_threads, "precision": args.precision,
+              "seconds": time.perf_counter() - started, "sizes": {str(size): entry}}
     if args.out:
         args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
 
