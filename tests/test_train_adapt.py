@@ -189,8 +189,10 @@ def test_budget_is_honoured_and_a_stopped_run_resumes(
     monkeypatch.setattr(budget, "SAFETY", 4.0)
     minutes = 0.25
     started = time.perf_counter()
+    # Many passes allowed, so the budget (not the passes over the examples) bounds the plan.
     first = train_adapt(
-        _config(tiny_model, output, max_minutes=minutes, keep_checkpoints=True, eval_steps=10_000), SAMPLE
+        _config(tiny_model, output, max_minutes=minutes, keep_checkpoints=True, eval_steps=10_000, epochs=1000),
+        SAMPLE,
     )
     elapsed = time.perf_counter() - started
     assert elapsed <= minutes * 60 + 5, f"a {minutes * 60:.0f} s budget took {elapsed:.1f} s"
@@ -206,11 +208,35 @@ def test_budget_is_honoured_and_a_stopped_run_resumes(
 
     with pytest.raises(KosearchError, match="--resume"):
         train_adapt(_config(tiny_model, output, max_minutes=minutes), SAMPLE)
-    second = train_adapt(_config(tiny_model, output, max_minutes=minutes, resume=True, eval_steps=10_000), SAMPLE)
+    second = train_adapt(
+        _config(tiny_model, output, max_minutes=minutes, resume=True, eval_steps=10_000, epochs=1000), SAMPLE
+    )
     (resumed,) = second.phases
     assert resumed.planned_steps == phase.planned_steps
     assert resumed.steps > phase.steps
     assert not (output / "checkpoints").exists()
+
+
+def test_a_large_budget_trains_one_pass_over_the_examples_not_the_whole_budget(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """The budget is an upper bound: repeating the mined examples to fill it made the encoder worse (22 passes on
+    the chatbot answers: nDCG@10 7.09 -> 4.53, KorSTS -10), so a 30-minute budget on a small folder trains
+    ``--epochs`` passes and stops."""
+    from kosearch.train.adapt import epoch_steps
+
+    passages, _ = read_passages(SAMPLE)
+    examples, _ = mine_examples(passages, seed=42)
+    started = time.perf_counter()
+    result = train_adapt(_config(tiny_model, tmp_path / "pass", max_minutes=30, seed=42), SAMPLE)
+    (phase,) = result.phases
+    expected = -(-len(examples) // 8)  # one pass in batches of 8, computed apart from the code under test
+    assert epoch_steps(len(examples), 8, 1.0) == expected
+    assert phase.planned_steps == phase.steps == expected
+    assert time.perf_counter() - started < 30 * 60 / 4, "it stopped after the pass, long before the budget"
+    assert any(f"{len(examples):,} examples (--epochs)" in note for note in result.notes)
+    twice = epoch_steps(len(examples), 8, 2.0)
+    assert twice in (2 * expected, 2 * expected - 1)
 
 
 def test_cli_adapt_prints_json(tiny_model: Path, tmp_path: Path) -> None:
