@@ -170,6 +170,7 @@ from kosearch.store.vectors import (
     backend_name,
     empty_vector_store,
     new_faiss_index,
+    read_vectors_once,
 )
 from kosearch.store.view import LoadedSegment, StoreView
 from kosearch.types import SkippedFile
@@ -1180,37 +1181,52 @@ class IndexStore:
         return ann.choose_factory(count, int(manifest["dimension"]))
 
     def _write_merged(self, name: str, chosen: list[LoadedSegment], live: int, dimension: int) -> SegmentEntry:
+        """Write one segment of the live vectors of ``chosen`` and return its entry.
+
+        The sources are read once, batch by batch (``read_vectors_once`` drops each batch's mapped
+        pages), straight into the new index for Flat and exact-storage ANN factories (HNSW), whose
+        tuning and recorded recall take their exact truth from the new index's own storage: the peak
+        is the new index plus one batch. Only a compressed factory (IVF, SQ, PQ) is built from one
+        array of the live vectors, which its training and its exact truth need.
+        """
         import faiss
 
         factory = self._factory_for(live)
         excluded = self._tombstones
+        live_ids = [ids[~np.isin(ids, excluded)] for ids in (segment.vectors.ids() for segment in chosen)]
+        ids = np.concatenate(live_ids) if live_ids else np.zeros(0, dtype=np.int64)
+        if len(ids) != live:
+            raise KosearchError(f"refusing to merge: the segments hold {len(ids)} live vectors, {live} were counted")
 
-        def live_batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        def live_batches() -> Iterator[np.ndarray]:
+            done = 0
             for segment in chosen:
-                for ids, batch in segment.vectors.iter_vectors():
-                    keep = ~np.isin(ids, excluded)
-                    if keep.any():
-                        yield ids[keep], batch[keep]
+                for batch_ids, batch in read_vectors_once(segment.vectors):
+                    keep = ~np.isin(batch_ids, excluded)
+                    expected = ids[done : done + int(keep.sum())]
+                    if not np.array_equal(batch_ids[keep], expected):
+                        raise KosearchError("refusing to merge: a segment's vectors do not follow its ids")
+                    done += len(expected)
+                    if len(expected):
+                        yield batch[keep]
 
         recall = None
         if factory == DEFAULT_FACTORY:
             index = new_faiss_index(dimension, factory)  # streamed: never all vectors twice in memory
-            for ids, batch in live_batches():
-                index.add_with_ids(batch, ids)
+            done = 0
+            for batch in live_batches():
+                index.add_with_ids(batch, ids[done : done + len(batch)])
+                done += len(batch)
+        elif ann.keeps_exact_vectors(factory, dimension):
+            index = ann.build_index(ids, ann.VectorStream(dimension, live_batches()), factory, device=self._device)
+            sample = np.random.default_rng(0).choice(len(ids), min(RECALL_QUERIES, len(ids)), replace=False)
+            recall = float(ann.measure_stored_recall(index, ids[sample], 10, device=self._device))
         else:
-            # Read once into one array (no list of batches next to a concatenated copy): the graph
-            # build and its tuning need them all, and build_index copies none of them.
-            ids = np.empty(live, dtype=np.int64)
             vectors = np.empty((live, dimension), dtype=np.float32)
-            filled = 0
-            for batch_ids, batch in live_batches():
-                if filled + len(batch_ids) > live:
-                    raise KosearchError(f"refusing to merge: the segments hold more than the {live} live vectors counted")
-                ids[filled : filled + len(batch_ids)] = batch_ids
-                vectors[filled : filled + len(batch_ids)] = batch
-                filled += len(batch_ids)
-            if filled != live:
-                raise KosearchError(f"refusing to merge: the segments hold {filled} live vectors, {live} were counted")
+            done = 0
+            for batch in live_batches():
+                vectors[done : done + len(batch)] = batch
+                done += len(batch)
             index = ann.build_index(ids, vectors, factory, device=self._device)
             sample = np.random.default_rng(0).choice(len(ids), min(RECALL_QUERIES, len(ids)), replace=False)
             recall = float(
