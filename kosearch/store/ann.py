@@ -196,6 +196,7 @@ def measure_stored_recall(index: faiss.Index, query_ids: np.ndarray, k: int = 10
 
 def _exact_storage(inner: faiss.Index) -> faiss.IndexFlat | None:
     """The flat index holding the vectors of ``inner`` (itself, or an HNSW's storage), or None."""
+    inner = faiss.downcast_index(inner)
     storage = faiss.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else inner
     return storage if isinstance(storage, faiss.IndexFlat) and storage.is_trained else None
 

@@ -427,6 +427,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 def _mapped_codes(inner: faiss.Index) -> tuple[int, int] | None:
     """``(address, code_size)`` of a flat storage that FAISS memory-mapped from a file (not owned)."""
+    inner = faiss.downcast_index(inner)
     storage = faiss.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else inner
     if not isinstance(storage, faiss.IndexFlatCodes) or storage.ntotal == 0 or storage.codes.is_owned:
         return None
