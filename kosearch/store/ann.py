@@ -28,6 +28,15 @@ held-out reviews as queries, this 2-core machine; full table and command in docs
 - Out-of-domain queries (the sample questions, about another corpus) found fewer true neighbours
   than held-out reviews at the same depth (0.87 vs 0.97 at 100k), hence ``TUNING_MARGIN``.
 
+Memory. A merge builds its HNSW segment from a stream of the live vectors (``VectorStream``):
+rows go in ``ADD_BATCH`` at a time, the held-out tuning queries are set aside as they pass, and
+the exact neighbours that tuning and ``measure_stored_recall`` compare against are computed over
+the index's own flat storage (a zero-copy view, ``stored_vectors``). The peak is the index itself
+(the vectors once, plus ~0.2x for HNSW32's links and id maps) and one batch; an array input takes
+the same path, so both give the same index. Compressed factories (IVF, SQ, PQ) keep an array path:
+their training sample and their exact truth need the vectors, which their codes are not.
+Measured in bench/bench_merge_memory.py (docs/benchmarks.md, "Memory of an HNSW merge").
+
 On CUDA with a faiss-gpu build, the brute-force parts of a build run on the GPU: the exact
 neighbours that tuning and recall are measured against (``faiss.knn_gpu``) and IVF's k-means (a GPU
 flat index as its clustering index). The HNSW graph itself is built on the CPU (FAISS builds HNSW
@@ -89,11 +98,12 @@ def ivf_lists(count: int) -> int:
     return max(64, int(round(4 * np.sqrt(max(count, 1)) / 64)) * 64)
 
 
-ADD_BATCH = 32_768
-"""Rows per ``add`` while an index with exact storage is built. FAISS's HNSW inserts the vectors of
-one ``add`` level by level in a shuffled order, so the graph depends on where the adds split the
-rows; a fixed batch makes it a function of the rows alone, whether they come from one array or a
-stream (48 MiB of buffer at 384-d)."""
+ADD_BATCH = 8_192
+"""Rows per ``add`` while an index with exact storage is built (and per read of a merge's sources).
+FAISS's HNSW inserts the vectors of one ``add`` level by level in a shuffled order, so the graph
+depends on where the adds split the rows; a fixed batch makes it a function of the rows alone,
+whether they come from one array or a stream. 12 MiB at 384-d: small beside any index that gets
+an HNSW graph (30k vectors and up), large enough for FAISS to spread one add over many threads."""
 
 
 @dataclass(frozen=True)

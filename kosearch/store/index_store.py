@@ -55,7 +55,11 @@ Compaction. Under the write lock (right after a checkpoint), segments are merged
 a tier of segments of one order of magnitude holds ten (``kosearch.store.segments.tier_to_merge``),
 all of them on an explicit ``compact()``. The merged segment holds the live vectors only; it is an
 approximate index (HNSW, IVF: ``kosearch.store.ann``) when its size is above the measured
-break-even, with its recall@10 recorded in its entry. It is written like any segment, then one
+break-even, with its recall@10 recorded in its entry. The sources are read once, batch by batch,
+straight into the new index (their mapped pages dropped behind the reader), and an HNSW's tuning
+and recorded recall compare against its own stored vectors, so a merge holds about the new index
+plus one batch (a compressed factory such as ``HNSW32,SQfp16`` still reads them into one array:
+its codes cannot serve as the exact truth). It is written like any segment, then one
 transaction replaces the merged entries by the new one and deletes the dropped ids from
 ``tombstones``; only after that commit are the old files removed. An explicit ``compact()`` then
 empties the SQLite WAL (a checkpoint into ``metadata.sqlite``, when no transaction is open and as
@@ -1201,14 +1205,14 @@ class IndexStore:
         def live_batches() -> Iterator[np.ndarray]:
             done = 0
             for segment in chosen:
-                for batch_ids, batch in read_vectors_once(segment.vectors):
+                for batch_ids, batch in read_vectors_once(segment.vectors, ann.ADD_BATCH):
                     keep = ~np.isin(batch_ids, excluded)
                     expected = ids[done : done + int(keep.sum())]
                     if not np.array_equal(batch_ids[keep], expected):
                         raise KosearchError("refusing to merge: a segment's vectors do not follow its ids")
                     done += len(expected)
                     if len(expected):
-                        yield batch[keep]
+                        yield batch if len(expected) == len(batch) else batch[keep]
 
         recall = None
         if factory == DEFAULT_FACTORY:
