@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument("--segments", type=int, default=4, help="flat segments the compaction merges")
     parser.add_argument("--tasks", default="read,compact,build", help="read: one pass over a store's segments, as a merge reads them")
     parser.add_argument("--out", type=Path, help="write the rows as JSON here too")
+    parser.add_argument("--codes", default="old,new", help="which of the two trees to run (both, for a ratio)")
     parser.add_argument("--keep-pages", action="store_true",
                         help="also run the new compaction without dropping the sources' mapped pages")
     args = parser.parse_args()
@@ -154,6 +155,7 @@ def main() -> None:
             _make_store(work / "store", vectors, args.segments)
         del vectors
         variants = [("old", args.old.resolve(), "plain"), ("new", args.new.resolve(), "plain")]
+        variants = [variant for variant in variants if variant[0] in args.codes.split(",")]
         for task in args.tasks.split(","):
             extra_variants = [("new-keep-pages", args.new.resolve(), "keep-pages")] if task == "compact" and args.keep_pages else []
             for label, root, variant in variants + extra_variants:
