@@ -38,6 +38,15 @@ held-out reviews as queries, this 2-core machine; full table and command in docs
 - Out-of-domain queries (the sample questions, about another corpus) found fewer true neighbours
   than held-out reviews at the same depth (0.87 vs 0.97 at 100k), hence ``TUNING_MARGIN``.
 
+Memory. A merge builds its HNSW segment from a stream of the live vectors (``VectorStream``):
+rows go in ``ADD_BATCH`` at a time, the held-out tuning queries are set aside as they pass, and
+the exact neighbours that tuning and ``measure_stored_recall`` compare against are computed over
+the index's own flat storage (a zero-copy view, ``stored_vectors``). The peak is the index itself
+(the vectors once, plus ~0.2x for HNSW32's links and id maps) and one batch; an array input takes
+the same path, so both give the same index. Compressed factories (IVF, SQ, PQ) keep an array path:
+their training sample and their exact truth need the vectors, which their codes are not.
+Measured in bench/bench_merge_memory.py (docs/benchmarks.md, "Memory of an HNSW merge").
+
 On CUDA with a faiss-gpu build, the brute-force parts of a build run on the GPU: the exact
 neighbours that tuning and recall are measured against (``faiss.knn_gpu``) and IVF's k-means (a GPU
 flat index as its clustering index). The HNSW graph itself is built on the CPU (FAISS builds HNSW
@@ -54,7 +63,7 @@ allowed ids instead.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -103,44 +112,231 @@ def ivf_lists(count: int) -> int:
     return max(64, int(round(4 * np.sqrt(max(count, 1)) / 64)) * 64)
 
 
-def build_index(ids: np.ndarray, vectors: np.ndarray, factory: str, device: str = "cpu") -> faiss.Index:
+ADD_BATCH = 8_192
+"""Rows per ``add`` while an index with exact storage is built (and per read of a merge's sources).
+FAISS's HNSW inserts the vectors of one ``add`` level by level in a shuffled order, so the graph
+depends on where the adds split the rows; a fixed batch makes it a function of the rows alone,
+whether they come from one array or a stream. 12 MiB at 384-d: small beside any index that gets
+an HNSW graph (30k vectors and up), large enough for FAISS to spread one add over many threads."""
+
+
+@dataclass(frozen=True)
+class VectorStream:
+    """The vectors of ``build_index``'s ids as a stream of ``(rows, dimension)`` chunks, in the ids'
+    order: a merge reads its source segments chunk by chunk instead of into one array."""
+
+    dimension: int
+    chunks: Iterable[np.ndarray]
+
+
+def build_index(
+    ids: np.ndarray, vectors: np.ndarray | VectorStream, factory: str, device: str = "cpu"
+) -> faiss.Index:
     """An ``IndexIDMap2`` over ``factory`` holding ``vectors`` under ``ids``, ready to search.
 
-    Training (IVF centroids, PQ/SQ codebooks) uses a sample of these vectors. The search depth
-    is then raised step by step until recall@10 with ties (``recall_at_k``) reaches ``TARGET_RECALL``
-    (plus a margin) for ``TUNING_QUERIES`` of the vectors held out of the index until tuning is done
-    (added last); the value stays in the index and in its file (the manifest's ``recall_at_10`` and
-    ``recall_at_10_ids`` come from ``measure_recall``). Vectors are expected L2-normalised,
+    The search depth is raised step by step until recall@10 with ties (``recall_at_k``) reaches
+    ``TARGET_RECALL`` (plus a margin) for ``TUNING_QUERIES`` of the vectors, chosen by position and
+    held out of the index until tuning is done (added last); the value stays in the index and in its
+    file (the manifest's ``recall_at_10`` and ``recall_at_10_ids`` come from ``measure_recall``).
+    Training (IVF centroids, PQ/SQ codebooks) uses a sample of the vectors. Vectors are expected L2-normalised,
     as everywhere in kosearch; scores are inner products.
+
+    Two paths, by what the index stores:
+
+    - Exact storage (``Flat``, ``HNSW32``: the index keeps the vectors themselves). ``vectors`` may
+      be an array or a ``VectorStream``; either way the rows are added ``ADD_BATCH`` at a time, the
+      held-out rows set aside as they pass, and the exact neighbours that tuning compares against
+      are computed over the index's own storage. Peak memory is the index plus one batch, and an
+      array and a stream of the same rows give the same index (same graph with one thread).
+    - Compressed storage (IVF, SQ, PQ: the stored codes are not the vectors, so they cannot serve as
+      the truth). The vectors are needed as one array for training and for the truth; a stream is
+      read into one. A caller that wants to avoid that array uses an exact-storage factory.
     """
     ids = np.ascontiguousarray(np.asarray(ids, dtype=np.int64))
-    vectors = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
-    if vectors.ndim != 2 or len(ids) != len(vectors):
-        raise KosearchError(f"{len(ids)} ids do not match vectors of shape {vectors.shape}")
-    dimension = vectors.shape[1]
+    if isinstance(vectors, VectorStream):
+        dimension = int(vectors.dimension)
+    else:
+        vectors = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+        if vectors.ndim != 2 or len(ids) != len(vectors):
+            raise KosearchError(f"{len(ids)} ids do not match vectors of shape {vectors.shape}")
+        dimension = vectors.shape[1]
     try:
         index = faiss.index_factory(dimension, f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as error:
         raise KosearchError(f"FAISS cannot build an index from factory string {factory!r}: {error}") from None
     inner = faiss.downcast_index(index.index)
+    if isinstance(inner, faiss.IndexHNSW):
+        inner.hnsw.efConstruction = max(inner.hnsw.efConstruction, 40)
+    if _exact_storage(inner) is not None:
+        chunks = vectors.chunks if isinstance(vectors, VectorStream) else _slices(vectors, ADD_BATCH)
+        _add_streamed(index, ids, chunks, dimension, device)
+        return index
+    if isinstance(vectors, VectorStream):
+        vectors = _gathered(vectors, len(ids))
+    _build_from_array(index, ids, vectors, factory, device)
+    return index
+
+
+def keeps_exact_vectors(factory: str, dimension: int) -> bool:
+    """Whether an index of ``factory`` stores the vectors themselves (``Flat``, ``HNSW32``), so that
+    ``build_index`` can take a ``VectorStream`` without gathering it and ``measure_stored_recall``
+    can take the truth from the index."""
+    try:
+        index = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError:
+        return False
+    return _exact_storage(index) is not None
+
+
+def stored_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(ids, vectors)`` of an ``IndexIDMap2`` with exact storage, in storage order, or None.
+
+    ``vectors`` is a read-only view of the index's flat storage, not a copy: it is valid only while
+    ``index`` lives and is not added to (an add may move the storage).
+    """
+    storage = _exact_storage(faiss.downcast_index(index.index))
+    if storage is None:
+        return None
+    ids = faiss.vector_to_array(index.id_map).astype(np.int64, copy=False)
+    count = int(storage.ntotal)
+    if count == 0:
+        return ids, np.zeros((0, storage.d), dtype=np.float32)
+    raw = faiss.rev_swig_ptr(storage.codes.data(), count * storage.code_size)
+    view = raw.view(np.float32).reshape(count, storage.d)
+    view.flags.writeable = False  # a mapped segment's pages are read-only: a write would crash
+    return ids, view
+
+
+def measure_stored_recall(index: faiss.Index, query_ids: np.ndarray, k: int = 10, device: str = "cpu") -> Recall:
+    """``measure_recall`` of an exact-storage index for its stored vectors ``query_ids`` as queries,
+    with the truth computed over the index's own storage instead of a second copy of the vectors."""
+    stored = stored_vectors(index)
+    if stored is None:
+        raise KosearchError("this index does not store its vectors exactly; measure its recall against the vectors")
+    ids, vectors = stored
+    query_ids = np.asarray(query_ids, dtype=np.int64)
+    queries = index.reconstruct_batch(query_ids) if len(query_ids) else np.zeros((0, index.d), dtype=np.float32)
+    return measure_recall(index, ids, vectors, queries, k, query_ids=query_ids, device=device)
+
+
+def _exact_storage(inner: faiss.Index) -> faiss.IndexFlat | None:
+    """The flat index holding the vectors of ``inner`` (itself, or an HNSW's storage), or None."""
+    inner = faiss.downcast_index(inner)
+    storage = faiss.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else inner
+    return storage if isinstance(storage, faiss.IndexFlat) and storage.is_trained else None
+
+
+def _slices(vectors: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    for start in range(0, len(vectors), size):
+        yield vectors[start : start + size]
+
+
+def _held_out_positions(count: int, rng: np.random.Generator) -> np.ndarray:
+    """The sorted positions of the tuning queries kept out of the index until tuning is done."""
+    if count < 4 * TUNING_QUERIES:
+        return np.zeros(0, dtype=np.int64)
+    return np.sort(rng.choice(count, TUNING_QUERIES, replace=False))
+
+
+def _add_streamed(
+    index: faiss.Index, ids: np.ndarray, chunks: Iterable[np.ndarray], dimension: int, device: str
+) -> None:
+    """Add the rows of ``chunks`` under ``ids`` to an exact-storage index and tune it (see ``build_index``).
+
+    Tuning queries go in last: tuned while they are not yet in the index, they are honest held-out
+    queries (a stored vector's own graph links make it far easier to answer). The index's order is
+    that of the rows without the held-out ones, then the held-out ones.
+    """
+    count = len(ids)
+    inner = faiss.downcast_index(index.index)
+    rng = np.random.default_rng(_SEED)
+    held = _held_out_positions(count, rng)
+    held_vectors = np.empty((len(held), dimension), dtype=np.float32)
+    _reserve_codes(inner, count)
+    _reserve_graph(inner, count)
+    batch = _AddBuffer(index, min(ADD_BATCH, max(count, 1)), dimension)
+    seen = 0
+    for chunk in chunks:
+        chunk = np.asarray(chunk, dtype=np.float32)
+        if chunk.ndim != 2 or chunk.shape[1] != dimension:
+            raise KosearchError(f"a chunk of shape {chunk.shape} does not hold {dimension}-d vectors")
+        stop = seen + len(chunk)
+        if stop > count:
+            raise KosearchError(f"the vectors outnumber the {count} ids")
+        low, high = np.searchsorted(held, [seen, stop])
+        local = held[low:high] - seen
+        held_vectors[low:high] = chunk[local]
+        keep = np.ones(len(chunk), dtype=bool)
+        keep[local] = False
+        batch.add(ids[seen:stop][keep], chunk[keep] if high > low else chunk)
+        seen = stop
+    batch.flush()
+    if seen != count:
+        raise KosearchError(f"{seen} vectors arrived for {count} ids")
+    stored_ids, stored = stored_vectors(index)  # type: ignore[misc]
+    if len(held):
+        _tune(index, stored_ids, stored, held_vectors, None, device=device)
+        index.add_with_ids(held_vectors, ids[held])
+    else:
+        # Too few vectors to spare tuning queries: stored ones, each leaving itself out of the answers.
+        rows = rng.choice(count, min(TUNING_QUERIES, count), replace=False)
+        _tune(index, stored_ids, stored, np.array(stored[rows]), stored_ids[rows], device=device)
+
+
+class _AddBuffer:
+    """Rows gathered into fixed-size batches for ``add_with_ids`` (see ``ADD_BATCH``)."""
+
+    def __init__(self, index: faiss.Index, size: int, dimension: int) -> None:
+        self.index = index
+        self.ids = np.empty(size, dtype=np.int64)
+        self.vectors = np.empty((size, dimension), dtype=np.float32)
+        self.filled = 0
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        start = 0
+        while start < len(ids):
+            take = min(len(ids) - start, len(self.ids) - self.filled)
+            self.ids[self.filled : self.filled + take] = ids[start : start + take]
+            self.vectors[self.filled : self.filled + take] = vectors[start : start + take]
+            self.filled += take
+            start += take
+            if self.filled == len(self.ids):
+                self.flush()
+
+    def flush(self) -> None:
+        if self.filled:
+            self.index.add_with_ids(self.vectors[: self.filled], self.ids[: self.filled])
+            self.filled = 0
+
+
+def _gathered(stream: VectorStream, count: int) -> np.ndarray:
+    """A stream's vectors in one array (compressed factories need them all at once)."""
+    vectors = np.empty((count, stream.dimension), dtype=np.float32)
+    filled = 0
+    for chunk in stream.chunks:
+        chunk = np.asarray(chunk, dtype=np.float32)
+        if chunk.ndim != 2 or chunk.shape[1] != stream.dimension or filled + len(chunk) > count:
+            raise KosearchError(f"the vectors do not match the {count} ids ({stream.dimension}-d)")
+        vectors[filled : filled + len(chunk)] = chunk
+        filled += len(chunk)
+    if filled != count:
+        raise KosearchError(f"{filled} vectors arrived for {count} ids")
+    return vectors
+
+
+def _build_from_array(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray, factory: str, device: str) -> None:
+    """Train, add and tune a compressed-storage index from one array (see ``build_index``)."""
+    inner = faiss.downcast_index(index.index)
     if not index.is_trained:
         if len(vectors) == 0:
             raise KosearchError(f"a {factory!r} index must be trained, and there are no vectors to train it on")
         _train(index, _training_sample(vectors, inner), gpu_number(device))
-    if isinstance(inner, faiss.IndexHNSW):
-        inner.hnsw.efConstruction = max(inner.hnsw.efConstruction, 40)
-    # The tuning queries go in last: tuned while they are not yet in the index, they are honest
-    # held-out queries (a stored vector's own graph links make it far easier to answer).
     rng = np.random.default_rng(_SEED)
-    held_out = np.zeros(len(ids), dtype=bool)
-    if len(ids) >= 4 * TUNING_QUERIES:
-        held_out[rng.choice(len(ids), TUNING_QUERIES, replace=False)] = True
-    if held_out.any():
-        # One add of the kept rows, then the held-out ones: the index's order and graph are those of
-        # ``add(vectors[~held_out]); add(vectors[held_out])``, without copying all vectors for it
+    positions = _held_out_positions(len(ids), rng)
+    if len(positions):
+        # One add of the kept rows, then the held-out ones, without copying all vectors for it
         # (the rows are moved in place, and moved back before returning).
-        positions = np.flatnonzero(held_out)
-        kept_ids = ids[~held_out]
+        kept_ids = np.delete(ids, positions)
         kept = len(kept_ids)
         _reserve_codes(inner, len(ids))
         with _held_out_last(vectors, positions) as ordered:
@@ -155,7 +351,6 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, factory: str, device: str 
     if ivf is not None:
         # Lets the store read vectors back (iter_vectors, compaction) and remove ids.
         ivf.make_direct_map()
-    return index
 
 
 @dataclass(frozen=True)
@@ -315,19 +510,29 @@ def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int, device: s
 
 
 def _reserve_codes(inner: faiss.Index, count: int) -> None:
-    """Room for ``count`` vectors in an empty HNSW's flat storage before the first of two adds.
+    """Room for ``count`` vectors in an empty flat storage (an HNSW's, or the index itself) before
+    the first of several adds.
 
-    Without it the second add (the held-out rows) grows the storage's ``std::vector``, which copies
-    every stored vector into a buffer twice as large: a transient second copy of them all. A
-    vector keeps its capacity when shrunk, so growing it once and shrinking it back reserves it.
+    Without it each later add (the next batch, the held-out rows) may grow the storage's
+    ``std::vector``, which copies every stored vector into a buffer twice as large: a transient
+    second copy of them all. A vector keeps its capacity when shrunk, so growing it once and
+    shrinking it back reserves it.
     """
-    storage = getattr(inner, "storage", None)
-    if storage is None:
-        return
-    storage = faiss.downcast_index(storage)
+    storage = faiss.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else inner
     if isinstance(storage, faiss.IndexFlatCodes) and storage.ntotal == 0:
         storage.codes.resize(count * storage.code_size)
         storage.codes.resize(0)
+
+
+def _reserve_graph(inner: faiss.Index, count: int) -> None:
+    """Room for the links of ``count`` vectors in an empty HNSW graph, for the same reason as
+    ``_reserve_codes``: each add grows the neighbour table, and growing copies it. A vertex holds
+    2M links on level 0 and M on each level above (1/(M-1) levels on average), so 2M + 2 per
+    vertex is enough for any M >= 2 (beyond it, FAISS simply grows the table)."""
+    if isinstance(inner, faiss.IndexHNSW) and inner.ntotal == 0:
+        links = count * (inner.hnsw.nb_neighbors(0) + 2)
+        inner.hnsw.neighbors.resize(links)
+        inner.hnsw.neighbors.resize(0)
 
 
 @contextmanager

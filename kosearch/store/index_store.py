@@ -56,7 +56,11 @@ a tier of segments of one order of magnitude holds ten (``kosearch.store.segment
 all of them on an explicit ``compact()``. The merged segment holds the live vectors only; it is an
 approximate index (HNSW, IVF: ``kosearch.store.ann``) when its size is above the measured
 break-even, with its recall@10 recorded in its entry (counted with ties, and by ids:
-``kosearch.store.ann.recall_at_k``). It is written like any segment, then one
+``kosearch.store.ann.recall_at_k``). The sources are read once, batch by batch,
+straight into the new index (their mapped pages dropped behind the reader), and an HNSW's tuning
+and recorded recall compare against its own stored vectors, so a merge holds about the new index
+plus one batch (a compressed factory such as ``HNSW32,SQfp16`` still reads them into one array:
+its codes cannot serve as the exact truth). It is written like any segment, then one
 transaction replaces the merged entries by the new one and deletes the dropped ids from
 ``tombstones``; only after that commit are the old files removed. An explicit ``compact()`` then
 empties the SQLite WAL (a checkpoint into ``metadata.sqlite``, when no transaction is open and as
@@ -171,6 +175,7 @@ from kosearch.store.vectors import (
     backend_name,
     empty_vector_store,
     new_faiss_index,
+    read_vectors_once,
 )
 from kosearch.store.view import LoadedSegment, StoreView
 from kosearch.types import SkippedFile
@@ -1182,37 +1187,52 @@ class IndexStore:
         return ann.choose_factory(count, int(manifest["dimension"]))
 
     def _write_merged(self, name: str, chosen: list[LoadedSegment], live: int, dimension: int) -> SegmentEntry:
+        """Write one segment of the live vectors of ``chosen`` and return its entry.
+
+        The sources are read once, batch by batch (``read_vectors_once`` drops each batch's mapped
+        pages), straight into the new index for Flat and exact-storage ANN factories (HNSW), whose
+        tuning and recorded recall take their exact truth from the new index's own storage: the peak
+        is the new index plus one batch. Only a compressed factory (IVF, SQ, PQ) is built from one
+        array of the live vectors, which its training and its exact truth need.
+        """
         import faiss
 
         factory = self._factory_for(live)
         excluded = self._tombstones
+        live_ids = [ids[~np.isin(ids, excluded)] for ids in (segment.vectors.ids() for segment in chosen)]
+        ids = np.concatenate(live_ids) if live_ids else np.zeros(0, dtype=np.int64)
+        if len(ids) != live:
+            raise KosearchError(f"refusing to merge: the segments hold {len(ids)} live vectors, {live} were counted")
 
-        def live_batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        def live_batches() -> Iterator[np.ndarray]:
+            done = 0
             for segment in chosen:
-                for ids, batch in segment.vectors.iter_vectors():
-                    keep = ~np.isin(ids, excluded)
-                    if keep.any():
-                        yield ids[keep], batch[keep]
+                for batch_ids, batch in read_vectors_once(segment.vectors, ann.ADD_BATCH):
+                    keep = ~np.isin(batch_ids, excluded)
+                    expected = ids[done : done + int(keep.sum())]
+                    if not np.array_equal(batch_ids[keep], expected):
+                        raise KosearchError("refusing to merge: a segment's vectors do not follow its ids")
+                    done += len(expected)
+                    if len(expected):
+                        yield batch if len(expected) == len(batch) else batch[keep]
 
         recall = None
         if factory == DEFAULT_FACTORY:
             index = new_faiss_index(dimension, factory)  # streamed: never all vectors twice in memory
-            for ids, batch in live_batches():
-                index.add_with_ids(batch, ids)
+            done = 0
+            for batch in live_batches():
+                index.add_with_ids(batch, ids[done : done + len(batch)])
+                done += len(batch)
+        elif ann.keeps_exact_vectors(factory, dimension):
+            index = ann.build_index(ids, ann.VectorStream(dimension, live_batches()), factory, device=self._device)
+            sample = np.random.default_rng(0).choice(len(ids), min(RECALL_QUERIES, len(ids)), replace=False)
+            recall = ann.measure_stored_recall(index, ids[sample], 10, device=self._device)
         else:
-            # Read once into one array (no list of batches next to a concatenated copy): the graph
-            # build and its tuning need them all, and build_index copies none of them.
-            ids = np.empty(live, dtype=np.int64)
             vectors = np.empty((live, dimension), dtype=np.float32)
-            filled = 0
-            for batch_ids, batch in live_batches():
-                if filled + len(batch_ids) > live:
-                    raise KosearchError(f"refusing to merge: the segments hold more than the {live} live vectors counted")
-                ids[filled : filled + len(batch_ids)] = batch_ids
-                vectors[filled : filled + len(batch_ids)] = batch
-                filled += len(batch_ids)
-            if filled != live:
-                raise KosearchError(f"refusing to merge: the segments hold {filled} live vectors, {live} were counted")
+            done = 0
+            for batch in live_batches():
+                vectors[done : done + len(batch)] = batch
+                done += len(batch)
             index = ann.build_index(ids, vectors, factory, device=self._device)
             sample = np.random.default_rng(0).choice(len(ids), min(RECALL_QUERIES, len(ids)), replace=False)
             recall = ann.measure_recall(index, ids, vectors, vectors[sample], 10, query_ids=ids[sample], device=self._device)

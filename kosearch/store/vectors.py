@@ -14,8 +14,11 @@ Vectors are L2-normalised before they arrive here, so inner product is cosine si
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,6 +148,8 @@ class FaissVectorStore:
         self.backend = "faiss"
         self._gpu_clone: faiss.Index | None = None
         self._gpu_resources = None
+        self._mapped_file = False
+        """Whether the vectors were memory-mapped from a file by ``load`` (the only pages ever released)."""
         if device.startswith("cuda") and _faiss_gpu_available():
             # Searching a GPU clone keeps the CPU index as the one that is saved and updated;
             # the clone is rebuilt lazily after the CPU index changes.
@@ -176,7 +181,9 @@ class FaissVectorStore:
             raise IndexCorruptError(
                 f"{path} is a FAISS file but not a kosearch vector file (no id map: {type(index).__name__})"
             )
-        return cls(index, device)
+        store = cls(index, device)
+        store._mapped_file = mmap
+        return store
 
     def count(self) -> int:
         return int(self.index.ntotal)
@@ -250,12 +257,20 @@ class FaissVectorStore:
     def ids(self) -> np.ndarray:
         return faiss.vector_to_array(self.index.id_map).astype(np.int64, copy=False)
 
-    def iter_vectors(self, batch_size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def iter_vectors(
+        self, batch_size: int = 65536, *, release_pages: bool = False
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``release_pages``: see ``read_vectors_once``."""
         ids = faiss.vector_to_array(self.index.id_map)
         inner = self.index.index
+        mapped = _mapped_codes(inner) if release_pages and self._mapped_file else None
         for start in range(0, len(ids), batch_size):
             stop = min(start + batch_size, len(ids))
-            yield ids[start:stop], inner.reconstruct_n(start, stop - start)
+            batch = inner.reconstruct_n(start, stop - start)
+            if mapped is not None:
+                address, code_size = mapped
+                _release_pages(address + start * code_size, address + stop * code_size)
+            yield ids[start:stop], batch
 
     def save(self, path: Path) -> None:
         faiss.write_index(self.index, str(path))
@@ -389,6 +404,52 @@ def _drop(scores: np.ndarray, ids: np.ndarray, keep: np.ndarray, k: int) -> tupl
 
 def _no_results(queries: int) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((queries, 1), dtype=np.float32), np.full((queries, 1), -1, dtype=np.int64)
+
+
+def read_vectors_once(store: VectorStore, batch_size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``store.iter_vectors`` for a reader that passes once over all of it (a merge).
+
+    A memory-mapped segment's pages count in the process's RSS once touched, and a merge touching
+    every source page would hold a second copy of all its vectors that way (file-backed and
+    reclaimable, but counted). After each batch is copied out, its pages are dropped from this
+    process (``madvise(MADV_DONTNEED)``; the page cache keeps them and a later search maps them
+    again). Only pages mapped read-only from a segment file are dropped, never memory FAISS owns.
+    """
+    if isinstance(store, FaissVectorStore):
+        yield from store.iter_vectors(batch_size, release_pages=True)
+    else:
+        yield from store.iter_vectors(batch_size)
+
+
+_MADV_DONTNEED = 4
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _mapped_codes(inner: faiss.Index) -> tuple[int, int] | None:
+    """``(address, code_size)`` of a flat storage that FAISS memory-mapped from a file (not owned)."""
+    inner = faiss.downcast_index(inner)
+    storage = faiss.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else inner
+    if not isinstance(storage, faiss.IndexFlatCodes) or storage.ntotal == 0 or storage.codes.is_owned:
+        return None
+    return int(faiss.rev_swig_ptr(storage.codes.data(), 1).ctypes.data), int(storage.code_size)
+
+
+def _release_pages(start: int, stop: int) -> None:
+    """Drop this process's mapping of the whole pages in ``[start, stop)`` (Linux; elsewhere nothing)."""
+    libc = _libc()
+    begin, end = start - start % _PAGE, stop - stop % _PAGE  # the last partial page goes with the next batch
+    if libc is not None and end > begin:
+        libc.madvise(ctypes.c_void_p(begin), ctypes.c_size_t(end - begin), _MADV_DONTNEED)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 def _faiss_gpu_available() -> bool:

@@ -1,0 +1,209 @@
+"""The streaming HNSW merge (issue 7: memory of a merge): ``ann.build_index`` over a ``VectorStream``,
+recall from the index's own storage, and the store's merge reading its sources once.
+
+The streamed build must give what the array build gives for the same rows: same ids in the same
+order, same vectors, same tuned efSearch and, with one FAISS thread (HNSW's parallel insertion is
+not deterministic), the same graph, seen as identical search results. Vectors are random (no exact
+ties), small and 32-64-d, so everything runs in seconds; ``ADD_BATCH`` is lowered so that the rows
+go in over several adds, as they do for a real merge.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+from kosearch.errors import KosearchError
+from kosearch.store import IndexStore, PendingChanges, ann
+from kosearch.store.index_store import RECALL_QUERIES
+from kosearch.store.vectors import FaissVectorStore, read_vectors_once
+
+
+def unit_vectors(count: int, dimension: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((count, dimension)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def one_thread():
+    """HNSW inserts an add's vertices in parallel, in an order that depends on thread timing."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
+def chunks_of(vectors: np.ndarray, sizes: list[int]):
+    assert sum(sizes) == len(vectors)
+    start = 0
+    for size in sizes:
+        yield vectors[start : start + size]
+        start += size
+
+
+def assert_same_index(streamed: faiss.Index, array: faiss.Index, queries: np.ndarray) -> None:
+    assert np.array_equal(faiss.vector_to_array(streamed.id_map), faiss.vector_to_array(array.id_map))
+    assert np.array_equal(streamed.index.reconstruct_n(0, streamed.ntotal), array.index.reconstruct_n(0, array.ntotal))
+    assert ann.search_depth(streamed) == ann.search_depth(array)
+    scores_s, ids_s = streamed.search(queries, 10, params=ann.search_parameters(streamed, None))
+    scores_a, ids_a = array.search(queries, 10, params=ann.search_parameters(array, None))
+    assert np.array_equal(ids_s, ids_a) and np.array_equal(scores_s, scores_a)
+
+
+def test_a_stream_builds_the_index_an_array_builds(one_thread, monkeypatch):
+    monkeypatch.setattr(ann, "ADD_BATCH", 700)
+    vectors = unit_vectors(5000, 32)
+    ids = np.arange(5000, dtype=np.int64) * 3 + 11
+    array = ann.build_index(ids, vectors, "HNSW32")
+    streamed = ann.build_index(ids, ann.VectorStream(32, chunks_of(vectors, [1, 999, 2500, 33, 1467])), "HNSW32")
+    assert_same_index(streamed, array, unit_vectors(100, 32, seed=1))
+    # The held-out tuning queries are added last, in both: positions drawn as before streaming existed.
+    held = np.sort(np.random.default_rng(ann._SEED).choice(5000, ann.TUNING_QUERIES, replace=False))
+    order = np.concatenate([np.delete(np.arange(5000), held), held])
+    assert np.array_equal(faiss.vector_to_array(streamed.id_map), ids[order])
+    # The recorded recall: truth from the index's storage = truth from the caller's array.
+    sample = np.random.default_rng(0).choice(5000, 200, replace=False)
+    from_storage = ann.measure_stored_recall(streamed, ids[sample])
+    from_array = ann.measure_recall(array, ids, vectors, vectors[sample], 10, query_ids=ids[sample])
+    assert from_storage == from_array and from_storage.with_ties >= ann.TARGET_RECALL
+
+
+def test_a_small_stream_tunes_on_stored_queries_like_an_array(one_thread):
+    vectors = unit_vectors(600, 32, seed=2)  # under 4 x TUNING_QUERIES: nothing is held out
+    ids = np.arange(600, dtype=np.int64) + 5
+    array = ann.build_index(ids, vectors, "HNSW32")
+    streamed = ann.build_index(ids, ann.VectorStream(32, chunks_of(vectors, [100, 500])), "HNSW32")
+    assert_same_index(streamed, array, unit_vectors(50, 32, seed=3))
+    assert np.array_equal(faiss.vector_to_array(streamed.id_map), ids)
+
+
+def test_stored_vectors_is_a_read_only_view_of_exact_storage_only():
+    vectors = unit_vectors(1200, 16, seed=4)
+    ids = np.arange(1200, dtype=np.int64) + 1
+    for factory in ("Flat", "HNSW32"):
+        index = ann.build_index(ids, vectors, factory)
+        stored_ids, stored = ann.stored_vectors(index)
+        assert np.array_equal(stored, index.index.reconstruct_n(0, 1200)) and not stored.flags.writeable
+        assert np.array_equal(stored_ids, faiss.vector_to_array(index.id_map))
+        assert ann.keeps_exact_vectors(factory, 16)
+    ivf = ann.build_index(ids, vectors, "IVF16,SQ8")
+    assert ann.stored_vectors(ivf) is None and not ann.keeps_exact_vectors("IVF16,SQ8", 16)
+    assert not ann.keeps_exact_vectors("HNSW32,SQ8", 16)
+    with pytest.raises(KosearchError, match="does not store its vectors exactly"):
+        ann.measure_stored_recall(ivf, ids[:5])
+
+
+def test_a_stream_for_a_compressed_factory_is_gathered_into_the_array_path():
+    vectors = unit_vectors(3000, 16, seed=5)
+    ids = np.arange(3000, dtype=np.int64) * 2
+    array = ann.build_index(ids, vectors, "IVF16,Flat")
+    streamed = ann.build_index(ids, ann.VectorStream(16, chunks_of(vectors, [1000, 2000])), "IVF16,Flat")
+    assert_same_index(streamed, array, unit_vectors(40, 16, seed=6))
+
+
+@pytest.mark.parametrize(
+    ("sizes", "dimension", "message"),
+    [([100, 100], 32, "outnumber"), ([100], 32, "arrived for"), ([150], 16, "16-d vectors")],
+)
+def test_a_stream_that_does_not_match_its_ids_is_refused(sizes, dimension, message):
+    ids = np.arange(150, dtype=np.int64)
+    stream = ann.VectorStream(dimension, (unit_vectors(size, 32) for size in sizes))
+    with pytest.raises(KosearchError, match=message):
+        ann.build_index(ids, stream, "HNSW32")
+
+
+# -- the store's merge ---------------------------------------------------------------------------------
+
+
+def _store(folder: Path, vectors: np.ndarray, segments: int, factory: str | None) -> IndexStore:
+    """A store of ``segments`` flat segments, 4 documents each, of consecutive ids from 1."""
+    manifest = {"model": "test/model", "fingerprint": "test", "dimension": vectors.shape[1], "prompts": {}}
+    store = IndexStore.create(folder, manifest, **({} if factory is None else {"factory": factory}))
+    number = 0
+    for rows in np.array_split(np.arange(len(vectors)), segments):
+        store.add_vectors(rows + 1, vectors[rows])
+        documents, sentences = [], []
+        for part in np.array_split(rows, 4):
+            number += 1
+            documents.append({"id": number, "root": "/t", "path": f"d{number}.txt", "sha256": "x", "size": 1,
+                              "encoding": "utf-8", "format": "txt", "sentences": len(part), "indexed_at": "now"})
+            sentences += [{"id": int(i) + 1, "document_id": number, "position": p, "text": "가", "line": 1,
+                           "start": 0, "end": 1} for p, i in enumerate(part)]
+        store.checkpoint(PendingChanges(documents=documents, sentences=sentences, removed_documents=[]))
+    return store
+
+
+@pytest.mark.parametrize("factory", [None, "HNSW16,Flat", "HNSW16,SQfp16"])
+def test_a_merge_streams_into_the_index_the_array_build_gives(tmp_path, monkeypatch, one_thread, factory):
+    """Compaction of 3 segments with deletions = build_index over the live rows in one array, and the
+    recorded recall = measure_recall against that array (the issue-7 merge path before streaming).
+    The default and an explicit exact-storage factory stream; SQfp16 (compressed codes, so no exact
+    truth in the index) is the store's one trainless compressed factory and keeps the array path."""
+    monkeypatch.setattr(ann, "BREAK_EVEN", 1)
+    monkeypatch.setattr(ann, "ADD_BATCH", 500)
+    vectors = unit_vectors(2400, 64, seed=7)
+    store = _store(tmp_path / "idx", vectors, 3, factory)
+    store.remove_documents([2, 7])  # a document inside the first and one inside the second segment
+    store.checkpoint()
+    # What the sources hold (SQfp16 segments hold fp16-rounded vectors), live ones in reading order.
+    read = [pair for segment in store._segments for pair in segment.vectors.iter_vectors()]
+    ids, held = np.concatenate([i for i, _ in read]), np.concatenate([v for _, v in read])
+    live = ~np.isin(ids, store._tombstones)
+    ids, held = ids[live], held[live]
+    store.compact()
+    (entry,) = store.segment_entries()
+    merged = store._segments[0].vectors.index
+    store.close()
+
+    expected_factory = factory or ann.ANN_FACTORY
+    array = ann.build_index(ids, held, expected_factory)
+    assert entry.factory == expected_factory and entry.count == len(ids) == 2400 - 400
+    assert_same_index(merged, array, unit_vectors(60, 64, seed=8))
+    sample = np.random.default_rng(0).choice(len(ids), min(RECALL_QUERIES, len(ids)), replace=False)
+    recall = ann.measure_recall(array, ids, held, held[sample], 10, query_ids=ids[sample])
+    assert entry.recall_at_10 == pytest.approx(recall.with_ties, abs=0) and recall.with_ties >= ann.TARGET_RECALL
+    assert entry.recall_at_10_ids == pytest.approx(recall.by_ids, abs=0)
+
+
+def _mapped_rss_kb(path: Path) -> int:
+    """Resident kB of this process's mappings of ``path`` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5:  # a mapping's header line
+            inside = len(fields) >= 6 and fields[5] == str(path)
+        elif inside and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps; madvise is Linux's")
+def test_reading_a_mapped_segment_once_drops_its_pages_and_leaves_memory_stores_intact(tmp_path):
+    vectors = unit_vectors(20_000, 128, seed=9)  # 10 MB
+    ids = np.arange(20_000, dtype=np.int64) + 1
+    path = tmp_path / "segment.000001.faiss"
+    source = FaissVectorStore.empty(128)
+    source.add(ids, vectors)
+    source.save(path)
+
+    mapped = FaissVectorStore.load(path, mmap=True)
+    kept = [batch for _, batch in mapped.iter_vectors(4096)]
+    assert _mapped_rss_kb(path) > 8_000  # a plain pass keeps the touched pages mapped
+    del kept, mapped
+
+    once = FaissVectorStore.load(path, mmap=True)
+    read = list(read_vectors_once(once, 4096))
+    assert _mapped_rss_kb(path) < 1_000
+    assert np.array_equal(np.concatenate([i for i, _ in read]), ids)
+    assert np.array_equal(np.concatenate([v for _, v in read]), vectors)
+    _, found = once.search(vectors[:5], 1)  # the dropped pages come back from the file on use
+    assert np.array_equal(found[:, 0], ids[:5])
+
+    in_memory = FaissVectorStore.load(path)  # owned memory: never released (it would be zeroed)
+    list(read_vectors_once(in_memory, 4096))
+    assert np.array_equal(np.concatenate([v for _, v in in_memory.iter_vectors()]), vectors)
