@@ -21,8 +21,10 @@ questions at sentence units to dense, chatbot to BM25). This script, on the same
      where a list's confidence is its top-1 gap relative to its top-10 span,
      ``(s1 - s2) / (s1 - s10)`` (1: one dominant hit; 0: a flat top);
    - ``spread``: the dense z-scores scaled by the dense list's own spread relative to a fixed
-     reference, ``z_dense * (std_q / sigma0) ** alpha``: when e5's cosines of the candidates lie
-     within a hair of each other, dense cannot tell them apart and should move the mix less;
+     reference, ``z_dense * (min(std_q, sigma0) / sigma0) ** alpha``: when e5's cosines of the
+     candidates lie within a hair of each other, dense cannot tell them apart and should move the mix
+     less (alpha 0.5 is the product's ``fusion.DEFAULT_DENSE_SPREAD`` rule, checked query by query
+     through ``kosearch.search.fusion.convex_fusion`` on every set);
    - ``agree``: a CombMNZ-style bonus ``gamma`` (in z units) for a candidate in both signals' top 10;
    - ``clip``: the lexical z-score capped at ``cap``: with few candidates holding a query term among
      the ~150 of the union, a plain match gets z of 5-10 and outvotes any dense difference.
@@ -50,12 +52,13 @@ from fusion_study import DEPTH, DISCOUNT, SETS, Prepared, Variant, check_metrics
 from fusion_study import evaluate as study_evaluate  # noqa: E402
 
 from kosearch.search.bm25 import DEFAULT_B, DEFAULT_K1, BM25Parameters  # noqa: E402
-from kosearch.search.fusion import DEFAULT_LEXICAL_WEIGHT  # noqa: E402
+from kosearch.search.fusion import DEFAULT_DENSE_SPREAD, DEFAULT_LEXICAL_WEIGHT, convex_fusion  # noqa: E402
 from kosearch.search.hybrid import FUSION_CANDIDATES  # noqa: E402
 from kosearch.search.morphemes import LexicalOptions  # noqa: E402
 
 PRODUCT = Variant("zscore", DEFAULT_LEXICAL_WEIGHT, FUSION_CANDIDATES, "lexical", over_union=True)
-"""Today's default as fusion_study spells it (the product's candidates, completion and fusion)."""
+"""The default before this study (plain dense z-scores) as fusion_study spells it; ``Fusion("default")``
+must give the same numbers (asserted)."""
 
 
 # ------------------------------------------------------------------------------ the default's parts
@@ -137,7 +140,7 @@ class Fusion:
     @property
     def label(self) -> str:
         if self.family in ("dense", "lexical", "default"):
-            return self.family if self.family != "default" else f"default (zscore union w={self.weight:g})"
+            return self.family if self.family != "default" else f"plain z (earlier default) w={self.weight:g}"
         names = {"gap": ("beta", "k"), "spread": ("alpha", "sigma0"), "agree": ("gamma", ""), "clip": ("cap", "")}[self.family]
         text = f"{self.family} w={self.weight:g} {names[0]}={self.param:g}"
         return text + (f" {names[1]}={self.param2:g}" if names[1] else "")
@@ -159,8 +162,8 @@ def fused_scores(p: Prepared, q: Parts, f: Fusion) -> np.ndarray:
         c_lex, c_dense = q.extra[("c_lex", k)], q.extra[("c_dense", k)]
         logit = np.log(f.weight / (1 - f.weight)) + f.param * (c_lex - c_dense)
         weight = (1 / (1 + np.exp(-logit)))[:, None]
-    elif f.family == "spread":
-        zd = zd * ((q.dense_std / f.param2) ** f.param)[:, None]
+    elif f.family == "spread":  # only damps: a list spread wider than sigma0 keeps its plain z-scores
+        zd = zd * ((np.minimum(q.dense_std, f.param2) / f.param2) ** f.param)[:, None]
     elif f.family == "agree":
         both = q.extra.setdefault("both10", top_sets(q.dense_raw, q.dense_mask, 10) & top_sets(q.lex_raw, q.lex_mask, 10))
         bonus = f.param * both
@@ -190,6 +193,25 @@ def per_query(p: Prepared, fused: np.ndarray) -> dict[str, np.ndarray]:
 
 
 METRICS = ("mrr_at_10", "ndcg_at_10")
+PRODUCT_NEW = Fusion("spread", DEFAULT_LEXICAL_WEIGHT, 0.5, DEFAULT_DENSE_SPREAD or 0.0)
+"""The product's fusion now (``convex_fusion`` defaults), as this study spells it."""
+
+
+def through_product(p: Prepared, depth: int = FUSION_CANDIDATES) -> dict[str, np.ndarray]:
+    """Per-query metrics of ``kosearch.search.fusion.convex_fusion`` at its defaults, query by query.
+
+    Candidate lists as ``kosearch.search.hybrid`` builds them: each signal's top ``depth``, and the BM25
+    of the dense candidates the lexical list missed (those holding a query term).
+    """
+    fused = np.full(p.doc.shape, -np.inf)
+    for q in range(p.doc.shape[0]):
+        valid = p.doc[q] >= 0
+        dense = {c: float(p.dense[q, c]) for c in np.flatnonzero(valid & (p.dense_rank[q] < depth))}
+        lexical = {c: float(p.lex[q, c]) for c in np.flatnonzero(valid & (p.lex_rank[q] < depth))}
+        scored = {c: float(p.lex[q, c]) for c in dense if c not in lexical and p.lex[q, c] > 0}
+        for hit in convex_fusion(dense, lexical, lexical_scored=scored):
+            fused[q, hit.key] = hit.score
+    return per_query(p, fused)
 
 
 def bootstrap(a: np.ndarray, b: np.ndarray, resamples: int, rng: np.random.Generator) -> dict[str, float]:
@@ -307,23 +329,31 @@ def main() -> None:
     table = {label: {n: {m: float(v[n][m].mean()) for m in METRICS} for n in names} for label, v in scores.items()}
     default_label = Fusion("default").label
     # The default here must be fusion_study's PRODUCT variant (which was checked against the product's fusion).
+    product_new = {}
+    for p in prepared:
+        product_new[p.name] = {m: float(v.mean()) for m, v in through_product(p).items() if m in METRICS}
+        here = table[PRODUCT_NEW.label][p.name]
+        print(f"{p.name}: {PRODUCT_NEW.label} here {here['mrr_at_10']:.2f} / {here['ndcg_at_10']:.2f}, through "
+              f"kosearch.search.fusion.convex_fusion {product_new[p.name]['mrr_at_10']:.2f} / {product_new[p.name]['ndcg_at_10']:.2f}", flush=True)
+        for m in METRICS:
+            assert abs(product_new[p.name][m] - here[m]) < 1e-9, (p.name, m)
     for p in prepared:
         theirs = study_evaluate(p, PRODUCT)
         for m in METRICS:
             assert abs(theirs[m] - table[default_label][p.name][m]) < 1e-9, (p.name, m, theirs[m], table[default_label][p.name][m])
 
-    print("\n## 1. Paired bootstrap of today's default (hybrid minus each single mode), 95% intervals")
     noise = {}
-    print("| set | queries | metric | dense | lexical | hybrid | hybrid - dense [95% CI] | hybrid - lexical [95% CI] |")
-    print("|---|---:|---|---:|---:|---:|---|---|")
-    for p in prepared:
-        noise[p.name] = {}
-        for m in METRICS:
-            h, d, lx = (scores[label][p.name][m] for label in (default_label, "dense", "lexical"))
-            vs_d, vs_l = bootstrap(h, d, args.resamples, rng), bootstrap(h, lx, args.resamples, rng)
-            noise[p.name][m] = {"vs_dense": vs_d, "vs_lexical": vs_l}
-            print(f"| {p.name} | {len(h)} | {m} | {d.mean():.2f} | {lx.mean():.2f} | {h.mean():.2f} | "
-                  f"{vs_d['diff']:+.2f} [{vs_d['low']:+.2f}, {vs_d['high']:+.2f}] | {vs_l['diff']:+.2f} [{vs_l['low']:+.2f}, {vs_l['high']:+.2f}] |")
+    for title, hybrid_label in (("the earlier default (plain dense z-scores)", default_label), ("the product's fusion now", PRODUCT_NEW.label)):
+        print(f"\n## 1. Paired bootstrap of {title}: hybrid minus each single mode, 95% intervals")
+        print("| set | queries | metric | dense | lexical | hybrid | hybrid - dense [95% CI] | hybrid - lexical [95% CI] |")
+        print("|---|---:|---|---:|---:|---:|---|---|")
+        for p in prepared:
+            for m in METRICS:
+                h, d, lx = (scores[label][p.name][m] for label in (hybrid_label, "dense", "lexical"))
+                vs_d, vs_l = bootstrap(h, d, args.resamples, rng), bootstrap(h, lx, args.resamples, rng)
+                noise.setdefault(hybrid_label, {}).setdefault(p.name, {})[m] = {"vs_dense": vs_d, "vs_lexical": vs_l}
+                print(f"| {p.name} | {len(h)} | {m} | {d.mean():.2f} | {lx.mean():.2f} | {h.mean():.2f} | "
+                      f"{vs_d['diff']:+.2f} [{vs_d['low']:+.2f}, {vs_d['high']:+.2f}] | {vs_l['diff']:+.2f} [{vs_l['low']:+.2f}, {vs_l['high']:+.2f}] |")
 
     print("\n## 2. Queries where the default ranks the first relevant document lower than the better single mode")
     losses = {}
@@ -391,7 +421,7 @@ def main() -> None:
                   f"  vs lexical {b['vs_lexical']['diff']:+.2f} [{b['vs_lexical']['low']:+.2f}, {b['vs_lexical']['high']:+.2f}]"
                   f"  vs default {b['vs_default']['diff']:+.2f} [{b['vs_default']['low']:+.2f}, {b['vs_default']['high']:+.2f}]")
 
-    result = {"sets": names, "bm25": {"k1": DEFAULT_K1, "b": DEFAULT_B, "idf": "robertson"}, "noise": noise, "losses": losses,
+    result = {"sets": names, "through_product_fusion": product_new, "bm25": {"k1": DEFAULT_K1, "b": DEFAULT_B, "idf": "robertson"}, "noise": noise, "losses": losses,
               "table": table, "summary": summary, "leave_one_out": loso, "held_out_bootstrap": held_bootstrap,
               "load_average_end": os.getloadavg(), "seconds": time.perf_counter() - started}
     if args.json:

@@ -2,7 +2,9 @@
 
 With fewer units than k, every unit is a dense candidate, so each hit carries its dense cosine and
 its BM25 (None: no query term, BM25 0) and the fused score can be recomputed from the hits alone:
-``(1 - w) * (d - mean) / sqrt(std * DEFAULT_DENSE_SPREAD) + w * z(lexical)`` over all units.
+``(1 - w) * (d - mean) / sqrt(std * max(std, DEFAULT_DENSE_SPREAD)) + w * z(lexical)`` over all units
+(the bundled encoder's cosines of these sentences have a std below the reference, so the damping
+applies, which the test checks too).
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ import pytest
 import kosearch
 from kosearch.search.fusion import DEFAULT_DENSE_SPREAD, DEFAULT_LEXICAL_WEIGHT
 
-SENTENCES = [
+SENTENCES = [  # one library's notices: the encoder's cosines to the query lie close together (std ~0.008)
     "햇살 도서관은 매주 월요일에 문을 닫습니다.",
-    "도서관 열람실은 평일 오후 열 시까지 엽니다.",
-    "주민센터 주차장은 저녁 여덟 시에 닫습니다.",
-    "문화 강좌 수강료는 한 달에 삼만 원입니다.",
-    "고양이가 창가에서 졸고 있다.",
-    "김치찌개 국물이 진하고 맛있었다.",
-    "공원 놀이터 바닥을 고무판으로 바꿉니다.",
-    "도서 대출은 한 사람당 다섯 권까지 됩니다.",
+    "햇살 도서관은 평일 오후 열 시까지 문을 엽니다.",
+    "햇살 도서관은 주말에도 오후 다섯 시까지 문을 엽니다.",
+    "햇살 도서관 열람실은 설날과 추석 당일에 쉽니다.",
+    "햇살 도서관 대출은 한 사람당 다섯 권까지 됩니다.",
+    "햇살 도서관 어린이실은 오전 열 시에 문을 엽니다.",
+    "햇살 도서관 주차장은 저녁 여덟 시에 닫습니다.",
+    "햇살 도서관 복사기는 이층 로비에 있습니다.",
 ]
 
 
@@ -41,18 +43,18 @@ def test_hybrid_scores_with_the_bundled_encoder_follow_the_dense_spread_formula(
         hits = index.search("도서관은 언제 쉬나요?", k=len(SENTENCES))
     assert len(hits) == len(SENTENCES) and all(hit.mode == "hybrid" for hit in hits)
     assert all(hit.dense_score is not None for hit in hits)  # every unit was a dense candidate
-    assert any(hit.lexical_score for hit in hits) and any(hit.lexical_score is None for hit in hits)
+    assert len({hit.lexical_score for hit in hits}) > 1  # BM25 tells some units apart (쉬다 is in one)
     dense = [float(hit.dense_score) for hit in hits]
     lexical = [float(hit.lexical_score or 0.0) for hit in hits]
     d_mean, d_std = _population(dense)
     l_mean, l_std = _population(lexical)
+    assert d_std < DEFAULT_DENSE_SPREAD
     w = DEFAULT_LEXICAL_WEIGHT
     expected = [
-        (1 - w) * (d - d_mean) / math.sqrt(d_std * DEFAULT_DENSE_SPREAD) + w * (x - l_mean) / l_std
+        (1 - w) * (d - d_mean) / math.sqrt(d_std * max(d_std, DEFAULT_DENSE_SPREAD)) + w * (x - l_mean) / l_std
         for d, x in zip(dense, lexical)
     ]
     assert [hit.fused_score for hit in hits] == pytest.approx(expected, abs=1e-6)
     assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
     plain = [(1 - w) * (d - d_mean) / d_std + w * (x - l_mean) / l_std for d, x in zip(dense, lexical)]
     assert plain != pytest.approx(expected, abs=1e-3)  # the reference spread changes the scores
-    assert "도서관" in hits[0].text
