@@ -16,7 +16,7 @@ sentence units, plus sample questions at passage units (``bench/bench_units.py``
 passage is relevant when it holds a judged sentence).
 
 ``--plain-z`` adds, for every hybrid setting, the same ranking with plain dense z-scores
-(``convex_fusion(..., dense_spread=None)``, the default before ``fusion.DEFAULT_DENSE_SPREAD``), so the
+(``convex_fusion(..., dense_std_floor=None)``, the default before ``fusion.DEFAULT_DENSE_STD_FLOOR``), so the
 two fusions are compared in one run; ``--k1`` / ``--b`` narrow the grid.
 
 Usage: OMP_NUM_THREADS=1 PYTHONPATH=. python bench/bm25_grid.py --sets /tmp/devsets --json out.json
@@ -42,15 +42,15 @@ from kosearch.evaluate.ranking import DEPTH, ranking_metrics  # noqa: E402
 from kosearch.evaluate.retrieval import TEMPORARY_INDEX_CANDIDATES  # noqa: E402
 from kosearch.evaluate.temporary_index import temporary_index  # noqa: E402
 from kosearch.search import hybrid  # noqa: E402
-from kosearch.search.fusion import DEFAULT_DENSE_SPREAD, DEFAULT_LEXICAL_WEIGHT  # noqa: E402
+from kosearch.search.fusion import DEFAULT_DENSE_STD_FLOOR, DEFAULT_LEXICAL_WEIGHT  # noqa: E402
 
 K1S = (0.9, 1.2)
 BS = (0.3, 0.4, 0.5, 0.75)
 PLAIN_Z = False
-"""``--plain-z``: also rank hybrid with plain dense z-scores (``dense_spread=None``) in the same run."""
+"""``--plain-z``: also rank hybrid with plain dense z-scores (``dense_std_floor=None``) in the same run."""
 
 
-def _rank_all(index, queries, vectors, tokens, mode, k1, b, weight, to_doc, dense_spread=DEFAULT_DENSE_SPREAD):
+def _rank_all(index, queries, vectors, tokens, mode, k1, b, weight, to_doc, dense_std_floor=DEFAULT_DENSE_STD_FLOOR):
     store = index.store
     wanted = max(TEMPORARY_INDEX_CANDIDATES, DEPTH, hybrid.MIN_CANDIDATES)
     rankings = []
@@ -59,7 +59,7 @@ def _rank_all(index, queries, vectors, tokens, mode, k1, b, weight, to_doc, dens
             ranked = hybrid._ranked(
                 store, mode, "convex", weight, wanted,
                 None if mode == "lexical" else vectors[position : position + 1], tokens[position], None, (k1, b),
-                dense_spread=dense_spread,
+                dense_std_floor=dense_std_floor,
             )[:wanted]
             docs: list[str] = []
             for fused in ranked:
@@ -91,8 +91,8 @@ def run_set(name, index, query_ids, queries, qrels, to_doc, grid, weights, check
         for weight in weights:
             fused = _rank_all(index, queries, vectors, tokens, "hybrid", k1, b, weight, to_doc)
             rows.append({"set": name, "mode": "hybrid", "k1": k1, "b": b, "weight": weight, **_metrics(query_ids, fused, qrels)})
-            if PLAIN_Z:  # the same fusion with plain dense z-scores (dense_spread None), the earlier default
-                fused = _rank_all(index, queries, vectors, tokens, "hybrid", k1, b, weight, to_doc, dense_spread=None)
+            if PLAIN_Z:  # the same fusion with plain dense z-scores (dense_std_floor None), the earlier default
+                fused = _rank_all(index, queries, vectors, tokens, "hybrid", k1, b, weight, to_doc, dense_std_floor=None)
                 rows.append({"set": name, "mode": "hybrid-plainz", "k1": k1, "b": b, "weight": weight, **_metrics(query_ids, fused, qrels)})
     if check:  # the product's own search at the defaults gives the same documents
         from kosearch.search.bm25 import DEFAULT_B, DEFAULT_K1

@@ -23,8 +23,9 @@ questions at sentence units to dense, chatbot to BM25). This script, on the same
    - ``spread``: the dense z-scores scaled by the dense list's own spread relative to a fixed
      reference, ``z_dense * (min(std_q, sigma0) / sigma0) ** alpha``: when e5's cosines of the
      candidates lie within a hair of each other, dense cannot tell them apart and should move the mix
-     less (alpha 0.5 is the product's ``fusion.DEFAULT_DENSE_SPREAD`` rule, checked query by query
-     through ``kosearch.search.fusion.convex_fusion`` on every set);
+     less; alpha 1 is a floor on the std the dense z-score divides by, ``(s - mean) / max(std, sigma0)``,
+     the product's ``fusion.DEFAULT_DENSE_STD_FLOOR`` at sigma0 0.01 (checked query by query through
+     ``kosearch.search.fusion.convex_fusion`` on every set);
    - ``agree``: a CombMNZ-style bonus ``gamma`` (in z units) for a candidate in both signals' top 10;
    - ``clip``: the lexical z-score capped at ``cap``: with few candidates holding a query term among
      the ~150 of the union, a plain match gets z of 5-10 and outvotes any dense difference.
@@ -52,7 +53,7 @@ from fusion_study import DEPTH, DISCOUNT, SETS, Prepared, Variant, check_metrics
 from fusion_study import evaluate as study_evaluate  # noqa: E402
 
 from kosearch.search.bm25 import DEFAULT_B, DEFAULT_K1, BM25Parameters  # noqa: E402
-from kosearch.search.fusion import DEFAULT_DENSE_SPREAD, DEFAULT_LEXICAL_WEIGHT, convex_fusion  # noqa: E402
+from kosearch.search.fusion import DEFAULT_DENSE_STD_FLOOR, DEFAULT_LEXICAL_WEIGHT, convex_fusion  # noqa: E402
 from kosearch.search.hybrid import FUSION_CANDIDATES  # noqa: E402
 from kosearch.search.morphemes import LexicalOptions  # noqa: E402
 
@@ -193,7 +194,7 @@ def per_query(p: Prepared, fused: np.ndarray) -> dict[str, np.ndarray]:
 
 
 METRICS = ("mrr_at_10", "ndcg_at_10")
-PRODUCT_NEW = Fusion("spread", DEFAULT_LEXICAL_WEIGHT, 0.5, DEFAULT_DENSE_SPREAD or 0.0)
+PRODUCT_NEW = Fusion("spread", DEFAULT_LEXICAL_WEIGHT, 1.0, DEFAULT_DENSE_STD_FLOOR or 0.0)
 """The product's fusion now (``convex_fusion`` defaults), as this study spells it."""
 
 

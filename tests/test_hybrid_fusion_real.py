@@ -2,9 +2,9 @@
 
 With fewer units than k, every unit is a dense candidate, so each hit carries its dense cosine and
 its BM25 (None: no query term, BM25 0) and the fused score can be recomputed from the hits alone:
-``(1 - w) * (d - mean) / sqrt(std * max(std, DEFAULT_DENSE_SPREAD)) + w * z(lexical)`` over all units
-(the bundled encoder's cosines of these sentences have a std below the reference, so the damping
-applies, which the test checks too).
+``(1 - w) * (d - mean) / max(std, DEFAULT_DENSE_STD_FLOOR) + w * z(lexical)`` over all units (the
+bundled encoder's cosines of these sentences have a std below the floor, so the floor applies, which
+the test checks too).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import math
 import pytest
 
 import kosearch
-from kosearch.search.fusion import DEFAULT_DENSE_SPREAD, DEFAULT_LEXICAL_WEIGHT
+from kosearch.search.fusion import DEFAULT_DENSE_STD_FLOOR, DEFAULT_LEXICAL_WEIGHT
 
-SENTENCES = [  # one library's notices: the encoder's cosines to the query lie close together (std ~0.008)
+SENTENCES = [  # one library's notices: the encoder's cosines to the query lie close together (std 0.0077)
     "햇살 도서관은 매주 월요일에 문을 닫습니다.",
     "햇살 도서관은 평일 오후 열 시까지 문을 엽니다.",
     "햇살 도서관은 주말에도 오후 다섯 시까지 문을 엽니다.",
@@ -34,7 +34,7 @@ def _population(values: list[float]) -> tuple[float, float]:
 
 
 @pytest.mark.slow
-def test_hybrid_scores_with_the_bundled_encoder_follow_the_dense_spread_formula(tmp_path):
+def test_hybrid_scores_with_the_bundled_encoder_follow_the_dense_std_floor_formula(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.txt").write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
@@ -48,13 +48,13 @@ def test_hybrid_scores_with_the_bundled_encoder_follow_the_dense_spread_formula(
     lexical = [float(hit.lexical_score or 0.0) for hit in hits]
     d_mean, d_std = _population(dense)
     l_mean, l_std = _population(lexical)
-    assert d_std < DEFAULT_DENSE_SPREAD
+    assert d_std < DEFAULT_DENSE_STD_FLOOR
     w = DEFAULT_LEXICAL_WEIGHT
     expected = [
-        (1 - w) * (d - d_mean) / math.sqrt(d_std * max(d_std, DEFAULT_DENSE_SPREAD)) + w * (x - l_mean) / l_std
+        (1 - w) * (d - d_mean) / max(d_std, DEFAULT_DENSE_STD_FLOOR) + w * (x - l_mean) / l_std
         for d, x in zip(dense, lexical)
     ]
     assert [hit.fused_score for hit in hits] == pytest.approx(expected, abs=1e-6)
     assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
     plain = [(1 - w) * (d - d_mean) / d_std + w * (x - l_mean) / l_std for d, x in zip(dense, lexical)]
-    assert plain != pytest.approx(expected, abs=1e-3)  # the reference spread changes the scores
+    assert plain != pytest.approx(expected, abs=1e-3)  # the floor changes the scores
