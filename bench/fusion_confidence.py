@@ -355,7 +355,7 @@ def main() -> None:
                 noise.setdefault(hybrid_label, {}).setdefault(p.name, {})[m] = {"vs_dense": vs_d, "vs_lexical": vs_l}
                 print(f"| {p.name} | {len(h)} | {m} | {d.mean():.2f} | {lx.mean():.2f} | {h.mean():.2f} | "
                       f"{vs_d['diff']:+.2f} [{vs_d['low']:+.2f}, {vs_d['high']:+.2f}] | {vs_l['diff']:+.2f} [{vs_l['low']:+.2f}, {vs_l['high']:+.2f}] |")
-    print(f"\n## 1b. The product's fusion now minus the earlier default, 95% intervals")
+    print("\n## 1b. The product's fusion now minus the earlier default, 95% intervals")
     print("| set | metric | earlier | now | now - earlier [95% CI] |\n|---|---|---:|---:|---|")
     for p in prepared:
         for m in METRICS:
