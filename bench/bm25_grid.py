@@ -15,6 +15,10 @@ Sets: the BEIR folders of ``bench/build_devsets.py`` (``--sets``) and ``corpora/
 sentence units, plus sample questions at passage units (``bench/bench_units.py``'s members: a
 passage is relevant when it holds a judged sentence).
 
+``--plain-z`` adds, for every hybrid setting, the same ranking with plain dense z-scores
+(``convex_fusion(..., dense_std_floor=None)``, the default before ``fusion.DEFAULT_DENSE_STD_FLOOR``), so the
+two fusions are compared in one run; ``--k1`` / ``--b`` narrow the grid.
+
 Usage: OMP_NUM_THREADS=1 PYTHONPATH=. python bench/bm25_grid.py --sets /tmp/devsets --json out.json
 """
 
@@ -38,13 +42,15 @@ from kosearch.evaluate.ranking import DEPTH, ranking_metrics  # noqa: E402
 from kosearch.evaluate.retrieval import TEMPORARY_INDEX_CANDIDATES  # noqa: E402
 from kosearch.evaluate.temporary_index import temporary_index  # noqa: E402
 from kosearch.search import hybrid  # noqa: E402
-from kosearch.search.fusion import DEFAULT_LEXICAL_WEIGHT  # noqa: E402
+from kosearch.search.fusion import DEFAULT_DENSE_STD_FLOOR, DEFAULT_LEXICAL_WEIGHT  # noqa: E402
 
 K1S = (0.9, 1.2)
 BS = (0.3, 0.4, 0.5, 0.75)
+PLAIN_Z = False
+"""``--plain-z``: also rank hybrid with plain dense z-scores (``dense_std_floor=None``) in the same run."""
 
 
-def _rank_all(index, queries, vectors, tokens, mode, k1, b, weight, to_doc):
+def _rank_all(index, queries, vectors, tokens, mode, k1, b, weight, to_doc, dense_std_floor=DEFAULT_DENSE_STD_FLOOR):
     store = index.store
     wanted = max(TEMPORARY_INDEX_CANDIDATES, DEPTH, hybrid.MIN_CANDIDATES)
     rankings = []
@@ -53,6 +59,7 @@ def _rank_all(index, queries, vectors, tokens, mode, k1, b, weight, to_doc):
             ranked = hybrid._ranked(
                 store, mode, "convex", weight, wanted,
                 None if mode == "lexical" else vectors[position : position + 1], tokens[position], None, (k1, b),
+                dense_std_floor=dense_std_floor,
             )[:wanted]
             docs: list[str] = []
             for fused in ranked:
@@ -84,6 +91,9 @@ def run_set(name, index, query_ids, queries, qrels, to_doc, grid, weights, check
         for weight in weights:
             fused = _rank_all(index, queries, vectors, tokens, "hybrid", k1, b, weight, to_doc)
             rows.append({"set": name, "mode": "hybrid", "k1": k1, "b": b, "weight": weight, **_metrics(query_ids, fused, qrels)})
+            if PLAIN_Z:  # the same fusion with plain dense z-scores (dense_std_floor None), the earlier default
+                fused = _rank_all(index, queries, vectors, tokens, "hybrid", k1, b, weight, to_doc, dense_std_floor=None)
+                rows.append({"set": name, "mode": "hybrid-plainz", "k1": k1, "b": b, "weight": weight, **_metrics(query_ids, fused, qrels)})
     if check:  # the product's own search at the defaults gives the same documents
         from kosearch.search.bm25 import DEFAULT_B, DEFAULT_K1
 
@@ -152,9 +162,14 @@ def main() -> None:
     parser.add_argument("--names", nargs="*", default=["korsts", "klue_nli", "kornli", "chatbot"])
     parser.add_argument("--weights", type=float, nargs="*", default=[DEFAULT_LEXICAL_WEIGHT])
     parser.add_argument("--check", type=int, default=30)
+    parser.add_argument("--k1", type=float, nargs="*", default=list(K1S), help="BM25 k1 values of the grid")
+    parser.add_argument("--b", type=float, nargs="*", default=list(BS), help="BM25 b values of the grid")
+    parser.add_argument("--plain-z", action="store_true", help="also rank hybrid with plain dense z-scores (the earlier default)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    grid = list(itertools.product(K1S, BS))
+    global PLAIN_Z
+    PLAIN_Z = args.plain_z
+    grid = list(itertools.product(args.k1, args.b))
     rows = []
     rows += beir_rows("sample_sentences", ROOT / "corpora" / "sample_questions", grid, args.weights, args.check)
     rows += passage_rows(ROOT / "corpora" / "sample_questions", ROOT / "corpora" / "sample", grid, args.weights)
@@ -167,8 +182,8 @@ def main() -> None:
     sets = list(dict.fromkeys(row["set"] for row in rows))
     print(f"sets: {', '.join(sets)}")
     dense = {row["set"]: row for row in rows if row["mode"] == "dense"}
-    print(f"{'mode':8} {'k1':>4} {'b':>5} {'w':>5} {'mean MRR':>9} {'mean nDCG':>9}  " + " ".join(f"{s[:10]:>10}" for s in sets))
-    print(f"{'dense':8} {'':>4} {'':>5} {'':>5} {sum(d['mrr_at_10'] for d in dense.values()) / len(dense):9.2f} "
+    print(f"{'mode':13} {'k1':>4} {'b':>5} {'w':>5} {'mean MRR':>9} {'mean nDCG':>9}  " + " ".join(f"{s[:10]:>10}" for s in sets))
+    print(f"{'dense':13} {'':>4} {'':>5} {'':>5} {sum(d['mrr_at_10'] for d in dense.values()) / len(dense):9.2f} "
           f"{sum(d['ndcg_at_10'] for d in dense.values()) / len(dense):9.2f}  " + " ".join(f"{dense[s]['mrr_at_10']:10.2f}" for s in sets))
     keys = sorted({(r["mode"], r["k1"], r["b"], r.get("weight")) for r in rows if r["mode"] != "dense"}, key=str)
     for mode, k1, b, weight in keys:
@@ -177,7 +192,7 @@ def main() -> None:
             continue
         mrr = sum(r["mrr_at_10"] for r in chosen.values()) / len(sets)
         ndcg = sum(r["ndcg_at_10"] for r in chosen.values()) / len(sets)
-        print(f"{mode:8} {k1:4} {b:5} {weight if weight is not None else '':>5} {mrr:9.2f} {ndcg:9.2f}  "
+        print(f"{mode:13} {k1:4} {b:5} {weight if weight is not None else '':>5} {mrr:9.2f} {ndcg:9.2f}  "
               + " ".join(f"{chosen[s]['mrr_at_10']:10.2f}" for s in sets))
 
 

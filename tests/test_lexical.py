@@ -248,7 +248,7 @@ def test_zscore_fusion_by_hand_with_lexical_completion():
     dense_z = z({"a": 0.9, "b": 0.7, "c": 0.5, "d": 0.5})  # d takes the dense list's floor
     lexical_z = z({"a": 0.0, "b": 10.0, "c": 1.0, "d": 4.0})  # a scores 0: completion says no term matches
     expected = {key: (1 - w) * dense_z[key] + w * lexical_z[key] for key in "abcd"}
-    hits = convex_fusion(dense, lexical, lexical_weight=w, lexical_scored=scored)
+    hits = convex_fusion(dense, lexical, lexical_weight=w, lexical_scored=scored, dense_std_floor=None)
     assert {hit.key: hit.score for hit in hits} == pytest.approx(expected)
     assert [hit.key for hit in hits] == sorted(expected, key=lambda key: -expected[key])
     by_key = {hit.key: hit for hit in hits}
@@ -256,8 +256,52 @@ def test_zscore_fusion_by_hand_with_lexical_completion():
     # Without completion c and a take the lexical floor (4.0): c ties d on the lexical side and
     # beats it on the dense one, where its real BM25 (1.0) puts it below d.
     assert [hit.key for hit in hits].index("c") > [hit.key for hit in hits].index("d")
-    uncompleted = [hit.key for hit in convex_fusion(dense, lexical, lexical_weight=w)]
+    uncompleted = [hit.key for hit in convex_fusion(dense, lexical, lexical_weight=w, dense_std_floor=None)]
     assert uncompleted.index("c") < uncompleted.index("d")
+
+
+def _population(values):
+    mean = sum(values) / len(values)
+    return mean, (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+
+
+def test_dense_std_floor_divides_a_narrow_dense_list_by_the_floor_not_its_std():
+    w, floor = 0.3, 0.01
+    dense = {"a": 0.805, "b": 0.80, "c": 0.79}
+    lexical = {"b": 5.0, "d": 2.0}
+    scored = {"c": 1.0}
+    keys = ["a", "b", "c", "d"]
+    dense_values = [0.805, 0.80, 0.79, 0.79]  # d: the dense list's floor
+    lexical_values = [0.0, 5.0, 1.0, 2.0]
+    d_mean, d_std = _population(dense_values)
+    l_mean, l_std = _population(lexical_values)
+    assert d_std < floor
+    expected = {
+        key: (1 - w) * (dv - d_mean) / floor + w * (lv - l_mean) / l_std
+        for key, dv, lv in zip(keys, dense_values, lexical_values)
+    }
+    hits = convex_fusion(dense, lexical, lexical_weight=w, lexical_scored=scored, dense_std_floor=floor)
+    assert {hit.key: hit.score for hit in hits} == pytest.approx(expected)
+    assert [hit.key for hit in hits] == sorted(expected, key=lambda key: -expected[key])
+    assert convex_fusion(dense, lexical, lexical_scored=scored) == hits  # the default floor is 0.01
+    # The lexical side and min-max do not use it.
+    assert convex_fusion(dense, lexical, normalisation="minmax", dense_std_floor=floor) == convex_fusion(
+        dense, lexical, normalisation="minmax", dense_std_floor=None
+    )
+
+
+def test_a_dense_list_that_barely_separates_its_candidates_moves_the_mix_less():
+    # The same dense order (a > b > c) and the same lexical scores (b > c), once with cosines spread
+    # wide (std 0.08, above the floor: plain z-scores) and once compressed 20-fold around the same
+    # mean (std 0.004). Plain z-scores rank both the same; with the floor, the compressed list counts
+    # less and the lexical favourite b overtakes a.
+    lexical = {"b": 4.0, "c": 2.0}
+    wide = {"a": 0.90, "b": 0.80, "c": 0.70}
+    narrow = {key: 0.80 + (value - 0.80) / 20 for key, value in wide.items()}
+    plain = [[hit.key for hit in convex_fusion(d, lexical, dense_std_floor=None)] for d in (wide, narrow)]
+    assert plain[0] == plain[1] == ["a", "b", "c"]
+    assert convex_fusion(wide, lexical) == convex_fusion(wide, lexical, dense_std_floor=None)
+    assert [hit.key for hit in convex_fusion(narrow, lexical)][0] == "b"
 
 
 def test_weights_zero_and_one_reproduce_each_signal():
@@ -301,5 +345,8 @@ def test_fusion_refuses_bad_arguments():
         convex_fusion({"a": float("nan")}, LEXICAL)
     with pytest.raises(ValueError):
         convex_fusion(DENSE, LEXICAL, normalisation="sigmoid")
+    for floor in (0.0, -0.01):
+        with pytest.raises(ValueError):
+            convex_fusion(DENSE, LEXICAL, dense_std_floor=floor)
     with pytest.raises(ValueError):
         reciprocal_rank_fusion(DENSE, LEXICAL, k=0)

@@ -10,7 +10,8 @@ The steps, each in its own module:
 3. completion (:mod:`kosearch.search.completion`): the BM25 of the dense candidates the lexical list
    missed, so fusion mixes real scores instead of guessing them;
 4. fusion (:mod:`kosearch.search.fusion`): convex mix of z-score normalised scores (default, lexical
-   weight 0.3) or reciprocal rank fusion;
+   weight 0.3; the dense std floored at ``fusion.DEFAULT_DENSE_STD_FLOOR``) or
+   reciprocal rank fusion;
 5. grouping by document (:mod:`kosearch.search.grouping`): at most one unit per document;
 6. hits with every signal's score and the query's morphemes highlighted (:mod:`kosearch.search.highlight`).
 
@@ -31,7 +32,7 @@ from kosearch.errors import KosearchError
 from kosearch.results import Hit
 from kosearch.search.filters import Filter, WhereSpec
 from kosearch.search.completion import lexical_scores_of
-from kosearch.search.fusion import DEFAULT_LEXICAL_WEIGHT, FusedHit, convex_fusion, reciprocal_rank_fusion
+from kosearch.search.fusion import DEFAULT_DENSE_STD_FLOOR, DEFAULT_LEXICAL_WEIGHT, FusedHit, convex_fusion, reciprocal_rank_fusion
 from kosearch.search.grouping import first_per_document
 from kosearch.search.dense import dense_candidates
 from kosearch.search.highlight import Marks, mark_hits
@@ -182,7 +183,10 @@ def _ranked(
     tokens: list[str],
     allowed: np.ndarray | None,
     bm25: tuple[float, float],
+    dense_std_floor: float | None = DEFAULT_DENSE_STD_FLOOR,
 ) -> list[FusedHit[int]]:
+    """The fused candidates of one query, best first. ``dense_std_floor`` goes to convex fusion
+    (bench/bm25_grid.py passes None to rank with plain z-scores in the same run)."""
     dense: dict[int, float] = {}
     lexical: dict[int, float] = {}
     if mode == "hybrid" and fusion == "convex":  # RRF measured better at 20 (73.38 vs 73.12 at 100)
@@ -199,7 +203,7 @@ def _ranked(
     if fusion == "rrf":
         return reciprocal_rank_fusion(dense, lexical)
     scored = lexical_scores_of(store, tokens, [key for key in dense if key not in lexical], k1=k1, b=b)
-    return convex_fusion(dense, lexical, lexical_weight=weight, lexical_scored=scored)
+    return convex_fusion(dense, lexical, lexical_weight=weight, lexical_scored=scored, dense_std_floor=dense_std_floor)
 
 
 def _hits(
