@@ -185,3 +185,33 @@ def test_a_reader_of_an_index_made_before_pages_does_not_migrate_it(tmp_path):
     assert "page" in writer.metadata.db["sentences"].columns_dict
     assert writer.metadata.sentences_by_id([2])[2].page is None
     writer.close()
+
+
+def test_a_closed_writer_leaves_planner_statistics_so_a_document_filter_reads_documents_first(tmp_path):
+    """Without ANALYZE, SQLite answers ``sentences join documents where <document filter>`` by scanning every
+    sentence (125 ms for a 1% path filter at 1.23M sentences, 4 ms with statistics)."""
+    import sqlite3
+
+    store = IndexStore.create(tmp_path / "idx", MANIFEST)
+    first = 1
+    for document in range(1, 41):
+        texts = [f"문장 {document}-{i}" for i in range(25)]
+        pending = _add(store, document, first, texts)
+        store.checkpoint(pending)
+        first += len(texts)
+    database = tmp_path / "idx" / "metadata.sqlite"
+    query = (
+        "select s.id from sentences s join documents d on d.id = s.document_id where d.path GLOB ?"
+    )
+
+    def plan() -> str:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+            return " | ".join(row[3] for row in connection.execute("explain query plan " + query, ["doc1?.txt"]))
+
+    assert "SCAN s" in plan(), "no statistics yet: the planner scans the sentences"
+    store.close()
+    assert plan().startswith("SEARCH d") and "SCAN s" not in plan(), plan()
+    reader = IndexStore.open(tmp_path / "idx")
+    ids = reader.allowed_ids("d.path GLOB ?", ["doc1?.txt"])
+    assert sorted(ids.tolist()) == [i for d in range(10, 20) for i in range(1 + (d - 1) * 25, 1 + d * 25)]
+    reader.close()

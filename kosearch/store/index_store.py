@@ -587,6 +587,10 @@ class IndexStore:
             self._probe.close()
             self._probe = None
         if self._writer is not None:
+            try:
+                self._writer.refresh_statistics()  # for filtered reads (see MetadataStore.refresh_statistics)
+            except sqlite3.Error:
+                pass  # statistics only make reads faster; a writer that cannot write them still closes
             self._writer.close()  # closing without a commit discards an unfinished write transaction
             self._writer = None
         if self._vectors is not None:
@@ -1089,6 +1093,7 @@ class IndexStore:
             for segment in self._segments
         ):
             self._merge(names)
+        self._writer.refresh_statistics()
         self._writer.truncate_wal()
         return CompactionReport(
             segments_before=segments_before,

@@ -68,6 +68,9 @@ class MetadataStore:
 
     WRITER_CACHE_KIB = 256 * 1024
     """The page cache of a writer's connection (SQLite's default is 2 MB; it fills only as needed)."""
+    ANALYSIS_LIMIT = 1000
+    """Rows ``ANALYZE`` reads per index (SQLite's advice for ``PRAGMA optimize`` is 400-1000): the
+    statistics stay cheap to refresh however large the index grows."""
 
     def __init__(self, path: Path, *, shared: bool = False, writer: bool = False) -> None:
         """``shared``: the connection may be used from any thread (its user serialises the calls).
@@ -128,6 +131,20 @@ class MetadataStore:
             pass
         finally:
             self.db.execute(f"PRAGMA busy_timeout = {int(previous)}")
+
+    def refresh_statistics(self) -> None:
+        """Let SQLite's query planner know the tables' shapes (``ANALYZE``, bounded by ``analysis_limit``).
+
+        Without statistics SQLite joins a filter's ``sentences s join documents d`` by scanning every
+        sentence and looking its document up, whatever the filter: on the 1.23M-sentence NSMC index a
+        ``path GLOB`` matching 1% of the units took 125 ms that way and 4 ms once ``ANALYZE`` had run
+        (documents first, then their sentences by index); 10%: 162 ms -> 40 ms. ``ANALYZE`` of that
+        index took 0.2 s. Inside an open transaction it does nothing (the caller is discarding it).
+        """
+        if self.db.conn.in_transaction:
+            return
+        self.db.execute(f"PRAGMA analysis_limit = {self.ANALYSIS_LIMIT}")
+        self.db.execute("ANALYZE")
 
     def begin_snapshot(self) -> None:
         """Start a read transaction: every read until ``end_snapshot`` sees one committed state."""
