@@ -215,3 +215,22 @@ def test_a_closed_writer_leaves_planner_statistics_so_a_document_filter_reads_do
     ids = reader.allowed_ids("d.path GLOB ?", ["doc1?.txt"])
     assert sorted(ids.tolist()) == [i for d in range(10, 20) for i in range(1 + (d - 1) * 25, 1 + d * 25)]
     reader.close()
+
+
+def test_compacting_an_already_compact_index_still_leaves_statistics(tmp_path):
+    """compact() with nothing to merge leaves its write transaction open; closing must still write them."""
+    import sqlite3
+
+    store = IndexStore.create(tmp_path / "idx", MANIFEST)
+    store.checkpoint(_add(store, 1, 1, ["가", "나", "다"]))
+    store.compact()
+    store.close()
+    database = tmp_path / "idx" / "metadata.sqlite"
+    with sqlite3.connect(database) as connection:
+        connection.execute("drop table sqlite_stat1")
+    writer = IndexStore.open(tmp_path / "idx", writable=True)
+    writer.compact()  # one segment, nothing deleted: nothing to merge
+    writer.close()
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+        tables = {row[0] for row in connection.execute("select name from sqlite_master")}
+    assert "sqlite_stat1" in tables

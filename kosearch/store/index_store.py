@@ -588,7 +588,11 @@ class IndexStore:
             self._probe = None
         if self._writer is not None:
             try:
-                self._writer.refresh_statistics()  # for filtered reads (see MetadataStore.refresh_statistics)
+                # Closing discards an unfinished write transaction anyway; ending it first lets the
+                # statistics for filtered reads be written (see MetadataStore.refresh_statistics).
+                if self._writer.db.conn.in_transaction:
+                    self._writer.rollback()
+                self._writer.refresh_statistics()
             except sqlite3.Error:
                 pass  # statistics only make reads faster; a writer that cannot write them still closes
             self._writer.close()  # closing without a commit discards an unfinished write transaction
@@ -1093,7 +1097,10 @@ class IndexStore:
             for segment in self._segments
         ):
             self._merge(names)
-        self._writer.refresh_statistics()
+        try:
+            self._writer.refresh_statistics()
+        except sqlite3.Error:
+            pass  # the compaction has committed; statistics only make reads faster (close tries again)
         self._writer.truncate_wal()
         return CompactionReport(
             segments_before=segments_before,

@@ -139,7 +139,9 @@ class MetadataStore:
         sentence and looking its document up, whatever the filter: on the 1.23M-sentence NSMC index a
         ``path GLOB`` matching 1% of the units took 125 ms that way and 4 ms once ``ANALYZE`` had run
         (documents first, then their sentences by index); 10%: 162 ms -> 40 ms. ``ANALYZE`` of that
-        index took 0.2 s. Inside an open transaction it does nothing (the caller is discarding it).
+        index took 0.2 s. Inside an open transaction it does nothing. A reader's connection loads the
+        statistics with the schema: one opened before the first ``ANALYZE`` sees them at its next
+        statement (creating ``sqlite_stat1`` changes the schema), later refreshes only once it reconnects.
         """
         if self.db.conn.in_transaction:
             return
