@@ -24,7 +24,7 @@ The segment is opened memory-mapped and read only: efSearch is changed on the lo
 nothing is written anywhere.
 
     OMP_NUM_THREADS=1 nice -n 19 env PYTHONPATH=. python bench/ann_recall_ties.py \\
-        --segment /work/b1m/index/segment.000018.faiss --queries /work/b1m/queries.json --precision bf16
+        --segment runs/b1m/index/segment.000018.faiss --queries runs/b1m/queries.json --precision bf16
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ interleaved timing. ``--precision`` sets the query encoder's precision (bf16 on 
 
 Usage: python bench/bench_hybrid_latency.py [--sizes 100000 1000000] [--queries 260] [--filters]
                                             [--work /tmp/kosearch-bench-hybrid] [--out result.json]
-       python bench/bench_hybrid_latency.py --index /work/b1m/index --queries-file /work/b1m/queries.json
+       python bench/bench_hybrid_latency.py --index runs/b1m/index --queries-file runs/b1m/queries.json
                                             [--precision bf16] [--filters] [--out result.json]
 """
 

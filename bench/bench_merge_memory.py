@@ -16,7 +16,7 @@ left in place (``read_vectors_once``'s madvise disabled), to show what dropping 
 The vectors are random unit vectors: memory does not depend on their values (build time does a
 little). Run with OMP_NUM_THREADS=1 on a shared machine::
 
-    OMP_NUM_THREADS=1 nice -n 10 python bench/bench_merge_memory.py --old /work/main --new . --count 200000
+    OMP_NUM_THREADS=1 nice -n 10 python bench/bench_merge_memory.py --old ../main-checkout --new . --count 200000
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ random sample against all (``--exact-sample 0.05``), which bounds the recall fro
 Both modes run everything with one thread (``OMP_NUM_THREADS=1``) and print ``uptime``'s load.
 
     OMP_NUM_THREADS=1 nice -n 10 python bench/bench_paraphrase_mining.py --sizes 20000 50000 100000 150000
-    OMP_NUM_THREADS=1 nice -n 10 python bench/bench_paraphrase_mining.py --index /work/mine1m/index --exact-sample 0.05
+    OMP_NUM_THREADS=1 nice -n 10 python bench/bench_paraphrase_mining.py --index runs/mine1m/index --exact-sample 0.05
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ Usage (about 40 minutes on this machine at load 2-4)::
     OMP_NUM_THREADS=1 nice -n 10 python bench/bench_segments.py --units 1000000 \
         --work /tmp/kosearch-bench-segments --out docs/results/bench_segments_DATE.json
     OMP_NUM_THREADS=2 python bench/bench_segments.py --encoder real --precision bf16 \
-        --work /work/b1m --out docs/results/bench_segments_real_DATE.json     # 45-60 minutes idle
+        --work runs/b1m --out docs/results/bench_segments_real_DATE.json     # 45-60 minutes idle
 """
 
 from __future__ import annotations
