@@ -2,7 +2,7 @@
 
 Corpus: the first N sentence units of NSMC (Kiwi sentences of the reviews in file order, their
 morphemes as kosearch's ingest keeps them), analysed once and cached by
-``bench/nsmc_sentence_tokens.py`` under /work/cache/nsmc_sentence_tokens. No repetition: the 1M
+``bench/nsmc_sentence_tokens.py`` under ~/.cache/kosearch-bench/nsmc_sentence_tokens. No repetition: the 1M
 units are 1M distinct sentences.
 
 Built per size, in this process (times reported):

@@ -6,7 +6,7 @@ says nothing about Korean text. Encoding 1M reviews takes hours on this CPU, so 
 once, in chunks (``chunk_NNNN.npy`` of ``--chunk`` reviews, float32, L2-normalised, file order of
 ``nsmc_bench_data.read_reviews``) that later runs reuse; a killed run resumes at the next chunk.
 
-    nice -n 19 python bench/encode_nsmc_vectors.py --out /work/cache/nsmc_vectors --limit 1000000
+    nice -n 19 python bench/encode_nsmc_vectors.py --out ~/.cache/kosearch-bench/nsmc_vectors --limit 1000000
 """
 
 from __future__ import annotations

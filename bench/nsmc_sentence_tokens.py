@@ -2,7 +2,7 @@
 
 The postings bench needs a million sentence units with the morphemes kosearch's ingest would store
 for them. Kiwi over the 712k reviews takes tens of minutes on this shared 2-core machine, so the
-result is kept under ``--cache`` (default /work/cache/nsmc_sentence_tokens) in files of
+result is kept under ``--cache`` (default ~/.cache/kosearch-bench/nsmc_sentence_tokens) in files of
 ``CHUNK`` reviews; a run that stops keeps the finished files and the next one continues.
 
 One Kiwi pass per review: ``split_into_sents(..., return_tokens=True, split_complex=True)`` gives the
@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-CACHE = Path("/work/cache/nsmc_sentence_tokens")
+CACHE = Path.home() / ".cache" / "kosearch-bench" / "nsmc_sentence_tokens"
 CHUNK = 20000
 HELD_OUT = 200
 

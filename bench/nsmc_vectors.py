@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-CACHE = Path(os.environ.get("KOSEARCH_NSMC_VECTORS", "/work/cache/nsmc_vectors"))
+CACHE = Path(os.environ.get("KOSEARCH_NSMC_VECTORS", Path.home() / ".cache" / "kosearch-bench" / "nsmc_vectors"))
 NOISE = 0.5
 """Norm of the noise added to a real unit vector to make a synthetic one (cosine to it ~0.89)."""
 
