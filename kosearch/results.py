@@ -154,7 +154,7 @@ class IndexInfo:
     """Vectors of deleted units still in segment files, until compaction."""
     segment_details: list[dict[str, Any]] = field(default_factory=list)
     """Per segment: name, count, factory, min_id, max_id, recall_at_10 (with ties) and recall_at_10_ids
-    (by ids), measured for approximate ones, lexical."""
+    (by ids), measured for approximate ones, ef_construction for an HNSW graph, lexical."""
 
     encoder_backend: str | None = None
     """The encoder backend that made the vectors where it changes them (``"onnx-int8"``); None: float32 vectors

@@ -207,3 +207,32 @@ def test_reading_a_mapped_segment_once_drops_its_pages_and_leaves_memory_stores_
     in_memory = FaissVectorStore.load(path)  # owned memory: never released (it would be zeroed)
     list(read_vectors_once(in_memory, 4096))
     assert np.array_equal(np.concatenate([v for _, v in in_memory.iter_vectors()]), vectors)
+
+
+def test_compaction_rebuilds_a_graph_built_shallower_than_the_current_depth(tmp_path, monkeypatch):
+    """An HNSW segment records the efConstruction its graph was built with; a segment built shallower
+    (or before the depth was recorded, FAISS's default 40) is rebuilt by the next compaction even with
+    nothing to merge, and a current one is left alone."""
+    monkeypatch.setattr(ann, "BREAK_EVEN", 1)
+    vectors = unit_vectors(1200, 32, seed=11)
+    monkeypatch.setattr(ann, "EF_CONSTRUCTION", 40)
+    store = _store(tmp_path / "idx", vectors, 1, None)
+    store.compact()
+    (old,) = store.segment_entries()
+    assert old.factory == ann.ANN_FACTORY and old.ef_construction == 40
+    assert ann.graph_outdated(old.factory, None) is False  # None reads as 40, which is current here
+
+    monkeypatch.setattr(ann, "EF_CONSTRUCTION", 80)
+    assert ann.graph_outdated(old.factory, old.ef_construction) and ann.graph_outdated(old.factory, None)
+    assert not ann.graph_outdated("Flat", None) and not ann.graph_outdated("IVF64,SQ8", None)
+    store.compact()
+    (rebuilt,) = store.segment_entries()
+    assert rebuilt.name != old.name and rebuilt.ef_construction == 80 and rebuilt.count == old.count
+    assert ann.ef_construction(store._segments[0].vectors.index) == 80
+
+    store.compact()  # current: nothing to do
+    assert store.segment_entries() == [rebuilt]
+    store.close()
+    reopened = IndexStore.open(tmp_path / "idx")
+    assert reopened.segment_entries() == [rebuilt]  # the depth survives the manifest
+    reopened.close()

@@ -38,6 +38,16 @@ held-out reviews as queries, this 2-core machine; full table and command in docs
 - Out-of-domain queries (the sample questions, about another corpus) found fewer true neighbours
   than held-out reviews at the same depth (0.87 vs 0.97 at 100k), hence ``TUNING_MARGIN``.
 
+Build depth (``EF_CONSTRUCTION``). FAISS builds HNSW at efConstruction 40; on these vectors that graph
+needed efSearch 1024 at 1.23M sentences for recall@10 0.959 with ties, and that search was a third of
+a query's time. bench/ann_ef_construction.py builds the product's index at several depths on the same
+200k real review vectors and measures 500 held-out reviews (docs/benchmarks.md, "HNSW build depth"):
+at efConstruction 160 the build takes 2x as long (73 s vs 36 s) and recall@10 0.97 is reached at
+efSearch 192 instead of 256, 0.95 at 96 instead of 128 (80 was no better than 40 there, within one
+build's noise). A segment's manifest entry records the depth its graph was built with, and compaction
+rebuilds a graph built shallower than ``EF_CONSTRUCTION`` (``graph_outdated``), so existing indexes
+get the faster graph at their next ``kosearch compact``.
+
 Memory. A merge builds its HNSW segment from a stream of the live vectors (``VectorStream``):
 rows go in ``ADD_BATCH`` at a time, the held-out tuning queries are set aside as they pass, and
 the exact neighbours that tuning and ``measure_stored_recall`` compare against are computed over
@@ -84,6 +94,12 @@ held-out reviews at the same depth in bench_ann.py."""
 TUNING_QUERIES = 256
 """Stored vectors used as tuning queries; 256 queries x 10 neighbours bound the recall estimate's
 standard error near 0.95 to about 0.004."""
+
+EF_CONSTRUCTION = 160
+"""HNSW's build depth: candidates kept while each vector's links are chosen (FAISS's default is 40).
+A deeper build makes a better-connected graph, which reaches the same recall at a shallower, faster
+search depth; it costs build time once, at compaction, and saves search time on every query. See the
+module docstring ("Build depth") for the measurement behind 160."""
 
 TIE_EPSILON = 1e-5
 """How far below the exact k-th score a returned neighbour's exact score may be and still count as
@@ -166,7 +182,7 @@ def build_index(
         raise KosearchError(f"FAISS cannot build an index from factory string {factory!r}: {error}") from None
     inner = faiss.downcast_index(index.index)
     if isinstance(inner, faiss.IndexHNSW):
-        inner.hnsw.efConstruction = max(inner.hnsw.efConstruction, 40)
+        inner.hnsw.efConstruction = max(inner.hnsw.efConstruction, EF_CONSTRUCTION)
     if _exact_storage(inner) is not None:
         chunks = vectors.chunks if isinstance(vectors, VectorStream) else _slices(vectors, ADD_BATCH)
         _add_streamed(index, ids, chunks, dimension, device)
@@ -175,6 +191,21 @@ def build_index(
         vectors = _gathered(vectors, len(ids))
     _build_from_array(index, ids, vectors, factory, device)
     return index
+
+
+def ef_construction(index: faiss.Index) -> int | None:
+    """The build depth of an HNSW index's graph (bare or inside an ``IndexIDMap2``); None for other indexes."""
+    inner = faiss.downcast_index(index.index) if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)) else index
+    return int(inner.hnsw.efConstruction) if isinstance(inner, faiss.IndexHNSW) else None
+
+
+def graph_outdated(factory: str, built_with: int | None) -> bool:
+    """Whether a segment of ``factory`` whose graph was built at depth ``built_with`` (None: before the
+    depth was recorded, i.e. FAISS's default 40) should be rebuilt at ``EF_CONSTRUCTION``: only HNSW
+    graphs, and only shallower ones (an index that asked for a deeper build keeps it)."""
+    if not factory.startswith("HNSW"):
+        return False
+    return (40 if built_with is None else built_with) < EF_CONSTRUCTION
 
 
 def keeps_exact_vectors(factory: str, dimension: int) -> bool:

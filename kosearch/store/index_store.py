@@ -1093,7 +1093,9 @@ class IndexStore:
             if deleted:
                 self._delete_points()
         elif len(names) > 1 or deleted or any(
-            segment.entry.factory != self._factory_for(live) or segment.entry.crc32 is None  # give it a checksum
+            segment.entry.factory != self._factory_for(live)
+            or segment.entry.crc32 is None  # give it a checksum
+            or ann.graph_outdated(segment.entry.factory, segment.entry.ef_construction)
             for segment in self._segments
         ):
             self._merge(names)
@@ -1256,6 +1258,7 @@ class IndexStore:
             None if recall is None else recall.with_ties,
             crc32=file_crc32(self.folder / f"{name}.faiss"),
             recall_at_10_ids=None if recall is None else recall.by_ids,
+            ef_construction=ann.ef_construction(index),
         )
 
     def _check_commit(

@@ -13,7 +13,8 @@ reader needs without opening the file: how many vectors it holds, their id range
 deleted ids that concern it), which FAISS index it is and, for an approximate one, its measured
 recall@10 (``recall_at_10``, counting equally close neighbours as found, and ``recall_at_10_ids``,
 by ids; ``kosearch.store.ann.recall_at_k``; an entry written before ties were counted has only the
-by-ids figure, under ``recall_at_10``, and reads as ``recall_at_10_ids``); and the file's CRC-32, which ``kosearch check`` compares (``kosearch.store.check``): a
+by-ids figure, under ``recall_at_10``, and reads as ``recall_at_10_ids``) and, for an HNSW graph, the
+``ef_construction`` it was built with; and the file's CRC-32, which ``kosearch check`` compares (``kosearch.store.check``): a
 reader maps the file without reading it, so damage inside the vectors would go unseen otherwise. An index made before segments has one FAISS file named by ``vectors_file``
 (``vectors.NNNNNN.faiss``); it reads as one legacy segment until its first writer converts it.
 
@@ -69,6 +70,10 @@ class SegmentEntry:
     recall_at_10_ids: float | None = None
     """Recall@10 by ids: the share of the exact top-10 ids the index returns (never above
     ``recall_at_10``; lower where stored vectors repeat)."""
+    ef_construction: int | None = None
+    """The build depth of an HNSW segment's graph; None for other factories and for a graph built
+    before it was recorded (FAISS's default 40 then). Compaction rebuilds a graph built shallower
+    than ``kosearch.store.ann.EF_CONSTRUCTION`` (``ann.graph_outdated``)."""
 
     @property
     def legacy(self) -> bool:
@@ -126,6 +131,7 @@ def entries_of(manifest: dict[str, Any], problem) -> list[SegmentEntry]:
             **_recalls(item),
             lexical=bool(item.get("lexical", False)),
             crc32=None if item.get("crc32") is None else int(item["crc32"]),
+            ef_construction=None if item.get("ef_construction") is None else int(item["ef_construction"]),
         ),
         problem=problem,
     )
