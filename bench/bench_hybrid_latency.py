@@ -25,7 +25,8 @@ interleaved timing. ``--precision`` sets the query encoder's precision (bf16 on 
 
 Usage: python bench/bench_hybrid_latency.py [--sizes 100000 1000000] [--queries 260] [--filters]
                                             [--work /tmp/kosearch-bench-hybrid] [--out result.json]
-       python bench/bench_hybrid_latency.py --index runs/b1m/index --queries-file runs/b1m/queries.json
+       python bench/bench_hybrid_latency.py --index runs/b1m/index [--index another/index ...]
+                                            --queries-file runs/b1m/queries.json
                                             [--precision bf16] [--filters] [--out result.json]
 """
 
@@ -79,27 +80,38 @@ def build(folder: Path, reviews: list[str], real: Encoder, unit: str = "sentence
     return stats
 
 
-def time_queries(index: Index, queries: list[str], k: int, where: str | None) -> dict[str, dict]:
-    """Per mode: latencies (ms) of every query, and how many hits each returned."""
-    times: dict[str, list[float]] = {mode: [] for mode in MODES}
-    returned: dict[str, list[int]] = {mode: [] for mode in MODES}
+def time_queries(
+    index: Index | dict[str, Index], queries: list[str], k: int, where: str | None, modes: tuple[str, ...] = MODES
+) -> dict:
+    """Per mode: latencies (ms) of every query, and how many hits each returned. ``index`` may be several
+    indexes by name (``--index`` given more than once): then every query runs on each of them in turn
+    (rotating which goes first) and the result is per index."""
+    indexes = index if isinstance(index, dict) else {"": index}
+    names = list(indexes)
+    times = {name: {mode: [] for mode in modes} for name in names}
+    returned = {name: {mode: [] for mode in modes} for name in names}
     for position, query in enumerate(queries):
-        order = MODES[position % 3 :] + MODES[: position % 3]
-        for mode in order:
-            started = time.perf_counter()
-            hits = index.search(query, k=k, mode=mode, where=where)
-            times[mode].append(1000 * (time.perf_counter() - started))
-            returned[mode].append(len(hits))
-    return {
-        mode: {
-            "p50_ms": percentile(times[mode], 50),
-            "p95_ms": percentile(times[mode], 95),
-            "mean_ms": sum(times[mode]) / len(times[mode]),
-            "min_hits": min(returned[mode]),
-            "mean_hits": sum(returned[mode]) / len(returned[mode]),
+        for name in names[position % len(names) :] + names[: position % len(names)]:
+            order = modes[position % len(modes) :] + modes[: position % len(modes)]
+            for mode in order:
+                started = time.perf_counter()
+                hits = indexes[name].search(query, k=k, mode=mode, where=where)
+                times[name][mode].append(1000 * (time.perf_counter() - started))
+                returned[name][mode].append(len(hits))
+    result = {
+        name: {
+            mode: {
+                "p50_ms": percentile(times[name][mode], 50),
+                "p95_ms": percentile(times[name][mode], 95),
+                "mean_ms": sum(times[name][mode]) / len(times[name][mode]),
+                "min_hits": min(returned[name][mode]),
+                "mean_hits": sum(returned[name][mode]) / len(returned[name][mode]),
+            }
+            for mode in modes
         }
-        for mode in MODES
+        for name in names
     }
+    return result if isinstance(index, dict) else result[""]
 
 
 def encoding_only(real: Encoder, queries: list[str]) -> dict:
@@ -125,7 +137,8 @@ def main() -> None:
         "--torch-threads", type=int, default=1,
         help="torch threads for query encoding (1: on an oversubscribed machine 2 threads spin-wait, ~8x slower)",
     )
-    parser.add_argument("--index", type=Path, help="time this existing index instead of building --sizes")
+    parser.add_argument("--index", type=Path, action="append",
+                        help="time this existing index instead of building --sizes; more than once: interleaved, one table each")
     parser.add_argument("--queries-file", type=Path, help="with --index: a JSON list of query strings")
     parser.add_argument("--filter", action="append", default=[], metavar="NAME=WHERE",
                         help="with --index and --filters: the filters to time (default: the built indexes' 1%%/10%%)")
@@ -180,34 +193,46 @@ def main() -> None:
 
 
 def time_existing(args: argparse.Namespace) -> None:
-    """``--index``: the three modes on an index that is already built, with its own encoder."""
+    """``--index``: the modes on indexes that are already built, each with its own encoder; several
+    indexes are timed query by query in turn, so load falls on all alike."""
     started = time.perf_counter()
     queries = json.loads(args.queries_file.read_text()) if args.queries_file else []
     queries = [*queries, *sample_questions()]
+    modes = MODES
     print(f"# {machine_load()}", flush=True)
-    with Index.open(args.index, precision=args.precision) as index:
-        info = index.info()
-        size = info.sentences
-        entry: dict = {
-            "build": {"units": size, "index": str(args.index), "segments": info.segment_details},
-            "queries": len(queries),
-        }
-        index.search(queries[0], k=args.k, mode="hybrid")  # warm: Kiwi, page cache, FAISS, the encoder
-        entry["encode_query_only"] = encoding_only(index.encoder, queries[:50])
-        entry["unfiltered"] = time_queries(index, queries, args.k, None)
-        print(f"# unfiltered: {json.dumps(entry['unfiltered'])}", flush=True)
+    opened = {str(path): Index.open(path, precision=args.precision) for path in args.index}
+    try:
+        entries: dict[str, dict] = {}
+        for name, index in opened.items():
+            info = index.info()
+            entries[name] = {
+                "build": {"units": info.sentences, "index": name, "segments": info.segment_details},
+                "queries": len(queries),
+            }
+            index.search(queries[0], k=args.k, mode="hybrid")  # warm: Kiwi, page cache, FAISS, the encoder
+            entries[name]["encode_query_only"] = encoding_only(index.encoder, queries[:50])
+        for name, table in time_queries(opened, queries, args.k, None, modes).items():
+            entries[name]["unfiltered"] = table
+            print(f"# {name} unfiltered: {json.dumps(table)}", flush=True)
         if args.filters:
             filters = dict(item.split("=", 1) for item in args.filter) if args.filter else FILTERS
-            entry["filtered"] = {name: time_queries(index, queries, args.k, where) for name, where in filters.items()}
-    entry["load_after"] = machine_load()
-    print_size(size, entry, args.k)
+            for label, where in filters.items():
+                for name, table in time_queries(opened, queries, args.k, where, modes).items():
+                    entries[name].setdefault("filtered", {})[label] = table
+    finally:
+        for index in opened.values():
+            index.close()
+    for name, entry in entries.items():
+        entry["load_after"] = machine_load()
+        print(f"\n# {name}")
+        print_size(entry["build"]["units"], entry, args.k, modes)
     result = {"k": args.k, "torch_threads": args.torch_threads, "precision": args.precision,
-              "seconds": time.perf_counter() - started, "sizes": {str(size): entry}}
+              "seconds": time.perf_counter() - started, "indexes": entries}
     if args.out:
         args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
 
 
-def print_size(size: int, entry: dict, k: int) -> None:
+def print_size(size: int, entry: dict, k: int, modes: tuple[str, ...] = MODES) -> None:
     units = entry["build"]["units"]
     dense = entry["unfiltered"]["dense"]["p50_ms"]
     print(f"\n## {size:,} reviews, {units:,} units, {entry['queries']} queries, k={k} ({entry['load_after']})")
@@ -217,7 +242,7 @@ def print_size(size: int, entry: dict, k: int) -> None:
     print("|---|---|---:|---:|---:|---:|")
     rows = [("none", entry["unfiltered"])] + [(name, table) for name, table in entry.get("filtered", {}).items()]
     for name, table in rows:
-        for mode in MODES:
+        for mode in modes:
             cell = table[mode]
             print(f"| {name} | {mode} | {cell['p50_ms']:.1f} | {cell['p95_ms']:.1f} | {cell['p50_ms'] / dense:.2f}x "
                   f"| {cell['min_hits']} / {cell['mean_hits']:.1f} |")

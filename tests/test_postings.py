@@ -153,6 +153,29 @@ def test_a_filter_applies_before_ranking_so_k_results_come_back():
         bm25_search(segments, ["은행"], 0)
 
 
+@pytest.mark.parametrize("parts", [1, 3])
+def test_scoring_a_few_allowed_units_one_by_one_gives_the_accumulated_scores_exactly(parts, monkeypatch):
+    """Completion and narrow filters score only their units (a binary search per unit and term); the
+    result must be the accumulating path's, to the last bit, with tombstones and ties as there."""
+    from kosearch.store import postings
+
+    corpus, queries = random_corpus(seed=5, documents=600)
+    ids = scattered_ids(len(corpus), seed=5)
+    segments = split(ids, corpus, parts)
+    rng = np.random.default_rng(5)
+    deleted = np.sort(rng.choice(ids, 40, replace=False))
+    for query in queries:
+        allowed = rng.choice(ids, 12, replace=False)
+        sparse = bm25_search(segments, query, 8, allowed=allowed, excluded=deleted, k1=1.1, b=0.4)
+        monkeypatch.setattr(postings, "_few", lambda *args: False)
+        accumulated = bm25_search(segments, query, 8, allowed=allowed, excluded=deleted, k1=1.1, b=0.4)
+        monkeypatch.setattr(postings, "_few", lambda *args: True)
+        forced = bm25_search(segments, query, 8, allowed=allowed, excluded=deleted, k1=1.1, b=0.4)
+        monkeypatch.undo()
+        assert sparse == accumulated == forced  # floats compared exactly
+    assert postings._few(12, 3, 600) is False and postings._few(100, 3, 1_232_224) is True
+
+
 def test_save_load_is_memory_mapped_a_plain_npz_and_searches_the_same(tmp_path):
     corpus, queries = random_corpus(seed=4)
     ids = scattered_ids(len(corpus), seed=4)
