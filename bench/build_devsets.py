@@ -3,9 +3,9 @@
 kosearch is judged on Korean question sets it never sees, so its lexical and fusion defaults are
 chosen on several different sets from the data at hand, none of them the target:
 
-- ``sample_questions``: 60 questions written for kosearch over ``corpora/sample`` (natural and
-  keyword-style, paraphrased rather than copied), each judged against the sentences that answer it;
-  the corpus is the sample's 369 sentences as kosearch splits them. The closest thing to the real
+- ``sample_questions``: 120 questions written for kosearch over ``corpora/sample`` in two batches of
+  60 (natural and keyword-style, paraphrased rather than copied), each judged against the sentences
+  that answer it; the corpus is the sample's 439 sentences as kosearch splits them. The closest thing to the real
   task here; written to ``corpora/sample_questions/`` (committed) from its ``questions.jsonl``.
 - ``korsts``: KorSTS test as paraphrase retrieval (``kosearch.data.beir.sts_to_retrieval``, the set
   ``kosearch evaluate retrieval --from-sts`` scores): 309 queries, 1,327 sentences.
