@@ -200,8 +200,10 @@ def time_existing(args: argparse.Namespace) -> None:
     queries = [*queries, *sample_questions()]
     modes = MODES
     print(f"# {machine_load()}", flush=True)
-    opened = {str(path): Index.open(path, precision=args.precision) for path in args.index}
+    opened: dict[str, Index] = {}
     try:
+        for path in dict.fromkeys(str(path) for path in args.index):  # a path given twice is timed once
+            opened[path] = Index.open(path, precision=args.precision)
         entries: dict[str, dict] = {}
         for name, index in opened.items():
             info = index.info()

@@ -236,3 +236,14 @@ def test_compaction_rebuilds_a_graph_built_shallower_than_the_current_depth(tmp_
     reopened = IndexStore.open(tmp_path / "idx")
     assert reopened.segment_entries() == [rebuilt]  # the depth survives the manifest
     reopened.close()
+
+
+def test_a_checkpoint_of_an_hnsw_factory_index_builds_and_records_the_current_depth(tmp_path):
+    """An index created with an HNSW ``--faiss-factory`` writes a graph at every checkpoint; it is built
+    at ``EF_CONSTRUCTION`` and says so, so compaction has nothing to rebuild."""
+    store = _store(tmp_path / "idx", unit_vectors(300, 32, seed=12), 2, "HNSW16,Flat")
+    entries = store.segment_entries()
+    assert [entry.ef_construction for entry in entries] == [ann.EF_CONSTRUCTION] * 2
+    assert all(ann.ef_construction(segment.vectors.index) == ann.EF_CONSTRUCTION for segment in store._segments)
+    assert not any(ann.graph_outdated(entry.factory, entry.ef_construction) for entry in entries)
+    store.close()

@@ -173,6 +173,16 @@ def test_scoring_a_few_allowed_units_one_by_one_gives_the_accumulated_scores_exa
         forced = bm25_search(segments, query, 8, allowed=allowed, excluded=deleted, k1=1.1, b=0.4)
         monkeypatch.undo()
         assert sparse == accumulated == forced  # floats compared exactly
+    # Allowed ids that are also deleted, and a segment holding none of the allowed ids.
+    order = np.sort(ids)
+    allowed = np.concatenate([deleted[:5], order[:6]])  # the first segment's lowest ids (and 5 deleted ones)
+    for query in queries[:10]:
+        monkeypatch.setattr(postings, "_few", lambda *args: True)
+        forced = bm25_search(segments, query, 20, allowed=allowed, excluded=deleted)
+        monkeypatch.undo()
+        assert forced == [hit for hit in bm25_search(segments, query, len(corpus), excluded=deleted)
+                          if hit[0] in set(allowed.tolist())][:20]
+        assert not {unit for unit, _ in forced} & set(deleted.tolist())
     assert postings._few(12, 3, 600) is False and postings._few(100, 3, 1_232_224) is True
 
 

@@ -181,8 +181,7 @@ def build_index(
     except RuntimeError as error:
         raise KosearchError(f"FAISS cannot build an index from factory string {factory!r}: {error}") from None
     inner = faiss.downcast_index(index.index)
-    if isinstance(inner, faiss.IndexHNSW):
-        inner.hnsw.efConstruction = max(inner.hnsw.efConstruction, EF_CONSTRUCTION)
+    set_build_depth(index)
     if _exact_storage(inner) is not None:
         chunks = vectors.chunks if isinstance(vectors, VectorStream) else _slices(vectors, ADD_BATCH)
         _add_streamed(index, ids, chunks, dimension, device)
@@ -193,6 +192,16 @@ def build_index(
     return index
 
 
+def set_build_depth(index: faiss.Index) -> None:
+    """Give an empty HNSW index (bare or inside an ``IndexIDMap2``) the build depth ``EF_CONSTRUCTION``,
+    where FAISS's factory left it shallower; other indexes are left alone. Every HNSW graph kosearch
+    writes goes through here: a merge's (``build_index``) and a checkpoint's of an index created with
+    an HNSW ``--faiss-factory``."""
+    inner = faiss.downcast_index(index.index) if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)) else index
+    if isinstance(inner, faiss.IndexHNSW):
+        inner.hnsw.efConstruction = max(inner.hnsw.efConstruction, EF_CONSTRUCTION)
+
+
 def ef_construction(index: faiss.Index) -> int | None:
     """The build depth of an HNSW index's graph (bare or inside an ``IndexIDMap2``); None for other indexes."""
     inner = faiss.downcast_index(index.index) if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)) else index
@@ -201,8 +210,11 @@ def ef_construction(index: faiss.Index) -> int | None:
 
 def graph_outdated(factory: str, built_with: int | None) -> bool:
     """Whether a segment of ``factory`` whose graph was built at depth ``built_with`` (None: before the
-    depth was recorded, i.e. FAISS's default 40) should be rebuilt at ``EF_CONSTRUCTION``: only HNSW
-    graphs, and only shallower ones (an index that asked for a deeper build keeps it)."""
+    depth was recorded, i.e. FAISS's default 40) should be rebuilt at ``EF_CONSTRUCTION``: only
+    factories that start with an HNSW graph (``HNSW32``, ``HNSW64,Flat``, ``HNSW32,SQ8``; not an IVF
+    whose quantiser is a graph), and only graphs built shallower. A graph recorded deeper (a later
+    kosearch with a larger setting) is kept. Each such segment is rebuilt once; at 1.23M vectors that
+    is a 10-minute compaction that needs room for the old and the new file."""
     if not factory.startswith("HNSW"):
         return False
     return (40 if built_with is None else built_with) < EF_CONSTRUCTION

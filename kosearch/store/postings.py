@@ -521,7 +521,10 @@ def _scores_at(
     lengths = np.asarray(segment.lengths)[positions]
     for number, weight in zip(numbers, weights):
         term_positions, frequencies = segment.postings(int(number))
-        at = np.minimum(np.searchsorted(term_positions, positions), max(len(term_positions) - 1, 0))
+        # Search with the postings' own dtype (uint32): mixed with int64, numpy would first convert the
+        # whole postings list, reading every page of it (the cost this path exists to avoid).
+        at = np.searchsorted(term_positions, positions.astype(term_positions.dtype, copy=False))
+        at = np.minimum(at, max(len(term_positions) - 1, 0))
         holds = np.asarray(term_positions)[at] == positions
         tf = np.asarray(frequencies)[at[holds]].astype(np.float64)
         norm = norm_base + norm_scale * lengths[holds]

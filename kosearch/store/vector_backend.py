@@ -136,16 +136,22 @@ class FaissSegments:
     ) -> list[LoadedSegment]:
         name = segment_name(generation)
         factory = manifest.get("faiss_factory", DEFAULT_FACTORY)
+        depth = None
         if factory == DEFAULT_FACTORY:
             write_file_atomically(self.folder, f"{name}.faiss", pending.save)
         else:
             import faiss
 
+            from kosearch.store import ann
+
             index = new_faiss_index(pending.dimension, factory)
             for ids, batch in pending.iter_vectors():
                 index.add_with_ids(batch, ids)
             write_file_atomically(self.folder, f"{name}.faiss", lambda path: faiss.write_index(index, str(path)))
-        entry = replace(entry_for(name, pending, factory), crc32=file_crc32(self.folder / f"{name}.faiss"))
+            depth = ann.ef_construction(index)
+        entry = replace(
+            entry_for(name, pending, factory), crc32=file_crc32(self.folder / f"{name}.faiss"), ef_construction=depth
+        )
         return [*segments, LoadedSegment(entry, pending)]
 
     def reopen_written(self, segments: list[LoadedSegment]) -> list[LoadedSegment]:

@@ -28,6 +28,7 @@ import faiss
 import numpy as np
 
 from kosearch.errors import IndexCorruptError, KosearchError
+from kosearch.store import ann  # imports nothing of the store: no cycle
 
 DEFAULT_FACTORY = "Flat"
 
@@ -135,6 +136,7 @@ def new_faiss_index(dimension: int, factory: str = DEFAULT_FACTORY) -> faiss.Ind
             f"FAISS index type {factory!r} needs training, which streaming ingestion cannot do; "
             f"use 'Flat' (exact) or a graph index such as 'HNSW32'."
         )
+    ann.set_build_depth(index)
     return index
 
 
