@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -49,7 +50,8 @@ from nsmc_vectors import base_of_size, load_real  # noqa: E402
 
 from kosearch.paraphrases import mine_paraphrases  # noqa: E402
 from kosearch.store import IndexStore, PendingChanges  # noqa: E402
-from kosearch.store.pair_mining import MINING_EF_SEARCH  # noqa: E402
+from kosearch.store import pair_mining  # noqa: E402
+from kosearch.store.pair_mining import MINING_EF_SEARCH, Refinement  # noqa: E402
 
 TOP = 10_000
 NEIGHBOURS = 10
@@ -99,10 +101,30 @@ CPU_SECONDS: dict[str, float] = {}
 which a machine shared with other jobs inflates far less than wall time."""
 
 
-def mine(store: IndexStore, depth: int | None) -> tuple[float, list[tuple[int, int]], float]:
+class RefinementRecorder(logging.Handler):
+    """Keeps the ``Refinement`` that ``pair_mining.refine_pairs`` logs: its seconds, texts, rounds,
+    and the shallow pass's own top pairs (so one exact check scores both passes)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.last: Refinement | None = None
+        logger = logging.getLogger("kosearch.store.pair_mining")
+        logger.setLevel(logging.INFO)
+        logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(getattr(record, "refinement", None), Refinement):
+            self.last = record.refinement
+
+
+REFINEMENTS = RefinementRecorder()
+
+
+def mine(store: IndexStore, depth: int | None, refine: bool = True) -> tuple[float, list[tuple[int, int]], float]:
     """Seconds, pairs (sentence ids, smaller first) and the last pair's score of the product's mining."""
+    REFINEMENTS.last = None
     started, cpu = time.perf_counter(), time.process_time()
-    pairs = mine_paraphrases(store, top=TOP, neighbours=NEIGHBOURS, ef_search=depth)
+    pairs = mine_paraphrases(store, top=TOP, neighbours=NEIGHBOURS, ef_search=depth, refine=refine)
     seconds = time.perf_counter() - started
     CPU_SECONDS["kosearch"] = time.process_time() - cpu
     return seconds, [(p.a.sentence_id, p.b.sentence_id) for p in pairs], pairs[-1].score
@@ -201,7 +223,13 @@ def live_distinct_vectors(store: IndexStore) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(id_parts), np.concatenate(vector_parts)
 
 
-def sampled_recall(ids, vectors, found: set, floor: float, fraction: float, seed: int = 0) -> dict:
+def sampled_rows(count: int, fraction: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(count, int(round(fraction * count)), replace=False))
+
+
+def sampled_recall(ids, vectors, found: set, floor: float, fraction: float, seed: int = 0,
+                   candidates: tuple | None = None, refined: set | None = None) -> dict:
     """A lower bound on recall from each vector of a random sample against all.
 
     Every exact top pair the mining missed is a k-NN pair (one side among the other's 10 nearest)
@@ -234,6 +262,12 @@ def sampled_recall(ids, vectors, found: set, floor: float, fraction: float, seed
     seen = np.isin(all_i, rows) | np.isin(all_j, rows)
     seen_pairs = [pair_of(a, b) for a, b in zip(all_i[seen & eligible], all_j[seen & eligible])]
     seen_missed = sum(pair not in found for pair in seen_pairs)
+    ends_refined = None
+    if refined is not None:  # missed pairs by how many of their texts the refining pass touched: 0, 1, 2
+        ends_refined = [0, 0, 0]
+        for pair in seen_pairs:
+            if pair not in found:
+                ends_refined[(pair[0] in refined) + (pair[1] in refined)] += 1
     mined_seen = [pair_of(a, b) for a, b in zip(all_i[seen], all_j[seen])]
     mined_not_knn = sum(pair in found for pair in mined_seen) - sum(pair in found for pair in seen_pairs)
     seen_probability = 2 * fraction - fraction**2
@@ -242,7 +276,8 @@ def sampled_recall(ids, vectors, found: set, floor: float, fraction: float, seed
     return {"sample": len(rows), "fraction": fraction, "exact_s": round(time.perf_counter() - started, 1),
             "knn_pairs_above_floor_seen": len(seen_pairs), "missed_seen": seen_missed,
             "mined_seen_not_knn": mined_not_knn, "recall_estimate": round(1 - missed / TOP, 4),
-            "recall_lower_95": round(1 - upper / TOP, 4)}
+            "recall_lower_95": round(1 - upper / TOP, 4),
+            **({"missed_seen_by_refined_ends": ends_refined} if ends_refined is not None else {})}
 
 
 def index_mode(args: argparse.Namespace) -> None:
@@ -253,19 +288,39 @@ def index_mode(args: argparse.Namespace) -> None:
                  "load_start": machine_load()}
     print(json.dumps(row), flush=True)
     seconds, pairs, last = mine(store, args.depth)
-    row.update(mine_s=round(seconds, 1), mine_cpu_s=round(CPU_SECONDS["kosearch"], 1), efSearch=args.depth or MINING_EF_SEARCH, pairs=len(pairs), last_score=last,
+    refinement = REFINEMENTS.last
+    row.update(mine_s=round(seconds, 1), mine_cpu_s=round(CPU_SECONDS["kosearch"], 1), efSearch=args.depth or MINING_EF_SEARCH,
+               refine_efSearch=pair_mining.REFINE_EF_SEARCH or "tuned", pairs=len(pairs), last_score=last,
                load_after_mining=machine_load())
+    shallow = None
+    if refinement is not None:  # the same run's shallow pass alone: its pairs, its time (total - refining)
+        first, second, scores = refinement.shallow
+        shallow = ({(int(a), int(b)) for a, b in zip(first, second)}, float(scores[-1]))
+        row.update(shallow_s=round(seconds - refinement.seconds, 1), refine_s=round(refinement.seconds, 1),
+                   refined_texts=refinement.texts, refine_rounds=refinement.rounds,
+                   refine_complete=refinement.complete, shallow_last_score=shallow[1])
     print(json.dumps(row), flush=True)
     found = set(pairs)
     ids, vectors = live_distinct_vectors(store)
     row["distinct"] = len(ids)
     if args.exact == "full":
         started = time.perf_counter()
+        floor = min(last, shallow[1]) if shallow else last
         truth = {(min(int(ids[a]), int(ids[b])), max(int(ids[a]), int(ids[b])))  # segment order need not be id order
-                 for a, b in exact_top_pairs(vectors, TOP, last - 0.01)}
+                 for a, b in exact_top_pairs(vectors, TOP, floor - 0.01)}
         row.update(exact_s=round(time.perf_counter() - started, 1), recall=round(len(found & truth) / TOP, 4))
+        if shallow:
+            row["shallow_recall"] = round(len(shallow[0] & truth) / TOP, 4)
     else:
-        row.update(sampled_recall(ids, vectors, found, last, args.exact_sample))
+        floor = min(last, shallow[1]) if shallow else last
+        started = time.perf_counter()
+        candidates = candidate_pairs(vectors, floor, rows=sampled_rows(len(ids), args.exact_sample))
+        row["exact_scan_s"] = round(time.perf_counter() - started, 1)
+        refined = set(refinement.refined.tolist()) if refinement is not None else None
+        row.update(sampled_recall(ids, vectors, found, last, args.exact_sample, candidates=candidates, refined=refined))
+        if shallow:
+            row["shallow"] = sampled_recall(ids, vectors, shallow[0], shallow[1], args.exact_sample,
+                                            candidates=candidates, refined=refined)
     row["load_end"] = machine_load()
     print(json.dumps(row), flush=True)
     if args.json:
@@ -286,10 +341,14 @@ def main() -> None:
                         help="above this size no reference and no full exact answer: --exact-sample's bound")
     parser.add_argument("--index", type=Path, help="mine this existing index instead")
     parser.add_argument("--depth", type=int, default=None, help="--index: efSearch (default: the product's)")
+    parser.add_argument("--refine-depth", type=int, default=None,
+                        help="efSearch of the refining pass (default: the product's, the segments' tuned one)")
     parser.add_argument("--exact", choices=["full", "sample"], default="sample")
     parser.add_argument("--exact-sample", type=float, default=0.05)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.refine_depth is not None:
+        pair_mining.REFINE_EF_SEARCH = args.refine_depth
     if args.index:
         index_mode(args)
     elif args.sizes:
