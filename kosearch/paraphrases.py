@@ -78,7 +78,7 @@ def _mine(
             return _pairs(store, first, second, scores, copies)
         ef_search = mining_depth
 
-    refining = refine and ef_search is not None
+    refining = refine and ef_search is not None and (top is not None or min_score is not None)
     best = PairBuffer(top * SHALLOW_SLACK if refining and top is not None else top, min_score)
     for ids, vectors in store.iter_vectors(batch_size):
         if has_duplicates:

@@ -114,7 +114,8 @@ def mine_pairs(
     ``factory`` is the FAISS index searched (``"Flat"`` = exact); by default
     ``ann.choose_factory`` picks it from the count. Ties are broken by ids, so an exact run is
     deterministic. An approximate search is followed by the refining pass (module docstring) unless
-    ``refine`` is False (benchmarks compare the two).
+    ``refine`` is False (benchmarks compare the two) or every pair was asked for (no ``top``, no
+    ``min_score``: there are no "top pairs" to refine, every text's list would be).
     """
     if neighbours < 1:
         raise ValueError("neighbours must be at least 1")
@@ -123,7 +124,7 @@ def mine_pairs(
     if len(ids) < 2:
         return PairBuffer(top, min_score).result()
     factory = factory or ann.choose_factory(len(ids), vectors.shape[1])
-    refining = refine and factory != "Flat"
+    refining = refine and factory != "Flat" and (top is not None or min_score is not None)
     best = PairBuffer(top * SHALLOW_SLACK if refining and top is not None else top, min_score)
     index = ann.build_index(ids, vectors, factory)
     params = ann.search_parameters(index, None, MINING_EF_SEARCH)
