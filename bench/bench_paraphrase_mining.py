@@ -160,11 +160,17 @@ def sizes_mode(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory(dir=args.work) as folder:
             store, row["compact_s"] = make_index(Path(folder) / "idx", size_texts, vectors)
             row["segment"] = [(e.factory, e.count) for e in store.segment_entries()]
-            mined = {}
+            mined, shallow_pairs = {}, {}
             for depth in args.depths:
                 seconds, pairs, last = mine(store, depth)
                 mined[depth] = (seconds, {(a - 1, b - 1) for a, b in pairs}, last)  # ids are positions + 1
                 row[f"cpu_s_ef{depth}"] = round(CPU_SECONDS["kosearch"], 1)
+                if REFINEMENTS.last is not None:  # the same run's shallow pass alone, scored below too
+                    refinement = REFINEMENTS.last
+                    first, second, scores = refinement.shallow
+                    shallow_pairs[depth] = ({(int(a) - 1, int(b) - 1) for a, b in zip(first, second)}, float(scores[-1]))
+                    row[f"refine_s_ef{depth}"] = round(refinement.seconds, 1)
+                    row[f"refined_texts_ef{depth}"] = refinement.texts
                 print(f"  {size}: efSearch {depth}: {seconds:.1f}s ({CPU_SECONDS['kosearch']:.1f} CPU s)", flush=True)
             store.close()
         if size > args.full_exact_up_to:  # no reference, no full brute force: a sampled lower bound
@@ -178,7 +184,7 @@ def sizes_mode(args: argparse.Namespace) -> None:
         seconds, truth = run_reference(vectors, args.reference_timeout)
         row["reference_s"] = round(seconds, 1) if seconds is not None else None
         row["reference_cpu_s"] = round(CPU_SECONDS["reference"], 1) if seconds is not None else None
-        floor = min(last for _, _, last in mined.values()) - 0.01
+        floor = min([last for _, _, last in mined.values()] + [last for _, last in shallow_pairs.values()]) - 0.01
         if truth is not None and size <= args.check_bf16_up_to:
             started = time.perf_counter()
             row["bf16_exact_equals_reference"] = exact_top_pairs(vectors, TOP, floor) == truth
@@ -189,6 +195,8 @@ def sizes_mode(args: argparse.Namespace) -> None:
             row["bf16_exact_s"] = round(time.perf_counter() - started, 1)
         row["depths"] = {depth: {"mine_s": round(s, 1), "recall": round(len(p & truth) / len(truth), 4)}
                          for depth, (s, p, _) in mined.items()}
+        for depth, (pairs, _) in shallow_pairs.items():
+            row["depths"][depth]["shallow_recall"] = round(len(pairs & truth) / len(truth), 4)
         row["load_end"] = machine_load()
         rows.append(row)
         print(json.dumps(row), flush=True)

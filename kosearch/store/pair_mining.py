@@ -14,26 +14,33 @@ Two passes, because finding *which* texts are in the top pairs and knowing *thei
 are different jobs.
 
 1. Shallow pass: every vector searches at ``MINING_EF_SEARCH``, well below a segment's tuned
-   efSearch (tuned for recall@10 of *all* neighbours of any query). A text with a near-duplicate
-   finds at least one of them on a shallow walk (a vector's nearest neighbour is where HNSW's
-   greedy descent lands), so this pass finds the texts of the top pairs; it keeps twice ``top``
-   pairs, as a slack for the second pass.
+   efSearch (tuned for recall@10 of *all* neighbours of any query). A text with near-duplicates
+   usually finds at least one of them on a shallow walk (a vector's nearest neighbour is where
+   HNSW's greedy descent lands), and that is all this pass must do: name the texts of the top
+   pairs. It keeps twice ``top`` pairs, as a slack for the second pass.
 2. Refining pass (``refine_pairs``). The shallow lists themselves are not exact where it matters:
    at 1.2M NSMC reviews the top 10,000 pairs score >= 0.997 and sit in clusters of near-duplicates
-   whose members differ by 1e-4, more than ef 32 candidates apart, so a shallow walk misses some
-   of a text's true 10 nearest; it then both misses pairs and keeps pairs the k-NN rule excludes
-   (b is in a's found 10 only because better ones were missed). Recall of the top 10,000 fell to
-   0.897 there, against 0.9996 at 100k. So every text of a provisional top pair is searched again
-   at the index's tuned depth (its ordinary search), and also scored exactly against every other
-   text being refined (the "pool": near-duplicate clusters are closed under it, so their near-ties
-   are ranked exactly, whatever the walk saw). Its list becomes the top of both. The top pairs are
-   rebuilt from the refined lists (a pair between two refined texts counts only if one is in the
-   other's refined top ``neighbours``: the partner's list decides too, so both ends are refined)
-   plus the shallow pairs that still have an unrefined end; the ends of the new top pairs that are
-   not refined yet, and texts a refined list ranks beyond its top ``neighbours`` but above the top
-   pairs' floor (the pair counts if the refined one is in *their* top k), are refined next, until
-   nothing is left (a few rounds). Then every returned pair has both ends refined. It touches the
-   texts of the top pairs only (about 2 x ``top`` plus ties), at most ``refine_limit`` of them.
+   whose members differ by 1e-4, more of them than a walk of 32 candidates sees, so a shallow walk
+   misses some of a text's true 10 nearest; it then both misses pairs and keeps pairs the k-NN rule
+   excludes (b is in a's found 10 only because better ones were missed). Recall of the top 10,000
+   fell to 0.897 there, against 0.9996 at 100k. So every text of a provisional top pair is searched
+   again at ``REFINE_EF_SEARCH`` (the index's tuned depth: the search a user's query gets) and also
+   scored exactly against every other text being refined (the "pool": a near-duplicate cluster
+   whose members are in the pool has its near-ties ranked exactly, whatever the walks saw); its
+   list becomes the best of both. The top pairs are rebuilt from the refined lists (a pair of two
+   refined texts counts only if one is in the other's refined top ``neighbours``, so the partner's
+   list decides too and both ends get refined) plus the shallow pairs that still have an unrefined
+   end. Then the texts to refine next are the unrefined ends of the new top pairs and every text a
+   refined list holds at or above the new floor (the ``top``-th score): such a text's best pair
+   scores at least that, and a text's best pair always counts under the rule, so it is in the top
+   pairs, and only its own refined list can say which of its pairs count. Rounds repeat until no
+   text is left (two to four rounds measured), so every returned pair has both ends refined. It
+   touches the texts of the top pairs only (about 2 x ``top`` plus ties), at most ``4 * top``.
+
+   What it cannot repair: a top pair neither of whose texts the shallow pass put in any pair above
+   the floor and no refined list holds (a pair of near-duplicates that found neither each other nor
+   any text of the top pairs). That is a miss of the shallow pass itself; the benchmark counts how
+   many of the pairs still missed had 0, 1 or 2 refined texts.
 
 Input is plain ``(ids, vectors)`` arrays, so this works over any store layout (one vector file or
 many segments): the caller decides which vectors take part (e.g. one per distinct text).
@@ -66,8 +73,9 @@ SHALLOW_SLACK = 2
 and the floor of the top pairs may then fall below the shallow ``top``-th score."""
 
 REFINED_WIDTH = 2
-"""Refined lists hold ``REFINED_WIDTH * neighbours`` neighbours: the ones beyond the top k that
-still score above the floor name texts whose own top k may hold the refined one."""
+"""Refined lists hold ``REFINED_WIDTH * neighbours`` neighbours: beyond the top k they only name
+texts to refine (those at or above the floor), which widths of 2, 4 and 10 found alike on the
+tests' near-tie clusters."""
 
 REFINE_EF_SEARCH: int | None = None
 """HNSW depth of the refining searches; None: the index's own tuned efSearch, i.e. the ordinary
@@ -311,8 +319,8 @@ def _to_refine(
     pool: _Pool | None, result: tuple[np.ndarray, np.ndarray, np.ndarray], floor: float, neighbours: int
 ) -> np.ndarray:
     """Texts to refine next, best pairs first: unrefined ends of the top pairs, then texts a refined
-    list ranks beyond its top ``neighbours`` at ``floor`` or above (the pair counts if the refined
-    text is in their top k, which only their own refined list can tell)."""
+    list holds at ``floor`` or above (their best pair is a top pair; which of their pairs count
+    only their own refined list can tell)."""
     first, second, _ = result
     candidates = [np.stack([first, second], axis=1).ravel()]
     if pool is not None:
