@@ -51,6 +51,7 @@ from nsmc_vectors import base_of_size, load_real  # noqa: E402
 from kosearch.paraphrases import mine_paraphrases  # noqa: E402
 from kosearch.store import IndexStore, PendingChanges  # noqa: E402
 from kosearch.store import pair_mining  # noqa: E402
+from kosearch.store.ann import TIE_EPSILON  # noqa: E402
 from kosearch.store.pair_mining import MINING_EF_SEARCH, Refinement  # noqa: E402
 
 TOP = 10_000
@@ -281,11 +282,35 @@ def sampled_recall(ids, vectors, found: set, floor: float, fraction: float, seed
     seen_probability = 2 * fraction - fraction**2
     missed = seen_missed / seen_probability
     upper = (seen_missed + 2 * np.sqrt(seen_missed) + 1) / seen_probability
+
+    # Ties. Near-duplicate clusters put many scores within float32 rounding of each other, where
+    # which 10 neighbours a text keeps (here, in FAISS, in torch.topk) is arbitrary. A missed pair is
+    # a *strict* miss when it scores above the floor by more than TIE_EPSILON and one side has it
+    # among its 10 best even if every score within TIE_EPSILON of it counted as better (the rule of
+    # recall with ties, kosearch.store.ann.recall_at_k); the others were decided by a tie.
+    side = np.concatenate([all_i, all_j])
+    doubled = np.concatenate([all_s, all_s])
+    strict_missed, strict_ends = 0, [0, 0, 0]
+    for a, b, score, is_seen, is_eligible in zip(all_i, all_j, all_s, seen, eligible):
+        pair = pair_of(a, b)
+        if not (is_seen and is_eligible) or pair in found or score < floor + TIE_EPSILON:
+            continue
+        near_a = int(np.sum(doubled[side == a] >= score - TIE_EPSILON)) - 1  # others at least as good, ties included
+        near_b = int(np.sum(doubled[side == b] >= score - TIE_EPSILON)) - 1
+        if near_a < NEIGHBOURS or near_b < NEIGHBOURS:
+            strict_missed += 1
+            if refined is not None:
+                strict_ends[(pair[0] in refined) + (pair[1] in refined)] += 1
+    strict_upper = (strict_missed + 2 * np.sqrt(strict_missed) + 1) / seen_probability
     return {"sample": len(rows), "fraction": fraction, "exact_s": round(time.perf_counter() - started, 1),
             "knn_pairs_above_floor_seen": len(seen_pairs), "missed_seen": seen_missed,
             "mined_seen_not_knn": mined_not_knn, "recall_estimate": round(1 - missed / TOP, 4),
             "recall_lower_95": round(1 - upper / TOP, 4),
-            **({"missed_seen_by_refined_ends": ends_refined} if ends_refined is not None else {})}
+            **({"missed_seen_by_refined_ends": ends_refined} if ends_refined is not None else {}),
+            "strict_missed_seen": strict_missed,
+            "recall_with_ties_estimate": round(1 - strict_missed / seen_probability / TOP, 4),
+            "recall_with_ties_lower_95": round(1 - strict_upper / TOP, 4),
+            **({"strict_missed_seen_by_refined_ends": strict_ends} if refined is not None else {})}
 
 
 def index_mode(args: argparse.Namespace) -> None:
@@ -309,6 +334,10 @@ def index_mode(args: argparse.Namespace) -> None:
                    refine_complete=refinement.complete, shallow_last_score=shallow[1])
     print(json.dumps(row), flush=True)
     found = set(pairs)
+    if args.save_pairs:
+        extra = {} if shallow is None else {"shallow": np.array(sorted(shallow[0]), dtype=np.int64),
+                                            "refined_ids": refinement.refined}
+        np.savez(args.save_pairs, pairs=np.array(pairs, dtype=np.int64), **extra)
     ids, vectors = live_distinct_vectors(store)
     row["distinct"] = len(ids)
     if args.exact == "full":
@@ -354,6 +383,7 @@ def main() -> None:
     parser.add_argument("--exact", choices=["full", "sample"], default="sample")
     parser.add_argument("--exact-sample", type=float, default=0.05)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--save-pairs", type=Path, help="--index: write the mined (and shallow) pairs to this .npz")
     args = parser.parse_args()
     if args.refine_depth is not None:
         pair_mining.REFINE_EF_SEARCH = args.refine_depth
