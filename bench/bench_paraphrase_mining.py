@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -49,7 +50,9 @@ from nsmc_vectors import base_of_size, load_real  # noqa: E402
 
 from kosearch.paraphrases import mine_paraphrases  # noqa: E402
 from kosearch.store import IndexStore, PendingChanges  # noqa: E402
-from kosearch.store.pair_mining import MINING_EF_SEARCH  # noqa: E402
+from kosearch.store import pair_mining  # noqa: E402
+from kosearch.store.ann import TIE_EPSILON  # noqa: E402
+from kosearch.store.pair_mining import MINING_EF_SEARCH, Refinement  # noqa: E402
 
 TOP = 10_000
 NEIGHBOURS = 10
@@ -99,10 +102,30 @@ CPU_SECONDS: dict[str, float] = {}
 which a machine shared with other jobs inflates far less than wall time."""
 
 
-def mine(store: IndexStore, depth: int | None) -> tuple[float, list[tuple[int, int]], float]:
+class RefinementRecorder(logging.Handler):
+    """Keeps the ``Refinement`` that ``pair_mining.refine_pairs`` logs: its seconds, texts, rounds,
+    and the shallow pass's own top pairs (so one exact check scores both passes)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.last: Refinement | None = None
+        logger = logging.getLogger("kosearch.store.pair_mining")
+        logger.setLevel(logging.INFO)
+        logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(getattr(record, "refinement", None), Refinement):
+            self.last = record.refinement
+
+
+REFINEMENTS = RefinementRecorder()
+
+
+def mine(store: IndexStore, depth: int | None, refine: bool = True) -> tuple[float, list[tuple[int, int]], float]:
     """Seconds, pairs (sentence ids, smaller first) and the last pair's score of the product's mining."""
+    REFINEMENTS.last = None
     started, cpu = time.perf_counter(), time.process_time()
-    pairs = mine_paraphrases(store, top=TOP, neighbours=NEIGHBOURS, ef_search=depth)
+    pairs = mine_paraphrases(store, top=TOP, neighbours=NEIGHBOURS, ef_search=depth, refine=refine)
     seconds = time.perf_counter() - started
     CPU_SECONDS["kosearch"] = time.process_time() - cpu
     return seconds, [(p.a.sentence_id, p.b.sentence_id) for p in pairs], pairs[-1].score
@@ -138,11 +161,17 @@ def sizes_mode(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory(dir=args.work) as folder:
             store, row["compact_s"] = make_index(Path(folder) / "idx", size_texts, vectors)
             row["segment"] = [(e.factory, e.count) for e in store.segment_entries()]
-            mined = {}
+            mined, shallow_pairs = {}, {}
             for depth in args.depths:
                 seconds, pairs, last = mine(store, depth)
                 mined[depth] = (seconds, {(a - 1, b - 1) for a, b in pairs}, last)  # ids are positions + 1
                 row[f"cpu_s_ef{depth}"] = round(CPU_SECONDS["kosearch"], 1)
+                if REFINEMENTS.last is not None:  # the same run's shallow pass alone, scored below too
+                    refinement = REFINEMENTS.last
+                    first, second, scores = refinement.shallow
+                    shallow_pairs[depth] = ({(int(a) - 1, int(b) - 1) for a, b in zip(first, second)}, float(scores[-1]))
+                    row[f"refine_s_ef{depth}"] = round(refinement.seconds, 1)
+                    row[f"refined_texts_ef{depth}"] = refinement.texts
                 print(f"  {size}: efSearch {depth}: {seconds:.1f}s ({CPU_SECONDS['kosearch']:.1f} CPU s)", flush=True)
             store.close()
         if size > args.full_exact_up_to:  # no reference, no full brute force: a sampled lower bound
@@ -156,7 +185,7 @@ def sizes_mode(args: argparse.Namespace) -> None:
         seconds, truth = run_reference(vectors, args.reference_timeout)
         row["reference_s"] = round(seconds, 1) if seconds is not None else None
         row["reference_cpu_s"] = round(CPU_SECONDS["reference"], 1) if seconds is not None else None
-        floor = min(last for _, _, last in mined.values()) - 0.01
+        floor = min([last for _, _, last in mined.values()] + [last for _, last in shallow_pairs.values()]) - 0.01
         if truth is not None and size <= args.check_bf16_up_to:
             started = time.perf_counter()
             row["bf16_exact_equals_reference"] = exact_top_pairs(vectors, TOP, floor) == truth
@@ -167,6 +196,8 @@ def sizes_mode(args: argparse.Namespace) -> None:
             row["bf16_exact_s"] = round(time.perf_counter() - started, 1)
         row["depths"] = {depth: {"mine_s": round(s, 1), "recall": round(len(p & truth) / len(truth), 4)}
                          for depth, (s, p, _) in mined.items()}
+        for depth, (pairs, _) in shallow_pairs.items():
+            row["depths"][depth]["shallow_recall"] = round(len(pairs & truth) / len(truth), 4)
         row["load_end"] = machine_load()
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -201,7 +232,13 @@ def live_distinct_vectors(store: IndexStore) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(id_parts), np.concatenate(vector_parts)
 
 
-def sampled_recall(ids, vectors, found: set, floor: float, fraction: float, seed: int = 0) -> dict:
+def sampled_rows(count: int, fraction: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(count, int(round(fraction * count)), replace=False))
+
+
+def sampled_recall(ids, vectors, found: set, floor: float, fraction: float, seed: int = 0,
+                   candidates: tuple | None = None, refined: set | None = None) -> dict:
     """A lower bound on recall from each vector of a random sample against all.
 
     Every exact top pair the mining missed is a k-NN pair (one side among the other's 10 nearest)
@@ -234,15 +271,46 @@ def sampled_recall(ids, vectors, found: set, floor: float, fraction: float, seed
     seen = np.isin(all_i, rows) | np.isin(all_j, rows)
     seen_pairs = [pair_of(a, b) for a, b in zip(all_i[seen & eligible], all_j[seen & eligible])]
     seen_missed = sum(pair not in found for pair in seen_pairs)
+    ends_refined = None
+    if refined is not None:  # missed pairs by how many of their texts the refining pass touched: 0, 1, 2
+        ends_refined = [0, 0, 0]
+        for pair in seen_pairs:
+            if pair not in found:
+                ends_refined[(pair[0] in refined) + (pair[1] in refined)] += 1
     mined_seen = [pair_of(a, b) for a, b in zip(all_i[seen], all_j[seen])]
     mined_not_knn = sum(pair in found for pair in mined_seen) - sum(pair in found for pair in seen_pairs)
     seen_probability = 2 * fraction - fraction**2
     missed = seen_missed / seen_probability
     upper = (seen_missed + 2 * np.sqrt(seen_missed) + 1) / seen_probability
+
+    # Ties. Near-duplicate clusters put many scores within float32 rounding of each other, where
+    # which 10 neighbours a text keeps (here, in FAISS, in torch.topk) is arbitrary. A missed pair is
+    # a *strict* miss when it scores above the floor by more than TIE_EPSILON and one side has it
+    # among its 10 best even if every score within TIE_EPSILON of it counted as better (the rule of
+    # recall with ties, kosearch.store.ann.recall_at_k); the others were decided by a tie.
+    side = np.concatenate([all_i, all_j])
+    doubled = np.concatenate([all_s, all_s])
+    strict_missed, strict_ends = 0, [0, 0, 0]
+    for a, b, score, is_seen, is_eligible in zip(all_i, all_j, all_s, seen, eligible):
+        pair = pair_of(a, b)
+        if not (is_seen and is_eligible) or pair in found or score < floor + TIE_EPSILON:
+            continue
+        near_a = int(np.sum(doubled[side == a] >= score - TIE_EPSILON)) - 1  # others at least as good, ties included
+        near_b = int(np.sum(doubled[side == b] >= score - TIE_EPSILON)) - 1
+        if near_a < NEIGHBOURS or near_b < NEIGHBOURS:
+            strict_missed += 1
+            if refined is not None:
+                strict_ends[(pair[0] in refined) + (pair[1] in refined)] += 1
+    strict_upper = (strict_missed + 2 * np.sqrt(strict_missed) + 1) / seen_probability
     return {"sample": len(rows), "fraction": fraction, "exact_s": round(time.perf_counter() - started, 1),
             "knn_pairs_above_floor_seen": len(seen_pairs), "missed_seen": seen_missed,
             "mined_seen_not_knn": mined_not_knn, "recall_estimate": round(1 - missed / TOP, 4),
-            "recall_lower_95": round(1 - upper / TOP, 4)}
+            "recall_lower_95": round(1 - upper / TOP, 4),
+            **({"missed_seen_by_refined_ends": ends_refined} if ends_refined is not None else {}),
+            "strict_missed_seen": strict_missed,
+            "recall_with_ties_estimate": round(1 - strict_missed / seen_probability / TOP, 4),
+            "recall_with_ties_lower_95": round(1 - strict_upper / TOP, 4),
+            **({"strict_missed_seen_by_refined_ends": strict_ends} if refined is not None else {})}
 
 
 def index_mode(args: argparse.Namespace) -> None:
@@ -253,19 +321,43 @@ def index_mode(args: argparse.Namespace) -> None:
                  "load_start": machine_load()}
     print(json.dumps(row), flush=True)
     seconds, pairs, last = mine(store, args.depth)
-    row.update(mine_s=round(seconds, 1), mine_cpu_s=round(CPU_SECONDS["kosearch"], 1), efSearch=args.depth or MINING_EF_SEARCH, pairs=len(pairs), last_score=last,
+    refinement = REFINEMENTS.last
+    row.update(mine_s=round(seconds, 1), mine_cpu_s=round(CPU_SECONDS["kosearch"], 1), efSearch=args.depth or MINING_EF_SEARCH,
+               refine_efSearch=pair_mining.REFINE_EF_SEARCH or "tuned", pairs=len(pairs), last_score=last,
                load_after_mining=machine_load())
+    shallow = None
+    if refinement is not None:  # the same run's shallow pass alone: its pairs, its time (total - refining)
+        first, second, scores = refinement.shallow
+        shallow = ({(int(a), int(b)) for a, b in zip(first, second)}, float(scores[-1]))
+        row.update(shallow_s=round(seconds - refinement.seconds, 1), refine_s=round(refinement.seconds, 1),
+                   refined_texts=refinement.texts, refine_rounds=refinement.rounds,
+                   refine_complete=refinement.complete, shallow_last_score=shallow[1])
     print(json.dumps(row), flush=True)
     found = set(pairs)
+    if args.save_pairs:
+        extra = {} if shallow is None else {"shallow": np.array(sorted(shallow[0]), dtype=np.int64),
+                                            "refined_ids": refinement.refined}
+        np.savez(args.save_pairs, pairs=np.array(pairs, dtype=np.int64), **extra)
     ids, vectors = live_distinct_vectors(store)
     row["distinct"] = len(ids)
     if args.exact == "full":
         started = time.perf_counter()
+        floor = min(last, shallow[1]) if shallow else last
         truth = {(min(int(ids[a]), int(ids[b])), max(int(ids[a]), int(ids[b])))  # segment order need not be id order
-                 for a, b in exact_top_pairs(vectors, TOP, last - 0.01)}
+                 for a, b in exact_top_pairs(vectors, TOP, floor - 0.01)}
         row.update(exact_s=round(time.perf_counter() - started, 1), recall=round(len(found & truth) / TOP, 4))
+        if shallow:
+            row["shallow_recall"] = round(len(shallow[0] & truth) / TOP, 4)
     else:
-        row.update(sampled_recall(ids, vectors, found, last, args.exact_sample))
+        floor = min(last, shallow[1]) if shallow else last
+        started = time.perf_counter()
+        candidates = candidate_pairs(vectors, floor, rows=sampled_rows(len(ids), args.exact_sample))
+        row["exact_scan_s"] = round(time.perf_counter() - started, 1)
+        refined = set(refinement.refined.tolist()) if refinement is not None else None
+        row.update(sampled_recall(ids, vectors, found, last, args.exact_sample, candidates=candidates, refined=refined))
+        if shallow:
+            row["shallow"] = sampled_recall(ids, vectors, shallow[0], shallow[1], args.exact_sample,
+                                            candidates=candidates, refined=refined)
     row["load_end"] = machine_load()
     print(json.dumps(row), flush=True)
     if args.json:
@@ -286,10 +378,15 @@ def main() -> None:
                         help="above this size no reference and no full exact answer: --exact-sample's bound")
     parser.add_argument("--index", type=Path, help="mine this existing index instead")
     parser.add_argument("--depth", type=int, default=None, help="--index: efSearch (default: the product's)")
+    parser.add_argument("--refine-depth", type=int, default=None,
+                        help="efSearch of the refining pass (default: the product's, the segments' tuned one)")
     parser.add_argument("--exact", choices=["full", "sample"], default="sample")
     parser.add_argument("--exact-sample", type=float, default=0.05)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--save-pairs", type=Path, help="--index: write the mined (and shallow) pairs to this .npz")
     args = parser.parse_args()
+    if args.refine_depth is not None:
+        pair_mining.REFINE_EF_SEARCH = args.refine_depth
     if args.index:
         index_mode(args)
     elif args.sizes:

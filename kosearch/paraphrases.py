@@ -14,8 +14,11 @@ Above the ANN break-even (``kosearch.store.ann``) a flat search per sentence mak
 An index that large normally already has one: compaction puts every segment above the break-even
 into an HNSW graph. When such segments hold all but a break-even's worth of the live vectors, each
 sentence searches the index itself (its graphs, and its few small flat segments exactly), at the
-shallow mining depth ``pair_mining.MINING_EF_SEARCH`` rather than the segments' tuned one; deleted
-sentences are excluded by the store like in any search. Otherwise (an index of many small flat
+shallow mining depth ``pair_mining.MINING_EF_SEARCH`` rather than the segments' tuned one, and the
+texts of the provisional top pairs are then searched again at the tuned depth and scored exactly
+against each other (``pair_mining.refine_pairs``: the shallow pass finds which texts matter, the
+refining pass gets their neighbours right, which near-tie clusters of near-duplicates at 1M need);
+deleted sentences are excluded by the store like in any search. Otherwise (an index of many small flat
 segments, or one whose vectors live elsewhere, e.g. Qdrant) the distinct texts' vectors are mined
 by ``pair_mining.mine_pairs`` through an HNSW index built for the purpose. Recall of the top pairs
 of both is measured in bench/bench_paraphrase_mining.py.
@@ -26,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from kosearch.results import Pair
-from kosearch.store import IndexStore, ann
-from kosearch.store.pair_mining import MINING_EF_SEARCH, PairBuffer, mine_pairs
+from kosearch.store import IndexStore, ann, pair_mining
+from kosearch.store.pair_mining import MINING_EF_SEARCH, SHALLOW_SLACK, PairBuffer, mine_pairs, offer_rows, refine_pairs
 
 
 def mine_paraphrases(
@@ -38,18 +41,26 @@ def mine_paraphrases(
     neighbours: int = 10,
     batch_size: int = 4096,
     ef_search: int | None = None,
+    refine: bool = True,
 ) -> list[Pair]:
     """The ``top`` most similar pairs of distinct texts (all pairs scoring ``min_score`` or more
     when ``top`` is None), best first. ``ef_search`` overrides ``MINING_EF_SEARCH`` when the
-    index's own HNSW segments are searched (benchmarks sweep it; other paths ignore it)."""
+    index's own HNSW segments are searched (benchmarks sweep it; other paths ignore it);
+    ``refine=False`` skips the refining pass of an approximate search (benchmarks compare)."""
     if neighbours < 1:
         raise ValueError("neighbours must be at least 1")
     with store.reading():  # one generation throughout, whatever a writer commits meanwhile
-        return _mine(store, top, min_score, neighbours, batch_size, ef_search or MINING_EF_SEARCH)
+        return _mine(store, top, min_score, neighbours, batch_size, ef_search or MINING_EF_SEARCH, refine)
 
 
 def _mine(
-    store: IndexStore, top: int | None, min_score: float | None, neighbours: int, batch_size: int, mining_depth: int
+    store: IndexStore,
+    top: int | None,
+    min_score: float | None,
+    neighbours: int,
+    batch_size: int,
+    mining_depth: int,
+    refine: bool,
 ) -> list[Pair]:
     groups = np.array(list(store.duplicate_groups()), dtype=np.int64).reshape(-1, 2)
     representatives, copies = groups[:, 0], dict(zip(groups[:, 0].tolist(), groups[:, 1].tolist()))
@@ -63,11 +74,12 @@ def _mine(
     if ann.choose_factory(distinct, dimension) != "Flat":
         if not _searchable_by_own_ann(store, dimension):
             first, second, scores = _mine_with_ann(store, representatives if has_duplicates else None,
-                                                   top, min_score, neighbours, batch_size)
+                                                   top, min_score, neighbours, batch_size, refine)
             return _pairs(store, first, second, scores, copies)
         ef_search = mining_depth
 
-    best = PairBuffer(top, min_score)
+    refining = refine and ef_search is not None and (top is not None or min_score is not None)
+    best = PairBuffer(top * SHALLOW_SLACK if refining and top is not None else top, min_score)
     for ids, vectors in store.iter_vectors(batch_size):
         if has_duplicates:
             keep = np.isin(ids, representatives)
@@ -75,13 +87,29 @@ def _mine(
         if len(ids) == 0:
             continue
         found, scores = _neighbours_of(store, ids, vectors, neighbours, allowed, max_copies, ef_search)
-        query_ids = np.repeat(ids, found.shape[1])
-        found, scores = found.ravel(), scores.ravel()
-        valid = (found >= 0) & (found != query_ids)
-        best.offer(query_ids[valid], found[valid], scores[valid])
+        offer_rows(best, ids, found, scores)
+    if not refining:
+        return _pairs(store, *best.result(), copies)
 
-    first, second, scores = best.result()
+    def deep_search(ids: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        # by default the segments' tuned depth, i.e. the index's ordinary search
+        return _neighbours_of(store, ids, vectors, k - 1, allowed, max_copies, pair_mining.REFINE_EF_SEARCH)
+
+    (first, second, scores), _ = refine_pairs(
+        best.result(), top=top, min_score=min_score, neighbours=neighbours,
+        vectors_of=lambda ids: _vectors_of(store, ids, batch_size * 16), deep_search=deep_search,
+    )
     return _pairs(store, first, second, scores, copies)
+
+
+def _vectors_of(store: IndexStore, wanted: np.ndarray, batch_size: int) -> np.ndarray:
+    """The stored vectors of ``wanted`` ids, in that order (one scan of the store: the refining pass
+    asks for a few thousand at a time, a few times per mining run)."""
+    rows: dict[int, np.ndarray] = {}
+    for ids, vectors in store.iter_vectors(batch_size):
+        keep = np.flatnonzero(np.isin(ids, wanted))
+        rows.update(zip(ids[keep].tolist(), vectors[keep]))
+    return np.stack([rows[int(i)] for i in wanted])
 
 
 def _searchable_by_own_ann(store: IndexStore, dimension: int) -> bool:
@@ -100,6 +128,7 @@ def _mine_with_ann(
     min_score: float | None,
     neighbours: int,
     batch_size: int,
+    refine: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mine the distinct texts' vectors through an ANN index holding only them (no copies to skip)."""
     id_parts, vector_parts = [], []
@@ -116,6 +145,7 @@ def _mine_with_ann(
         min_score=min_score,
         neighbours=neighbours,
         batch_size=batch_size,
+        refine=refine,
     )
 
 

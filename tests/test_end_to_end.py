@@ -182,8 +182,8 @@ def test_killed_real_run_leaves_a_consistent_index(tmp_path):
 
 def test_paraphrases_through_the_index_own_hnsw_segment_with_the_real_encoder(sample_index, tmp_path, monkeypatch):
     """The bundled encoder's vectors, compacted into an HNSW segment (break-even lowered to fit the
-    sample corpus): mining searches that segment at the mining depth, agrees with sentence-transformers'
-    exact top pairs, still finds the planted pairs, and never returns a removed file's sentences."""
+    sample corpus): mining searches that segment at the mining depth (then the top pairs' texts at its
+    tuned depth), agrees with sentence-transformers' exact top pairs, still finds the planted pairs, and never returns a removed file's sentences."""
     import numpy as np
     import torch
     from sentence_transformers import util
@@ -213,7 +213,7 @@ def test_paraphrases_through_the_index_own_hnsw_segment_with_the_real_encoder(sa
                     for _, i, j in util.paraphrase_mining_embeddings(vectors, top_k=10, max_pairs=top)}
 
         pairs = idx.paraphrases(top=60)
-        assert depths and set(depths) == {MINING_EF_SEARCH}
+        assert depths[0] == MINING_EF_SEARCH and set(depths) == {MINING_EF_SEARCH, None}  # shallow, then refining
         truth = exact_top(60)
         assert len({(p.a.sentence_id, p.b.sentence_id) for p in pairs} & truth) / len(truth) >= 0.95
         planted = _planted_pairs()

@@ -138,7 +138,7 @@ def test_mining_searches_the_index_own_hnsw_segment_and_never_returns_deleted_un
     with _ann_index(tmp_path, monkeypatch, HashingEncoder(), texts) as index:
         depths = _spy_on_mining(monkeypatch, index.store)
         before = index.paraphrases(top=60, neighbours=5)
-        assert depths and set(depths) == {MINING_EF_SEARCH}
+        assert depths[0] == MINING_EF_SEARCH and set(depths) == {MINING_EF_SEARCH, None}  # shallow pass, refining
         found = {(p.a.sentence_id, p.b.sentence_id) for p in before}
         truth = _reference_pairs(index.store, 60, 5)
         assert len(found & truth) / len(truth) >= 0.95
@@ -150,7 +150,7 @@ def test_mining_searches_the_index_own_hnsw_segment_and_never_returns_deleted_un
         assert index.store.deleted_count() > 0 and index.store.segment_entries()[0].factory == ann.ANN_FACTORY
         depths.clear()
         after = index.paraphrases(top=60, neighbours=5)
-        assert depths and set(depths) == {MINING_EF_SEARCH}
+        assert depths[0] == MINING_EF_SEARCH and set(depths) == {MINING_EF_SEARCH, None}
         paths = {p.a.path for p in after} | {p.b.path for p in after}
         assert not paths & set(victims)
         truth = _reference_pairs(index.store, 60, 5)
@@ -177,3 +177,89 @@ def test_mining_builds_a_graph_when_the_index_has_only_small_flat_segments(tmp_p
         truth = _reference_pairs(index.store, 30, 5)
     assert built == [ann.ANN_FACTORY]
     assert len({(p.a.sentence_id, p.b.sentence_id) for p in pairs} & truth) / len(truth) >= 0.95
+
+
+# -- the refining pass: near-tie clusters that a shallow walk gets wrong --------------------------
+
+def near_duplicate_clusters(seed: int = 0, clusters: int = 10, members: int = 200, background: int = 1000,
+                            dimension: int = 64) -> np.ndarray:
+    """Unit vectors: ``clusters`` groups of ``members`` near-duplicates (cosine ~0.99 within a group,
+    with differences of ~1e-3 deciding who is whose 10 nearest) among random background vectors,
+    like the near-duplicate reviews that fill the top pairs of 1.2M NSMC reviews."""
+    rng = np.random.default_rng(seed)
+    heads = rng.normal(size=(clusters, dimension))
+    near = np.repeat(heads, members, axis=0) + 0.1 * rng.normal(size=(clusters * members, dimension))
+    vectors = np.concatenate([rng.normal(size=(background, dimension)), near])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors.astype(np.float32)
+
+
+SPARSE_GRAPH = "HNSW4"
+"""Few links per node: a walk at ``MINING_EF_SEARCH`` sees a small part of a 200-member cluster,
+so shallow lists miss true neighbours the way HNSW32's do in 1.2M vectors' bigger clusters."""
+
+
+def _recall(found: set, exact: set) -> float:
+    return len(found & exact) / len(exact)
+
+
+def test_refining_recovers_the_near_tie_pairs_a_shallow_walk_misses():
+    vectors = near_duplicate_clusters()
+    ids = np.arange(len(vectors), dtype=np.int64) * 3 + 7
+    top = 5000  # the floor falls inside the clusters: every pair is a near-tie
+    exact_first, exact_second, exact_scores = mine_pairs(ids, vectors, top=top, factory="Flat")
+    exact = _pair_set(exact_first, exact_second)
+    shallow = _pair_set(*mine_pairs(ids, vectors, top=top, factory=SPARSE_GRAPH, refine=False)[:2])
+    first, second, scores = mine_pairs(ids, vectors, top=top, factory=SPARSE_GRAPH)
+    assert _recall(shallow, exact) < 0.985  # the construction does defeat the shallow pass
+    assert _recall(_pair_set(first, second), exact) >= 0.995
+    assert (first < second).all() and (np.diff(scores) <= 0).all() and len(scores) == top
+    # returned scores are the vectors' own inner products, whichever pass found the pair
+    position = {int(i): p for p, i in enumerate(ids)}
+    recomputed = [float(vectors[position[int(a)]] @ vectors[position[int(b)]]) for a, b in zip(first, second)]
+    np.testing.assert_allclose(scores, recomputed, atol=1e-5)
+
+
+def test_refining_keeps_the_k_nn_rule_with_min_score_and_no_top():
+    vectors = near_duplicate_clusters(seed=1, clusters=6, members=150, background=500, dimension=48)
+    ids = np.arange(len(vectors), dtype=np.int64)
+    floor = float(mine_pairs(ids, vectors, top=2000, factory="Flat")[2][-1])
+    exact = _pair_set(*mine_pairs(ids, vectors, top=None, min_score=floor, factory="Flat")[:2])
+    first, second, scores = mine_pairs(ids, vectors, top=None, min_score=floor, factory=SPARSE_GRAPH)
+    assert (scores >= floor).all()
+    assert _recall(_pair_set(first, second), exact) >= 0.995
+    assert len(set(zip(first.tolist(), second.tolist())) - exact) <= 0.005 * len(exact)
+
+
+def test_mining_the_index_own_segment_refines_the_top_pairs(tmp_path, monkeypatch):
+    from kosearch.store import IndexStore, PendingChanges
+    from kosearch.store.pair_mining import MINING_EF_SEARCH
+
+    vectors = near_duplicate_clusters(seed=2, clusters=8, members=200, background=600)
+    ids = np.arange(1, len(vectors) + 1)
+    monkeypatch.setattr(ann, "BREAK_EVEN", 100)
+    # An index whose segments are the sparse graph; mining must search it (not build its own) and refine.
+    store = IndexStore.create(tmp_path / "idx", {"model": "given", "fingerprint": "given", "dimension": 64,
+                                                 "prompts": {}}, factory=SPARSE_GRAPH)
+    store.add_vectors(ids, vectors)
+    store.checkpoint(PendingChanges(
+        documents=[{"id": 1, "root": "/r", "path": "a.txt", "sha256": "x", "size": 1, "encoding": "utf-8",
+                    "format": "txt", "sentences": len(ids), "indexed_at": "now"}],
+        sentences=[{"id": int(i), "document_id": 1, "position": p, "text": f"text {i}", "line": p + 1, "start": 0,
+                    "end": 6} for p, i in enumerate(ids)],
+        removed_documents=[],
+    ))
+    store.compact()
+    try:
+        assert [entry.factory for entry in store.segment_entries()] == [SPARSE_GRAPH]
+        depths = _spy_on_mining(monkeypatch, store)
+        top = 4000
+        exact = _reference_pairs(store, top, 10)
+        refined = {(p.a.sentence_id, p.b.sentence_id) for p in mine_paraphrases(store, top=top, neighbours=10)}
+        assert depths[0] == MINING_EF_SEARCH and set(depths) == {MINING_EF_SEARCH, None}  # shallow, then tuned
+        shallow = {(p.a.sentence_id, p.b.sentence_id)
+                   for p in mine_paraphrases(store, top=top, neighbours=10, refine=False)}
+    finally:
+        store.close()
+    assert _recall(shallow, exact) < 0.985
+    assert _recall(refined, exact) >= 0.995
