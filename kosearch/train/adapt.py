@@ -8,6 +8,11 @@ passage again (round-trip filter, Dai et al., 2022, Promptagator), with a BM25-r
 al., 2020, DPR; Wang et al., 2022, GPL). They train with MultipleNegativesRankingLoss (Henderson et al., 2017):
 each query must rank its passage above its hard negative and every other passage in the batch.
 
+Two options change that loss (measured in docs/training.md, "Recipe experiments, 2026-12-07"): ``anchor_weight``
+(``--anchor-weight``) adds a pull towards a frozen copy of the base model's embeddings of every text of the batch
+(:mod:`kosearch.train.anchored_loss`), so the examples can move the encoder towards the domain without undoing what
+it knew; ``hard_negatives=False`` (``--no-hard-negatives``) trains with in-batch negatives only.
+
 Queries get the base model's query prompt and passages its document prompt (``query: `` / ``passage: `` for the
 bundled e5), so what is trained is what ``kosearch`` search uses: queries encoded as queries, the index as
 documents.
