@@ -288,3 +288,82 @@ def test_process_seconds_counts_from_the_process_start() -> None:
     code = "import time; time.sleep(1.0); from kosearch.train.budget import process_seconds; print(process_seconds())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert 1.0 <= float(out.stdout) < 60.0
+
+
+def test_anchor_term_is_zero_at_the_base_and_grows_as_the_student_moves(tiny_model: Path) -> None:
+    """AnchoredRankingLoss = MultipleNegativesRankingLoss + weight x (1 - cos) to a frozen copy of the base: equal to
+    the plain loss while the student is the base, larger once its weights move, and the copy never trains."""
+    import copy
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from kosearch.train.anchored_loss import AnchoredRankingLoss
+
+    model = SentenceTransformer(str(tiny_model), device="cpu")
+    base = copy.deepcopy(model)
+    anchored = AnchoredRankingLoss(model, base, scale=20.0, weight=5.0)
+    plain = MultipleNegativesRankingLoss(model, scale=20.0)
+    texts = {"anchor": ["도서관 휴관일", "치타 먹이"], "positive": ["도서관은 월요일에 쉽니다.", "치타가 먹이를 쫓는다."]}
+
+    def features():
+        return [model.tokenize(column) for column in texts.values()]
+
+    model.eval()  # no dropout, so the two losses see the same embeddings
+    with torch.no_grad():
+        assert float(anchored(features(), None)) == pytest.approx(float(plain(features(), None)), abs=1e-5)
+        assert anchored.last_anchor == pytest.approx(0.0, abs=1e-6)
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+        moved = float(anchored(features(), None))
+        assert anchored.last_anchor > 1e-4
+        assert moved == pytest.approx(float(plain(features(), None)) + 5.0 * anchored.last_anchor, abs=1e-5)
+    anchored.train()
+    assert not base.training and not any(parameter.requires_grad for parameter in base.parameters())
+    assert all(parameter is not base_parameter for parameter in anchored.parameters() for base_parameter in base.parameters())
+
+
+def test_anchor_keeps_the_adapted_model_nearer_the_base(tiny_model: Path, tmp_path: Path) -> None:
+    """The same run with and without the anchor (a large weight): the anchored model's document embeddings stay
+    closer to the base model's, which is what the anchor is for."""
+    from sentence_transformers import SentenceTransformer
+
+    probe = [p.text for p in read_passages(SAMPLE)[0][:40]]
+    base = SentenceTransformer(str(tiny_model), device="cpu").encode_document(probe, normalize_embeddings=True)
+
+    def drift(weight: float) -> float:
+        output = tmp_path / f"anchor-{weight:g}"
+        result = train_adapt(_config(tiny_model, output, max_steps=6, seed=3), SAMPLE, anchor_weight=weight)
+        trained = SentenceTransformer(str(result.output), device="cpu").encode_document(probe, normalize_embeddings=True)
+        return float(np.mean(1 - np.sum(trained * base, axis=1)))
+
+    free, anchored = drift(0.0), drift(100.0)
+    assert free > 0 and anchored < 0.5 * free, (free, anchored)
+
+
+def test_adapt_without_hard_negatives_trains_on_pairs(tiny_model: Path, tmp_path: Path) -> None:
+    from kosearch.train.adapt import examples_dataset
+    from kosearch.train.mining import TrainingExample
+
+    examples = [TrainingExample("q", "p", "n", "keywords")]
+    assert examples_dataset(examples).column_names == ["anchor", "positive", "negative"]
+    assert examples_dataset(examples, hard_negatives=False).column_names == ["anchor", "positive"]
+    result = train_adapt(_config(tiny_model, tmp_path / "pairs", max_steps=2), SAMPLE, hard_negatives=False)
+    assert result.steps == 2
+    assert "none (in-batch only)" in (result.output / "README.md").read_text(encoding="utf-8")
+
+
+def test_cli_adapt_passes_the_anchor_and_negatives_options(tiny_model: Path, tmp_path: Path) -> None:
+    from kosearch.cli.train import app
+
+    output = tmp_path / "cli-anchor"
+    result = CliRunner().invoke(
+        app,
+        ["adapt", "--documents", str(SAMPLE), "--model", str(tiny_model), "--output", str(output), "--max-steps", "2",
+         "--batch-size", "4", "--max-seq-length", "32", "--device", "cpu", "--anchor-weight", "3",
+         "--no-hard-negatives", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    card = (output / "README.md").read_text(encoding="utf-8")
+    assert "+ 3 x (1 - cos) to the base model's embeddings" in card and "none (in-batch only)" in card

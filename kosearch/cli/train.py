@@ -141,6 +141,15 @@ def adapt(
         None, "--text-field", help="CSV/TSV column or JSONL key to read as text (repeatable; default: as index does)."
     ),
     scale: float = typer.Option(20.0, "--scale", min=0.0, help="Similarity scale = 1 / temperature."),
+    anchor_weight: Optional[float] = typer.Option(
+        None, "--anchor-weight", min=0.0,
+        help="Weight of the pull towards the base model's embeddings (0: off; default: the recipe's).",
+    ),
+    hard_negatives: Optional[bool] = typer.Option(
+        None, "--hard-negatives/--no-hard-negatives",
+        help="Train with a BM25-mined hard negative per query, or with in-batch negatives only (default: the recipe's).",
+        show_default=False,
+    ),
     config: TrainingConfig = None,
     as_json: bool = JsonOption,
 ) -> None:
@@ -148,7 +157,10 @@ def adapt(
     from kosearch.train import train_adapt
 
     result = _run(
-        lambda: train_adapt(config, documents, text_fields=text_fields, scale=scale, from_process_start=True)
+        lambda: train_adapt(
+            config, documents, text_fields=text_fields, scale=scale, anchor_weight=anchor_weight,
+            hard_negatives=hard_negatives, from_process_start=True,
+        )
     )
     _report(result, as_json)
 

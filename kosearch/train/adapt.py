@@ -8,6 +8,11 @@ passage again (round-trip filter, Dai et al., 2022, Promptagator), with a BM25-r
 al., 2020, DPR; Wang et al., 2022, GPL). They train with MultipleNegativesRankingLoss (Henderson et al., 2017):
 each query must rank its passage above its hard negative and every other passage in the batch.
 
+Two options change that loss (measured in docs/training.md, "Recipe experiments, 2026-12-07"): ``anchor_weight``
+(``--anchor-weight``) adds a pull towards a frozen copy of the base model's embeddings of every text of the batch
+(:mod:`kosearch.train.anchored_loss`), so the examples can move the encoder towards the domain without undoing what
+it knew; ``hard_negatives=False`` (``--no-hard-negatives``) trains with in-batch negatives only.
+
 Queries get the base model's query prompt and passages its document prompt (``query: `` / ``passage: `` for the
 bundled e5), so what is trained is what ``kosearch`` search uses: queries encoded as queries, the index as
 documents.
@@ -24,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import math
@@ -35,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from transformers import TrainerCallback
 
 from kosearch.errors import KosearchError
+from kosearch.train.anchored_loss import AnchoredRankingLoss
 from kosearch.train.budget import (
     CHECKPOINT_SAVE_FACTOR,
     MIN_STEPS,
@@ -50,7 +57,7 @@ from kosearch.train.budget import (
 from kosearch.train.checkpoints import check_output, last_checkpoint
 from kosearch.train.config import TrainingConfig
 from kosearch.train.hardware import cuda_available, training_precision
-from kosearch.train.mining import MiningReport, Passage, TrainingExample, mine_examples
+from kosearch.train.mining import MiningReport, Passage, QueryKind, TrainingExample, mine_examples
 from kosearch.train.models import resolve_base_model
 from kosearch.train.trainer import run_training
 from kosearch.train.types import DataFile, Recipe, TrainingPhase, TrainResult
@@ -64,6 +71,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_LEARNING_RATE = 2e-5
 """GPL's learning rate for adapting an already trained retriever; larger rates undo what the base model knows."""
 DEFAULT_SCALE = 20.0
+DEFAULT_ANCHOR_WEIGHT = 0.0
+"""Weight of the pull towards the base model's embeddings (:mod:`kosearch.train.anchored_loss`); 0 turns it off."""
+DEFAULT_HARD_NEGATIVES = True
+"""Each query's BM25-mined hard negative goes into its batch, besides the in-batch negatives."""
+QUERY_KINDS: tuple[QueryKind, ...] = ("ict", "keywords")
 PHASE = "adapt"
 MIN_EXAMPLES = 8
 
@@ -92,17 +104,17 @@ def read_passages(
     return passages, skipped
 
 
-def examples_dataset(examples: list[TrainingExample]) -> Dataset:
-    """(anchor, positive, negative) columns, the order MultipleNegativesRankingLoss reads them in."""
+def examples_dataset(examples: list[TrainingExample], *, hard_negatives: bool = True) -> Dataset:
+    """(anchor, positive[, negative]) columns, the order MultipleNegativesRankingLoss reads them in."""
     from datasets import Dataset
 
-    return Dataset.from_dict(
-        {
-            "anchor": [example.query for example in examples],
-            "positive": [example.positive for example in examples],
-            "negative": [example.negative for example in examples],
-        }
-    )
+    columns = {
+        "anchor": [example.query for example in examples],
+        "positive": [example.positive for example in examples],
+    }
+    if hard_negatives:
+        columns["negative"] = [example.negative for example in examples]
+    return Dataset.from_dict(columns)
 
 
 def train_adapt(
@@ -111,6 +123,9 @@ def train_adapt(
     *,
     text_fields: list[str] | None = None,
     scale: float = DEFAULT_SCALE,
+    anchor_weight: float | None = None,
+    hard_negatives: bool | None = None,
+    query_kinds: tuple[QueryKind, ...] = QUERY_KINDS,
     from_process_start: bool = False,
 ) -> TrainResult:
     """Adapt the base model to the passages of the folder ``documents`` (see the module docstring).
@@ -128,9 +143,12 @@ def train_adapt(
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     started = time.perf_counter() - (process_seconds() if from_process_start else 0.0)
+    anchor_weight = DEFAULT_ANCHOR_WEIGHT if anchor_weight is None else anchor_weight
+    hard_negatives = DEFAULT_HARD_NEGATIVES if hard_negatives is None else hard_negatives
     check_output(config, [PHASE])
     passages, skipped = read_passages(documents, text_fields=text_fields)
     examples, report = mine_examples(passages, seed=config.seed)
+    examples = [example for example in examples if example.kind in query_kinds]
     if len(examples) < MIN_EXAMPLES:
         raise KosearchError(
             f"{documents} gave {len(passages)} passages and {len(examples)} training examples; adaptation needs at "
@@ -138,14 +156,18 @@ def train_adapt(
         )
     learning_rate = config.learning_rate or DEFAULT_LEARNING_RATE
 
-    def loss(model: SentenceTransformer) -> Any:
-        return MultipleNegativesRankingLoss(model, scale=scale)
-
     notes = [f"Mined examples: {report.summary()}."]
     if skipped:
         notes.append(f"{len(skipped)} file(s) of the folder could not be read, e.g. {skipped[0]}.")
     model = _base_model(config)
-    plan = _plan(config, model, examples, loss, learning_rate, started)
+    base = copy.deepcopy(model) if anchor_weight > 0 else None
+
+    def loss(model: SentenceTransformer) -> Any:
+        if base is not None:
+            return AnchoredRankingLoss(model, base, scale=scale, weight=anchor_weight)
+        return MultipleNegativesRankingLoss(model, scale=scale)
+
+    plan = _plan(config, model, examples, loss, learning_rate, started, hard_negatives=hard_negatives)
     if plan is not None:
         config = dataclasses.replace(
             config, max_seq_length=plan.max_seq_length, max_steps=plan.steps, max_minutes=time_limit(plan) / 60
@@ -168,14 +190,16 @@ def train_adapt(
         ),
         data=[DataFile(str(documents), "passages (unlabelled), read as `kosearch index` reads them", len(passages))],
         parameters={
-            "loss": f"MultipleNegativesRankingLoss (scale {scale:g}), query prompt on queries",
+            "loss": f"MultipleNegativesRankingLoss (scale {scale:g}), query prompt on queries"
+            + (f", + {anchor_weight:g} x (1 - cos) to the base model's embeddings" if base is not None else ""),
+            "hard negatives": "BM25" if hard_negatives else "none (in-batch only)",
             "examples": _examples_line(report, len(examples)),
             "budget": f"{plan.train_seconds / 60:.1f} min for training" if plan else None,
         },
     )
     phase = TrainingPhase(
         name=PHASE,
-        train_dataset=examples_dataset(examples),
+        train_dataset=examples_dataset(examples, hard_negatives=hard_negatives),
         loss=loss,
         learning_rate=learning_rate,
         no_duplicates=True,
@@ -199,6 +223,8 @@ def _plan(
     loss: Any,
     learning_rate: float,
     started: float,
+    *,
+    hard_negatives: bool = True,
 ) -> BudgetPlan | None:
     """The budget plan: the saved one when resuming (same schedule), a measured one with a budget, else None."""
     if config.max_minutes is None:
@@ -216,7 +242,8 @@ def _plan(
         {
             "anchor": [example.query for example in examples[start : start + batch_size]],
             "positive": [example.positive for example in examples[start : start + batch_size]],
-            "negative": [example.negative for example in examples[start : start + batch_size]],
+            **({"negative": [example.negative for example in examples[start : start + batch_size]]}
+               if hard_negatives else {}),
         }
         for start in range(0, min(len(examples), batch_size * 2), batch_size)
     ]
