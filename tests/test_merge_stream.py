@@ -247,3 +247,28 @@ def test_a_checkpoint_of_an_hnsw_factory_index_builds_and_records_the_current_de
     assert all(ann.ef_construction(segment.vectors.index) == ann.EF_CONSTRUCTION for segment in store._segments)
     assert not any(ann.graph_outdated(entry.factory, entry.ef_construction) for entry in entries)
     store.close()
+
+
+def test_the_exact_fallback_search_works_in_blocks_and_keeps_the_stable_order(monkeypatch):
+    """A batch of queries over many allowed units is scored a block of queries at a time (a batch of
+    5,953 refining queries over 1.1M units once asked for 24.8 GiB at once); the answer is a stable
+    argsort's, ties to the lower position."""
+    from kosearch.store import index_store
+
+    rng = np.random.default_rng(3)
+    vectors = np.round(rng.standard_normal((500, 8)), 1).astype(np.float32)  # rounded: many equal scores
+    ids = np.arange(500, dtype=np.int64) * 2 + 1
+    queries = np.round(rng.standard_normal((37, 8)), 1).astype(np.float32)
+
+    class View:
+        def iter_vectors(self):
+            yield ids[:200], vectors[:200]
+            yield ids[200:], vectors[200:]
+
+    allowed = ids[::3]
+    monkeypatch.setattr(index_store, "EXACT_BLOCK_SCORES", 1000)  # 6 queries per block
+    scores, found = index_store._exact_search(View(), queries, 12, allowed)
+    kept = np.isin(ids, allowed)
+    full = queries @ vectors[kept].T
+    order = np.argsort(-full, axis=1, kind="stable")[:, :12]
+    assert np.array_equal(found, ids[kept][order]) and np.array_equal(scores, np.take_along_axis(full, order, axis=1))

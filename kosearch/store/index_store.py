@@ -1477,9 +1477,33 @@ def _exact_search(view: StoreView, queries: np.ndarray, k: int, allowed_ids: np.
         kept_vectors.append(vectors[mask])
     ids = np.concatenate(kept_ids) if kept_ids else np.zeros(0, dtype=np.int64)
     vectors = np.concatenate(kept_vectors) if kept_vectors else np.zeros((0, queries.shape[1]), np.float32)
-    scores = np.asarray(queries, dtype=np.float32) @ vectors.T
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(scores, order, axis=1), ids[order]
+    queries = np.asarray(queries, dtype=np.float32)
+    k = min(k, len(ids))
+    top_scores = np.zeros((len(queries), k), dtype=np.float32)
+    top_rows = np.zeros((len(queries), k), dtype=np.int64)
+    # Queries a block at a time, so the score matrix stays near EXACT_BLOCK_SCORES floats (a batch of
+    # thousands of queries over a million allowed units would otherwise need tens of GB).
+    block = max(1, EXACT_BLOCK_SCORES // max(len(ids), 1))
+    for start in range(0, len(queries), block):
+        scores = queries[start : start + block] @ vectors.T
+        for row, line in enumerate(scores):
+            chosen = _top_rows(line, k)
+            top_rows[start + row], top_scores[start + row] = chosen, line[chosen]
+    return top_scores, ids[top_rows]
+
+
+EXACT_BLOCK_SCORES = 1 << 25
+"""Scores (float32: 128 MiB) an exact fallback search computes at once."""
+
+
+def _top_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """The positions of the ``k`` largest scores, best first, ties to the lower position (what a stable
+    argsort of ``-scores`` gives), without sorting the whole row."""
+    if k >= len(scores):
+        return np.argsort(-scores, kind="stable")[:k]
+    kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+    candidates = np.flatnonzero(scores >= kth)
+    return candidates[np.lexsort((candidates, -scores[candidates]))][:k]
 
 
 def _check_vector_store(folder: Path, manifest: dict[str, Any], wanted: dict[str, Any] | None) -> None:
