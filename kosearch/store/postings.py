@@ -474,13 +474,7 @@ def _segment_top(
         if excluded is not None and len(excluded):
             keep = ~_contains(excluded, ids)  # sorted and unique (_as_ids)
             ids, scores = ids[keep], scores[keep]
-        keep = scores > 0
-        ids, scores = ids[keep], scores[keep]
-        if len(ids) > k:
-            threshold = np.partition(scores, len(scores) - k)[len(scores) - k]
-            keep = scores >= threshold
-            ids, scores = ids[keep], scores[keep]
-        return ids, scores
+        return _best_with_ties(ids[scores > 0], scores[scores > 0], k)
     scores = np.zeros(segment.count, dtype=np.float64)
     for term in present:
         positions, frequencies = segment.postings(int(numbers[term]))
@@ -493,10 +487,15 @@ def _segment_top(
         candidates = allowed_positions[scores[allowed_positions] > 0]
     else:
         candidates = np.flatnonzero(scores > 0)
-    if len(candidates) > k:
-        threshold = np.partition(scores[candidates], len(candidates) - k)[len(candidates) - k]
-        candidates = candidates[scores[candidates] >= threshold]
-    return np.asarray(segment.ids)[candidates], scores[candidates]
+    return _best_with_ties(np.asarray(segment.ids)[candidates], scores[candidates], k)
+
+
+def _best_with_ties(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best (ids, scores), unordered, plus any tied with the k-th (the caller orders and cuts)."""
+    if len(ids) > k:
+        keep = scores >= np.partition(scores, len(scores) - k)[len(scores) - k]
+        ids, scores = ids[keep], scores[keep]
+    return ids, scores
 
 
 def _few(allowed: int, terms: int, count: int) -> bool:
