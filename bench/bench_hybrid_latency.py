@@ -21,13 +21,16 @@ Queries: 200 NSMC reviews after the indexed ones (never indexed) and the 60 samp
 An existing index (``--index PATH``, e.g. the real-encoder 1.23M NSMC index that ``bench/bench_segments.py
 --encoder real`` builds): no build, its own encoder (real vectors, its ANN segment as compacted), the queries of
 ``--queries-file`` (a JSON list of strings, e.g. that bench's held-out reviews) and the sample questions, the same
-interleaved timing. ``--precision`` sets the query encoder's precision (bf16 on CPUs with AMX).
+interleaved timing. ``--precision`` sets the query encoder's precision (bf16 on CPUs with AMX); ``--encoder-backend``
+its backend (``onnx``: ONNX Runtime in float32, the same vectors as torch's; each index is then warmed with
+``Index.warm_up`` so that queries run through the ONNX session, as in ``kosearch serve``).
 
 Usage: python bench/bench_hybrid_latency.py [--sizes 100000 1000000] [--queries 260] [--filters]
                                             [--work /tmp/kosearch-bench-hybrid] [--out result.json]
        python bench/bench_hybrid_latency.py --index runs/b1m/index [--index another/index ...]
                                             --queries-file runs/b1m/queries.json
-                                            [--precision bf16] [--filters] [--out result.json]
+                                            [--precision bf16] [--encoder-backend torch --encoder-backend onnx]
+                                            [--filters] [--out result.json]
 """
 
 from __future__ import annotations
@@ -143,6 +146,9 @@ def main() -> None:
     parser.add_argument("--filter", action="append", default=[], metavar="NAME=WHERE",
                         help="with --index and --filters: the filters to time (default: the built indexes' 1%%/10%%)")
     parser.add_argument("--precision", help="query encoder precision (fp32, bf16, auto); default: the product's")
+    parser.add_argument("--encoder-backend", action="append", default=None, metavar="BACKEND",
+                        help="with --index: the query encoder's backend (torch, onnx); more than once: each index is "
+                             "opened once per backend and all are timed interleaved, one table each")
     args = parser.parse_args()
     import torch
 
@@ -202,8 +208,12 @@ def time_existing(args: argparse.Namespace) -> None:
     print(f"# {machine_load()}", flush=True)
     opened: dict[str, Index] = {}
     try:
+        backends = args.encoder_backend or [None]
         for path in dict.fromkeys(str(path) for path in args.index):  # a path given twice is timed once
-            opened[path] = Index.open(path, precision=args.precision)
+            for backend in dict.fromkeys(backends):
+                name = path if len(backends) == 1 else f"{path} [{backend or 'default'}]"
+                precision = None if backend and backend.startswith("onnx") else args.precision  # ONNX is float32
+                opened[name] = Index.open(path, precision=precision, encoder_backend=backend)
         entries: dict[str, dict] = {}
         for name, index in opened.items():
             info = index.info()
@@ -211,7 +221,9 @@ def time_existing(args: argparse.Namespace) -> None:
                 "build": {"units": info.sentences, "index": name, "segments": info.segment_details},
                 "queries": len(queries),
             }
-            index.search(queries[0], k=args.k, mode="hybrid")  # warm: Kiwi, page cache, FAISS, the encoder
+            index.warm_up()  # the encoder's query runtime (an ONNX session), Kiwi, postings, FAISS
+            index.search(queries[0], k=args.k, mode="hybrid")  # page cache
+            entries[name]["encoder"] = {"backend": index.encoder.encoder_backend, "precision": index.encoder.precision}
             entries[name]["encode_query_only"] = encoding_only(index.encoder, queries[:50])
         for name, table in time_queries(opened, queries, args.k, None, modes).items():
             entries[name]["unfiltered"] = table

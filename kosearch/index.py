@@ -398,6 +398,20 @@ class Index:
 
     # -- reading --------------------------------------------------------------------------------
 
+    def warm_up(self) -> None:
+        """Load now what the first query would wait for, in a program that will answer many (a server).
+
+        That is the encoder's fastest query runtime (an ONNX backend's session: :meth:`Encoder.warm_up`),
+        then the morphological analyser, the lexical postings and the vector segments, by answering one
+        query. An empty index has nothing to warm.
+        """
+        if not len(self):
+            return
+        warm = getattr(self.encoder, "warm_up", None)  # an encoder object of the caller's may have none
+        if warm is not None:
+            warm()
+        self.search("검색", k=1)
+
     def search(self, query: str, k: int = 10, context: int = 0, **options: Any) -> list[Hit]:
         """The ``k`` units that best match ``query``, best first.
 

@@ -223,3 +223,37 @@ def test_a_non_bundled_model_exports_too(tmp_path, monkeypatch, tiny_model_folde
     )
     assert _cosines(got, expected).min() >= 0.99999
     assert list((tmp_path / "home" / "models" / "onnx").glob(f"*-{encoder.fingerprint}-x1/{FLOAT_FILE}"))
+
+
+@pytest.mark.slow
+def test_warm_up_sends_a_few_queries_through_the_onnx_session(monkeypatch):
+    """A one-shot query goes through numpy (no session to create); after ``warm_up`` the session answers them."""
+    encoder = Encoder(device="cpu", encoder_backend="onnx")
+    before = encoder.encode_queries(SENTENCES[:2])
+    assert encoder._onnx_runtime is None and encoder._numpy_queries is not None  # numpy answered
+    encoder.warm_up()
+    assert encoder._onnx_runtime is not None
+
+    def no_numpy():
+        raise AssertionError("a warmed ONNX encoder must not encode queries with numpy")
+
+    monkeypatch.setattr(encoder, "_numpy_runtime", no_numpy)
+    after = encoder.encode_queries(SENTENCES[:2])
+    assert after.shape == before.shape and _cosines(after, before).min() >= 0.99999
+
+
+@pytest.mark.slow
+def test_a_warmed_onnx_index_answers_a_torch_built_index_as_torch_does(tmp_path):
+    """float32 ONNX queries against a torch-built index: the same hits, scores to float32 rounding."""
+    docs = _folder(tmp_path)
+    with Index.create(tmp_path / "index", Encoder(device="cpu")) as idx:
+        idx.add_folder(docs, unit="sentence")
+    query = "치타가 무엇을 쫓나요?"
+    with Index.open(tmp_path / "index") as plain:
+        expected = plain.search(query, k=4, mode="dense")
+    with Index.open(tmp_path / "index", encoder_backend="onnx") as served:
+        served.warm_up()
+        assert served.encoder._onnx_runtime is not None
+        got = served.search(query, k=4, mode="dense")
+    assert [hit.sentence_id for hit in got] == [hit.sentence_id for hit in expected]
+    assert [hit.score for hit in got] == pytest.approx([hit.score for hit in expected], abs=1e-5)

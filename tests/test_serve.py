@@ -221,6 +221,20 @@ def test_real_encoder_json_equals_the_cli(sample_index):
     assert batch[0]["hits"] == served["hits"]
 
 
+
+@pytest.mark.slow
+def test_real_encoder_served_through_onnx_answers_as_the_default(sample_index):
+    """``--encoder-backend onnx`` (float32, the fastest query runtime on a CPU) gives the default's hits."""
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is not installed (pip install 'kosearch[onnx]')")
+    pytest.importorskip("onnx", reason="onnx is not installed (pip install 'kosearch[onnx]')")
+    query = "주차장 이용 시간"
+    with TestClient(create_app(sample_index)) as client:
+        expected = client.get("/search", params={"q": query, "k": 5, "mode": "dense"}).json()["hits"]
+    with TestClient(create_app(sample_index, encoder_backend="onnx")) as client:
+        served = client.get("/search", params={"q": query, "k": 5, "mode": "dense"}).json()["hits"]
+    assert [hit["sentence_id"] for hit in served] == [hit["sentence_id"] for hit in expected]
+    assert [hit["score"] for hit in served] == pytest.approx([hit["score"] for hit in expected], abs=1e-5)
+
 def start_server(index: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     """``kosearch serve`` in a subprocess, waited for until /health answers."""
     return kosearch_testing.start_server(index, *extra, cwd=ROOT)

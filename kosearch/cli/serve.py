@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from kosearch.cli.output import DeviceOption, status, warn
+from kosearch.cli.output import DeviceOption, EncoderBackendOption, status, warn
 from kosearch.errors import KosearchError
 
 
@@ -26,6 +26,7 @@ def serve(
     ),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Encoder the index was built with (default: its own)."),
     device: Optional[str] = DeviceOption,
+    encoder_backend: Optional[str] = EncoderBackendOption,
     max_k: Optional[int] = typer.Option(None, "--max-k", min=1, help="Most hits per query (default 100)."),
     max_batch: Optional[int] = typer.Option(None, "--max-batch", min=1, help="Most queries or texts per request (default 64)."),
     max_body_bytes: Optional[int] = typer.Option(None, "--max-body-bytes", min=1024, help="Largest request body (default 1 MiB)."),
@@ -50,7 +51,8 @@ def serve(
         status(f"kosearch: writes need this token (Authorization: Bearer {token})")
     if host not in ("127.0.0.1", "localhost", "::1"):
         warn(f"serving on {host}: anyone who can reach this address can search the index")
-    app = create_app(index_path, model=model, device=device, allow_writes=allow_writes, token=token, limits=limits)
+    app = create_app(
+        index_path, model=model, device=device, encoder_backend=encoder_backend, allow_writes=allow_writes, token=token, limits=limits)
     status(f"kosearch: serving {index_path} on http://{host}:{port} (search page /, API docs /docs)")
     try:
         uvicorn.run(app, host=host, port=port, log_level=os.environ.get("KOSEARCH_LOG_LEVEL", "warning"))

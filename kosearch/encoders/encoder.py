@@ -194,12 +194,26 @@ class Encoder:
     ) -> np.ndarray:
         """Vectors for search queries (the model's ``query`` prompt), comparable to :meth:`encode_documents`."""
         texts = list(texts)
-        if self._model is None and self._deferred and len(texts) <= NUMPY_QUERY_LIMIT:
+        if self._model is None and self._onnx_runtime is None and self._deferred and len(texts) <= NUMPY_QUERY_LIMIT:
             prompt = self.prompts.get("query", "")
             return self._numpy_runtime().encode([prompt + text for text in texts], batch_size or self.batch_size)
         if self._onnx:
             return self._encode_onnx(texts, "query", batch_size)
         return self._encode(self.model.encode_query, texts, batch_size, show_progress_bar)
+
+    def warm_up(self) -> None:
+        """Load now the runtime that answers queries fastest in a long-lived process (a server, a benchmark).
+
+        Until an ONNX session exists, a few queries of an ONNX backend go through numpy
+        (:mod:`kosearch.encoders.numpy_bert`), which needs no session: creating one takes seconds that a
+        one-shot ``kosearch query`` should not pay. A process that answers many queries pays them once, here,
+        and every query after runs through ONNX Runtime (about 3x faster than numpy for one short Korean query;
+        docs/benchmarks.md, "Query encoding through ONNX Runtime"). The torch backend is left as it is: its model
+        is loaded at construction, or at the first document or large query batch when a few queries go through
+        numpy.
+        """
+        if self._onnx:
+            self._onnx_encoder()
 
     def _numpy_runtime(self) -> NumpyBert:
         if self._numpy_queries is None:
