@@ -43,6 +43,7 @@ from kosearch.errors import KosearchError
 from kosearch.evaluate.encoding import ModelLike, encode, load_model
 from kosearch.evaluate.ranking import DEPTH, MRR_AT, NDCG_AT, RECALL_AT, ranking_metrics
 from kosearch.evaluate.temporary_index import temporary_index
+from kosearch.store.ranking import top_k_positions
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -311,7 +312,7 @@ def rank_with_model(
     for start in range(0, len(query_ids), _QUERY_BLOCK):
         scores = (queries[start : start + _QUERY_BLOCK] @ documents.T)[:, vector_of_doc]
         for offset, row in enumerate(scores):
-            rankings[query_ids[start + offset]] = [doc_ids[i] for i in _top(row, id_rank, depth)]
+            rankings[query_ids[start + offset]] = [doc_ids[i] for i in top_k_positions(row, depth, id_rank)]
     return rankings
 
 
@@ -320,15 +321,6 @@ def _distinct(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
     position: dict[str, int] = {}
     of_input = [position.setdefault(text, len(position)) for text in texts]
     return list(position), np.array(of_input, dtype=np.int64)
-
-
-def _top(scores: np.ndarray, id_rank: np.ndarray, depth: int) -> Sequence[int]:
-    # Everything scoring at least the depth-th best score is a candidate, ties included; ordering the
-    # candidates by (-score, id) then picks the same documents as ST whatever the tie.
-    threshold = np.partition(scores, len(scores) - depth)[len(scores) - depth]
-    candidates = np.flatnonzero(scores >= threshold)
-    order = np.lexsort((id_rank[candidates], -scores[candidates]))
-    return candidates[order[:depth]].tolist()
 
 
 def rank_with_index(

@@ -41,6 +41,8 @@ from typing import Literal
 
 import numpy as np
 
+from kosearch.store.ranking import top_k_positions
+
 IdfVariant = Literal["lucene", "robertson"]
 DEFAULT_K1 = 0.9
 """The product's k1 (``SearchRequest.bm25_k1``, ``kosearch query --bm25-k1``), chosen by the mean hybrid
@@ -172,11 +174,8 @@ class BM25Index:
             raise ValueError("k must be at least 1")
         scores = self.scores(query_tokens)
         matched = np.flatnonzero(scores > 0)
-        if len(matched) > k:
-            threshold = np.partition(scores[matched], len(matched) - k)[len(matched) - k]
-            matched = matched[scores[matched] >= threshold]
-        order = np.lexsort((matched, -scores[matched]))[:k]
-        return [(int(matched[i]), float(scores[matched[i]])) for i in order]
+        best = matched[top_k_positions(scores[matched], k)]  # matched is ascending: ties go to the lower number
+        return [(int(number), float(scores[number])) for number in best]
 
     def score_documents(self, query_tokens: Sequence[str], numbers: Sequence[int]) -> np.ndarray:
         """BM25 of the given documents only (e.g. dense candidates the lexical top k missed).

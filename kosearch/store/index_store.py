@@ -158,6 +158,7 @@ from kosearch.store.postings import (
     lexical_entries_of,
     load_checked,
 )
+from kosearch.store.ranking import top_k_positions
 from kosearch.store.segments import (
     REMOVABLE_FILE,
     SegmentEntry,
@@ -1487,23 +1488,13 @@ def _exact_search(view: StoreView, queries: np.ndarray, k: int, allowed_ids: np.
     for start in range(0, len(queries), block):
         scores = queries[start : start + block] @ vectors.T
         for row, line in enumerate(scores):
-            chosen = _top_rows(line, k)
+            chosen = top_k_positions(line, k)
             top_rows[start + row], top_scores[start + row] = chosen, line[chosen]
     return top_scores, ids[top_rows]
 
 
 EXACT_BLOCK_SCORES = 1 << 25
 """Scores (float32: 128 MiB) an exact fallback search computes at once."""
-
-
-def _top_rows(scores: np.ndarray, k: int) -> np.ndarray:
-    """The positions of the ``k`` largest scores, best first, ties to the lower position (what a stable
-    argsort of ``-scores`` gives), without sorting the whole row."""
-    if k >= len(scores):
-        return np.argsort(-scores, kind="stable")[:k]
-    kth = np.partition(scores, len(scores) - k)[len(scores) - k]
-    candidates = np.flatnonzero(scores >= kth)
-    return candidates[np.lexsort((candidates, -scores[candidates]))][:k]
 
 
 def _check_vector_store(folder: Path, manifest: dict[str, Any], wanted: dict[str, Any] | None) -> None:
