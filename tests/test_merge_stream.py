@@ -272,3 +272,32 @@ def test_the_exact_fallback_search_works_in_blocks_and_keeps_the_stable_order(mo
     full = queries @ vectors[kept].T
     order = np.argsort(-full, axis=1, kind="stable")[:, :12]
     assert np.array_equal(found, ids[kept][order]) and np.array_equal(scores, np.take_along_axis(full, order, axis=1))
+
+
+@pytest.mark.parametrize("k", [1, 12, 60, 400])
+def test_the_exact_fallback_search_streams_batches_without_holding_them(monkeypatch, k):
+    """Batches with no allowed unit, fewer allowed units than k, and k past every allowed unit: the answer
+    is still a stable argsort's over all allowed units, and its width is min(k, allowed)."""
+    from kosearch.store import index_store
+
+    rng = np.random.default_rng(k)
+    vectors = np.round(rng.standard_normal((300, 6)), 1).astype(np.float32)
+    ids = np.arange(300, dtype=np.int64) + 1000
+    queries = np.round(rng.standard_normal((9, 6)), 1).astype(np.float32)
+    allowed = np.concatenate([ids[5:40:2], ids[200:203], ids[250:300]])  # nothing allowed in 100-200
+
+    class View:
+        def iter_vectors(self):
+            for start in range(0, 300, 100):
+                yield ids[start : start + 100], vectors[start : start + 100]
+
+    monkeypatch.setattr(index_store, "EXACT_BLOCK_SCORES", 200)
+    scores, found = index_store._exact_search(View(), queries, k, allowed)
+    kept = np.isin(ids, allowed)
+    full = queries @ vectors[kept].T
+    order = np.argsort(-full, axis=1, kind="stable")[:, :k]
+    assert found.shape == (9, min(k, int(kept.sum())))
+    assert np.array_equal(found, ids[kept][order])
+    assert np.allclose(scores, np.take_along_axis(full, order, axis=1), atol=1e-6)
+    empty_scores, empty_found = index_store._exact_search(View(), queries, k, np.array([5], dtype=np.int64))
+    assert empty_found.shape == (9, 0) and empty_scores.shape == (9, 0)

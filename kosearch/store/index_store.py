@@ -1471,26 +1471,49 @@ def _check_lexical_count(folder: Path, lexical: LexicalSegments, tombstones: np.
 
 
 def _exact_search(view: StoreView, queries: np.ndarray, k: int, allowed_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    kept_ids, kept_vectors = [], []
+    """Each query's ``k`` best allowed units by exact inner product, best first, ties to the unit met first.
+
+    The store's vectors are read a batch at a time (``iter_vectors``) and each batch's allowed vectors are
+    scored and dropped: nothing holds all allowed vectors at once (1.7 GB for 1.1M units, the refining
+    pass of mining). Queries go a block at a time, so a score matrix stays near ``EXACT_BLOCK_SCORES``
+    floats. Each batch's best ``k`` per query are merged into the running best by (score, position among
+    the allowed units), so the answer is a stable argsort's over all of them.
+    """
+    queries = np.asarray(queries, dtype=np.float32)
+    count = len(queries)
+    best_scores = np.full((count, max(k, 0)), -np.inf, dtype=np.float32)
+    best_positions = np.full((count, max(k, 0)), np.iinfo(np.int64).max, dtype=np.int64)
+    best_ids = np.full((count, max(k, 0)), -1, dtype=np.int64)
+    seen = 0
     for ids, vectors in view.iter_vectors():
         mask = np.isin(ids, allowed_ids)
-        kept_ids.append(ids[mask])
-        kept_vectors.append(vectors[mask])
-    ids = np.concatenate(kept_ids) if kept_ids else np.zeros(0, dtype=np.int64)
-    vectors = np.concatenate(kept_vectors) if kept_vectors else np.zeros((0, queries.shape[1]), np.float32)
-    queries = np.asarray(queries, dtype=np.float32)
-    k = min(k, len(ids))
-    top_scores = np.zeros((len(queries), k), dtype=np.float32)
-    top_rows = np.zeros((len(queries), k), dtype=np.int64)
-    # Queries a block at a time, so the score matrix stays near EXACT_BLOCK_SCORES floats (a batch of
-    # thousands of queries over a million allowed units would otherwise need tens of GB).
-    block = max(1, EXACT_BLOCK_SCORES // max(len(ids), 1))
-    for start in range(0, len(queries), block):
-        scores = queries[start : start + block] @ vectors.T
-        for row, line in enumerate(scores):
-            chosen = top_k_positions(line, k)
-            top_rows[start + row], top_scores[start + row] = chosen, line[chosen]
-    return top_scores, ids[top_rows]
+        if k <= 0 or not mask.any():
+            seen += int(mask.sum())
+            continue
+        ids, vectors = ids[mask], vectors[mask]
+        block = max(1, EXACT_BLOCK_SCORES // len(ids))
+        for start in range(0, count, block):
+            scores = queries[start : start + block] @ vectors.T
+            rows = len(scores)
+            batch_scores = np.full((rows, k), -np.inf, dtype=np.float32)
+            batch_positions = np.full((rows, k), np.iinfo(np.int64).max, dtype=np.int64)
+            batch_ids = np.full((rows, k), -1, dtype=np.int64)
+            for row, line in enumerate(scores):
+                chosen = top_k_positions(line, k)
+                batch_scores[row, : len(chosen)] = line[chosen]
+                batch_positions[row, : len(chosen)] = seen + chosen
+                batch_ids[row, : len(chosen)] = ids[chosen]
+            stop = start + rows
+            merged_scores = np.concatenate([best_scores[start:stop], batch_scores], axis=1)
+            merged_positions = np.concatenate([best_positions[start:stop], batch_positions], axis=1)
+            merged_ids = np.concatenate([best_ids[start:stop], batch_ids], axis=1)
+            order = np.lexsort((merged_positions, -merged_scores), axis=-1)[:, :k]
+            best_scores[start:stop] = np.take_along_axis(merged_scores, order, axis=1)
+            best_positions[start:stop] = np.take_along_axis(merged_positions, order, axis=1)
+            best_ids[start:stop] = np.take_along_axis(merged_ids, order, axis=1)
+        seen += len(ids)
+    width = min(max(k, 0), seen)
+    return best_scores[:, :width], best_ids[:, :width]
 
 
 EXACT_BLOCK_SCORES = 1 << 25
