@@ -261,7 +261,7 @@ def test_the_exact_fallback_search_works_in_blocks_and_keeps_the_stable_order(mo
     queries = np.round(rng.standard_normal((37, 8)), 1).astype(np.float32)
 
     class View:
-        def iter_vectors(self):
+        def iter_vectors(self, allowed_ids=None):  # the real view reads only allowed ones; _exact_search masks anyway
             yield ids[:200], vectors[:200]
             yield ids[200:], vectors[200:]
 
@@ -287,7 +287,7 @@ def test_the_exact_fallback_search_streams_batches_without_holding_them(monkeypa
     allowed = np.concatenate([ids[5:40:2], ids[200:203], ids[250:300]])  # nothing allowed in 100-200
 
     class View:
-        def iter_vectors(self):
+        def iter_vectors(self, allowed_ids=None):
             for start in range(0, 300, 100):
                 yield ids[start : start + 100], vectors[start : start + 100]
 
@@ -301,3 +301,31 @@ def test_the_exact_fallback_search_streams_batches_without_holding_them(monkeypa
     assert np.allclose(scores, np.take_along_axis(full, order, axis=1), atol=1e-6)
     empty_scores, empty_found = index_store._exact_search(View(), queries, k, np.array([5], dtype=np.int64))
     assert empty_found.shape == (9, 0) and empty_scores.shape == (9, 0)
+
+
+@pytest.mark.parametrize("factory", ["Flat", "HNSW8", "IVF4,Flat"])
+@pytest.mark.parametrize("ascending", [True, False])
+def test_reading_vectors_by_id_equals_scanning(factory, ascending):
+    """``iter_vectors_of`` reads only the wanted ids' vectors (Flat, HNSW), or scans where FAISS cannot
+    reconstruct by position (IVF without a direct map): the same rows, in storage order, either way."""
+    import faiss
+
+    from kosearch.store.vectors import FaissVectorStore
+
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((400, 8)).astype(np.float32)
+    ids = np.arange(400, dtype=np.int64) * 3 + 5
+    if not ascending:
+        ids = rng.permutation(ids)
+    inner = faiss.index_factory(8, factory, faiss.METRIC_INNER_PRODUCT)
+    inner.train(vectors)
+    store = FaissVectorStore(faiss.IndexIDMap2(inner))
+    store.add(ids, vectors)
+    wanted = np.unique(np.concatenate([rng.choice(ids, 37, replace=False), [1, 2, 10_000]]))  # some held by none
+    got = list(store.iter_vectors_of(wanted, batch_size=16))
+    expected = [(batch_ids[np.isin(batch_ids, wanted)], batch[np.isin(batch_ids, wanted)]) for batch_ids, batch in store.iter_vectors()]
+    got_ids = np.concatenate([batch_ids for batch_ids, _ in got])
+    got_vectors = np.concatenate([batch for _, batch in got])
+    assert np.array_equal(got_ids, np.concatenate([batch_ids for batch_ids, _ in expected]))
+    assert np.allclose(got_vectors, np.concatenate([batch for _, batch in expected]))
+    assert list(store.iter_vectors_of(np.array([1, 2], dtype=np.int64))) == []

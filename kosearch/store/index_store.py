@@ -1473,7 +1473,7 @@ def _check_lexical_count(folder: Path, lexical: LexicalSegments, tombstones: np.
 def _exact_search(view: StoreView, queries: np.ndarray, k: int, allowed_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each query's ``k`` best allowed units by exact inner product, best first, ties to the unit met first.
 
-    The store's vectors are read a batch at a time (``iter_vectors``) and each batch's allowed vectors are
+    The allowed vectors are read a batch at a time (``StoreView.iter_vectors``, by id where the store can),
     scored and dropped: nothing holds all allowed vectors at once (1.7 GB for 1.1M units, the refining
     pass of mining). Queries go a block at a time, so a score matrix stays near ``EXACT_BLOCK_SCORES``
     floats. Each batch's best ``k`` per query are merged into the running best by (score, position among
@@ -1485,7 +1485,7 @@ def _exact_search(view: StoreView, queries: np.ndarray, k: int, allowed_ids: np.
     best_positions = np.full((count, max(k, 0)), np.iinfo(np.int64).max, dtype=np.int64)
     best_ids = np.full((count, max(k, 0)), -1, dtype=np.int64)
     seen = 0
-    for ids, vectors in view.iter_vectors():
+    for ids, vectors in view.iter_vectors(allowed_ids=allowed_ids):
         mask = np.isin(ids, allowed_ids)
         if k <= 0 or not mask.any():
             seen += int(mask.sum())

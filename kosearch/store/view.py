@@ -175,15 +175,36 @@ class StoreView:
             return np.zeros((len(queries), 1), np.float32), np.full((len(queries), 1), -1, np.int64)
         return _best(np.concatenate(all_scores, axis=1), np.concatenate(all_ids, axis=1), k)
 
-    def iter_vectors(self, batch_size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """``(ids, vectors)`` of every live vector, in batches."""
-        for vectors, excluded, _ in self._sources():
-            for ids, batch in vectors.iter_vectors(batch_size):
+    def iter_vectors(
+        self, batch_size: int = 65536, allowed_ids: np.ndarray | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(ids, vectors)`` of every live vector, in batches; only ``allowed_ids`` ones when given (a
+        store that can read vectors by id then reads only those: ``FaissVectorStore.iter_vectors_of``)."""
+        allowed = None if allowed_ids is None else np.unique(np.asarray(allowed_ids, dtype=np.int64))
+        for vectors, excluded, entry in self._sources():
+            batches = vectors.iter_vectors(batch_size)
+            if allowed is not None:
+                restrict = allowed if entry is None else tombstones_within(allowed, entry)
+                if len(restrict) == 0:
+                    continue
+                read_by_id = getattr(vectors, "iter_vectors_of", None)
+                batches = read_by_id(restrict, batch_size) if read_by_id is not None else _only(batches, restrict)
+            for ids, batch in batches:
                 if excluded is not None and len(excluded):
                     keep = excluded.mask(ids)
                     ids, batch = ids[keep], batch[keep]
                 if len(ids):
                     yield ids, batch
+
+
+def _only(
+    batches: Iterator[tuple[np.ndarray, np.ndarray]], allowed: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The rows of ``batches`` whose ids are in ``allowed``."""
+    for ids, batch in batches:
+        keep = np.isin(ids, allowed)
+        if keep.any():
+            yield ids[keep], batch[keep]
 
 
 def _best(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
