@@ -53,7 +53,9 @@ def fresh_cache(tmp_path, monkeypatch):
 
 
 def probe_calls(encoder: HashingEncoder) -> int:
-    return sum(1 for size in encoder.calls if size == len(dense_floor.PROBE_SENTENCES))
+    """Calls that encoded the probe's questions or its sentences."""
+    sizes = {len(texts) for texts in dense_floor.probe_texts()}
+    return sum(1 for size in encoder.calls if size in sizes)
 
 
 def test_the_bundled_encoders_factor_is_exactly_one_and_it_is_never_probed():
@@ -72,14 +74,20 @@ def test_the_floor_follows_the_encoders_spread_proportionally():
     assert dense_floor.dense_std_floor(narrow) == pytest.approx(0.25 * floor, rel=1e-5)
 
 
-def test_the_probe_spread_leaves_each_sentence_itself_out():
-    class Identical(HashingEncoder):  # every sentence the same vector but one's own: no spread among the others
+def test_the_probe_is_a_search_over_our_own_sample_questions():
+    questions, sentences = dense_floor.probe_texts()
+    assert (len(questions), len(sentences)) == (120, 439)
+    assert dense_floor.PROBE_TOP == hybrid.FUSION_CANDIDATES
+
+
+def test_an_encoder_whose_cosines_do_not_vary_is_refused():
+    class Constant(HashingEncoder):  # every text the same vector: no spread at all
         def _encode(self, texts):
             return np.tile(np.eye(1, self.dimension, dtype=np.float32), (len(texts), 1))
 
-    assert dense_floor.probe_spread(Identical()) == 0.0
+    assert dense_floor.probe_spread(Constant()) == 0.0
     with pytest.raises(ValueError, match="do not vary"):
-        dense_floor.spread_factor(Identical(name="test/identical"))
+        dense_floor.spread_factor(Constant(name="test/constant"))
 
 
 def test_a_models_spread_is_measured_once_and_remembered_by_fingerprint():
@@ -136,3 +144,13 @@ def test_hybrid_search_fuses_with_the_encoders_floor_and_only_hybrid_probes(tmp_
         assert hits and probe_calls(encoder) == 2
     assert floors == [pytest.approx(dense_floor.dense_std_floor(encoder))]
     assert floors[0] != pytest.approx(DEFAULT_DENSE_STD_FLOOR)
+
+
+def test_the_packaged_probe_is_corpora_sample_questions():
+    import json
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "corpora" / "sample_questions"
+    texts = [[json.loads(line)["text"] for line in (folder / name).open(encoding="utf-8")]
+             for name in ("queries.jsonl", "corpus.jsonl")]
+    assert list(map(list, dense_floor.probe_texts())) == texts
