@@ -56,3 +56,24 @@ def test_hybrid_search_with_the_bundled_encoder_is_what_the_fixed_floor_gives(tm
         assert [_ranking(hits) for hits in through_index] == [_ranking(hits) for hits in fixed(DEFAULT_DENSE_STD_FLOOR)]
         # the comparison can fail: a floor above these cosines' spread changes the scores
         assert [_ranking(hits) for hits in through_index] != [_ranking(hits) for hits in fixed(5 * DEFAULT_DENSE_STD_FLOOR)]
+
+
+@pytest.mark.slow
+def test_a_real_non_bundled_model_is_probed_once_and_its_floor_used(tmp_path, monkeypatch, tiny_model_folder):
+    import json
+
+    monkeypatch.setenv("KOSEARCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(dense_floor, "_measured", {})
+    floors: list[float | None] = []
+    real_fusion = hybrid.convex_fusion
+    monkeypatch.setattr(hybrid, "convex_fusion", lambda *a, **k: floors.append(k["dense_std_floor"]) or real_fusion(*a, **k))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    with kosearch.Index.create(tmp_path / "idx", str(tiny_model_folder)) as index:
+        index.add_folder(docs, unit="sentence")
+        assert index.search(QUERIES[0], mode="hybrid")
+        spread = dense_floor.probe_spread(index.encoder)
+        cached = json.loads((tmp_path / "home" / "models" / dense_floor.CACHE_NAME).read_text(encoding="utf-8"))
+        assert cached == {f"{index.encoder.fingerprint}|{dense_floor.PROBE_VERSION}": pytest.approx(spread)}
+    assert floors == [pytest.approx(DEFAULT_DENSE_STD_FLOOR * spread / dense_floor.BUNDLED_PROBE_SPREAD)]
