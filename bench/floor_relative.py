@@ -30,10 +30,12 @@ that the bundled model's hybrid is unchanged.
 
 Usage::
 
-    OMP_NUM_THREADS=1 nice -n 19 python bench/floor_relative.py --work WORK --out docs/results/floor_relative.json \\
-        --set nsmc=SETS/nsmc/beir --set chatbot=SETS/chatbot/beir \\
-        --model bundled=bundled --model recipe_e1=MODELS/recipe_e1
-(``--model NAME=PATH`` models are scored on every set; ``--model SET:NAME=PATH`` on that set only.)
+    OMP_NUM_THREADS=1 nice -n 19 python bench/floor_relative.py --work WORK --out floor_relative.json \\
+        --set nsmc=SETS/nsmc/beir --set chatbot_sub=SETS/chatbot/beir@150,600 \\
+        --model bundled=bundled --model nsmc:adapt15=SETS/nsmc/adapted-15min --model chatbot_sub:recipe_e1=MODELS/recipe_e1
+(``--model NAME=PATH`` models are scored on every set; ``--model SET:NAME=PATH`` on that set only;
+``NAME=BEIR@Q,D`` scores a subset: the first Q judged queries, their documents and random others up to D.)
+Results of 2026-12-07: docs/training.md, "Hybrid after adaptation: a floor relative to the model's spread".
 """
 
 from __future__ import annotations
