@@ -80,14 +80,13 @@ def test_the_probe_is_a_search_over_our_own_sample_questions():
     assert dense_floor.PROBE_TOP == hybrid.FUSION_CANDIDATES
 
 
-def test_an_encoder_whose_cosines_do_not_vary_is_refused():
+def test_an_encoder_whose_cosines_do_not_vary_keeps_the_fixed_floor():
     class Constant(HashingEncoder):  # every text the same vector: no spread at all
         def _encode(self, texts):
             return np.tile(np.eye(1, self.dimension, dtype=np.float32), (len(texts), 1))
 
     assert dense_floor.probe_spread(Constant()) == 0.0
-    with pytest.raises(ValueError, match="do not vary"):
-        dense_floor.spread_factor(Constant(name="test/constant"))
+    assert dense_floor.dense_std_floor(Constant(name="test/constant")) == DEFAULT_DENSE_STD_FLOOR
 
 
 def test_a_models_spread_is_measured_once_and_remembered_by_fingerprint():

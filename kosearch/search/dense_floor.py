@@ -105,7 +105,7 @@ def spread_factor(encoder: object) -> float:
     """``spread(encoder) / spread(bundled)``: exactly 1.0 for the bundled encoder, measured once per model otherwise.
 
     ``encoder`` needs ``encode_queries``, ``encode_documents`` and a ``fingerprint`` (the cache key); one
-    without a fingerprint is measured each process. The bundled encoder is known by its name
+    without a fingerprint is measured each process. An encoder whose probe cosines do not vary at all gets 1.0. The bundled encoder is known by its name
     (:data:`~kosearch.encoders.bundled.BUNDLED_ALIASES`) and never encoded here.
     """
     if getattr(encoder, "name", None) in BUNDLED_ALIASES:
@@ -134,9 +134,8 @@ def _spread_of(encoder: object) -> float:
             _measured[key] = float(cached)
             return float(cached)
         spread = probe_spread(encoder)  # type: ignore[arg-type]
-        if not spread > 0:
-            raise ValueError(f"the encoder's cosines on the probe sentences do not vary (spread {spread}); "
-                             "it cannot rank anything")
+        if not spread > 0:  # cosines that never vary give no scale to follow: keep the fixed floor, never fail a search
+            spread = BUNDLED_PROBE_SPREAD
         if key is not None:
             _measured[key] = spread
             _write_cache(key, spread)
