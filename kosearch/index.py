@@ -32,6 +32,7 @@ from kosearch.ingest import IngestOptions, ProgressCallback, ingest_folder
 from kosearch import records
 from kosearch.paraphrases import mine_paraphrases
 from kosearch.results import CheckReport, CompactionReport, Hit, IndexInfo, IngestReport, Pair, RemovalReport
+from kosearch.search.dense_floor import dense_std_floor
 from kosearch.search.filters import BUILTIN_FIELDS, WhereSpec
 from kosearch.search.hybrid import FUSIONS, GROUPS, MODES, SearchRequest  # the options of Index.search, for front ends
 from kosearch.search.hybrid import search as hybrid_search
@@ -435,7 +436,10 @@ class Index:
             self._check_vector_family(self.encoder, writing=False)  # lexical-only searches never get here
             return self.encoder.encode_queries(texts)
 
-        return hybrid_search(self._store, [clean_text(query) for query in queries], encode_queries, request)
+        def fusion_floor():
+            return dense_std_floor(self.encoder)  # the fixed floor scaled to this encoder's cosine spread
+
+        return hybrid_search(self._store, [clean_text(query) for query in queries], encode_queries, request, fusion_floor)
 
     def paraphrases(
         self, top: int | None = 100, min_score: float | None = None, neighbours: int = 10

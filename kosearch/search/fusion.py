@@ -58,8 +58,9 @@ and a dense std floor"): over the six development sets 75.31 / 76.90 mean MRR@10
 on the sample questions and better on KorNLI and chatbot, whose cosines are the most compressed
 (median std 0.008 and 0.005). Chosen leave-one-set-out among 96 forms of this damping (the floor, or
 a softer ``(min(std, r) / r) ** alpha``): this one in five of six folds, a floor of 0.015 in the
-sixth. Measured for the bundled encoder only: another model's cosines may sit in another range.
-None: plain z-scores."""
+sixth. Measured for the bundled encoder only: another model's cosines sit in another range, so
+``Index.search`` scales this floor by the encoder's cosine spread relative to the bundled one's
+(:mod:`kosearch.search.dense_floor`; the bundled encoder's factor is exactly 1). None: plain z-scores."""
 DEFAULT_NORMALISATION = "zscore"
 """How each signal's scores are put on one scale before mixing; see :func:`normalise`."""
 NORMALISATIONS: tuple[str, ...] = ("zscore", "minmax")

@@ -10,8 +10,8 @@ The steps, each in its own module:
 3. completion (:mod:`kosearch.search.completion`): the BM25 of the dense candidates the lexical list
    missed, so fusion mixes real scores instead of guessing them;
 4. fusion (:mod:`kosearch.search.fusion`): convex mix of z-score normalised scores (default, lexical
-   weight 0.3; the dense std floored at ``fusion.DEFAULT_DENSE_STD_FLOOR``) or
-   reciprocal rank fusion;
+   weight 0.3; the dense std floored at ``fusion.DEFAULT_DENSE_STD_FLOOR`` scaled to the encoder's own
+   cosine spread, :mod:`kosearch.search.dense_floor`) or reciprocal rank fusion;
 5. grouping by document (:mod:`kosearch.search.grouping`): at most one unit per document;
 6. hits with every signal's score and the query's morphemes highlighted (:mod:`kosearch.search.highlight`).
 
@@ -108,14 +108,20 @@ def search(
     queries: Sequence[str],
     encode_queries: Callable[[list[str]], np.ndarray],
     request: SearchRequest,
+    dense_std_floor: Callable[[], float | None] | None = None,
 ) -> list[list[Hit]]:
     """Ranked hits for each query (see the module docstring for the steps).
+
+    ``dense_std_floor`` gives the floor of the dense z-score in convex fusion for the encoder that made
+    ``encode_queries``'s vectors (:func:`kosearch.search.dense_floor.dense_std_floor`); it is called only
+    when a query is fused that way, so a lexical or dense search measures nothing. None: the fixed
+    ``fusion.DEFAULT_DENSE_STD_FLOOR``.
 
     Every step reads the same generation of the index (``store.reading()``), so an id one step
     finds is a row the next step can read, whatever a writer commits meanwhile.
     """
     with store.reading():
-        return _search(store, queries, encode_queries, request)
+        return _search(store, queries, encode_queries, request, dense_std_floor)
 
 
 def _search(
@@ -123,6 +129,7 @@ def _search(
     queries: Sequence[str],
     encode_queries: Callable[[list[str]], np.ndarray],
     request: SearchRequest,
+    dense_std_floor: Callable[[], float | None] | None = None,
 ) -> list[list[Hit]]:
     if request.k < 1:
         raise ValueError("k must be at least 1")
@@ -150,6 +157,9 @@ def _search(
     analyzer = analyzer_for(store) if mode != "dense" or store.has_lexical else None
     query_tokens = [_unique(analyzer.analyze(q)) if analyzer else [] for q in queries]
     vectors = encode_queries(list(queries)) if mode != "lexical" else None
+    floor = DEFAULT_DENSE_STD_FLOOR
+    if mode == "hybrid" and request.fusion == "convex" and dense_std_floor is not None:
+        floor = dense_std_floor()
     total = len(allowed) if allowed is not None else store.count()
     results: list[list[Hit]] = []
     for position, query in enumerate(queries):
@@ -158,7 +168,7 @@ def _search(
             ranked = _ranked(
                 store, mode, request.fusion, weight, wanted,
                 None if vectors is None else vectors[position : position + 1],
-                query_tokens[position], allowed, (k1, b),
+                query_tokens[position], allowed, (k1, b), floor,
             )
             if request.group_by == "document":
                 documents = store.unit_documents([hit.key for hit in ranked])
