@@ -75,7 +75,9 @@ DEFAULT_ANCHOR_WEIGHT = 0.0
 """Weight of the pull towards the base model's embeddings (:mod:`kosearch.train.anchored_loss`); 0 turns it off."""
 DEFAULT_HARD_NEGATIVES = True
 """Each query's BM25-mined hard negative goes into its batch, besides the in-batch negatives."""
-QUERY_KINDS: tuple[QueryKind, ...] = ("ict", "keywords")
+DEFAULT_QUESTION_SHARE = 0.0
+"""Share of keyword queries written as generic questions instead (:func:`kosearch.train.mining.question_query`)."""
+QUERY_KINDS: tuple[QueryKind, ...] = ("ict", "keywords", "question")
 PHASE = "adapt"
 MIN_EXAMPLES = 8
 
@@ -125,6 +127,7 @@ def train_adapt(
     scale: float = DEFAULT_SCALE,
     anchor_weight: float | None = None,
     hard_negatives: bool | None = None,
+    question_share: float | None = None,
     query_kinds: tuple[QueryKind, ...] = QUERY_KINDS,
     from_process_start: bool = False,
 ) -> TrainResult:
@@ -145,9 +148,10 @@ def train_adapt(
     started = time.perf_counter() - (process_seconds() if from_process_start else 0.0)
     anchor_weight = DEFAULT_ANCHOR_WEIGHT if anchor_weight is None else anchor_weight
     hard_negatives = DEFAULT_HARD_NEGATIVES if hard_negatives is None else hard_negatives
+    question_share = DEFAULT_QUESTION_SHARE if question_share is None else question_share
     check_output(config, [PHASE])
     passages, skipped = read_passages(documents, text_fields=text_fields)
-    examples, report = mine_examples(passages, seed=config.seed)
+    examples, report = mine_examples(passages, seed=config.seed, question_share=question_share)
     examples = [example for example in examples if example.kind in query_kinds]
     if len(examples) < MIN_EXAMPLES:
         raise KosearchError(
