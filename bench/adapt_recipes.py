@@ -25,6 +25,11 @@ Usage::
     OMP_NUM_THREADS=1 nice -n 19 python bench/adapt_recipes.py --set runs/adapt/chatbot --out runs/recipes \\
         --name anchor10_e3 --epochs 3 --anchor-weight 10
     python bench/adapt_recipes.py --out runs/recipes --compare base_recipe anchor10_e3
+
+On the nsmc set of ``bench/adapt_runs.py``, like for like with its 15-minute row (209 steps) and with k-NN::
+
+    OMP_NUM_THREADS=1 nice -n 19 python bench/adapt_recipes.py --set runs/adapt/nsmc --out runs/nsmc-recipes --knn \\
+        --name anchor10_lr1e-5_s209 --max-steps 209 --lr 1e-5 --anchor-weight 10
 """
 
 from __future__ import annotations

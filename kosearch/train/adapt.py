@@ -11,7 +11,10 @@ each query must rank its passage above its hard negative and every other passage
 Two options change that loss (measured in docs/training.md, "Recipe experiments, 2026-12-07"): ``anchor_weight``
 (``--anchor-weight``) adds a pull towards a frozen copy of the base model's embeddings of every text of the batch
 (:mod:`kosearch.train.anchored_loss`), so the examples can move the encoder towards the domain without undoing what
-it knew; ``hard_negatives=False`` (``--no-hard-negatives``) trains with in-batch negatives only.
+it knew; ``hard_negatives=False`` (``--no-hard-negatives``) trains with in-batch negatives only. A third changes the
+examples: ``question_share`` (``--question-share``, off by default) writes that share of the keyword queries as
+generic Korean questions (:func:`kosearch.train.mining.question_query`; measured in "Recipe evidence, 2026-12-07
+(second session)": no measurable gain on the chatbot set).
 
 Queries get the base model's query prompt and passages its document prompt (``query: `` / ``passage: `` for the
 bundled e5), so what is trained is what ``kosearch`` search uses: queries encoded as queries, the index as
