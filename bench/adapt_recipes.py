@@ -25,6 +25,11 @@ Usage::
     OMP_NUM_THREADS=1 nice -n 19 python bench/adapt_recipes.py --set runs/adapt/chatbot --out runs/recipes \\
         --name anchor10_e3 --epochs 3 --anchor-weight 10
     python bench/adapt_recipes.py --out runs/recipes --compare base_recipe anchor10_e3
+
+On the nsmc set of ``bench/adapt_runs.py``, like for like with its 15-minute row (209 steps) and with k-NN::
+
+    OMP_NUM_THREADS=1 nice -n 19 python bench/adapt_recipes.py --set runs/adapt/nsmc --out runs/nsmc-recipes --knn \\
+        --name anchor10_lr1e-5_s209 --max-steps 209 --lr 1e-5 --anchor-weight 10
 """
 
 from __future__ import annotations
@@ -54,12 +59,13 @@ def train_variant(args: argparse.Namespace, output: Path) -> dict[str, Any]:
     from kosearch.train import TrainingConfig, train_adapt
 
     config = TrainingConfig(
-        output=output, epochs=args.epochs, batch_size=32, learning_rate=args.lr, warmup_ratio=args.warmup,
+        output=output, epochs=args.epochs, max_steps=args.max_steps, batch_size=32, learning_rate=args.lr, warmup_ratio=args.warmup,
         max_seq_length=64, seed=args.seed, freeze_embeddings=True, device="cpu", evaluate_base=False,
     )
     started = time.perf_counter()
     result = train_adapt(
         config, args.set / "adapt_docs", anchor_weight=args.anchor_weight, hard_negatives=not args.no_hard_negatives,
+        question_share=args.question_share,
         query_kinds=tuple(args.query_kinds),
     )
     phase = result.phases[0]
@@ -131,11 +137,17 @@ def main() -> None:
     parser.add_argument("--name")
     parser.add_argument("--model", help="score this model instead of training one ('bundled' for the base)")
     parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--max-steps", type=int, help="train this many steps (overrides --epochs; the learning-rate "
+                        "schedule spans them), e.g. the steps a budget run of bench/adapt_runs.py trained")
+    parser.add_argument("--knn", action="store_true",
+                        help="also score NSMC k-NN sentiment as bench/adapt_runs.py does for its nsmc set")
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--warmup", type=float, default=0.1)
     parser.add_argument("--anchor-weight", type=float, default=0.0)
     parser.add_argument("--no-hard-negatives", action="store_true")
-    parser.add_argument("--query-kinds", nargs="+", default=["ict", "keywords"])
+    parser.add_argument("--query-kinds", nargs="+", default=["ict", "keywords", "question"])
+    parser.add_argument("--question-share", type=float, default=0.0,
+                        help="share of keyword queries written as generic questions (train_adapt's question_share)")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--sts-test", type=Path, default=ROOT.parent / "shared" / "data" / "korsts" / "sts-test.tsv")
     parser.add_argument("--compare", nargs=2, metavar=("A", "B"))
@@ -159,11 +171,16 @@ def main() -> None:
     started = time.perf_counter()
     record["retrieval"] = score_retrieval(model, args.set / "beir")
     record["korsts"] = score_sts(model, args.sts_test)
+    if args.knn:
+        from adapt_runs import nsmc_knn
+
+        record["knn_accuracy"] = nsmc_knn(model, args.set)
     record["eval_seconds"] = time.perf_counter() - started
     record["finished"], record["load_end"] = _now(), os.getloadavg()
     (args.out / f"{args.name}.json").write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")
     summary = {mode: {k: round(record["retrieval"][mode][k], 2) for k in ("ndcg_at_10", "mrr_at_10")} for mode in MODES}
-    print(json.dumps({"name": args.name, **summary, "korsts": record["korsts"], "train": record.get("train", {})
+    print(json.dumps({"name": args.name, **summary, "korsts": record["korsts"],
+                      "knn": record.get("knn_accuracy"), "train": record.get("train", {})
                       .get("steps")}, ensure_ascii=False))
 
 

@@ -225,17 +225,23 @@ def evaluate_model(model: str, set_name: str, folder: Path, args: argparse.Names
     retrieval = {result.mode or mode: result.to_dict() for result, mode in zip(results, MODES)}
     out: dict[str, Any] = {"model": model, "retrieval": retrieval}
     if set_name == "nsmc":
-        from kosearch.evaluate.knn import knn_accuracy, nsmc_sentiment_split
-
-        trained_on = [line for path in sorted((folder / "adapt_docs").glob("*.txt"))
-                      for line in path.read_text(encoding="utf-8").split("\n\n") if line.strip()]
-        lines = (folder / "beir" / "queries.jsonl").read_text(encoding="utf-8").splitlines()
-        queries = [json.loads(line)["text"] for line in lines]
-        split = nsmc_sentiment_split(
-            DATA / "nsmc" / "nsmc_reviews.tsv.gz", train=2000, test=1000, exclude=[*trained_on, *queries], seed=0
-        )
-        out["knn_accuracy"] = knn_accuracy(model, split, k=10).accuracy
+        out["knn_accuracy"] = nsmc_knn(model, folder)
     return out
+
+
+def nsmc_knn(model: str, folder: Path) -> float:
+    """NSMC k-NN sentiment accuracy on reviews outside the set's adaptation folder and queries (train 2,000,
+    test 1,000, k 10, seed 0): what an adapted model keeps of the base's general use on the domain's text."""
+    from kosearch.evaluate.knn import knn_accuracy, nsmc_sentiment_split
+
+    trained_on = [line for path in sorted((folder / "adapt_docs").glob("*.txt"))
+                  for line in path.read_text(encoding="utf-8").split("\n\n") if line.strip()]
+    lines = (folder / "beir" / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+    queries = [json.loads(line)["text"] for line in lines]
+    split = nsmc_sentiment_split(
+        DATA / "nsmc" / "nsmc_reviews.tsv.gz", train=2000, test=1000, exclude=[*trained_on, *queries], seed=0
+    )
+    return knn_accuracy(model, split, k=10).accuracy
 
 
 def evaluate_korsts(model: str, args: argparse.Namespace) -> dict[str, Any]:

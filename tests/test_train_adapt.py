@@ -367,3 +367,60 @@ def test_cli_adapt_passes_the_anchor_and_negatives_options(tiny_model: Path, tmp
     assert result.exit_code == 0, result.output
     card = (output / "README.md").read_text(encoding="utf-8")
     assert "+ 3 x (1 - cos) to the base model's embeddings" in card and "none (in-batch only)" in card
+
+
+def test_question_queries_take_the_particle_of_the_last_syllable() -> None:
+    from kosearch.train.mining import QUESTION_TEMPLATES, final_consonant, question_about
+
+    assert (final_consonant("연말정산"), final_consonant("학교"), final_consonant("API")) == (True, False, None)
+    assert question_about("연말정산", "{x}{eun} 무엇인가요?") == "연말정산은 무엇인가요?"
+    assert question_about("학교", "{x}{eun} 무엇인가요?") == "학교는 무엇인가요?"
+    assert question_about("주차 요금", "{x}{i} 뭐야?") == "주차 요금이 뭐야?"
+    assert question_about("비자", "{x}{eul} 어떻게 하면 좋을까?") == "비자를 어떻게 하면 좋을까?"
+    # No Hangul last syllable, no reliable particle: a form without one.
+    assert question_about("API", "{x}{eun} 무엇인가요?") == "API에 대해 알려줘"
+    for template in QUESTION_TEMPLATES:
+        assert "{" not in question_about("도서관", template)
+
+
+def test_question_share_rewrites_keyword_queries_as_questions(sample_passages) -> None:
+    plain, plain_report = mine_examples(sample_passages, seed=1)
+    assert "question" not in plain_report.made, "off by default: the recipe's examples are unchanged"
+    examples, report = mine_examples(sample_passages, seed=1, question_share=1.0)
+    questions = [example for example in examples if example.kind == "question"]
+    assert not [example for example in examples if example.kind == "keywords"]
+    assert report.made["question"] == plain_report.made["keywords"], "every keyword query became a question"
+    assert len(questions) == report.kept["question"] > 0
+    from itertools import combinations
+
+    from kosearch.train.mining import QUESTION_TEMPLATES, question_about
+
+    # Each question is a template about one or two of the salient nouns the passage's keyword query held.
+    keywords_of = {example.positive: example.query.split() for example in plain if example.kind == "keywords"}
+    checked = 0
+    for example in questions:
+        if example.positive not in keywords_of:
+            continue  # its keyword query was not kept by the round-trip filter
+        words = keywords_of[example.positive]
+        subjects = [" ".join(pick) for size in (1, 2) for pick in combinations(words, size)]
+        assert any(question_about(subject, template) == example.query
+                   for subject in subjects for template in QUESTION_TEMPLATES), example.query
+        checked += 1
+    assert checked >= 0.8 * len(questions)
+    mixed, mixed_report = mine_examples(sample_passages, seed=1, question_share=0.5)
+    assert 0 < mixed_report.made["question"] < plain_report.made["keywords"]
+    assert mixed_report.made["ict"] == plain_report.made["ict"]
+    assert mine_examples(sample_passages, seed=1, question_share=0.5)[0] == mixed, "deterministic for a seed"
+
+
+def test_cli_adapt_passes_the_question_share(tiny_model: Path, tmp_path: Path) -> None:
+    from kosearch.cli.train import app
+
+    output = tmp_path / "cli-question"
+    result = CliRunner().invoke(
+        app,
+        ["adapt", "--documents", str(SAMPLE), "--model", str(tiny_model), "--output", str(output), "--max-steps", "2",
+         "--batch-size", "4", "--max-seq-length", "32", "--device", "cpu", "--question-share", "1", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "question: " in (output / "README.md").read_text(encoding="utf-8")

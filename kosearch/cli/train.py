@@ -150,6 +150,10 @@ def adapt(
         help="Train with a BM25-mined hard negative per query, or with in-batch negatives only (default: the recipe's).",
         show_default=False,
     ),
+    question_share: Optional[float] = typer.Option(
+        None, "--question-share", min=0.0, max=1.0,
+        help="Share of keyword queries written as generic Korean questions (default: the recipe's).",
+    ),
     config: TrainingConfig = None,
     as_json: bool = JsonOption,
 ) -> None:
@@ -159,7 +163,7 @@ def adapt(
     result = _run(
         lambda: train_adapt(
             config, documents, text_fields=text_fields, scale=scale, anchor_weight=anchor_weight,
-            hard_negatives=hard_negatives, from_process_start=True,
+            hard_negatives=hard_negatives, question_share=question_share, from_process_start=True,
         )
     )
     _report(result, as_json)

@@ -11,7 +11,10 @@ each query must rank its passage above its hard negative and every other passage
 Two options change that loss (measured in docs/training.md, "Recipe experiments, 2026-12-07"): ``anchor_weight``
 (``--anchor-weight``) adds a pull towards a frozen copy of the base model's embeddings of every text of the batch
 (:mod:`kosearch.train.anchored_loss`), so the examples can move the encoder towards the domain without undoing what
-it knew; ``hard_negatives=False`` (``--no-hard-negatives``) trains with in-batch negatives only.
+it knew; ``hard_negatives=False`` (``--no-hard-negatives``) trains with in-batch negatives only. A third changes the
+examples: ``question_share`` (``--question-share``, off by default) writes that share of the keyword queries as
+generic Korean questions (:func:`kosearch.train.mining.question_query`; measured in "Recipe evidence, 2026-12-07
+(second session)": no measurable gain on the chatbot set).
 
 Queries get the base model's query prompt and passages its document prompt (``query: `` / ``passage: `` for the
 bundled e5), so what is trained is what ``kosearch`` search uses: queries encoded as queries, the index as
@@ -75,7 +78,9 @@ DEFAULT_ANCHOR_WEIGHT = 0.0
 """Weight of the pull towards the base model's embeddings (:mod:`kosearch.train.anchored_loss`); 0 turns it off."""
 DEFAULT_HARD_NEGATIVES = True
 """Each query's BM25-mined hard negative goes into its batch, besides the in-batch negatives."""
-QUERY_KINDS: tuple[QueryKind, ...] = ("ict", "keywords")
+DEFAULT_QUESTION_SHARE = 0.0
+"""Share of keyword queries written as generic questions instead (:func:`kosearch.train.mining.question_query`)."""
+QUERY_KINDS: tuple[QueryKind, ...] = ("ict", "keywords", "question")
 PHASE = "adapt"
 MIN_EXAMPLES = 8
 
@@ -125,6 +130,7 @@ def train_adapt(
     scale: float = DEFAULT_SCALE,
     anchor_weight: float | None = None,
     hard_negatives: bool | None = None,
+    question_share: float | None = None,
     query_kinds: tuple[QueryKind, ...] = QUERY_KINDS,
     from_process_start: bool = False,
 ) -> TrainResult:
@@ -145,9 +151,10 @@ def train_adapt(
     started = time.perf_counter() - (process_seconds() if from_process_start else 0.0)
     anchor_weight = DEFAULT_ANCHOR_WEIGHT if anchor_weight is None else anchor_weight
     hard_negatives = DEFAULT_HARD_NEGATIVES if hard_negatives is None else hard_negatives
+    question_share = DEFAULT_QUESTION_SHARE if question_share is None else question_share
     check_output(config, [PHASE])
     passages, skipped = read_passages(documents, text_fields=text_fields)
-    examples, report = mine_examples(passages, seed=config.seed)
+    examples, report = mine_examples(passages, seed=config.seed, question_share=question_share)
     examples = [example for example in examples if example.kind in query_kinds]
     if len(examples) < MIN_EXAMPLES:
         raise KosearchError(

@@ -10,6 +10,13 @@ the corpus itself, the shape a retrieval encoder is asked to rank.
 - **Keyword queries**: the passage's most salient nouns (Kiwi morphemes weighted by tf x idf over the corpus), in
   passage order, as a short query of the kind people type into a search box. Single-sentence passages, which
   give no inverse-cloze example, still give one of these.
+- **Question queries** (``question_share``, off by default): a share of the keyword queries is written instead as
+  a generic Korean question about the passage's most salient noun(s) ("연말정산은 무엇인가요?", "주차 요금에
+  대해 알려줘"), with the particle that the noun's last syllable takes (은/는, 이/가, 을/를). Users ask search boxes
+  questions, and a retriever learns the query distribution it is trained on: synthetic queries help most when they
+  look like the target queries (Ma et al., 2021, "Zero-shot Neural Passage Retrieval via Domain-targeted Synthetic
+  Question Generation"; Dai et al., 2022, Promptagator's few-shot query style), while keyword queries are bags of
+  nouns. Templates stand in for the question generator kosearch cannot run on a CPU budget.
 - **Round-trip filter** (the consistency filtering of Promptagator; Dai et al., 2022): a query is kept only when
   BM25 over the whole corpus ranks its own passage in the top ``top_k``. Sentences that could have come from
   anywhere ("감사합니다.") are not queries for their passage.
@@ -44,7 +51,19 @@ NEAR_DUPLICATE = 0.6
 """Token-set Jaccard similarity above which another passage counts as the same text (never a negative)."""
 MIN_QUERY_CHARS = 8
 
-QueryKind = Literal["ict", "keywords"]
+QUESTION_TEMPLATES = (
+    "{x}{eun} 무엇인가요?",
+    "{x}{i} 뭐야?",
+    "{x}에 대해 알려줘",
+    "{x}에 대해 알려주세요",
+    "{x} 어떻게 해?",
+    "{x}{eun} 어떻게 해야 하나요?",
+    "{x}{eul} 어떻게 하면 좋을까?",
+    "{x} 관련해서 궁금한 게 있어요",
+)
+"""Generic question forms; ``{eun}`` / ``{i}`` / ``{eul}`` are the particles 은/는, 이/가, 을/를 chosen for ``{x}``."""
+
+QueryKind = Literal["ict", "keywords", "question"]
 
 
 @dataclass(frozen=True)
@@ -88,8 +107,12 @@ def mine_examples(
     top_k: int = TOP_K,
     keywords: int = KEYWORDS_PER_QUERY,
     options: LexicalOptions | None = None,
+    question_share: float = 0.0,
 ) -> tuple[list[TrainingExample], MiningReport]:
     """Inverse-cloze and keyword queries for ``passages``, round-trip filtered, each with a BM25 hard negative.
+
+    ``question_share``: the share of keyword queries written as question queries instead (kind ``question``). The
+    choice draws from its own random stream, so the other examples are the same as with 0.
 
     Deterministic for a given ``seed`` and passage list, so a resumed run trains on the same examples.
     """
@@ -99,6 +122,7 @@ def mine_examples(
     if len(passages) < 2:
         return [], report
     rng = random.Random(seed)
+    question_rng = random.Random(f"question-{seed}")
     analyzer = MorphemeAnalyzer(options or LexicalOptions())
     nouns = MorphemeAnalyzer(LexicalOptions(tags=NOUN_TAGS | {"SL"}, predicate_lemma=False, stopwords=frozenset()))
     split = get_kiwi().split_into_sents(
@@ -139,7 +163,11 @@ def mine_examples(
             candidates.append((number, "ict", query, query_tokens, positive))
         salient = _salient(passage_nouns[number], document_frequency, len(passages), keywords)
         if len(salient) >= 2:
-            candidates.append((number, "keywords", " ".join(salient), None, passage.text))
+            if question_share > 0 and question_rng.random() < question_share:
+                query = question_query(salient, passage_nouns[number], document_frequency, len(passages), question_rng)
+                candidates.append((number, "question", query, None, passage.text))
+            else:
+                candidates.append((number, "keywords", " ".join(salient), None, passage.text))
     # Keyword queries are analysed like any query kosearch gets (one batched Kiwi call).
     unanalysed = [query for _, _, query, tokens, _ in candidates if tokens is None]
     analysed = iter(analyzer.analyze_batch(unanalysed))
@@ -174,6 +202,39 @@ def _salient(nouns: list[str], document_frequency: Counter, count: int, keep: in
         if noun in best and noun not in ordered:
             ordered.append(noun)
     return ordered
+
+
+def question_query(
+    salient: list[str], nouns: list[str], document_frequency: Counter, count: int, rng: random.Random
+) -> str:
+    """A generic question about the passage's most salient noun, or its two most salient (in passage order)."""
+    subject = _salient(nouns, document_frequency, count, rng.choice((1, 2))) or salient[:1]
+    return question_about(" ".join(subject), rng.choice(QUESTION_TEMPLATES))
+
+
+def question_about(subject: str, template: str) -> str:
+    """``template`` filled with ``subject`` and the particles its last syllable takes.
+
+    A subject that does not end in a Hangul syllable (a Latin word, a number) has no reliable particle, so it gets
+    a form without one ("... 에 대해 알려줘")."""
+    coda = final_consonant(subject)
+    if coda is None:
+        if any(slot in template for slot in ("{eun}", "{i}", "{eul}")):
+            template = "{x}에 대해 알려줘"
+        return template.format(x=subject)
+    return template.format(
+        x=subject, eun="은" if coda else "는", i="이" if coda else "가", eul="을" if coda else "를"
+    )
+
+
+def final_consonant(word: str) -> bool | None:
+    """Whether the last syllable of ``word`` has a final consonant (받침); None when it is not a Hangul syllable."""
+    if not word:
+        return None
+    code = ord(word[-1]) - 0xAC00
+    if not 0 <= code < 11172:
+        return None
+    return code % 28 != 0
 
 
 def _hard_negative(
