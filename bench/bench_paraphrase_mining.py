@@ -21,6 +21,14 @@ the exact top pairs of its live distinct texts: all pairs (``--exact full``), or
 random sample against all (``--exact-sample 0.05``), which bounds the recall from below (see
 ``sampled_recall``).
 
+``--vectors-from-index PATH`` (with ``--sizes``): the first N distinct texts (lowest sentence ids)
+of an existing index with their stored vectors, for sizes beyond the encoded-review cache (the
+1.23M-sentence NSMC index holds the same bundled encoder's vectors). ``--reference-cpu-limit``
+caps the reference by CPU seconds (``RLIMIT_CPU``) instead of wall time alone, which a shared
+machine inflates; ``--concurrent-reference`` runs it beside kosearch's side instead of after it
+(CPU seconds are the measure then). ``--depths auto`` is the product's own depth rule
+(``pair_mining.mining_ef_search``).
+
 Both modes run everything with one thread (``OMP_NUM_THREADS=1``) and print ``uptime``'s load.
 
     OMP_NUM_THREADS=1 nice -n 10 python bench/bench_paraphrase_mining.py --sizes 20000 50000 100000 150000
@@ -52,7 +60,7 @@ from kosearch.paraphrases import mine_paraphrases  # noqa: E402
 from kosearch.store import IndexStore, PendingChanges  # noqa: E402
 from kosearch.store import pair_mining  # noqa: E402
 from kosearch.store.ann import TIE_EPSILON  # noqa: E402
-from kosearch.store.pair_mining import MINING_EF_SEARCH, Refinement  # noqa: E402
+from kosearch.store.pair_mining import Refinement, mining_ef_search  # noqa: E402
 
 TOP = 10_000
 NEIGHBOURS = 10
@@ -121,35 +129,113 @@ class RefinementRecorder(logging.Handler):
 REFINEMENTS = RefinementRecorder()
 
 
-def mine(store: IndexStore, depth: int | None, refine: bool = True) -> tuple[float, list[tuple[int, int]], float]:
-    """Seconds, pairs (sentence ids, smaller first) and the last pair's score of the product's mining."""
+def mine(store: IndexStore, depth: int | str | None, refine: bool = True) -> tuple[float, list[tuple[int, int]], float]:
+    """Seconds, pairs (sentence ids, smaller first) and the last pair's score of the product's mining
+    at shallow depth ``depth`` ("auto" or None: the product's rule, ``mining_ef_search``)."""
     REFINEMENTS.last = None
     started, cpu = time.perf_counter(), time.process_time()
-    pairs = mine_paraphrases(store, top=TOP, neighbours=NEIGHBOURS, ef_search=depth, refine=refine)
+    pairs = mine_paraphrases(store, top=TOP, neighbours=NEIGHBOURS, ef_search=None if depth == "auto" else depth,
+                             refine=refine)
     seconds = time.perf_counter() - started
     CPU_SECONDS["kosearch"] = time.process_time() - cpu
     return seconds, [(p.a.sentence_id, p.b.sentence_id) for p in pairs], pairs[-1].score
 
 
-def run_reference(vectors: np.ndarray, timeout: float) -> tuple[float | None, set | None]:
-    with tempfile.TemporaryDirectory() as folder:
-        source, target = Path(folder) / "v.npy", Path(folder) / "pairs.npy"
+class Reference:
+    """``util.paraphrase_mining_embeddings`` on ``vectors`` in a one-thread subprocess, started at
+    construction; ``result`` waits for it. Killed after ``timeout`` wall seconds or, with
+    ``cpu_limit``, when it has used that many CPU seconds (``RLIMIT_CPU``: the kernel sends SIGXCPU)."""
+
+    def __init__(self, vectors: np.ndarray, timeout: float, cpu_limit: float | None = None) -> None:
+        self.folder = tempfile.TemporaryDirectory()
+        source, self.target = Path(self.folder.name) / "v.npy", Path(self.folder.name) / "pairs.npy"
         np.save(source, vectors)
         env = dict(os.environ, OMP_NUM_THREADS="1")
+
+        def limit_cpu() -> None:
+            if cpu_limit is not None:
+                import resource
+
+                resource.setrlimit(resource.RLIMIT_CPU, (int(cpu_limit), int(cpu_limit) + 10))
+
+        self.timeout = timeout
+        self.children_cpu = _children_cpu()
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", REFERENCE, str(source), str(self.target), str(NEIGHBOURS), str(TOP)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=limit_cpu)
+        self.ended = "running"
+        """How it ended: "finished", "wall timeout", "CPU limit" or "failed (...)"."""
+
+    def result(self) -> tuple[float | None, set | None]:
         try:
-            done = subprocess.run([sys.executable, "-c", REFERENCE, str(source), str(target), str(NEIGHBOURS), str(TOP)],
-                                  capture_output=True, text=True, timeout=timeout, check=True, env=env)
+            left = max(self.timeout - (time.perf_counter() - self.started), 1.0)
+            out, err = self.process.communicate(timeout=left)
         except subprocess.TimeoutExpired:
-            return None, None
-        pairs = np.load(target)
-        seconds, cpu = done.stdout.strip().splitlines()[-1].split()
-        CPU_SECONDS["reference"] = float(cpu)
-        return float(seconds), set(map(tuple, pairs.tolist()))
+            self.process.kill()
+            self.process.communicate()
+            self.ended = "wall timeout"
+        else:
+            if self.process.returncode == 0:
+                self.ended = "finished"
+            elif self.process.returncode == -24:  # SIGXCPU
+                self.ended = "CPU limit"
+            else:
+                self.ended = f"failed ({self.process.returncode}: {err.strip().splitlines()[-1:]})"
+        # its CPU seconds whether it finished or was killed (no other child ends meanwhile)
+        CPU_SECONDS["reference_used"] = _children_cpu() - self.children_cpu
+        CPU_SECONDS["reference_wall"] = time.perf_counter() - self.started
+        try:
+            if self.ended != "finished":
+                return None, None
+            pairs = np.load(self.target)
+            seconds, cpu = out.strip().splitlines()[-1].split()
+            CPU_SECONDS["reference"] = float(cpu)
+            return float(seconds), set(map(tuple, pairs.tolist()))
+        finally:
+            self.folder.cleanup()
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_reference(vectors: np.ndarray, timeout: float, cpu_limit: float | None = None) -> tuple[float | None, set | None]:
+    return Reference(vectors, timeout, cpu_limit).result()
+
+
+def index_distinct_texts(path: Path, size: int) -> tuple[list[str], np.ndarray]:
+    """Texts and stored vectors of the first ``size`` distinct texts (lowest sentence ids) of an index."""
+    store = IndexStore.open(path)
+    try:
+        representatives = np.sort(np.array([rep for rep, _ in store.duplicate_groups()], dtype=np.int64))[:size]
+        if len(representatives) < size:
+            raise SystemExit(f"{path} holds only {len(representatives)} distinct texts")
+        vectors = np.zeros((size, int(store.manifest["dimension"])), dtype=np.float32)
+        for ids, batch in store.iter_vectors(65536):
+            position = np.searchsorted(representatives, ids)
+            keep = (position < size) & (representatives[np.minimum(position, size - 1)] == ids)
+            vectors[position[keep]] = batch[keep]
+        texts = []
+        for start in range(0, size, 50_000):
+            chunk = representatives[start : start + 50_000].tolist()
+            rows = store.units_by_id(chunk)
+            texts.extend(rows[i].text for i in chunk)
+        return texts, vectors
+    finally:
+        store.close()
 
 
 def sizes_mode(args: argparse.Namespace) -> None:
-    texts, pool = distinct_reviews()
-    print(f"# {len(pool)} distinct real review vectors; {machine_load()}", flush=True)
+    if args.vectors_from_index:
+        texts, pool = index_distinct_texts(args.vectors_from_index, max(args.sizes))
+        print(f"# the first {len(pool)} distinct texts of {args.vectors_from_index.name}; {machine_load()}", flush=True)
+    else:
+        texts, pool = distinct_reviews()
+        print(f"# {len(pool)} distinct real review vectors; {machine_load()}", flush=True)
     rows = []
     for size in args.sizes:
         if size > len(pool) and not args.extend:
@@ -158,14 +244,22 @@ def sizes_mode(args: argparse.Namespace) -> None:
         vectors, real = base_of_size(pool, size)
         size_texts = texts[:real] + [f"(synthetic vector {k})" for k in range(size - real)]
         row: dict = {"size": size, "real": real, "load_start": machine_load()}
+        reference = None
+        if args.concurrent_reference and size <= args.full_exact_up_to:
+            reference = Reference(vectors, args.reference_timeout, args.reference_cpu_limit)
+            row["reference_started"] = time.strftime("%H:%M:%S", time.gmtime())
         with tempfile.TemporaryDirectory(dir=args.work) as folder:
+            cpu = time.process_time()
             store, row["compact_s"] = make_index(Path(folder) / "idx", size_texts, vectors)
+            row["compact_cpu_s"] = round(time.process_time() - cpu, 1)
             row["segment"] = [(e.factory, e.count) for e in store.segment_entries()]
+            row["auto_efSearch"] = mining_ef_search(size)
             mined, shallow_pairs = {}, {}
             for depth in args.depths:
                 seconds, pairs, last = mine(store, depth)
                 mined[depth] = (seconds, {(a - 1, b - 1) for a, b in pairs}, last)  # ids are positions + 1
                 row[f"cpu_s_ef{depth}"] = round(CPU_SECONDS["kosearch"], 1)
+                row[f"load_after_ef{depth}"] = machine_load()
                 if REFINEMENTS.last is not None:  # the same run's shallow pass alone, scored below too
                     refinement = REFINEMENTS.last
                     first, second, scores = refinement.shallow
@@ -175,16 +269,22 @@ def sizes_mode(args: argparse.Namespace) -> None:
                 print(f"  {size}: efSearch {depth}: {seconds:.1f}s ({CPU_SECONDS['kosearch']:.1f} CPU s)", flush=True)
             store.close()
         if size > args.full_exact_up_to:  # no reference, no full brute force: a sampled lower bound
-            chosen = mined.get(MINING_EF_SEARCH) or next(iter(mined.values()))
+            chosen = mined.get("auto") or next(iter(mined.values()))
             row["reference_s"] = None
             row["sampled"] = sampled_recall(np.arange(size), vectors, chosen[1], chosen[2], args.exact_sample)
             row["depths"] = {depth: {"mine_s": round(sec, 1), "recall": None} for depth, (sec, _, _) in mined.items()}
             rows.append(row)
             print(json.dumps(row), flush=True)
             continue
-        seconds, truth = run_reference(vectors, args.reference_timeout)
+        if reference is None:
+            reference = Reference(vectors, args.reference_timeout, args.reference_cpu_limit)
+        seconds, truth = reference.result()
         row["reference_s"] = round(seconds, 1) if seconds is not None else None
         row["reference_cpu_s"] = round(CPU_SECONDS["reference"], 1) if seconds is not None else None
+        row["reference_ended"] = reference.ended
+        row["reference_cpu_used_s"] = round(CPU_SECONDS["reference_used"], 1)
+        row["reference_wall_s"] = round(CPU_SECONDS["reference_wall"], 1)
+        row["load_after_reference"] = machine_load()
         floor = min([last for _, _, last in mined.values()] + [last for _, last in shallow_pairs.values()]) - 0.01
         if truth is not None and size <= args.check_bf16_up_to:
             started = time.perf_counter()
@@ -205,17 +305,18 @@ def sizes_mode(args: argparse.Namespace) -> None:
     print(f"\n# {machine_load()}; top {TOP} pairs, {NEIGHBOURS} neighbours, 1 thread each")
     print("| N distinct | compaction (HNSW build + tuning, paid by the index) s | reference s | "
           + " | ".join(f"kosearch efSearch {d} s (recall)" for d in args.depths)
-          + f" | speed-up at efSearch {MINING_EF_SEARCH} (wall) | CPU s: reference / kosearch (ratio) |")
+          + " | speed-up at the product's depth (wall) | CPU s: reference / kosearch (ratio) |")
     print("|---" * (5 + len(args.depths)) + "|")
     for r in rows:
         ref = r["reference_s"]
         cells = [f"{r['depths'][d]['mine_s']} ({r['depths'][d]['recall']})" for d in args.depths]
         if "sampled" in r:
             cells[-1] += f" [sampled recall >= {r['sampled']['recall_lower_95']}]"
-        chosen = r["depths"].get(MINING_EF_SEARCH)
+        chosen_depth = "auto" if "auto" in r["depths"] else mining_ef_search(r["size"])
+        chosen = r["depths"].get(chosen_depth)
         speed = (f"{ref / chosen['mine_s']:.1f}x" if ref and chosen else
                  f"> {args.reference_timeout / chosen['mine_s']:.0f}x" if chosen else "")
-        mine_cpu, ref_cpu = r.get(f"cpu_s_ef{MINING_EF_SEARCH}"), r.get("reference_cpu_s")
+        mine_cpu, ref_cpu = r.get(f"cpu_s_ef{chosen_depth}"), r.get("reference_cpu_s")
         cpu = f"{ref_cpu} / {mine_cpu} ({ref_cpu / mine_cpu:.1f}x)" if ref_cpu and mine_cpu else ""
         print(f"| {r['size']:,} | {r['compact_s']:.1f} | {ref if ref is not None else f'> {args.reference_timeout:.0f} (killed)'} | "
               + " | ".join(cells) + f" | {speed} | {cpu} |")
@@ -322,7 +423,7 @@ def index_mode(args: argparse.Namespace) -> None:
     print(json.dumps(row), flush=True)
     seconds, pairs, last = mine(store, args.depth)
     refinement = REFINEMENTS.last
-    row.update(mine_s=round(seconds, 1), mine_cpu_s=round(CPU_SECONDS["kosearch"], 1), efSearch=args.depth or MINING_EF_SEARCH,
+    row.update(mine_s=round(seconds, 1), mine_cpu_s=round(CPU_SECONDS["kosearch"], 1), efSearch=args.depth or mining_ef_search(len(store.duplicate_groups())),
                refine_efSearch=pair_mining.REFINE_EF_SEARCH or "tuned", pairs=len(pairs), last_score=last,
                load_after_mining=machine_load())
     shallow = None
@@ -367,7 +468,14 @@ def index_mode(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+")
-    parser.add_argument("--depths", type=int, nargs="+", default=[16, 32, 64])
+    parser.add_argument("--depths", type=lambda d: d if d == "auto" else int(d), nargs="+", default=[16, 32, 64],
+                        help='shallow efSearch values to mine at; "auto": the product\'s rule (mining_ef_search)')
+    parser.add_argument("--vectors-from-index", type=Path, default=None,
+                        help="--sizes: the first N distinct texts of this index, with its stored vectors")
+    parser.add_argument("--reference-cpu-limit", type=float, default=None,
+                        help="also kill the reference after this many CPU seconds (RLIMIT_CPU)")
+    parser.add_argument("--concurrent-reference", action="store_true",
+                        help="run the reference beside kosearch's side instead of after it")
     parser.add_argument("--reference-timeout", type=float, default=1800.0)
     parser.add_argument("--check-bf16-up-to", type=int, default=200_000,
                         help="check exact_pairs.py against the reference's pairs at sizes up to this")
