@@ -348,13 +348,15 @@ def sampled_recall(ids, vectors, found: set, floor: float, fraction: float, seed
     is seen when either side is sampled (probability 2p - p^2); a sampled vector's row is complete,
     and the partners of its unmined pairs get their full rows too, so each seen pair's k-NN status is
     exact. Missed <= M_seen / (2p - p^2) in expectation; recall >= 1 - that / 10,000.
+
+    ``candidates``: the sample's ``candidate_pairs`` already scanned (same ``fraction`` and ``seed``)
+    at a floor at most ``floor``, so that scoring two answers costs one scan.
     """
     from exact_pairs import knn_eligible
 
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(ids), int(round(fraction * len(ids))), replace=False))
+    rows = sampled_rows(len(ids), fraction, seed)
     started = time.perf_counter()
-    i, j, scores = candidate_pairs(vectors, floor, rows=rows)
+    i, j, scores = candidates if candidates is not None else candidate_pairs(vectors, floor, rows=rows)
     keep = scores >= floor
     i, j, scores = i[keep], j[keep], scores[keep]
     pair_of = lambda a, b: (min(int(ids[a]), int(ids[b])), max(int(ids[a]), int(ids[b])))  # noqa: E731 - ids need not be sorted
