@@ -14,11 +14,11 @@ Above the ANN break-even (``kosearch.store.ann``) a flat search per sentence mak
 An index that large normally already has one: compaction puts every segment above the break-even
 into an HNSW graph. When such segments hold all but a break-even's worth of the live vectors, each
 sentence searches the index itself (its graphs, and its few small flat segments exactly), at the
-shallow mining depth ``pair_mining.mining_ef_search`` (which grows with the number of distinct texts)
-rather than the segments' tuned one, and the
-texts of the provisional top pairs are then searched again at the tuned depth and scored exactly
-against each other (``pair_mining.refine_pairs``: the shallow pass finds which texts matter, the
-refining pass gets their neighbours right, which near-tie clusters of near-duplicates at 1M need);
+shallow mining depth ``pair_mining.mining_ef_search`` (it grows with the number of distinct texts)
+rather than the segments' tuned one, and the texts of the provisional top pairs are then searched
+again at the tuned depth and scored exactly against each other (``pair_mining.refine_pairs``: the
+shallow pass finds which texts matter, the refining pass gets their neighbours right, which near-tie
+clusters of near-duplicates at 1M need);
 deleted sentences are excluded by the store like in any search. Otherwise (an index of many small flat
 segments, or one whose vectors live elsewhere, e.g. Qdrant) the distinct texts' vectors are mined
 by ``pair_mining.mine_pairs`` through an HNSW index built for the purpose. Recall of the top pairs

@@ -14,11 +14,12 @@ Two passes, because finding *which* texts are in the top pairs and knowing *thei
 are different jobs.
 
 1. Shallow pass: every vector searches at ``mining_ef_search(N)`` (efSearch 32 below 500k texts,
-   64 up to 2M, then doubling at every 4x of N), well below a segment's tuned efSearch (tuned for
-   recall@10 of *all* neighbours of any query). A text with near-duplicates
-   usually finds at least one of them on a shallow walk (a vector's nearest neighbour is where
-   HNSW's greedy descent lands), and that is all this pass must do: name the texts of the top
-   pairs. It keeps twice ``top`` pairs, as a slack for the second pass.
+   64 up to 2M, then doubled at every further 4x of N), well below a segment's tuned efSearch
+   (tuned for recall@10 of *all* neighbours of any query). A text with near-duplicates usually
+   finds at least one of them on a shallow walk (a vector's nearest neighbour is where HNSW's
+   greedy descent lands), and that is all this pass must do: name the texts of the top pairs. It
+   keeps twice ``top`` pairs, as a slack for the second pass. Its depth grows with N because what
+   the second pass cannot repair (below) is this pass's miss, and those grow with the corpus.
 2. Refining pass (``refine_pairs``). The shallow lists themselves are not exact where it matters:
    at 1.2M NSMC reviews the top 10,000 pairs score >= 0.997 and sit in clusters of near-duplicates
    whose members differ by 1e-4, more of them than a walk of 32 candidates sees, so a shallow walk
