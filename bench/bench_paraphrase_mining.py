@@ -21,6 +21,10 @@ the exact top pairs of its live distinct texts: all pairs (``--exact full``), or
 random sample against all (``--exact-sample 0.05``), which bounds the recall from below (see
 ``sampled_recall``).
 
+``--index PATH --score-saved A.npz ... --saved-row A.log ...``: score answers that ``--index ...
+--save-pairs`` saved (pairs, shallow pairs, refined ids; the run's log gives their scores and
+times) against one scan of the sample, instead of one scan per answer inside each run.
+
 ``--vectors-from-index PATH`` (with ``--sizes``): the first N distinct texts (lowest sentence ids)
 of an existing index with their stored vectors, for sizes beyond the encoded-review cache (the
 1.23M-sentence NSMC index holds the same bundled encoder's vectors). ``--reference-cpu-limit``
@@ -457,14 +461,58 @@ def index_mode(args: argparse.Namespace) -> None:
         candidates = candidate_pairs(vectors, floor, rows=sampled_rows(len(ids), args.exact_sample))
         row["exact_scan_s"] = round(time.perf_counter() - started, 1)
         refined = set(refinement.refined.tolist()) if refinement is not None else None
-        row.update(sampled_recall(ids, vectors, found, last, args.exact_sample, candidates=candidates, refined=refined))
-        if shallow:
-            row["shallow"] = sampled_recall(ids, vectors, shallow[0], shallow[1], args.exact_sample,
-                                            candidates=candidates, refined=refined)
+        score_sample(row, ids, vectors, found, last, shallow, refined, args.exact_sample, candidates)
     row["load_end"] = machine_load()
     print(json.dumps(row), flush=True)
     if args.json:
         args.json.write_text(json.dumps(row, indent=1))
+
+
+def score_sample(row: dict, ids: np.ndarray, vectors: np.ndarray, found: set, last: float, shallow: tuple | None,
+                 refined: set | None, fraction: float, candidates: tuple) -> None:
+    """``row`` gains the sampled recall of the mined pairs and (``shallow``: pairs, last score) of the
+    shallow pass alone, both from the one scan ``candidates``."""
+    row.update(sampled_recall(ids, vectors, found, last, fraction, candidates=candidates, refined=refined))
+    if shallow:
+        row["shallow"] = sampled_recall(ids, vectors, shallow[0], shallow[1], fraction, candidates=candidates,
+                                        refined=refined)
+
+
+def mined_row(path: Path) -> dict:
+    """The row an ``--index`` run printed after mining (a JSON file, or the last such line of its log)."""
+    text = path.read_text()
+    if text.lstrip().startswith("{") and text.count("\n{") == 0:
+        return json.loads(text)
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    return [line for line in lines if "mine_s" in line][-1]
+
+
+def score_saved_mode(args: argparse.Namespace) -> None:
+    """Score mining answers saved by ``--index ... --save-pairs`` against one scan of the sample (the
+    scan is most of a check's time, and every answer of one index uses the same sample)."""
+    if len(args.saved_row) != len(args.score_saved):
+        raise SystemExit("give one --saved-row (the run's log or JSON) per --score-saved file")
+    print(f"# {args.index}; {machine_load()}", flush=True)
+    runs = [(Path(pairs), mined_row(Path(log))) for pairs, log in zip(args.score_saved, args.saved_row)]
+    store = IndexStore.open(args.index)
+    ids, vectors = live_distinct_vectors(store)
+    floor = min(min(row["last_score"], row.get("shallow_last_score", row["last_score"])) for _, row in runs)
+    started = time.perf_counter()
+    candidates = candidate_pairs(vectors, floor, rows=sampled_rows(len(ids), args.exact_sample))
+    scan_s = round(time.perf_counter() - started, 1)
+    for (pairs_path, row), target in zip(runs, args.json_each or [None] * len(runs)):
+        saved = np.load(pairs_path)
+        found = set(map(tuple, saved["pairs"].tolist()))
+        shallow = None
+        if "shallow" in saved:
+            shallow = (set(map(tuple, saved["shallow"].tolist())), row["shallow_last_score"])
+        refined = set(saved["refined_ids"].tolist()) if "refined_ids" in saved else None
+        row.update(distinct=len(ids), exact_scan_s=scan_s, exact_scan_floor=floor, scored_later=True)
+        score_sample(row, ids, vectors, found, row["last_score"], shallow, refined, args.exact_sample, candidates)
+        row["load_end"] = machine_load()
+        print(json.dumps(row), flush=True)
+        if target:
+            Path(target).write_text(json.dumps(row, indent=1))
 
 
 def main() -> None:
@@ -494,10 +542,17 @@ def main() -> None:
     parser.add_argument("--exact-sample", type=float, default=0.05)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--save-pairs", type=Path, help="--index: write the mined (and shallow) pairs to this .npz")
+    parser.add_argument("--score-saved", nargs="+", default=None,
+                        help="--index: score these --save-pairs files instead of mining (one sample scan for all)")
+    parser.add_argument("--saved-row", nargs="+", default=[],
+                        help="--score-saved: each file's run log (or row JSON), for its scores and times")
+    parser.add_argument("--json-each", nargs="+", default=None, help="--score-saved: one JSON output per file")
     args = parser.parse_args()
     if args.refine_depth is not None:
         pair_mining.REFINE_EF_SEARCH = args.refine_depth
-    if args.index:
+    if args.index and args.score_saved:
+        score_saved_mode(args)
+    elif args.index:
         index_mode(args)
     elif args.sizes:
         sizes_mode(args)
