@@ -86,10 +86,10 @@ def mining_ef_search(count: int) -> int:
     Why it grows: the top pairs of a larger corpus are near-duplicates in larger clusters of
     near-ties, and a walk that keeps 32 candidates sees less of them; the shallow pass must only
     name the texts of the top pairs, but a pair neither of whose texts it names is lost (module
-    docstring). Anchors measured (docs/benchmarks.md): 32 is enough at 50k-100k (recall 0.9996+) and
-    at the reference's 30-minute size (~400k); at 1.12M distinct texts 32 lost about 350 of the top
-    10,000 pairs that way and 64 is the depth measured there. The step at 500k lies between the
-    measured sizes (not measured itself), and beyond 2M the rule is an extrapolation.
+    docstring). What is measured (docs/benchmarks.md): 32 is enough at 35k-100k (recall 0.9996+); at
+    1.12M distinct texts 32 lost about 350 of the top 10,000 pairs that way (recall 0.919 by ids, 0.965
+    counting float32 ties). Not measured yet: 64 at 1.12M (h-mine's plan, which this rule gives
+    there), the step at 500k, and anything beyond 2M; the rule is a plan until they are.
     """
     depth = MINING_EF_SEARCH
     threshold = MINING_DEPTH_FROM
