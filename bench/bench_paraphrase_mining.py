@@ -497,8 +497,19 @@ def score_saved_mode(args: argparse.Namespace) -> None:
     store = IndexStore.open(args.index)
     ids, vectors = live_distinct_vectors(store)
     floor = min(min(row["last_score"], row.get("shallow_last_score", row["last_score"])) for _, row in runs)
+    cache = args.candidates_cache
     started = time.perf_counter()
-    candidates = candidate_pairs(vectors, floor, rows=sampled_rows(len(ids), args.exact_sample))
+    if cache is not None and cache.exists():  # an earlier scan of the same sample at a floor no higher
+        saved = np.load(cache)
+        if float(saved["floor"]) > floor or float(saved["fraction"]) != args.exact_sample or int(saved["count"]) != len(ids):
+            raise SystemExit(f"{cache} was scanned for another sample or at a higher floor")
+        candidates, floor = (saved["i"], saved["j"], saved["scores"]), float(saved["floor"])
+    else:
+        floor = min(floor, args.scan_floor) if args.scan_floor is not None else floor
+        candidates = candidate_pairs(vectors, floor, rows=sampled_rows(len(ids), args.exact_sample))
+        if cache is not None:
+            np.savez(cache, i=candidates[0], j=candidates[1], scores=candidates[2], floor=floor,
+                     fraction=args.exact_sample, count=len(ids))
     scan_s = round(time.perf_counter() - started, 1)
     for (pairs_path, row), target in zip(runs, args.json_each or [None] * len(runs)):
         saved = np.load(pairs_path)
@@ -547,6 +558,10 @@ def main() -> None:
     parser.add_argument("--saved-row", nargs="+", default=[],
                         help="--score-saved: each file's run log (or row JSON), for its scores and times")
     parser.add_argument("--json-each", nargs="+", default=None, help="--score-saved: one JSON output per file")
+    parser.add_argument("--candidates-cache", type=Path, default=None,
+                        help="--score-saved: keep the sample's scan in this .npz (reused when it exists)")
+    parser.add_argument("--scan-floor", type=float, default=None,
+                        help="--score-saved: scan down to this score at least (so a later answer can reuse it)")
     args = parser.parse_args()
     if args.refine_depth is not None:
         pair_mining.REFINE_EF_SEARCH = args.refine_depth
