@@ -273,7 +273,7 @@ def test_the_shallow_depth_grows_with_the_number_of_texts():
     assert mining_ef_search(2) == mining_ef_search(MINING_DEPTH_FROM - 1) == MINING_EF_SEARCH
     assert mining_ef_search(MINING_DEPTH_FROM) == mining_ef_search(4 * MINING_DEPTH_FROM - 1) == 2 * MINING_EF_SEARCH
     assert mining_ef_search(4 * MINING_DEPTH_FROM) == 4 * MINING_EF_SEARCH
-    assert mining_ef_search(1_119_298) == 64  # the 1.23M NSMC index's distinct texts: h-mine's planned 64
+    assert mining_ef_search(1_119_298) == 64  # the 1.23M NSMC index's distinct texts: the 64 measured there
     counts = np.unique(np.geomspace(2, 1e10, 500).astype(np.int64))
     depths = np.array([mining_ef_search(int(count)) for count in counts])
     assert (np.diff(depths) >= 0).all()  # more texts never get a shallower walk
