@@ -21,6 +21,18 @@ the exact top pairs of its live distinct texts: all pairs (``--exact full``), or
 random sample against all (``--exact-sample 0.05``), which bounds the recall from below (see
 ``sampled_recall``).
 
+``--index PATH --score-saved A.npz ... --saved-row A.log ...``: score answers that ``--index ...
+--save-pairs`` saved (pairs, shallow pairs, refined ids; the run's log gives their scores and
+times) against one scan of the sample, instead of one scan per answer inside each run.
+
+``--vectors-from-index PATH`` (with ``--sizes``): the first N distinct texts (lowest sentence ids)
+of an existing index with their stored vectors, for sizes beyond the encoded-review cache (the
+1.23M-sentence NSMC index holds the same bundled encoder's vectors). ``--reference-cpu-limit``
+caps the reference by CPU seconds (``RLIMIT_CPU``) instead of wall time alone, which a shared
+machine inflates; ``--concurrent-reference`` runs it beside kosearch's side instead of after it
+(CPU seconds are the measure then). ``--depths auto`` is the product's own depth rule
+(``pair_mining.mining_ef_search``).
+
 Both modes run everything with one thread (``OMP_NUM_THREADS=1``) and print ``uptime``'s load.
 
     OMP_NUM_THREADS=1 nice -n 10 python bench/bench_paraphrase_mining.py --sizes 20000 50000 100000 150000
@@ -52,7 +64,7 @@ from kosearch.paraphrases import mine_paraphrases  # noqa: E402
 from kosearch.store import IndexStore, PendingChanges  # noqa: E402
 from kosearch.store import pair_mining  # noqa: E402
 from kosearch.store.ann import TIE_EPSILON  # noqa: E402
-from kosearch.store.pair_mining import MINING_EF_SEARCH, Refinement  # noqa: E402
+from kosearch.store.pair_mining import Refinement, mining_ef_search  # noqa: E402
 
 TOP = 10_000
 NEIGHBOURS = 10
@@ -121,35 +133,113 @@ class RefinementRecorder(logging.Handler):
 REFINEMENTS = RefinementRecorder()
 
 
-def mine(store: IndexStore, depth: int | None, refine: bool = True) -> tuple[float, list[tuple[int, int]], float]:
-    """Seconds, pairs (sentence ids, smaller first) and the last pair's score of the product's mining."""
+def mine(store: IndexStore, depth: int | str | None, refine: bool = True) -> tuple[float, list[tuple[int, int]], float]:
+    """Seconds, pairs (sentence ids, smaller first) and the last pair's score of the product's mining
+    at shallow depth ``depth`` ("auto" or None: the product's rule, ``mining_ef_search``)."""
     REFINEMENTS.last = None
     started, cpu = time.perf_counter(), time.process_time()
-    pairs = mine_paraphrases(store, top=TOP, neighbours=NEIGHBOURS, ef_search=depth, refine=refine)
+    pairs = mine_paraphrases(store, top=TOP, neighbours=NEIGHBOURS, ef_search=None if depth == "auto" else depth,
+                             refine=refine)
     seconds = time.perf_counter() - started
     CPU_SECONDS["kosearch"] = time.process_time() - cpu
     return seconds, [(p.a.sentence_id, p.b.sentence_id) for p in pairs], pairs[-1].score
 
 
-def run_reference(vectors: np.ndarray, timeout: float) -> tuple[float | None, set | None]:
-    with tempfile.TemporaryDirectory() as folder:
-        source, target = Path(folder) / "v.npy", Path(folder) / "pairs.npy"
+class Reference:
+    """``util.paraphrase_mining_embeddings`` on ``vectors`` in a one-thread subprocess, started at
+    construction; ``result`` waits for it. Killed after ``timeout`` wall seconds or, with
+    ``cpu_limit``, when it has used that many CPU seconds (``RLIMIT_CPU``: the kernel sends SIGXCPU)."""
+
+    def __init__(self, vectors: np.ndarray, timeout: float, cpu_limit: float | None = None) -> None:
+        self.folder = tempfile.TemporaryDirectory()
+        source, self.target = Path(self.folder.name) / "v.npy", Path(self.folder.name) / "pairs.npy"
         np.save(source, vectors)
         env = dict(os.environ, OMP_NUM_THREADS="1")
+
+        def limit_cpu() -> None:
+            if cpu_limit is not None:
+                import resource
+
+                resource.setrlimit(resource.RLIMIT_CPU, (int(cpu_limit), int(cpu_limit) + 10))
+
+        self.timeout = timeout
+        self.children_cpu = _children_cpu()
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", REFERENCE, str(source), str(self.target), str(NEIGHBOURS), str(TOP)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=limit_cpu)
+        self.ended = "running"
+        """How it ended: "finished", "wall timeout", "CPU limit" or "failed (...)"."""
+
+    def result(self) -> tuple[float | None, set | None]:
         try:
-            done = subprocess.run([sys.executable, "-c", REFERENCE, str(source), str(target), str(NEIGHBOURS), str(TOP)],
-                                  capture_output=True, text=True, timeout=timeout, check=True, env=env)
+            left = max(self.timeout - (time.perf_counter() - self.started), 1.0)
+            out, err = self.process.communicate(timeout=left)
         except subprocess.TimeoutExpired:
-            return None, None
-        pairs = np.load(target)
-        seconds, cpu = done.stdout.strip().splitlines()[-1].split()
-        CPU_SECONDS["reference"] = float(cpu)
-        return float(seconds), set(map(tuple, pairs.tolist()))
+            self.process.kill()
+            self.process.communicate()
+            self.ended = "wall timeout"
+        else:
+            if self.process.returncode == 0:
+                self.ended = "finished"
+            elif self.process.returncode == -24:  # SIGXCPU
+                self.ended = "CPU limit"
+            else:
+                self.ended = f"failed ({self.process.returncode}: {err.strip().splitlines()[-1:]})"
+        # its CPU seconds whether it finished or was killed (no other child ends meanwhile)
+        CPU_SECONDS["reference_used"] = _children_cpu() - self.children_cpu
+        CPU_SECONDS["reference_wall"] = time.perf_counter() - self.started
+        try:
+            if self.ended != "finished":
+                return None, None
+            pairs = np.load(self.target)
+            seconds, cpu = out.strip().splitlines()[-1].split()
+            CPU_SECONDS["reference"] = float(cpu)
+            return float(seconds), set(map(tuple, pairs.tolist()))
+        finally:
+            self.folder.cleanup()
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_reference(vectors: np.ndarray, timeout: float, cpu_limit: float | None = None) -> tuple[float | None, set | None]:
+    return Reference(vectors, timeout, cpu_limit).result()
+
+
+def index_distinct_texts(path: Path, size: int) -> tuple[list[str], np.ndarray]:
+    """Texts and stored vectors of the first ``size`` distinct texts (lowest sentence ids) of an index."""
+    store = IndexStore.open(path)
+    try:
+        representatives = np.sort(np.array([rep for rep, _ in store.duplicate_groups()], dtype=np.int64))[:size]
+        if len(representatives) < size:
+            raise SystemExit(f"{path} holds only {len(representatives)} distinct texts")
+        vectors = np.zeros((size, int(store.manifest["dimension"])), dtype=np.float32)
+        for ids, batch in store.iter_vectors(65536):
+            position = np.searchsorted(representatives, ids)
+            keep = (position < size) & (representatives[np.minimum(position, size - 1)] == ids)
+            vectors[position[keep]] = batch[keep]
+        texts = []
+        for start in range(0, size, 50_000):
+            chunk = representatives[start : start + 50_000].tolist()
+            rows = store.units_by_id(chunk)
+            texts.extend(rows[i].text for i in chunk)
+        return texts, vectors
+    finally:
+        store.close()
 
 
 def sizes_mode(args: argparse.Namespace) -> None:
-    texts, pool = distinct_reviews()
-    print(f"# {len(pool)} distinct real review vectors; {machine_load()}", flush=True)
+    if args.vectors_from_index:
+        texts, pool = index_distinct_texts(args.vectors_from_index, max(args.sizes))
+        print(f"# the first {len(pool)} distinct texts of {args.vectors_from_index.name}; {machine_load()}", flush=True)
+    else:
+        texts, pool = distinct_reviews()
+        print(f"# {len(pool)} distinct real review vectors; {machine_load()}", flush=True)
     rows = []
     for size in args.sizes:
         if size > len(pool) and not args.extend:
@@ -158,14 +248,22 @@ def sizes_mode(args: argparse.Namespace) -> None:
         vectors, real = base_of_size(pool, size)
         size_texts = texts[:real] + [f"(synthetic vector {k})" for k in range(size - real)]
         row: dict = {"size": size, "real": real, "load_start": machine_load()}
+        reference = None
+        if args.concurrent_reference and size <= args.full_exact_up_to:
+            reference = Reference(vectors, args.reference_timeout, args.reference_cpu_limit)
+            row["reference_started"] = time.strftime("%H:%M:%S", time.gmtime())
         with tempfile.TemporaryDirectory(dir=args.work) as folder:
+            cpu = time.process_time()
             store, row["compact_s"] = make_index(Path(folder) / "idx", size_texts, vectors)
+            row["compact_cpu_s"] = round(time.process_time() - cpu, 1)
             row["segment"] = [(e.factory, e.count) for e in store.segment_entries()]
+            row["auto_efSearch"] = mining_ef_search(size)
             mined, shallow_pairs = {}, {}
             for depth in args.depths:
                 seconds, pairs, last = mine(store, depth)
                 mined[depth] = (seconds, {(a - 1, b - 1) for a, b in pairs}, last)  # ids are positions + 1
                 row[f"cpu_s_ef{depth}"] = round(CPU_SECONDS["kosearch"], 1)
+                row[f"load_after_ef{depth}"] = machine_load()
                 if REFINEMENTS.last is not None:  # the same run's shallow pass alone, scored below too
                     refinement = REFINEMENTS.last
                     first, second, scores = refinement.shallow
@@ -175,16 +273,22 @@ def sizes_mode(args: argparse.Namespace) -> None:
                 print(f"  {size}: efSearch {depth}: {seconds:.1f}s ({CPU_SECONDS['kosearch']:.1f} CPU s)", flush=True)
             store.close()
         if size > args.full_exact_up_to:  # no reference, no full brute force: a sampled lower bound
-            chosen = mined.get(MINING_EF_SEARCH) or next(iter(mined.values()))
+            chosen = mined.get("auto") or next(iter(mined.values()))
             row["reference_s"] = None
             row["sampled"] = sampled_recall(np.arange(size), vectors, chosen[1], chosen[2], args.exact_sample)
             row["depths"] = {depth: {"mine_s": round(sec, 1), "recall": None} for depth, (sec, _, _) in mined.items()}
             rows.append(row)
             print(json.dumps(row), flush=True)
             continue
-        seconds, truth = run_reference(vectors, args.reference_timeout)
+        if reference is None:
+            reference = Reference(vectors, args.reference_timeout, args.reference_cpu_limit)
+        seconds, truth = reference.result()
         row["reference_s"] = round(seconds, 1) if seconds is not None else None
         row["reference_cpu_s"] = round(CPU_SECONDS["reference"], 1) if seconds is not None else None
+        row["reference_ended"] = reference.ended
+        row["reference_cpu_used_s"] = round(CPU_SECONDS["reference_used"], 1)
+        row["reference_wall_s"] = round(CPU_SECONDS["reference_wall"], 1)
+        row["load_after_reference"] = machine_load()
         floor = min([last for _, _, last in mined.values()] + [last for _, last in shallow_pairs.values()]) - 0.01
         if truth is not None and size <= args.check_bf16_up_to:
             started = time.perf_counter()
@@ -205,17 +309,18 @@ def sizes_mode(args: argparse.Namespace) -> None:
     print(f"\n# {machine_load()}; top {TOP} pairs, {NEIGHBOURS} neighbours, 1 thread each")
     print("| N distinct | compaction (HNSW build + tuning, paid by the index) s | reference s | "
           + " | ".join(f"kosearch efSearch {d} s (recall)" for d in args.depths)
-          + f" | speed-up at efSearch {MINING_EF_SEARCH} (wall) | CPU s: reference / kosearch (ratio) |")
+          + " | speed-up at the product's depth (wall) | CPU s: reference / kosearch (ratio) |")
     print("|---" * (5 + len(args.depths)) + "|")
     for r in rows:
         ref = r["reference_s"]
         cells = [f"{r['depths'][d]['mine_s']} ({r['depths'][d]['recall']})" for d in args.depths]
         if "sampled" in r:
             cells[-1] += f" [sampled recall >= {r['sampled']['recall_lower_95']}]"
-        chosen = r["depths"].get(MINING_EF_SEARCH)
+        chosen_depth = "auto" if "auto" in r["depths"] else mining_ef_search(r["size"])
+        chosen = r["depths"].get(chosen_depth)
         speed = (f"{ref / chosen['mine_s']:.1f}x" if ref and chosen else
                  f"> {args.reference_timeout / chosen['mine_s']:.0f}x" if chosen else "")
-        mine_cpu, ref_cpu = r.get(f"cpu_s_ef{MINING_EF_SEARCH}"), r.get("reference_cpu_s")
+        mine_cpu, ref_cpu = r.get(f"cpu_s_ef{chosen_depth}"), r.get("reference_cpu_s")
         cpu = f"{ref_cpu} / {mine_cpu} ({ref_cpu / mine_cpu:.1f}x)" if ref_cpu and mine_cpu else ""
         print(f"| {r['size']:,} | {r['compact_s']:.1f} | {ref if ref is not None else f'> {args.reference_timeout:.0f} (killed)'} | "
               + " | ".join(cells) + f" | {speed} | {cpu} |")
@@ -247,13 +352,15 @@ def sampled_recall(ids, vectors, found: set, floor: float, fraction: float, seed
     is seen when either side is sampled (probability 2p - p^2); a sampled vector's row is complete,
     and the partners of its unmined pairs get their full rows too, so each seen pair's k-NN status is
     exact. Missed <= M_seen / (2p - p^2) in expectation; recall >= 1 - that / 10,000.
+
+    ``candidates``: the sample's ``candidate_pairs`` already scanned (same ``fraction`` and ``seed``)
+    at a floor at most ``floor``, so that scoring two answers costs one scan.
     """
     from exact_pairs import knn_eligible
 
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(ids), int(round(fraction * len(ids))), replace=False))
+    rows = sampled_rows(len(ids), fraction, seed)
     started = time.perf_counter()
-    i, j, scores = candidate_pairs(vectors, floor, rows=rows)
+    i, j, scores = candidates if candidates is not None else candidate_pairs(vectors, floor, rows=rows)
     keep = scores >= floor
     i, j, scores = i[keep], j[keep], scores[keep]
     pair_of = lambda a, b: (min(int(ids[a]), int(ids[b])), max(int(ids[a]), int(ids[b])))  # noqa: E731 - ids need not be sorted
@@ -322,7 +429,7 @@ def index_mode(args: argparse.Namespace) -> None:
     print(json.dumps(row), flush=True)
     seconds, pairs, last = mine(store, args.depth)
     refinement = REFINEMENTS.last
-    row.update(mine_s=round(seconds, 1), mine_cpu_s=round(CPU_SECONDS["kosearch"], 1), efSearch=args.depth or MINING_EF_SEARCH,
+    row.update(mine_s=round(seconds, 1), mine_cpu_s=round(CPU_SECONDS["kosearch"], 1), efSearch=args.depth or mining_ef_search(len(store.duplicate_groups())),
                refine_efSearch=pair_mining.REFINE_EF_SEARCH or "tuned", pairs=len(pairs), last_score=last,
                load_after_mining=machine_load())
     shallow = None
@@ -354,20 +461,82 @@ def index_mode(args: argparse.Namespace) -> None:
         candidates = candidate_pairs(vectors, floor, rows=sampled_rows(len(ids), args.exact_sample))
         row["exact_scan_s"] = round(time.perf_counter() - started, 1)
         refined = set(refinement.refined.tolist()) if refinement is not None else None
-        row.update(sampled_recall(ids, vectors, found, last, args.exact_sample, candidates=candidates, refined=refined))
-        if shallow:
-            row["shallow"] = sampled_recall(ids, vectors, shallow[0], shallow[1], args.exact_sample,
-                                            candidates=candidates, refined=refined)
+        score_sample(row, ids, vectors, found, last, shallow, refined, args.exact_sample, candidates)
     row["load_end"] = machine_load()
     print(json.dumps(row), flush=True)
     if args.json:
         args.json.write_text(json.dumps(row, indent=1))
 
 
+def score_sample(row: dict, ids: np.ndarray, vectors: np.ndarray, found: set, last: float, shallow: tuple | None,
+                 refined: set | None, fraction: float, candidates: tuple) -> None:
+    """``row`` gains the sampled recall of the mined pairs and (``shallow``: pairs, last score) of the
+    shallow pass alone, both from the one scan ``candidates``."""
+    row.update(sampled_recall(ids, vectors, found, last, fraction, candidates=candidates, refined=refined))
+    if shallow:
+        row["shallow"] = sampled_recall(ids, vectors, shallow[0], shallow[1], fraction, candidates=candidates,
+                                        refined=refined)
+
+
+def mined_row(path: Path) -> dict:
+    """The row an ``--index`` run printed after mining (a JSON file, or the last such line of its log)."""
+    text = path.read_text()
+    if text.lstrip().startswith("{") and text.count("\n{") == 0:
+        return json.loads(text)
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    return [line for line in lines if "mine_s" in line][-1]
+
+
+def score_saved_mode(args: argparse.Namespace) -> None:
+    """Score mining answers saved by ``--index ... --save-pairs`` against one scan of the sample (the
+    scan is most of a check's time, and every answer of one index uses the same sample)."""
+    if len(args.saved_row) != len(args.score_saved):
+        raise SystemExit("give one --saved-row (the run's log or JSON) per --score-saved file")
+    print(f"# {args.index}; {machine_load()}", flush=True)
+    runs = [(Path(pairs), mined_row(Path(log))) for pairs, log in zip(args.score_saved, args.saved_row)]
+    store = IndexStore.open(args.index)
+    ids, vectors = live_distinct_vectors(store)
+    floor = min(min(row["last_score"], row.get("shallow_last_score", row["last_score"])) for _, row in runs)
+    cache = args.candidates_cache
+    started = time.perf_counter()
+    if cache is not None and cache.exists():  # an earlier scan of the same sample at a floor no higher
+        saved = np.load(cache)
+        if float(saved["floor"]) > floor or float(saved["fraction"]) != args.exact_sample or int(saved["count"]) != len(ids):
+            raise SystemExit(f"{cache} was scanned for another sample or at a higher floor")
+        candidates, floor = (saved["i"], saved["j"], saved["scores"]), float(saved["floor"])
+    else:
+        floor = min(floor, args.scan_floor) if args.scan_floor is not None else floor
+        candidates = candidate_pairs(vectors, floor, rows=sampled_rows(len(ids), args.exact_sample))
+        if cache is not None:
+            np.savez(cache, i=candidates[0], j=candidates[1], scores=candidates[2], floor=floor,
+                     fraction=args.exact_sample, count=len(ids))
+    scan_s = round(time.perf_counter() - started, 1)
+    for (pairs_path, row), target in zip(runs, args.json_each or [None] * len(runs)):
+        saved = np.load(pairs_path)
+        found = set(map(tuple, saved["pairs"].tolist()))
+        shallow = None
+        if "shallow" in saved:
+            shallow = (set(map(tuple, saved["shallow"].tolist())), row["shallow_last_score"])
+        refined = set(saved["refined_ids"].tolist()) if "refined_ids" in saved else None
+        row.update(distinct=len(ids), exact_scan_s=scan_s, exact_scan_floor=floor, scored_later=True)
+        score_sample(row, ids, vectors, found, row["last_score"], shallow, refined, args.exact_sample, candidates)
+        row["load_end"] = machine_load()
+        print(json.dumps(row), flush=True)
+        if target:
+            Path(target).write_text(json.dumps(row, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+")
-    parser.add_argument("--depths", type=int, nargs="+", default=[16, 32, 64])
+    parser.add_argument("--depths", type=lambda d: d if d == "auto" else int(d), nargs="+", default=[16, 32, 64],
+                        help='shallow efSearch values to mine at; "auto": the product\'s rule (mining_ef_search)')
+    parser.add_argument("--vectors-from-index", type=Path, default=None,
+                        help="--sizes: the first N distinct texts of this index, with its stored vectors")
+    parser.add_argument("--reference-cpu-limit", type=float, default=None,
+                        help="also kill the reference after this many CPU seconds (RLIMIT_CPU)")
+    parser.add_argument("--concurrent-reference", action="store_true",
+                        help="run the reference beside kosearch's side instead of after it")
     parser.add_argument("--reference-timeout", type=float, default=1800.0)
     parser.add_argument("--check-bf16-up-to", type=int, default=200_000,
                         help="check exact_pairs.py against the reference's pairs at sizes up to this")
@@ -384,10 +553,21 @@ def main() -> None:
     parser.add_argument("--exact-sample", type=float, default=0.05)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--save-pairs", type=Path, help="--index: write the mined (and shallow) pairs to this .npz")
+    parser.add_argument("--score-saved", nargs="+", default=None,
+                        help="--index: score these --save-pairs files instead of mining (one sample scan for all)")
+    parser.add_argument("--saved-row", nargs="+", default=[],
+                        help="--score-saved: each file's run log (or row JSON), for its scores and times")
+    parser.add_argument("--json-each", nargs="+", default=None, help="--score-saved: one JSON output per file")
+    parser.add_argument("--candidates-cache", type=Path, default=None,
+                        help="--score-saved: keep the sample's scan in this .npz (reused when it exists)")
+    parser.add_argument("--scan-floor", type=float, default=None,
+                        help="--score-saved: scan down to this score at least (so a later answer can reuse it)")
     args = parser.parse_args()
     if args.refine_depth is not None:
         pair_mining.REFINE_EF_SEARCH = args.refine_depth
-    if args.index:
+    if args.index and args.score_saved:
+        score_saved_mode(args)
+    elif args.index:
         index_mode(args)
     elif args.sizes:
         sizes_mode(args)

@@ -14,10 +14,11 @@ Above the ANN break-even (``kosearch.store.ann``) a flat search per sentence mak
 An index that large normally already has one: compaction puts every segment above the break-even
 into an HNSW graph. When such segments hold all but a break-even's worth of the live vectors, each
 sentence searches the index itself (its graphs, and its few small flat segments exactly), at the
-shallow mining depth ``pair_mining.MINING_EF_SEARCH`` rather than the segments' tuned one, and the
-texts of the provisional top pairs are then searched again at the tuned depth and scored exactly
-against each other (``pair_mining.refine_pairs``: the shallow pass finds which texts matter, the
-refining pass gets their neighbours right, which near-tie clusters of near-duplicates at 1M need);
+shallow mining depth ``pair_mining.mining_ef_search`` (it grows with the number of distinct texts)
+rather than the segments' tuned one, and the texts of the provisional top pairs are then searched
+again at the tuned depth and scored exactly against each other (``pair_mining.refine_pairs``: the
+shallow pass finds which texts matter, the refining pass gets their neighbours right, which near-tie
+clusters of near-duplicates at 1M need);
 deleted sentences are excluded by the store like in any search. Otherwise (an index of many small flat
 segments, or one whose vectors live elsewhere, e.g. Qdrant) the distinct texts' vectors are mined
 by ``pair_mining.mine_pairs`` through an HNSW index built for the purpose. Recall of the top pairs
@@ -30,7 +31,7 @@ import numpy as np
 
 from kosearch.results import Pair
 from kosearch.store import IndexStore, ann, pair_mining
-from kosearch.store.pair_mining import MINING_EF_SEARCH, SHALLOW_SLACK, PairBuffer, mine_pairs, offer_rows, refine_pairs
+from kosearch.store.pair_mining import SHALLOW_SLACK, PairBuffer, mine_pairs, mining_ef_search, offer_rows, refine_pairs
 
 
 def mine_paraphrases(
@@ -44,13 +45,13 @@ def mine_paraphrases(
     refine: bool = True,
 ) -> list[Pair]:
     """The ``top`` most similar pairs of distinct texts (all pairs scoring ``min_score`` or more
-    when ``top`` is None), best first. ``ef_search`` overrides ``MINING_EF_SEARCH`` when the
+    when ``top`` is None), best first. ``ef_search`` overrides ``pair_mining.mining_ef_search`` when the
     index's own HNSW segments are searched (benchmarks sweep it; other paths ignore it);
     ``refine=False`` skips the refining pass of an approximate search (benchmarks compare)."""
     if neighbours < 1:
         raise ValueError("neighbours must be at least 1")
     with store.reading():  # one generation throughout, whatever a writer commits meanwhile
-        return _mine(store, top, min_score, neighbours, batch_size, ef_search or MINING_EF_SEARCH, refine)
+        return _mine(store, top, min_score, neighbours, batch_size, ef_search, refine)
 
 
 def _mine(
@@ -59,7 +60,7 @@ def _mine(
     min_score: float | None,
     neighbours: int,
     batch_size: int,
-    mining_depth: int,
+    mining_depth: int | None,
     refine: bool,
 ) -> list[Pair]:
     groups = np.array(list(store.duplicate_groups()), dtype=np.int64).reshape(-1, 2)
@@ -76,7 +77,7 @@ def _mine(
             first, second, scores = _mine_with_ann(store, representatives if has_duplicates else None,
                                                    top, min_score, neighbours, batch_size, refine)
             return _pairs(store, first, second, scores, copies)
-        ef_search = mining_depth
+        ef_search = mining_depth or mining_ef_search(distinct)
 
     refining = refine and ef_search is not None and (top is not None or min_score is not None)
     best = PairBuffer(top * SHALLOW_SLACK if refining and top is not None else top, min_score)

@@ -263,3 +263,50 @@ def test_mining_the_index_own_segment_refines_the_top_pairs(tmp_path, monkeypatc
         store.close()
     assert _recall(shallow, exact) < 0.985
     assert _recall(refined, exact) >= 0.995
+
+
+# -- the shallow pass's depth grows with N ---------------------------------------------------------
+
+def test_the_shallow_depth_grows_with_the_number_of_texts():
+    from kosearch.store.pair_mining import MINING_DEPTH_FROM, MINING_EF_SEARCH, mining_ef_search
+
+    assert mining_ef_search(2) == mining_ef_search(MINING_DEPTH_FROM - 1) == MINING_EF_SEARCH
+    assert mining_ef_search(MINING_DEPTH_FROM) == mining_ef_search(4 * MINING_DEPTH_FROM - 1) == 2 * MINING_EF_SEARCH
+    assert mining_ef_search(4 * MINING_DEPTH_FROM) == 4 * MINING_EF_SEARCH
+    assert mining_ef_search(1_119_298) == 64  # the 1.23M NSMC index's distinct texts: the 64 measured there
+    counts = np.unique(np.geomspace(2, 1e10, 500).astype(np.int64))
+    depths = np.array([mining_ef_search(int(count)) for count in counts])
+    assert (np.diff(depths) >= 0).all()  # more texts never get a shallower walk
+    above = counts >= MINING_DEPTH_FROM  # about the square root of N, in powers of two
+    ratio = depths[above] / (MINING_EF_SEARCH * np.sqrt(counts[above] / MINING_DEPTH_FROM))
+    assert (ratio > 1.0 - 1e-9).all() and (ratio <= 2.0 + 1e-9).all()
+
+
+def test_mining_the_index_own_segment_searches_at_the_depth_of_its_count(tmp_path, monkeypatch):
+    """The shallow depth comes from the number of distinct texts mined (copies take part once)."""
+    from kosearch.store import pair_mining
+
+    monkeypatch.setattr(pair_mining, "MINING_DEPTH_FROM", 100)  # so that a small test crosses two steps
+    texts = _texts(400)
+    with _ann_index(tmp_path, monkeypatch, HashingEncoder(), texts) as index:  # 400 distinct texts + 4 copies
+        depths = _spy_on_mining(monkeypatch, index.store)
+        index.paraphrases(top=60, neighbours=5)
+        assert depths[0] == pair_mining.mining_ef_search(400) == 4 * pair_mining.MINING_EF_SEARCH
+        assert set(depths) == {depths[0], None}  # shallow pass at the rule's depth, refining at the tuned one
+        depths.clear()
+        mine_paraphrases(index.store, top=60, neighbours=5, ef_search=24)  # an explicit depth still wins
+        assert depths[0] == 24
+
+
+def test_mining_its_own_graph_searches_at_the_depth_of_its_count(monkeypatch):
+    from kosearch.store import pair_mining
+
+    monkeypatch.setattr(pair_mining, "MINING_DEPTH_FROM", 100)
+    asked = []
+    original = ann.search_parameters
+    monkeypatch.setattr(ann, "search_parameters",
+                        lambda index, selector, ef=None: asked.append(ef) or original(index, selector, ef))
+    vectors = clustered(250, seed=7)
+    mine_pairs(np.arange(len(vectors)), vectors, top=50, factory="HNSW32")
+    # after the build's tuning: the shallow pass at the rule's depth, then the refining pass at the tuned one
+    assert asked[-2:] == [pair_mining.mining_ef_search(250), None] and asked[-2] == 2 * pair_mining.MINING_EF_SEARCH

@@ -13,11 +13,13 @@ measures the recall of the resulting top pairs against exact k-NN.
 Two passes, because finding *which* texts are in the top pairs and knowing *their* exact k nearest
 are different jobs.
 
-1. Shallow pass: every vector searches at ``MINING_EF_SEARCH``, well below a segment's tuned
-   efSearch (tuned for recall@10 of *all* neighbours of any query). A text with near-duplicates
-   usually finds at least one of them on a shallow walk (a vector's nearest neighbour is where
-   HNSW's greedy descent lands), and that is all this pass must do: name the texts of the top
-   pairs. It keeps twice ``top`` pairs, as a slack for the second pass.
+1. Shallow pass: every vector searches at ``mining_ef_search(N)`` (efSearch 32 below 500k texts,
+   64 up to 2M, then doubled at every further 4x of N), well below a segment's tuned efSearch
+   (tuned for recall@10 of *all* neighbours of any query). A text with near-duplicates usually
+   finds at least one of them on a shallow walk (a vector's nearest neighbour is where HNSW's
+   greedy descent lands), and that is all this pass must do: name the texts of the top pairs. It
+   keeps twice ``top`` pairs, as a slack for the second pass. Its depth grows with N because what
+   the second pass cannot repair (below) is this pass's miss, and those grow with the corpus.
 2. Refining pass (``refine_pairs``). The shallow lists themselves are not exact where it matters:
    at 1.2M NSMC reviews the top 10,000 pairs score >= 0.997 and sit in clusters of near-duplicates
    whose members differ by 1e-4, more of them than a walk of 32 candidates sees, so a shallow walk
@@ -42,7 +44,9 @@ are different jobs.
    any text of the top pairs). That is a miss of the shallow pass itself; the benchmark counts how
    many of the pairs still missed had 0, 1 or 2 refined texts. At 1.23M NSMC reviews (2% sample):
    recall 0.897 -> 0.919, or 0.947 -> 0.965 forgiving misses decided by float32 ties; every real
-   miss left had no refined text, and the pass took 87 s, +15% of the shallow pass's 592 s.
+   miss left had no refined text, and the pass took 87 s, +15% of the shallow pass's 592 s. Hence
+   the shallow depth grows with N: at 64 (efConstruction-160 graph) the real misses fell from 14 to
+   10 in the sample and recall counting ties rose to 0.975 (``mining_ef_search``).
 
 Input is plain ``(ids, vectors)`` arrays, so this works over any store layout (one vector file or
 many segments): the caller decides which vectors take part (e.g. one per distinct text).
@@ -63,13 +67,39 @@ from kosearch.store import ann
 logger = logging.getLogger(__name__)
 
 MINING_EF_SEARCH = 32
-"""HNSW depth of the shallow pass. Measured (bench_paraphrase_mining.py, real NSMC review vectors,
-recall of the top 10,000 pairs against sentence-transformers' exact answer, docs/benchmarks.md),
-before the refining pass existed: efSearch 16 / 32 / 64 gave 0.9996 / 0.9999 / 0.9999 at 50k and
-0.9981 / 0.9996 / 0.9999 at 100k, mining in 12 / 20 / 36 s at 100k; at 1.23M, 32 gave 0.897. With
-the refining pass 1.23M gives 0.919 (0.965 forgiving float32 ties), and every real miss left is a
-pair neither of whose texts this pass put in any top pair: the refinement cannot see those, so at
-1M this depth is too shallow and should grow with N (not measured yet)."""
+"""HNSW depth of the shallow pass below ``MINING_DEPTH_FROM`` texts (``mining_ef_search`` makes it
+grow above). Measured (bench_paraphrase_mining.py, real NSMC review vectors, recall of the top
+10,000 pairs against sentence-transformers' exact answer, docs/benchmarks.md), before the refining
+pass existed: efSearch 16 / 32 / 64 gave 0.9996 / 0.9999 / 0.9999 at 50k and 0.9981 / 0.9996 /
+0.9999 at 100k, mining in 12 / 20 / 36 s at 100k; at 1.12M distinct texts, 32 gave 0.897, and
+0.919 with the refining pass, every real miss left being a pair neither of whose texts this pass
+put in any top pair (which the refinement cannot see)."""
+
+MINING_DEPTH_FROM = 500_000
+"""From this many texts mined the shallow depth doubles, and doubles again at every further 4x
+(``mining_ef_search``)."""
+
+
+def mining_ef_search(count: int) -> int:
+    """The shallow pass's HNSW depth for mining ``count`` texts: ``MINING_EF_SEARCH`` below
+    ``MINING_DEPTH_FROM``, then doubled at it and at every further 4x (64 up to 2M, 128 up to 8M):
+    the depth grows as about the square root of N, in the powers of two the tuning grid uses.
+
+    Why it grows: the top pairs of a larger corpus are near-duplicates in larger clusters of
+    near-ties, and a walk that keeps 32 candidates sees less of them; the shallow pass must only
+    name the texts of the top pairs, but a pair neither of whose texts it names is lost (module
+    docstring). Measured (docs/benchmarks.md, 2% sample): 32 is enough at 35k-100k (recall 0.9996+);
+    at 1.12M distinct texts (efConstruction-160 graph) 32 left 14 real misses in the sample, all in
+    texts the shallow pass never named, and 64 left 10: recall counting float32 ties 0.965 -> 0.975
+    (95% lower bound 0.943 -> 0.956), for +26% CPU. Not measured: the step at 500k, and beyond 2M.
+    """
+    depth = MINING_EF_SEARCH
+    threshold = MINING_DEPTH_FROM
+    while count >= threshold:
+        depth *= 2
+        threshold *= 4
+    return depth
+
 
 SHALLOW_SLACK = 2
 """The shallow pass keeps ``SHALLOW_SLACK * top`` pairs: refining drops pairs the k-NN rule excludes,
@@ -138,7 +168,7 @@ def mine_pairs(
     refining = refine and factory != "Flat" and (top is not None or min_score is not None)
     best = PairBuffer(top * SHALLOW_SLACK if refining and top is not None else top, min_score)
     index = ann.build_index(ids, vectors, factory)
-    params = ann.search_parameters(index, None, MINING_EF_SEARCH)
+    params = ann.search_parameters(index, None, mining_ef_search(len(ids)))
     wanted = min(neighbours + 1, len(ids))  # each vector finds itself first
     for start in range(0, len(ids), batch_size):
         stop = min(start + batch_size, len(ids))
