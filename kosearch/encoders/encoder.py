@@ -33,6 +33,7 @@ from kosearch.encoders.fingerprint import FINGERPRINT_LENGTH, model_fingerprint
 from kosearch.encoders.precision import resolve_precision, torch_dtype
 from kosearch.encoders.resolve import hub_snapshot_folder, resolve_model_name
 from kosearch.errors import EncoderNotFoundError, KosearchError
+from kosearch.memory import return_free_memory
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -135,6 +136,20 @@ class Encoder:
         self._model = model
         self._numpy_queries = None
         return model
+
+    def release(self) -> None:
+        """Free the loaded model (SentenceTransformer, numpy or ONNX runtime); the next encode loads it again.
+
+        An indexing run calls this before a long merge (``kosearch.ingest``), so the model's weights
+        (about 1 GB resident for the bundled model in bf16) are not held while the merge builds an index
+        as large as the vectors; reloading takes seconds, the merge minutes. What this encoder records
+        about the model (name, fingerprint, dimension, prompts) is kept, so its vectors do not change.
+        """
+        self.dimension, self._prompts  # noqa: B018 - read while the model is here, kept after it goes
+        self._model = None
+        self._numpy_queries = None
+        self._onnx_runtime = None
+        return_free_memory()
 
     @cached_property
     def dimension(self) -> int:
