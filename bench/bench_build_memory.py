@@ -175,11 +175,12 @@ class ResidentHashEncoder(bench_segments.HashEncoder):
     ``release`` is passed on to the real encoder when this kosearch has it, so the writer's release
     before a merge frees the model here exactly as it would in a real run."""
 
-    def __init__(self, precision: str) -> None:
+    def __init__(self, precision: str, backend: str = "torch") -> None:
         super().__init__()
         from kosearch.encoders import Encoder
 
-        self.real = Encoder(None, device="cpu", precision=precision)
+        self.real = Encoder(None, device="cpu", precision=precision if backend == "torch" else None,
+                            encoder_backend=backend)
         self.real_seconds = 0.0
 
     def encode_documents(self, texts, batch_size=None, show_progress_bar=False) -> np.ndarray:
@@ -197,7 +198,7 @@ class ResidentHashEncoder(bench_segments.HashEncoder):
 
 
 def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, checkpoint_sentences: int,
-          interval: float, partial: Path | None = None) -> dict:
+          interval: float, partial: Path | None = None, backend: str = "torch") -> dict:
     import kosearch.documents.split as split
     from kosearch.index import Index
     from kosearch.search.morphemes import MorphemeAnalyzer
@@ -207,9 +208,10 @@ def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, che
     if encoder_kind == "real":
         from kosearch.encoders import Encoder
 
-        encoder = Encoder(None, device="cpu", precision=precision)
+        encoder = Encoder(None, device="cpu", precision=precision if backend == "torch" else None,
+                          encoder_backend=backend)
     elif encoder_kind == "hash-resident":
-        encoder = ResidentHashEncoder(precision)
+        encoder = ResidentHashEncoder(precision, backend)
     else:
         encoder = bench_segments.HashEncoder()
     if encoder_kind != "real":
@@ -228,7 +230,7 @@ def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, che
     def holders() -> dict:
         real = getattr(encoder, "real", encoder)
         return {
-            "model": getattr(real, "_model", None) is not None,
+            "model": getattr(real, "_model", None) is not None or getattr(real, "_onnx_runtime", None) is not None,
             "kiwi": getattr(split, "_kiwi", None) is not None,
         }
 
@@ -269,6 +271,7 @@ def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, che
         "units": units,
         "wall_s": round(wall, 1),
         "encoder": encoder_kind,
+        "encoder_backend": backend,
         "real_model_seconds": getattr(encoder, "real_seconds", None),
         "checkpoint_sentences": checkpoint_sentences,
         "vectors_bytes": units * bench_segments.DIMENSION * 4,
@@ -281,19 +284,63 @@ def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, che
     }
 
 
+def probe(backend: str, precision: str) -> dict:
+    """What the encoder and Kiwi hold, step by step, in this (fresh) process: imports, model loaded and
+    used, Kiwi loaded and used, both released (``Encoder.release``, ``MorphemeAnalyzer.release``)."""
+    from kosearch.memory import return_free_memory
+
+    steps = {"kosearch imported": status()}
+    import kosearch.index  # noqa: F401
+
+    steps["kosearch.index imported"] = status()
+    from kosearch.encoders import Encoder
+    from kosearch.search.morphemes import MorphemeAnalyzer
+
+    texts = [review for review in bench_segments.read_reviews()[:512]]
+    encoder = Encoder(None, device="cpu", encoder_backend=backend, precision=None if backend != "torch" else precision)
+    encoder.encode_documents(texts)
+    steps["model loaded, 512 reviews encoded"] = status()
+    analyzer = MorphemeAnalyzer()
+    analyzer.analyze_batch(texts)
+    steps["Kiwi loaded, 512 reviews analysed"] = status()
+    encoder.release()
+    steps["model released"] = status()
+    analyzer.release()
+    return_free_memory()
+    steps["Kiwi released"] = status()
+    encoder.encode_documents(texts[:64])
+    steps["model loaded again, 64 encoded"] = status()
+    encoder.release()
+    steps["released again"] = status()
+    return {
+        "backend": backend, "precision": encoder.precision, "torch_imported": "torch" in sys.modules,
+        "steps": {name: {key: values[key] for key in ("VmRSS", "RssAnon", "RssFile")} for name, values in steps.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--work", type=Path, required=True, help="documents are prepared here once per --units")
+    parser.add_argument("--work", type=Path, help="documents are prepared here once per --units")
     parser.add_argument("--units", type=int, default=1_100_000, help="stand-in corpus size (regex units)")
     parser.add_argument("--all-reviews", action="store_true", help="prepare every review but the held-out ones")
     parser.add_argument("--encoder", choices=("hash", "hash-resident", "real"), default="hash-resident")
-    parser.add_argument("--precision", default="bf16")
+    parser.add_argument("--precision", default="bf16", help="torch's compute precision (the ONNX backends: float32)")
+    parser.add_argument("--encoder-backend", default="torch", choices=("torch", "onnx"), help="what computes the real vectors")
     parser.add_argument("--checkpoint-sentences", type=int, default=100_000)
     parser.add_argument("--interval", type=float, default=0.5)
     parser.add_argument("--label", default="run", help="the index folder is WORK/index-LABEL")
     parser.add_argument("--kosearch-root", help="import kosearch from this tree (a baseline)")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--probe", choices=("torch", "onnx"), help="no build: what the model and Kiwi hold, and what release frees")
     args = parser.parse_args()
+    if args.probe:
+        result = {"command": " ".join(["python", "bench/bench_build_memory.py", *sys.argv[1:]]), "started_utc": utc(),
+                  "load_at_start": bench_segments.machine_load(), **probe(args.probe, args.precision)}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
+        for name, values in result["steps"].items():
+            print(f"{name:40s} RSS {values['VmRSS'] / 1e9:.3f} GB (anon {values['RssAnon'] / 1e9:.3f}, file {values['RssFile'] / 1e9:.3f})")
+        return
     prepared_file = args.work / "prepared.json"
     wanted = {"units": None if args.all_reviews else args.units}
     prepared = json.loads(prepared_file.read_text()) if prepared_file.exists() else None
@@ -312,7 +359,8 @@ def main() -> None:
         "corpus": prepared["corpus"],
     }
     result["build"] = build(args.work, args.work / f"index-{args.label}", args.encoder, args.precision,
-                            args.checkpoint_sentences, args.interval, args.out.with_suffix(".partial.json"))
+                            args.checkpoint_sentences, args.interval, args.out.with_suffix(".partial.json"),
+                            args.encoder_backend)
     result["ended_utc"] = utc()
     result["load_at_end"] = bench_segments.machine_load()
     args.out.parent.mkdir(parents=True, exist_ok=True)

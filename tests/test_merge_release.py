@@ -70,6 +70,10 @@ def _state(folder: Path) -> tuple:
         return rows, pairs, hits, index.store.counts()
 
 
+def _vectors(index: kosearch.Index) -> dict[int, np.ndarray]:
+    return {int(i): vector for ids, vectors in index.store.iter_vectors() for i, vector in zip(ids, vectors)}
+
+
 def _build(folder: Path, documents: Path, encoder) -> kosearch.results.IngestReport:
     with kosearch.Index.create(folder, model=encoder) as index:
         if isinstance(encoder, ReleasingEncoder):
@@ -220,16 +224,12 @@ def test_the_bundled_encoder_is_released_during_a_merge_and_the_index_matches_on
         assert during_merge == [True]
         assert encoder._model is not None  # loaded again for the sentences after the merge
         released_hits = [(hit.path, hit.text) for hit in index.search("영화 리뷰 12", k=5, mode="dense")]
+        released = _vectors(index)
     monkeypatch.setattr(Encoder, "release", lambda self: None)
     with kosearch.Index.create(tmp_path / "kept", model=Encoder(None, device="cpu")) as index:
         index.add_folder(documents, unit="sentence", checkpoint_sentences=CHECKPOINT)
         kept_hits = [(hit.path, hit.text) for hit in index.search("영화 리뷰 12", k=5, mode="dense")]
-
-    def vectors(folder: Path) -> dict[int, np.ndarray]:
-        with kosearch.Index.open(folder, model=HashingEncoder(dimension=384)) as index:
-            return {int(i): v for ids, vs in index.store.iter_vectors() for i, v in zip(ids, vs)}
-
-    released, kept = vectors(tmp_path / "released"), vectors(tmp_path / "kept")
+        kept = _vectors(index)
     assert released.keys() == kept.keys() and len(released) == 70
     assert max(float(np.abs(released[i] - kept[i]).max()) for i in released) < 1e-6
     assert released_hits == kept_hits
