@@ -60,7 +60,10 @@ break-even, with its recall@10 recorded in its entry (counted with ties, and by 
 straight into the new index (their mapped pages dropped behind the reader), and an HNSW's tuning
 and recorded recall compare against its own stored vectors, so a merge holds about the new index
 plus one batch (a compressed factory such as ``HNSW32,SQfp16`` still reads them into one array:
-its codes cannot serve as the exact truth). It is written like any segment, then one
+its codes cannot serve as the exact truth). Before the first merge that follows a checkpoint, the
+writer frees what a merge does not need: its SQLite page cache, and whatever the caller's
+``before_merge`` hook frees (an indexing run's encoder and Kiwi: ``kosearch.ingest``); the store
+knows nothing of what the hook holds. It is written like any segment, then one
 transaction replaces the merged entries by the new one and deletes the dropped ids from
 ``tombstones``; only after that commit are the old files removed. An explicit ``compact()`` then
 empties the SQLite WAL (a checkpoint into ``metadata.sqlite``, when no transaction is open and as
