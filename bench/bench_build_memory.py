@@ -318,6 +318,33 @@ def probe(backend: str, precision: str) -> dict:
     }
 
 
+def smaps(pid: int) -> dict:
+    """Where another process's anonymous memory sits, by mapping (``/proc/PID/smaps``): the large
+    mappings glibc makes for big allocations (FAISS's storage and graph) apart from the heaps and
+    the small mappings (per-thread arenas, Python's arenas, libraries' data)."""
+    mappings, current = [], None
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and not head[0].endswith(":"):
+            start, stop = (int(part, 16) for part in head[0].split("-"))
+            current = {"name": head[5] if len(head) > 5 else "", "size": stop - start, "anon": 0, "rss": 0}
+            mappings.append(current)
+        elif head and head[0] in ("Anonymous:", "Rss:") and current is not None:
+            current["anon" if head[0] == "Anonymous:" else "rss"] = int(head[1]) * 1024
+    anonymous = [m for m in mappings if m["anon"]]
+    large = sorted((m for m in anonymous if m["anon"] >= 64 << 20), key=lambda m: -m["anon"])
+    named = [m for m in anonymous if m["name"] and m["anon"] < 64 << 20]
+    small = [m for m in anonymous if not m["name"] and m["anon"] < 64 << 20]
+    return {
+        "anon_total": sum(m["anon"] for m in anonymous),
+        "rss_total": sum(m["rss"] for m in mappings),
+        "large_anon_mappings": [{"anon": m["anon"], "size": m["size"], "name": m["name"] or "[anonymous]"} for m in large],
+        "anon_in_named_mappings_under_64MiB": sum(m["anon"] for m in named),
+        "anon_in_unnamed_mappings_under_64MiB": sum(m["anon"] for m in small),
+        "unnamed_mappings_under_64MiB": len(small),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, help="documents are prepared here once per --units")
@@ -331,8 +358,14 @@ def main() -> None:
     parser.add_argument("--label", default="run", help="the index folder is WORK/index-LABEL")
     parser.add_argument("--kosearch-root", help="import kosearch from this tree (a baseline)")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--smaps", type=int, help="no build: where process PID's anonymous memory sits")
     parser.add_argument("--probe", choices=("torch", "onnx"), help="no build: what the model and Kiwi hold, and what release frees")
     args = parser.parse_args()
+    if args.smaps:
+        result = {"utc": utc(), "load": bench_segments.machine_load(), **smaps(args.smaps)}
+        args.out.write_text(json.dumps(result, indent=1))
+        print(json.dumps(result, indent=1))
+        return
     if args.probe:
         result = {"command": " ".join(["python", "bench/bench_build_memory.py", *sys.argv[1:]]), "started_utc": utc(),
                   "load_at_start": bench_segments.machine_load(), **probe(args.probe, args.precision)}
