@@ -233,3 +233,16 @@ def test_the_bundled_encoder_is_released_during_a_merge_and_the_index_matches_on
     assert released.keys() == kept.keys() and len(released) == 70
     assert max(float(np.abs(released[i] - kept[i]).max()) for i in released) < 1e-6
     assert released_hits == kept_hits
+
+
+def test_an_analyzer_keeps_a_kiwi_it_was_given_and_lets_the_shared_one_go():
+    own = object()
+    given = MorphemeAnalyzer(kiwi=own)  # type: ignore[arg-type]
+    given.release()
+    assert given.kiwi is own
+    shared = MorphemeAnalyzer()
+    assert shared.analyze("영화가 재미있다")  # loads the process-wide Kiwi
+    assert shared.kiwi is split._kiwi
+    shared.release()
+    assert shared.kiwi is None and split._kiwi is None
+    assert shared.analyze("영화가 재미있다") == MorphemeAnalyzer().analyze("영화가 재미있다")

@@ -175,7 +175,8 @@ class MorphemeAnalyzer:
     def release(self) -> None:
         """Drop Kiwi (this analyzer's and the process-wide one); the next analysis loads it again.
 
-        An indexing run calls this before a long merge (``kosearch.ingest``): Kiwi holds about 0.3 GB.
+        An indexing run calls this before a long merge (``kosearch.ingest``): releasing Kiwi gave back
+        0.22 GB (``bench/bench_build_memory.py --probe``).
         An analyzer given its own Kiwi instance keeps it (its owner decides when it goes)."""
         from kosearch.documents.split import release_kiwi
 
