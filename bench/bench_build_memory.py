@@ -308,11 +308,21 @@ def probe(backend: str, precision: str) -> dict:
     analyzer.release()
     return_free_memory()
     steps["Kiwi released"] = status()
+    started = time.perf_counter()
+    encoder.encode_documents(texts[:1])
+    reload_model_s = time.perf_counter() - started
     encoder.encode_documents(texts[:64])
     steps["model loaded again, 64 encoded"] = status()
+    started = time.perf_counter()
+    analyzer.analyze_batch(texts[:1])
+    reload_kiwi_s = time.perf_counter() - started
     encoder.release()
+    analyzer.release()
+    return_free_memory()
     steps["released again"] = status()
     return {
+        "reload_s": {"model (first encode after release, one text)": round(reload_model_s, 2),
+                     "Kiwi (first analysis after release, one text)": round(reload_kiwi_s, 2)},
         "backend": backend, "precision": encoder.precision, "torch_imported": "torch" in sys.modules,
         "steps": {name: {key: values[key] for key in ("VmRSS", "RssAnon", "RssFile")} for name, values in steps.items()},
     }
@@ -371,6 +381,7 @@ def main() -> None:
                   "load_at_start": bench_segments.machine_load(), **probe(args.probe, args.precision)}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
+        print(result["reload_s"])
         for name, values in result["steps"].items():
             print(f"{name:40s} RSS {values['VmRSS'] / 1e9:.3f} GB (anon {values['RssAnon'] / 1e9:.3f}, file {values['RssFile'] / 1e9:.3f})")
         return
