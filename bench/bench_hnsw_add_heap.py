@@ -1,6 +1,6 @@
 """Does an HNSW add fed with fresh source chunks grow glibc's heap? (issue 7, peak RSS; docs/benchmarks.md g)
 
-The 1M tier merge's heap grew by about 0.27 GB during its HNSW add. This builds an ``IDMap2,HNSW32`` index the
+The 1M tier merge's heap grew by about 0.3 GB during its HNSW add. This builds an ``IDMap2,HNSW32`` index the
 way ``kosearch.store.ann`` does (storage and graph reserved first, ``ADD_BATCH`` rows per add through
 ``_AddBuffer``) from fresh 65,536-row random chunks, as a merge's source reads arrive, and prints the
 ``[heap]`` mappings' anonymous memory after each chunk. ``--ef-construction`` is low by default to make
