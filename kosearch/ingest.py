@@ -12,6 +12,12 @@ A checkpoint (every ``checkpoint_sentences`` sentences, counted inside a file to
 most the work since the last checkpoint. A file cut by a checkpoint is committed as unfinished
 (see ``kosearch.store.index_store``), so the next run re-does it.
 
+When a checkpoint is followed by a tier merge (``kosearch.store.index_store``: minutes for an
+HNSW segment of a million vectors), the run frees its encoder's model and Kiwi first and holds the
+reader thread between files, so the merge's index is not resident beside them; both load again on
+their next use, seconds against the merge's minutes (peak RSS of a million-unit build: docs/benchmarks.md,
+"Build peak RSS with the real encoder").
+
 Each batch's sentences also get their lexical postings (Kiwi morphemes, analysed with the options
 the index's manifest records) in the same transaction as their rows. An index made before the
 lexical index (or one built with ``--no-lexical``) gets the postings of its old sentences at the
@@ -41,6 +47,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
+from kosearch.documents.split import release_kiwi
 from kosearch.documents.types import Document, Sentence, SkippedFile
 from kosearch.errors import KosearchError
 from kosearch.results import IngestReport
@@ -149,6 +156,7 @@ def ingest_folder(
     first_new_document_id, next_sentence_id = store.next_ids()
     next_document_id = first_new_document_id
     batch = _EncodeBatch()
+    reader_gate = ReaderGate()
     unit = _check_unit(store, options.mode)
     analyzer = _lexical_analyzer(store) if options.lexical else _without_lexical(store)
     last_checkpoint = time.monotonic()
@@ -180,12 +188,26 @@ def ingest_folder(
             changed and time.monotonic() - last_checkpoint >= options.checkpoint_seconds
         )
 
+    def release_for_merge() -> None:
+        """Before a merge: the reader stops between files (it would load Kiwi again), then the model
+        and Kiwi go; ``checkpoint`` lets the reader go on, and each loads again when next used."""
+        reader_gate.pause()
+        release = getattr(encoder, "release", None)  # encoders without one (stand-ins) keep what they hold
+        if release is not None:
+            release()
+        if analyzer is not None:
+            analyzer.release()
+        release_kiwi()  # the documents stage's splitting Kiwi, if the analyzer did not hold it
+
     def checkpoint(final: bool) -> None:
         nonlocal last_checkpoint, since_checkpoint, changed
         flush()
         if changed or since_checkpoint or final:
             skipped = (root_key, report.skipped) if final else None
-            store.checkpoint(skipped=skipped)
+            try:
+                store.checkpoint(skipped=skipped, before_merge=release_for_merge)
+            finally:
+                reader_gate.resume()
         last_checkpoint = time.monotonic()
         since_checkpoint = 0
         changed = False
@@ -202,7 +224,9 @@ def ingest_folder(
     documents = _stop_instead_of_raising((source or local_documents)(request))
     stopped_early = False
     # Files read ahead wait as whole documents: bounded in sentences, not only in number.
-    read_ahead = _prefetch(documents, 64, weight=_sentences_in, max_weight=2 * options.encode_batch_sentences)
+    read_ahead = _prefetch(
+        documents, 64, weight=_sentences_in, max_weight=2 * options.encode_batch_sentences, gate=reader_gate
+    )
     for item in read_ahead:
         encoded = item if isinstance(item, EncodedDocument) else None
         if encoded is not None:
@@ -422,8 +446,43 @@ def _stop_instead_of_raising(items: Iterable[T]) -> Iterator[T | _ReaderStopped]
 _DONE = object()
 
 
+class ReaderGate:
+    """Lets the ingest loop hold ``_prefetch``'s reader thread between two items.
+
+    ``pause`` returns once the reader is not inside the source (reading and splitting a file, which
+    may load Kiwi) and will not enter it again before ``resume``; items already read wait as before.
+    """
+
+    def __init__(self) -> None:
+        self._open = threading.Event()
+        self._open.set()
+        self._producing = threading.Lock()
+
+    def pause(self) -> None:
+        self._open.clear()
+        with self._producing:  # the item being read, if any, is finished
+            pass
+
+    def resume(self) -> None:
+        self._open.set()
+
+    def next_item(self, iterator: Iterator[T], stop: threading.Event) -> T:
+        """The source's next item once the gate is open (StopIteration at its end, or on ``stop``)."""
+        while True:
+            while not self._open.wait(0.1):
+                if stop.is_set():
+                    raise StopIteration
+            with self._producing:
+                if self._open.is_set():
+                    return next(iterator)
+
+
 def _prefetch(
-    items: Iterable[T], size: int, weight: Callable[[T], int] | None = None, max_weight: int | None = None
+    items: Iterable[T],
+    size: int,
+    weight: Callable[[T], int] | None = None,
+    max_weight: int | None = None,
+    gate: ReaderGate | None = None,
 ) -> Iterator[T]:
     """Produce ``items`` in a background thread, so reading and splitting overlap encoding.
 
@@ -432,7 +491,8 @@ def _prefetch(
     bounded number of sentences however large the files are.
 
     Errors raised by the producer are re-raised in the consumer, and a consumer that stops early
-    (an exception, Ctrl-C) lets the producer thread finish instead of blocking forever.
+    (an exception, Ctrl-C) lets the producer thread finish instead of blocking forever. ``gate``
+    lets the consumer hold the producer between items (``ReaderGate``).
     """
     waiting: collections.deque = collections.deque()
     changed = threading.Condition()
@@ -454,8 +514,13 @@ def _prefetch(
             return True
 
     def produce() -> None:
+        iterator = iter(items)
         try:
-            for item in items:
+            while True:
+                try:
+                    item = gate.next_item(iterator, stop) if gate is not None else next(iterator)
+                except StopIteration:
+                    break
                 if stop.is_set() or not put(item, weight(item) if weight is not None else 0):
                     return
             put(_DONE, 0)

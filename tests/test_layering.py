@@ -21,7 +21,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kosearch"
 
-SHARED = {"kosearch.errors", "kosearch.results", "kosearch.types", "kosearch._version", "kosearch.textclean"}
+SHARED = {
+    "kosearch.errors", "kosearch.results", "kosearch.types", "kosearch._version", "kosearch.textclean", "kosearch.memory",
+}
 """Modules every layer may use: they import nothing but each other."""
 
 ALLOWED: dict[str, tuple[str, ...]] = {

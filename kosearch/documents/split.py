@@ -51,6 +51,14 @@ def get_kiwi() -> Kiwi:
     return _kiwi
 
 
+def release_kiwi() -> None:
+    """Forget the process-wide Kiwi instance (its memory goes once no caller still holds it); the next
+    ``get_kiwi`` makes a new one. For a long phase of a run that needs no Kiwi (an indexing run's merge)."""
+    global _kiwi
+    with _kiwi_lock:
+        _kiwi = None
+
+
 def split_records(
     records: Sequence[Record],
     *,

@@ -60,7 +60,10 @@ break-even, with its recall@10 recorded in its entry (counted with ties, and by 
 straight into the new index (their mapped pages dropped behind the reader), and an HNSW's tuning
 and recorded recall compare against its own stored vectors, so a merge holds about the new index
 plus one batch (a compressed factory such as ``HNSW32,SQfp16`` still reads them into one array:
-its codes cannot serve as the exact truth). It is written like any segment, then one
+its codes cannot serve as the exact truth). Before the first merge that follows a checkpoint, the
+writer frees what a merge does not need: its SQLite page cache, and whatever the caller's
+``before_merge`` hook frees (an indexing run's encoder and Kiwi: ``kosearch.ingest``); the store
+knows nothing of what the hook holds. It is written like any segment, then one
 transaction replaces the merged entries by the new one and deletes the dropped ids from
 ``tombstones``; only after that commit are the old files removed. An explicit ``compact()`` then
 empties the SQLite WAL (a checkpoint into ``metadata.sqlite``, when no transaction is open and as
@@ -147,6 +150,7 @@ from kosearch.errors import (
     IndexWriteError,
     KosearchError,
 )
+from kosearch.memory import return_free_memory
 from kosearch.results import CompactionReport, IndexedSentence
 from kosearch.store import ann
 from kosearch.store.metadata import SCHEMA_VERSION, CommittedHashes, MetadataStore, StoredDocument
@@ -1023,8 +1027,14 @@ class IndexStore:
         pending: PendingChanges | None = None,
         *,
         skipped: tuple[str, list[SkippedFile]] | None = None,
+        before_merge: Callable[[], None] | None = None,
     ) -> None:
-        """Make everything written so far durable at once: new vectors as one new segment, rows, deletions."""
+        """Make everything written so far durable at once: new vectors as one new segment, rows, deletions.
+
+        Then merge what the tier policy says; ``before_merge`` is called once, after the commit and
+        before the first merge of vectors, so the caller can free what a merge does not need (an
+        indexing run's encoder and Kiwi) instead of holding it beside the new index.
+        """
         self._writing()
         pending = pending or PendingChanges.empty()
         try:
@@ -1066,7 +1076,11 @@ class IndexStore:
         self._set_lexical(lexical)
         self._writer_view = None
         self._remove_stale_files()
+        released = False
         while self._vectors.merges_segments and (group := tier_to_merge([s.entry for s in self._segments])):
+            if not released:
+                self._free_before_merge(before_merge)
+                released = True
             self._merge([entry.name for entry in group])
         while self._lexical_entries and (group := tier_to_merge(self._lexical_entries)):  # type: ignore[arg-type]
             self._merge_postings([entry.name for entry in group])
@@ -1113,6 +1127,15 @@ class IndexStore:
             bytes_after=self.size_bytes(),
             seconds=time.perf_counter() - started,
         )
+
+    def _free_before_merge(self, before_merge: Callable[[], None] | None) -> None:
+        """What a merge does not need goes before it starts: the caller's (``before_merge``) and this
+        writer's SQLite page cache (up to ``MetadataStore.WRITER_CACHE_KIB``, refilled as rows are read
+        again); then glibc is asked to hand the freed heap pages back (``kosearch.memory``)."""
+        if before_merge is not None:
+            before_merge()
+        self._writer.release_memory()
+        return_free_memory()
 
     def _merge(self, names: list[str]) -> None:
         """One segment for the named ones, without their deleted vectors, in one commit."""

@@ -132,6 +132,11 @@ class MetadataStore:
         finally:
             self.db.execute(f"PRAGMA busy_timeout = {int(previous)}")
 
+    def release_memory(self) -> None:
+        """Free this connection's page cache (``PRAGMA shrink_memory``; up to ``WRITER_CACHE_KIB`` for a
+        writer) before a long phase that reads no rows, a merge; it fills again as rows are read."""
+        self.db.execute("PRAGMA shrink_memory")
+
     def refresh_statistics(self) -> None:
         """Let SQLite's query planner know the tables' shapes (``ANALYZE``, bounded by ``analysis_limit``).
 

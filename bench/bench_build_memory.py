@@ -1,0 +1,425 @@
+"""Where a build's resident memory goes (issue 7: peak RSS <= vectors + 1 GB), sampled over time.
+
+One build per process, through ``Index.add_folder(unit="sentence")`` like ``bench/bench_segments.py``'s
+``build`` phase, with a sampler thread reading ``/proc/self/status`` every ``--interval`` seconds:
+``VmRSS`` split into ``RssAnon`` (heap, FAISS's and torch's own memory) and ``RssFile`` (mapped files:
+libraries' code, segment pages touched through mmap; reclaimable but counted in RSS and in
+``ru_maxrss``). Each sample is tagged with what the writer was doing (``ingest``, ``checkpoint``, or a
+merge step: ``merge:add`` building the new index, ``merge:tune`` its tuning, ``merge:write``,
+``merge:open``, ``merge:postings``) and with whether the encoder's model and Kiwi were resident.
+The report gives each tag's peak (with its anon/file split and its time) and the overall peak.
+
+Encoders (``--encoder``):
+
+- ``hash``: ``bench_segments``' hashing stand-in (no model, no Kiwi), regex splitting, whitespace
+  tokens: section e of "HNSW build depth..." in docs/benchmarks.md.
+- ``hash-resident``: the same vectors and tokens, but the real bundled encoder (``--precision``) and
+  Kiwi are loaded and kept resident the way a real run keeps them: every batch also encodes one
+  of its texts with the model and analyses one with Kiwi (a few ms). A build of a million units
+  then costs the stand-in's time while holding what a real build holds, and whatever the writer
+  releases before a merge (``Encoder.release``, ``MorphemeAnalyzer.release``) is really released.
+- ``real``: no stand-ins (Kiwi splitting, Kiwi morphemes, the bundled encoder computing every
+  vector), i.e. ``kosearch index --unit sentence``; hours for a million units here, so it is run
+  with a small ``--checkpoint-sentences`` to get a tier merge (ten checkpoints) inside the run.
+
+``--kosearch-root`` imports kosearch from another tree (the code before a change, for a baseline in
+the same session); the kosearch file imported is recorded in the output.
+
+Usage::
+
+    OMP_NUM_THREADS=1 nice -n 19 python bench/bench_build_memory.py --work /tmp/kosearch-mem \
+        --units 1100000 --encoder hash-resident --label after --out docs/results/NAME.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _import_root() -> str | None:
+    """Put ``--kosearch-root`` first on sys.path before anything imports kosearch."""
+    if "--kosearch-root" in sys.argv:
+        root = sys.argv[sys.argv.index("--kosearch-root") + 1]
+        sys.path.insert(0, str(Path(root).resolve()))
+        return root
+    sys.path.insert(0, str(ROOT))
+    return None
+
+
+_BASELINE_ROOT = _import_root()
+import kosearch  # noqa: E402
+
+sys.path.insert(1, str(ROOT / "bench"))
+import numpy as np  # noqa: E402
+
+import bench_segments  # noqa: E402  (kosearch is already imported from the chosen tree)
+
+STATUS_KEYS = ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM")
+
+
+def status() -> dict[str, int]:
+    """The memory lines of /proc/self/status, in bytes."""
+    values = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in STATUS_KEYS:
+            values[key] = int(rest.split()[0]) * 1024
+    return values
+
+
+def utc() -> str:
+    return datetime.now(timezone.utc).strftime("%H:%M:%S")
+
+
+class Sampler:
+    """A daemon thread sampling ``status()`` with the current tag; FAISS and torch release the GIL
+    while they compute, so it keeps sampling during a merge's build."""
+
+    def __init__(self, interval: float, holders, partial: Path | None = None) -> None:
+        self.interval = interval
+        self.partial = partial
+        """Where the summary so far is written every minute: a run stopped early still says its peak."""
+        self.holders = holders
+        self.tags: list[str] = ["ingest"]
+        self.samples: list[dict] = []
+        self.started = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def tag(self) -> str:
+        return self.tags[-1]
+
+    def wrap(self, owner, name: str, tag: str) -> None:
+        function = getattr(owner, name)
+        sampler = self
+
+        def tagged(*args, **kwargs):
+            sampler.tags.append(tag)
+            sampler.sample()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                sampler.sample()
+                sampler.tags.pop()
+
+        setattr(owner, name, tagged)
+
+    def sample(self) -> None:
+        values = status()
+        values["t"] = round(time.perf_counter() - self.started, 2)
+        values["tag"] = self.tag()
+        values.update(self.holders())
+        self.samples.append(values)
+
+    def _run(self) -> None:
+        written = time.perf_counter()
+        while not self._stop.wait(self.interval):
+            self.sample()
+            if self.partial is not None and time.perf_counter() - written >= 60:
+                written = time.perf_counter()
+                self.partial.write_text(json.dumps({"utc": utc(), "summary": self.summary()}, indent=1))
+
+    def __enter__(self) -> Sampler:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def summary(self) -> dict:
+        by_tag: dict[str, dict] = {}
+        for sample in self.samples:
+            tag = sample["tag"]
+            best = by_tag.get(tag)
+            if best is None or sample["VmRSS"] > best["VmRSS"]:
+                by_tag[tag] = sample
+        merge_samples = [s for s in self.samples if s["tag"].startswith("merge")]
+        peak = max(self.samples, key=lambda s: s["VmRSS"])
+        return {
+            "samples": len(self.samples),
+            "peak_sample": peak,
+            "peak_by_tag": by_tag,
+            "merge_peak": max(merge_samples, key=lambda s: s["VmRSS"]) if merge_samples else None,
+            "ingest_peak": max(
+                (s for s in self.samples if s["tag"] in ("ingest", "checkpoint")), key=lambda s: s["VmRSS"]
+            ),
+        }
+
+    def timeline(self, every: float) -> list[dict]:
+        """Samples thinned to about one per ``every`` seconds, keeping each tag's first and last one."""
+        kept, last_t, last_tag = [], -every, None
+        for position, sample in enumerate(self.samples):
+            following = self.samples[position + 1]["tag"] if position + 1 < len(self.samples) else None
+            if sample["t"] - last_t >= every or sample["tag"] != last_tag or following != sample["tag"]:
+                kept.append({key: sample[key] for key in ("t", "tag", "VmRSS", "RssAnon", "RssFile", "model", "kiwi")})
+                last_t, last_tag = sample["t"], sample["tag"]
+        return kept
+
+
+class ResidentHashEncoder(bench_segments.HashEncoder):
+    """Hashing vectors, with the real encoder kept resident as in a real run (see the module docstring).
+
+    ``release`` is passed on to the real encoder when this kosearch has it, so the writer's release
+    before a merge frees the model here exactly as it would in a real run."""
+
+    def __init__(self, precision: str, backend: str = "torch") -> None:
+        super().__init__()
+        from kosearch.encoders import Encoder
+
+        self.real = Encoder(None, device="cpu", precision=precision if backend == "torch" else None,
+                            encoder_backend=backend)
+        self.real_seconds = 0.0
+
+    def encode_documents(self, texts, batch_size=None, show_progress_bar=False) -> np.ndarray:
+        texts = list(texts)
+        started = time.perf_counter()
+        if texts:
+            self.real.encode_documents(texts[:1])
+        self.real_seconds += time.perf_counter() - started
+        return super().encode_documents(texts)
+
+    def __getattr__(self, name):
+        if name == "release" and hasattr(self.real, "release"):
+            return self.real.release
+        raise AttributeError(name)
+
+
+def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, checkpoint_sentences: int,
+          interval: float, partial: Path | None = None, backend: str = "torch") -> dict:
+    import kosearch.documents.split as split
+    from kosearch.index import Index
+    from kosearch.search.morphemes import MorphemeAnalyzer
+    from kosearch.store import ann, index_store
+    from kosearch.store.index_store import IndexStore
+
+    if encoder_kind == "real":
+        from kosearch.encoders import Encoder
+
+        encoder = Encoder(None, device="cpu", precision=precision if backend == "torch" else None,
+                          encoder_backend=backend)
+    elif encoder_kind == "hash-resident":
+        encoder = ResidentHashEncoder(precision, backend)
+    else:
+        encoder = bench_segments.HashEncoder()
+    if encoder_kind != "real":
+        split._sentence_pieces = bench_segments.regex_pieces
+        if encoder_kind == "hash-resident":
+            def analyze_batch(self, texts):
+                texts = list(texts)
+                if texts:
+                    self._kiwi().tokenize(texts[:1])  # keeps Kiwi resident, as the real analysis does
+                return [text.split() for text in texts]
+        else:
+            def analyze_batch(self, texts):
+                return [text.split() for text in texts]
+        MorphemeAnalyzer.analyze_batch = analyze_batch
+
+    def holders() -> dict:
+        real = getattr(encoder, "real", encoder)
+        return {
+            "model": getattr(real, "_model", None) is not None or getattr(real, "_onnx_runtime", None) is not None,
+            "kiwi": getattr(split, "_kiwi", None) is not None,
+        }
+
+    sampler = Sampler(interval, holders, partial)
+    sampler.wrap(IndexStore, "checkpoint", "checkpoint")
+    sampler.wrap(IndexStore, "_merge", "merge:add")
+    sampler.wrap(ann, "_tune", "merge:tune")
+    sampler.wrap(index_store, "_write_faiss", "merge:write")
+    sampler.wrap(index_store, "load_segment", "merge:open")
+    sampler.wrap(IndexStore, "_merged_postings", "merge:postings")
+    sampler.wrap(IndexStore, "_merge_postings", "merge:postings-tier")
+    merges: list[dict] = []
+    original_merge = IndexStore._merge
+
+    def counted_merge(self, names):
+        started = time.perf_counter()
+        at = round(started - sampler.started, 1)
+        before = {segment.entry.name for segment in self._segments}
+        original_merge(self, names)
+        made = [segment.entry.count for segment in self._segments if segment.entry.name not in before]
+        merges.append({
+            "segments": len(names), "vectors": int(sum(made)), "at_s": at,
+            "seconds": round(time.perf_counter() - started, 1), "ended_utc": utc(),
+        })
+
+    IndexStore._merge = counted_merge
+    import shutil
+
+    shutil.rmtree(index_folder, ignore_errors=True)
+    started = time.perf_counter()
+    with sampler:
+        with Index.create(index_folder, model=encoder) as index:
+            report = index.add_folder(work / "documents", unit="sentence", checkpoint_sentences=checkpoint_sentences)
+            segments = [entry.to_dict() for entry in index.store.segment_entries()]
+    wall = time.perf_counter() - started
+    units = report.sentences_added
+    return {
+        "units": units,
+        "wall_s": round(wall, 1),
+        "encoder": encoder_kind,
+        "encoder_backend": backend,
+        "real_model_seconds": getattr(encoder, "real_seconds", None),
+        "checkpoint_sentences": checkpoint_sentences,
+        "vectors_bytes": units * bench_segments.DIMENSION * 4,
+        "goal_bytes": units * bench_segments.DIMENSION * 4 + 10**9,
+        "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "merges": merges,
+        "segments": segments,
+        "summary": sampler.summary(),
+        "timeline": sampler.timeline(10.0),
+    }
+
+
+def probe(backend: str, precision: str) -> dict:
+    """What the encoder and Kiwi hold, step by step, in this (fresh) process: imports, model loaded and
+    used, Kiwi loaded and used, both released (``Encoder.release``, ``MorphemeAnalyzer.release``)."""
+    from kosearch.memory import return_free_memory
+
+    steps = {"kosearch imported": status()}
+    import kosearch.index  # noqa: F401
+
+    steps["kosearch.index imported"] = status()
+    from kosearch.encoders import Encoder
+    from kosearch.search.morphemes import MorphemeAnalyzer
+
+    texts = [review for review in bench_segments.read_reviews()[:512]]
+    encoder = Encoder(None, device="cpu", encoder_backend=backend, precision=None if backend != "torch" else precision)
+    encoder.encode_documents(texts)
+    steps["model loaded, 512 reviews encoded"] = status()
+    analyzer = MorphemeAnalyzer()
+    analyzer.analyze_batch(texts)
+    steps["Kiwi loaded, 512 reviews analysed"] = status()
+    encoder.release()
+    steps["model released"] = status()
+    analyzer.release()
+    return_free_memory()
+    steps["Kiwi released"] = status()
+    started = time.perf_counter()
+    encoder.encode_documents(texts[:1])
+    reload_model_s = time.perf_counter() - started
+    encoder.encode_documents(texts[:64])
+    steps["model loaded again, 64 encoded"] = status()
+    started = time.perf_counter()
+    analyzer.analyze_batch(texts[:1])
+    reload_kiwi_s = time.perf_counter() - started
+    encoder.release()
+    analyzer.release()
+    return_free_memory()
+    steps["released again"] = status()
+    return {
+        "reload_s": {"model (first encode after release, one text)": round(reload_model_s, 2),
+                     "Kiwi (first analysis after release, one text)": round(reload_kiwi_s, 2)},
+        "backend": backend, "precision": encoder.precision, "torch_imported": "torch" in sys.modules,
+        "steps": {name: {key: values[key] for key in ("VmRSS", "RssAnon", "RssFile")} for name, values in steps.items()},
+    }
+
+
+def smaps(pid: int) -> dict:
+    """Where another process's anonymous memory sits, by mapping (``/proc/PID/smaps``): the large
+    mappings glibc makes for big allocations (FAISS's storage and graph) apart from the heaps and
+    the small mappings (per-thread arenas, Python's arenas, libraries' data)."""
+    mappings, current = [], None
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and not head[0].endswith(":"):
+            start, stop = (int(part, 16) for part in head[0].split("-"))
+            current = {"name": head[5] if len(head) > 5 else "", "size": stop - start, "anon": 0, "rss": 0}
+            mappings.append(current)
+        elif head and head[0] in ("Anonymous:", "Rss:") and current is not None:
+            current["anon" if head[0] == "Anonymous:" else "rss"] = int(head[1]) * 1024
+    anonymous = [m for m in mappings if m["anon"]]
+    large = sorted((m for m in anonymous if m["anon"] >= 64 << 20), key=lambda m: -m["anon"])
+    named = [m for m in anonymous if m["name"] and m["anon"] < 64 << 20]
+    small = [m for m in anonymous if not m["name"] and m["anon"] < 64 << 20]
+    return {
+        "anon_total": sum(m["anon"] for m in anonymous),
+        "rss_total": sum(m["rss"] for m in mappings),
+        "large_anon_mappings": [{"anon": m["anon"], "size": m["size"], "name": m["name"] or "[anonymous]"} for m in large],
+        "anon_in_named_mappings_under_64MiB": sum(m["anon"] for m in named),
+        "anon_in_unnamed_mappings_under_64MiB": sum(m["anon"] for m in small),
+        "unnamed_mappings_under_64MiB": len(small),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work", type=Path, help="documents are prepared here once per --units")
+    parser.add_argument("--units", type=int, default=1_100_000, help="stand-in corpus size (regex units)")
+    parser.add_argument("--all-reviews", action="store_true", help="prepare every review but the held-out ones")
+    parser.add_argument("--encoder", choices=("hash", "hash-resident", "real"), default="hash-resident")
+    parser.add_argument("--precision", default="bf16", help="torch's compute precision (the ONNX backends: float32)")
+    parser.add_argument("--encoder-backend", default="torch", choices=("torch", "onnx"), help="what computes the real vectors")
+    parser.add_argument("--checkpoint-sentences", type=int, default=100_000)
+    parser.add_argument("--interval", type=float, default=0.5)
+    parser.add_argument("--label", default="run", help="the index folder is WORK/index-LABEL")
+    parser.add_argument("--kosearch-root", help="import kosearch from this tree (a baseline)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--smaps", type=int, help="no build: where process PID's anonymous memory sits")
+    parser.add_argument("--probe", choices=("torch", "onnx"), help="no build: what the model and Kiwi hold, and what release frees")
+    args = parser.parse_args()
+    if args.smaps:
+        result = {"utc": utc(), "load": bench_segments.machine_load(), **smaps(args.smaps)}
+        args.out.write_text(json.dumps(result, indent=1))
+        print(json.dumps(result, indent=1))
+        return
+    if args.probe:
+        result = {"command": " ".join(["python", "bench/bench_build_memory.py", *sys.argv[1:]]), "started_utc": utc(),
+                  "load_at_start": bench_segments.machine_load(), **probe(args.probe, args.precision)}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
+        print(result["reload_s"])
+        for name, values in result["steps"].items():
+            print(f"{name:40s} RSS {values['VmRSS'] / 1e9:.3f} GB (anon {values['RssAnon'] / 1e9:.3f}, file {values['RssFile'] / 1e9:.3f})")
+        return
+    prepared_file = args.work / "prepared.json"
+    wanted = {"units": None if args.all_reviews else args.units}
+    prepared = json.loads(prepared_file.read_text()) if prepared_file.exists() else None
+    if prepared is None or prepared.get("wanted") != wanted:
+        args.work.mkdir(parents=True, exist_ok=True)
+        corpus = bench_segments.prepare(args.work, 10**9 if args.all_reviews else args.units)
+        prepared = {"wanted": wanted, "corpus": corpus}
+        prepared_file.write_text(json.dumps(prepared))
+    result = {
+        "command": " ".join(["python", "bench/bench_build_memory.py", *sys.argv[1:]]),
+        "kosearch_imported_from": os.path.relpath(kosearch.__file__, Path.cwd()),
+        "baseline_tree": _BASELINE_ROOT is not None,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "started_utc": utc(),
+        "load_at_start": bench_segments.machine_load(),
+        "corpus": prepared["corpus"],
+    }
+    result["build"] = build(args.work, args.work / f"index-{args.label}", args.encoder, args.precision,
+                            args.checkpoint_sentences, args.interval, args.out.with_suffix(".partial.json"),
+                            args.encoder_backend)
+    result["ended_utc"] = utc()
+    result["load_at_end"] = bench_segments.machine_load()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    summary = result["build"]["summary"]
+    gib = 1 / 1e9
+    print(json.dumps({
+        "units": result["build"]["units"],
+        "peak_GB": round(summary["peak_sample"]["VmRSS"] * gib, 3),
+        "peak_tag": summary["peak_sample"]["tag"],
+        "ru_maxrss_GB": round(result["build"]["ru_maxrss_bytes"] * gib, 3),
+        "goal_GB": round(result["build"]["goal_bytes"] * gib, 3),
+        "merges": result["build"]["merges"],
+    }))
+
+
+if __name__ == "__main__":
+    main()
