@@ -23,6 +23,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "kosearch"
 
 SHARED = {
     "kosearch.errors", "kosearch.results", "kosearch.types", "kosearch._version", "kosearch.textclean", "kosearch.memory",
+    "kosearch.ranking",
 }
 """Modules every layer may use: they import nothing but each other."""
 

@@ -1,4 +1,4 @@
-"""``kosearch.store.ranking.top_k_positions``: the k best positions in the order of a stable sort, ties by a key."""
+"""``kosearch.ranking.top_k_positions``: the k best positions in the order of a stable sort, ties by a key."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kosearch.store.ranking import top_k_positions
+from kosearch.ranking import top_k_positions
 
 # Few distinct values, so that most draws hold ties, the case the partition shortcut must get right.
 scores_strategy = st.lists(st.sampled_from([0.0, 0.25, 0.5, 0.5000001, 1.0, -1.0]), max_size=40)

@@ -43,7 +43,7 @@ from kosearch.errors import KosearchError
 from kosearch.evaluate.encoding import ModelLike, encode, load_model
 from kosearch.evaluate.ranking import DEPTH, MRR_AT, NDCG_AT, RECALL_AT, ranking_metrics
 from kosearch.evaluate.temporary_index import temporary_index
-from kosearch.store.ranking import top_k_positions
+from kosearch.ranking import top_k_positions
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -41,7 +41,7 @@ from typing import Literal
 
 import numpy as np
 
-from kosearch.store.ranking import top_k_positions
+from kosearch.ranking import top_k_positions
 
 IdfVariant = Literal["lucene", "robertson"]
 DEFAULT_K1 = 0.9

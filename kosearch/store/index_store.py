@@ -162,7 +162,7 @@ from kosearch.store.postings import (
     lexical_entries_of,
     load_checked,
 )
-from kosearch.store.ranking import top_k_positions
+from kosearch.ranking import top_k_positions
 from kosearch.store.segments import (
     REMOVABLE_FILE,
     SegmentEntry,

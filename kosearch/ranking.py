@@ -5,7 +5,7 @@ positions of the ``k`` largest scores, best first, ties broken by a key in ascen
 the position, which is what a stable ``argsort`` of ``-scores`` gives). Sorting a 1.2M-long row for ten
 winners is the slow way; :func:`np.partition` finds the k-th score in linear time, and only the
 candidates scoring at least that much (every tie of the k-th included, so the tie rule still decides)
-are sorted. It lives in the store, the lowest layer, so that search and evaluate can use it too.
+are sorted. It is a shared module (it imports only numpy), so the store, search and evaluate all use it.
 """
 
 from __future__ import annotations
