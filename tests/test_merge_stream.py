@@ -20,7 +20,7 @@ import pytest
 from kosearch.errors import KosearchError
 from kosearch.store import IndexStore, PendingChanges, ann
 from kosearch.store.index_store import RECALL_QUERIES
-from kosearch.store.vectors import FaissVectorStore, read_vectors_once
+from kosearch.store.vectors import FaissVectorStore, only_ids, read_vectors_once
 
 
 def unit_vectors(count: int, dimension: int, seed: int = 0) -> np.ndarray:
@@ -261,9 +261,8 @@ def test_the_exact_fallback_search_works_in_blocks_and_keeps_the_stable_order(mo
     queries = np.round(rng.standard_normal((37, 8)), 1).astype(np.float32)
 
     class View:
-        def iter_vectors(self, allowed_ids=None):  # the real view reads only allowed ones; _exact_search masks anyway
-            yield ids[:200], vectors[:200]
-            yield ids[200:], vectors[200:]
+        def iter_vectors(self, allowed_ids=None):  # as the real view: only the allowed rows
+            yield from only_ids([(ids[:200], vectors[:200]), (ids[200:], vectors[200:])], allowed_ids)
 
     allowed = ids[::3]
     monkeypatch.setattr(index_store, "EXACT_BLOCK_SCORES", 1000)  # 6 queries per block
@@ -288,8 +287,8 @@ def test_the_exact_fallback_search_streams_batches_without_holding_them(monkeypa
 
     class View:
         def iter_vectors(self, allowed_ids=None):
-            for start in range(0, 300, 100):
-                yield ids[start : start + 100], vectors[start : start + 100]
+            batches = [(ids[start : start + 100], vectors[start : start + 100]) for start in range(0, 300, 100)]
+            yield from only_ids(batches, allowed_ids)
 
     monkeypatch.setattr(index_store, "EXACT_BLOCK_SCORES", 200)
     scores, found = index_store._exact_search(View(), queries, k, allowed)

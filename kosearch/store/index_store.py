@@ -1508,12 +1508,10 @@ def _exact_search(view: StoreView, queries: np.ndarray, k: int, allowed_ids: np.
     best_positions = np.full((count, max(k, 0)), np.iinfo(np.int64).max, dtype=np.int64)
     best_ids = np.full((count, max(k, 0)), -1, dtype=np.int64)
     seen = 0
-    for ids, vectors in view.iter_vectors(allowed_ids=allowed_ids):
-        mask = np.isin(ids, allowed_ids)
-        if k <= 0 or not mask.any():
-            seen += int(mask.sum())
+    for ids, vectors in view.iter_vectors(allowed_ids=allowed_ids):  # only allowed rows come back
+        if k <= 0:
+            seen += len(ids)
             continue
-        ids, vectors = ids[mask], vectors[mask]
         block = max(1, EXACT_BLOCK_SCORES // len(ids))
         for start in range(0, count, block):
             scores = queries[start : start + block] @ vectors.T

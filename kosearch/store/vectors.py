@@ -73,6 +73,16 @@ class VectorStore(Protocol):
     def save(self, path: Path) -> None: ...
 
 
+def only_ids(
+    batches: Iterator[tuple[np.ndarray, np.ndarray]], wanted: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The rows of ``(ids, vectors)`` batches whose ids are in ``wanted``; batches left empty are skipped."""
+    for ids, batch in batches:
+        keep = np.isin(ids, wanted)
+        if keep.any():
+            yield ids[keep], batch[keep]
+
+
 class IdSet:
     """A fixed set of ids (deleted ones, typically) with its FAISS selector built once.
 
@@ -280,10 +290,7 @@ class FaissVectorStore:
         try:
             inner.reconstruct(int(positions[0]))
         except RuntimeError:  # no reconstruction by position for this index type
-            for batch_ids, batch in self.iter_vectors(batch_size):
-                keep = np.isin(batch_ids, wanted)
-                if keep.any():
-                    yield batch_ids[keep], batch[keep]
+            yield from only_ids(self.iter_vectors(batch_size), wanted)
             return
         for start in range(0, len(positions), batch_size):
             chunk = positions[start : start + batch_size]

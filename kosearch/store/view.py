@@ -32,7 +32,7 @@ import numpy as np
 from kosearch.store.metadata import MetadataStore
 from kosearch.store.postings import LexicalSegments, SegmentPostings
 from kosearch.store.segments import SegmentEntry, tombstones_within
-from kosearch.store.vectors import IdSet, VectorStore
+from kosearch.store.vectors import IdSet, VectorStore, only_ids
 
 
 @dataclass(frozen=True)
@@ -188,23 +188,13 @@ class StoreView:
                 if len(restrict) == 0:
                     continue
                 read_by_id = getattr(vectors, "iter_vectors_of", None)
-                batches = read_by_id(restrict, batch_size) if read_by_id is not None else _only(batches, restrict)
+                batches = read_by_id(restrict, batch_size) if read_by_id is not None else only_ids(batches, restrict)
             for ids, batch in batches:
                 if excluded is not None and len(excluded):
                     keep = excluded.mask(ids)
                     ids, batch = ids[keep], batch[keep]
                 if len(ids):
                     yield ids, batch
-
-
-def _only(
-    batches: Iterator[tuple[np.ndarray, np.ndarray]], allowed: np.ndarray
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The rows of ``batches`` whose ids are in ``allowed``."""
-    for ids, batch in batches:
-        keep = np.isin(ids, allowed)
-        if keep.any():
-            yield ids[keep], batch[keep]
 
 
 def _best(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
