@@ -328,3 +328,46 @@ def test_reading_vectors_by_id_equals_scanning(factory, ascending):
     assert np.array_equal(got_ids, np.concatenate([batch_ids for batch_ids, _ in expected]))
     assert np.allclose(got_vectors, np.concatenate([batch for _, batch in expected]))
     assert list(store.iter_vectors_of(np.array([1, 2], dtype=np.int64))) == []
+
+
+def test_only_the_short_rows_of_a_batch_go_to_the_exact_fallback():
+    """Where the approximate search found fewer than k allowed units for some queries, only those are
+    answered exactly; the others keep their approximate answer, so each query's answer is the one it gets
+    alone (a whole batch once went to the exact scan when one row was short)."""
+    from kosearch.store import index_store
+
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((120, 6)).astype(np.float32)
+    ids = np.arange(120, dtype=np.int64) + 500
+    queries = rng.standard_normal((5, 6)).astype(np.float32)
+    allowed = ids[::2]
+    scanned = []
+
+    class View:
+        def iter_vectors(self, allowed_ids=None):
+            scanned.append(len(allowed_ids))
+            yield from only_ids([(ids, vectors)], allowed_ids)
+
+    k = 4
+    # an approximate answer that is deliberately not the exact one, and two rows that came back short
+    approx_ids = np.tile(allowed[-k:][::-1], (5, 1))
+    approx_scores = np.tile(np.arange(k, 0, -1, dtype=np.float32), (5, 1))
+    approx_ids[1, 3] = -1
+    approx_ids[3, 1:] = -1
+    short = np.array([False, True, False, True, False])
+
+    scores, found = index_store._complete_short_rows(View(), queries, approx_scores, approx_ids, k, allowed)
+    exact_scores, exact_found = index_store._exact_search(View(), queries, k, allowed)
+    assert np.array_equal(found[~short], approx_ids[~short]) and np.array_equal(scores[~short], approx_scores[~short])
+    assert np.array_equal(found[short], exact_found[short]) and np.allclose(scores[short], exact_scores[short])
+    for row in range(5):  # the same answer as the query gets alone
+        alone_scores, alone = index_store._complete_short_rows(
+            View(), queries[row : row + 1], approx_scores[row : row + 1], approx_ids[row : row + 1], k, allowed
+        )
+        assert np.array_equal(alone[0], found[row])
+
+    scanned.clear()
+    complete = approx_ids.copy()
+    complete[1, 3], complete[3, 1:] = allowed[0], allowed[1:4]
+    unchanged_scores, unchanged = index_store._complete_short_rows(View(), queries, approx_scores, complete, k, allowed)
+    assert unchanged is complete and unchanged_scores is approx_scores and scanned == []  # no scan at all
