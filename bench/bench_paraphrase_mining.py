@@ -324,6 +324,8 @@ def sizes_mode(args: argparse.Namespace) -> None:
         cpu = f"{ref_cpu} / {mine_cpu} ({ref_cpu / mine_cpu:.1f}x)" if ref_cpu and mine_cpu else ""
         print(f"| {r['size']:,} | {r['compact_s']:.1f} | {ref if ref is not None else f'> {args.reference_timeout:.0f} (killed)'} | "
               + " | ".join(cells) + f" | {speed} | {cpu} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
 
 
 def live_distinct_vectors(store: IndexStore) -> tuple[np.ndarray, np.ndarray]:
@@ -551,7 +553,7 @@ def main() -> None:
                         help="efSearch of the refining pass (default: the product's, the segments' tuned one)")
     parser.add_argument("--exact", choices=["full", "sample"], default="sample")
     parser.add_argument("--exact-sample", type=float, default=0.05)
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--json", type=Path, help="write the result here (--sizes: the list of rows; --index: the row)")
     parser.add_argument("--save-pairs", type=Path, help="--index: write the mined (and shallow) pairs to this .npz")
     parser.add_argument("--score-saved", nargs="+", default=None,
                         help="--index: score these --save-pairs files instead of mining (one sample scan for all)")
