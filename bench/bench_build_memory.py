@@ -22,6 +22,13 @@ Encoders (``--encoder``):
   vector), i.e. ``kosearch index --unit sentence``; hours for a million units here, so it is run
   with a small ``--checkpoint-sentences`` to get a tier merge (ten checkpoints) inside the run.
 
+``--encoder-process child`` runs the real encoder (``real`` and ``hash-resident``) in a child process
+(``kosearch.encoders.child_process``), which the writer ends before each merge: the writer then never
+imports torch. The sampler reads the child's ``/proc/PID/status`` too; ``total`` in each sample (and every
+peak in the summary) is the writer's VmRSS plus the child's, and the child's own lines are kept
+(``child_VmRSS``, ``child_RssAnon``, ``child_RssFile``). In-process runs have no child: ``total`` = VmRSS.
+``ru_maxrss`` is reported for the writer and, separately, for its ended children (the largest of them).
+
 ``--kosearch-root`` imports kosearch from another tree (the code before a change, for a baseline in
 the same session); the kosearch file imported is recorded in the output.
 
@@ -67,10 +74,14 @@ import bench_segments  # noqa: E402  (kosearch is already imported from the chos
 STATUS_KEYS = ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM")
 
 
-def status() -> dict[str, int]:
-    """The memory lines of /proc/self/status, in bytes."""
+def status(pid: int | str = "self") -> dict[str, int]:
+    """The memory lines of /proc/PID/status, in bytes (empty when that process is gone)."""
     values = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return values
+    for line in text.splitlines():
         key, _, rest = line.partition(":")
         if key in STATUS_KEYS:
             values[key] = int(rest.split()[0]) * 1024
@@ -85,8 +96,10 @@ class Sampler:
     """A daemon thread sampling ``status()`` with the current tag; FAISS and torch release the GIL
     while they compute, so it keeps sampling during a merge's build."""
 
-    def __init__(self, interval: float, holders, partial: Path | None = None) -> None:
+    def __init__(self, interval: float, holders, partial: Path | None = None, child_pid=lambda: None) -> None:
         self.interval = interval
+        self.child_pid = child_pid
+        """The encoder's child process id now (None: no child running, or encoding in-process)."""
         self.partial = partial
         """Where the summary so far is written every minute: a run stopped early still says its peak."""
         self.holders = holders
@@ -116,6 +129,11 @@ class Sampler:
 
     def sample(self) -> None:
         values = status()
+        pid = self.child_pid()
+        child = status(pid) if pid is not None else {}
+        for key in ("VmRSS", "RssAnon", "RssFile"):
+            values[f"child_{key}"] = child.get(key, 0)
+        values["total"] = values["VmRSS"] + values["child_VmRSS"]
         values["t"] = round(time.perf_counter() - self.started, 2)
         values["tag"] = self.tag()
         values.update(self.holders())
@@ -144,18 +162,21 @@ class Sampler:
         for sample in self.samples:
             tag = sample["tag"]
             best = by_tag.get(tag)
-            if best is None or sample["VmRSS"] > best["VmRSS"]:
+            if best is None or sample["total"] > best["total"]:
                 by_tag[tag] = sample
         merge_samples = [s for s in self.samples if s["tag"].startswith("merge")]
-        peak = max(self.samples, key=lambda s: s["VmRSS"])
+        peak = max(self.samples, key=lambda s: s["total"])
         return {
             "samples": len(self.samples),
             "peak_sample": peak,
             "peak_by_tag": by_tag,
-            "merge_peak": max(merge_samples, key=lambda s: s["VmRSS"]) if merge_samples else None,
+            "merge_peak": max(merge_samples, key=lambda s: s["total"]) if merge_samples else None,
+            "merge_peak_writer": max(merge_samples, key=lambda s: s["VmRSS"]) if merge_samples else None,
             "ingest_peak": max(
-                (s for s in self.samples if s["tag"] in ("ingest", "checkpoint")), key=lambda s: s["VmRSS"]
+                (s for s in self.samples if s["tag"] in ("ingest", "checkpoint")), key=lambda s: s["total"]
             ),
+            "writer_peak": max(self.samples, key=lambda s: s["VmRSS"]),
+            "child_peak": max(self.samples, key=lambda s: s["child_VmRSS"]),
         }
 
     def timeline(self, every: float) -> list[dict]:
@@ -164,7 +185,9 @@ class Sampler:
         for position, sample in enumerate(self.samples):
             following = self.samples[position + 1]["tag"] if position + 1 < len(self.samples) else None
             if sample["t"] - last_t >= every or sample["tag"] != last_tag or following != sample["tag"]:
-                kept.append({key: sample[key] for key in ("t", "tag", "VmRSS", "RssAnon", "RssFile", "model", "kiwi")})
+                kept.append({key: sample[key] for key in (
+                    "t", "tag", "total", "VmRSS", "RssAnon", "RssFile", "child_VmRSS", "model", "kiwi"
+                )})
                 last_t, last_tag = sample["t"], sample["tag"]
         return kept
 
@@ -175,12 +198,9 @@ class ResidentHashEncoder(bench_segments.HashEncoder):
     ``release`` is passed on to the real encoder when this kosearch has it, so the writer's release
     before a merge frees the model here exactly as it would in a real run."""
 
-    def __init__(self, precision: str, backend: str = "torch") -> None:
+    def __init__(self, precision: str, backend: str = "torch", process: str = "in") -> None:
         super().__init__()
-        from kosearch.encoders import Encoder
-
-        self.real = Encoder(None, device="cpu", precision=precision if backend == "torch" else None,
-                            encoder_backend=backend)
+        self.real = real_encoder(precision, backend, process)
         self.real_seconds = 0.0
 
     def encode_documents(self, texts, batch_size=None, show_progress_bar=False) -> np.ndarray:
@@ -197,8 +217,20 @@ class ResidentHashEncoder(bench_segments.HashEncoder):
         raise AttributeError(name)
 
 
+def real_encoder(precision: str, backend: str, process: str):
+    """The bundled encoder on the CPU, in this process or in a child process (``--encoder-process``)."""
+    options = dict(device="cpu", precision=precision if backend == "torch" else None, encoder_backend=backend)
+    if process == "child":
+        from kosearch.encoders.child_process import ChildProcessEncoder
+
+        return ChildProcessEncoder(None, **options)
+    from kosearch.encoders import Encoder
+
+    return Encoder(None, **options)
+
+
 def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, checkpoint_sentences: int,
-          interval: float, partial: Path | None = None, backend: str = "torch") -> dict:
+          interval: float, partial: Path | None = None, backend: str = "torch", process: str = "in") -> dict:
     import kosearch.documents.split as split
     from kosearch.index import Index
     from kosearch.search.morphemes import MorphemeAnalyzer
@@ -206,12 +238,9 @@ def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, che
     from kosearch.store.index_store import IndexStore
 
     if encoder_kind == "real":
-        from kosearch.encoders import Encoder
-
-        encoder = Encoder(None, device="cpu", precision=precision if backend == "torch" else None,
-                          encoder_backend=backend)
+        encoder = real_encoder(precision, backend, process)
     elif encoder_kind == "hash-resident":
-        encoder = ResidentHashEncoder(precision, backend)
+        encoder = ResidentHashEncoder(precision, backend, process)
     else:
         encoder = bench_segments.HashEncoder()
     if encoder_kind != "real":
@@ -227,14 +256,18 @@ def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, che
                 return [text.split() for text in texts]
         MorphemeAnalyzer.analyze_batch = analyze_batch
 
+    real = getattr(encoder, "real", encoder)
+
     def holders() -> dict:
-        real = getattr(encoder, "real", encoder)
+        in_child = getattr(real, "in_child_process", False)
         return {
-            "model": getattr(real, "_model", None) is not None or getattr(real, "_onnx_runtime", None) is not None,
+            "model": real.running if in_child else (
+                getattr(real, "_model", None) is not None or getattr(real, "_onnx_runtime", None) is not None
+            ),
             "kiwi": getattr(split, "_kiwi", None) is not None,
         }
 
-    sampler = Sampler(interval, holders, partial)
+    sampler = Sampler(interval, holders, partial, child_pid=lambda: getattr(real, "pid", None))
     sampler.wrap(IndexStore, "checkpoint", "checkpoint")
     sampler.wrap(IndexStore, "_merge", "merge:add")
     sampler.wrap(ann, "_tune", "merge:tune")
@@ -266,17 +299,26 @@ def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, che
             report = index.add_folder(work / "documents", unit="sentence", checkpoint_sentences=checkpoint_sentences)
             segments = [entry.to_dict() for entry in index.store.segment_entries()]
     wall = time.perf_counter() - started
+    release = getattr(real, "release", None)
+    if release is not None:
+        release()  # a child ends here, so RUSAGE_CHILDREN counts it
     units = report.sentences_added
+    merge_seconds = sum(merge["seconds"] for merge in merges)
     return {
         "units": units,
         "wall_s": round(wall, 1),
+        "units_per_s": round(units / wall, 1),
+        "units_per_s_outside_merges": round(units / max(wall - merge_seconds, 1e-9), 1),
         "encoder": encoder_kind,
+        "encoder_process": process,
         "encoder_backend": backend,
         "real_model_seconds": getattr(encoder, "real_seconds", None),
         "checkpoint_sentences": checkpoint_sentences,
         "vectors_bytes": units * bench_segments.DIMENSION * 4,
         "goal_bytes": units * bench_segments.DIMENSION * 4 + 10**9,
         "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "ru_maxrss_children_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
+        "torch_imported_by_writer": "torch" in sys.modules,
         "merges": merges,
         "segments": segments,
         "summary": sampler.summary(),
@@ -363,6 +405,8 @@ def main() -> None:
     parser.add_argument("--encoder", choices=("hash", "hash-resident", "real"), default="hash-resident")
     parser.add_argument("--precision", default="bf16", help="torch's compute precision (the ONNX backends: float32)")
     parser.add_argument("--encoder-backend", default="torch", choices=("torch", "onnx"), help="what computes the real vectors")
+    parser.add_argument("--encoder-process", choices=("in", "child"), default="in",
+                        help="where the real encoder runs (child: a process the writer ends before each merge)")
     parser.add_argument("--checkpoint-sentences", type=int, default=100_000)
     parser.add_argument("--interval", type=float, default=0.5)
     parser.add_argument("--label", default="run", help="the index folder is WORK/index-LABEL")
@@ -404,7 +448,7 @@ def main() -> None:
     }
     result["build"] = build(args.work, args.work / f"index-{args.label}", args.encoder, args.precision,
                             args.checkpoint_sentences, args.interval, args.out.with_suffix(".partial.json"),
-                            args.encoder_backend)
+                            args.encoder_backend, args.encoder_process)
     result["ended_utc"] = utc()
     result["load_at_end"] = bench_segments.machine_load()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -413,9 +457,16 @@ def main() -> None:
     gib = 1 / 1e9
     print(json.dumps({
         "units": result["build"]["units"],
-        "peak_GB": round(summary["peak_sample"]["VmRSS"] * gib, 3),
+        "encoder_process": args.encoder_process,
+        "peak_GB (writer + child)": round(summary["peak_sample"]["total"] * gib, 3),
         "peak_tag": summary["peak_sample"]["tag"],
+        "writer_peak_GB": round(summary["writer_peak"]["VmRSS"] * gib, 3),
+        "child_peak_GB": round(summary["child_peak"]["child_VmRSS"] * gib, 3),
+        "merge_peak_GB (writer + child)": round(summary["merge_peak"]["total"] * gib, 3) if summary["merge_peak"] else None,
+        "merge_writer_peak_GB": round(summary["merge_peak_writer"]["VmRSS"] * gib, 3) if summary["merge_peak"] else None,
+        "units_per_s": result["build"]["units_per_s"],
         "ru_maxrss_GB": round(result["build"]["ru_maxrss_bytes"] * gib, 3),
+        "ru_maxrss_children_GB": round(result["build"]["ru_maxrss_children_bytes"] * gib, 3),
         "goal_GB": round(result["build"]["goal_bytes"] * gib, 3),
         "merges": result["build"]["merges"],
     }))
