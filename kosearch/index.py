@@ -48,7 +48,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FACADE_VOCABULARY = ("ENCODER_BACKEND_HELP", "ENCODER_PROCESS_HELP", "FUSIONS", "GROUPS", "MODES", "PRECISIONS", "SearchRequest")
+FACADE_VOCABULARY = (
+    "ENCODER_BACKEND_HELP", "ENCODER_PROCESS_HELP", "FUSIONS", "GROUPS", "MODES", "PRECISIONS", "SearchRequest"
+)
 """Names re-exported here for front ends: the CLI and the service import only this facade (STYLE.md),
 yet declare their options from the same source as the library (search options, encoder backends)."""
 
@@ -122,7 +124,8 @@ class Index:
         except BaseException:
             _end_child_encoder(encoder)
             raise
-        return cls(store, encoder, encoder.device, getattr(encoder, "encoder_backend", None), precision, encoder_process)
+        backend_name = getattr(encoder, "encoder_backend", None)
+        return cls(store, encoder, encoder.device, backend_name, precision, encoder_process)
 
     @classmethod
     def open(

@@ -213,6 +213,23 @@ def test_a_child_killed_during_a_call_is_an_error_not_a_hang():
         assert time.monotonic() - started < 120
 
 
+@pytest.mark.slow
+def test_an_interrupted_call_ends_the_child_and_the_next_answer_is_its_own():
+    """Ctrl-C while the child computes: its late answer must not become the answer to the next request."""
+    import _thread
+
+    with ChildProcessEncoder(device="cpu") as encoder:
+        encoder.encode_documents(QUERIES)
+        pid = encoder.pid
+        interrupter = threading.Timer(1.0, _thread.interrupt_main)
+        interrupter.start()
+        with pytest.raises(KeyboardInterrupt):
+            encoder.encode_documents(_reviews(20_000), batch_size=8)
+        interrupter.join()
+        assert _gone(pid, seconds=15)
+        np.testing.assert_array_equal(encoder.encode_documents(QUERIES), Encoder(device="cpu").encode_documents(QUERIES))
+
+
 def _documents(folder: Path, files: int = 14, lines: int = 5) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for number in range(files):

@@ -103,7 +103,7 @@ class EncoderSettings:
 
 
 _FACTS = ("name", "source", "device", "precision", "encoder_backend", "batch_size", "dimension", "prompts",
-          "fingerprint")
+          "fingerprint", "folder")
 _METHODS = frozenset({"encode_documents", "encode_queries", "warm_up"})
 
 
@@ -148,6 +148,8 @@ class ChildProcessEncoder:
         self.dimension: int = facts["dimension"]
         self._prompts: dict[str, str] = facts["prompts"]
         self.fingerprint: str = facts["fingerprint"]
+        self.folder: Path | None = facts["folder"]
+        """The local folder the child loaded the weights from (a hub id's snapshot), as ``Encoder.folder``."""
         # A restarted child resolves nothing again: the same device and precision as the first.
         self._settings = replace(self._settings, device=self.device, precision=self.precision)
 
@@ -159,11 +161,6 @@ class ChildProcessEncoder:
     def vector_family(self) -> str | None:
         """As :attr:`Encoder.vector_family <kosearch.encoders.encoder.Encoder.vector_family>`."""
         return vector_family(self.encoder_backend)
-
-    @property
-    def folder(self) -> Path | None:
-        path = Path(self.source)
-        return path if path.is_dir() else None
 
     @property
     def running(self) -> bool:
@@ -244,19 +241,27 @@ class ChildProcessEncoder:
                 self._connection.send((method, args))
             except (BrokenPipeError, ConnectionError, OSError):
                 raise self._died() from None
+            except BaseException:  # interrupted half-way through a request: the child is not reused
+                self._abandon()
+                raise
             return self._reply()
 
     def _reply(self) -> Any:
         """The child's answer to the last request (or to its start), raising what it raised."""
         connection, process = self._connection, self._process
         assert connection is not None and process is not None
-        while not connection.poll(POLL_SECONDS):
-            if process.poll() is not None and not connection.poll(0):
-                raise self._died()
         try:
-            kind, value = connection.recv()
+            reply = _next_message(connection, process)
         except (EOFError, ConnectionError, OSError):
             raise self._died() from None
+        except BaseException:
+            # Interrupted (Ctrl-C) with the answer still owed: reused, the child would hand that answer to
+            # the next request. It is ended instead; the next encode starts a new one.
+            self._abandon()
+            raise
+        if reply is None:
+            raise self._died()
+        kind, value = reply
         if kind == "error":
             raise value
         return value
@@ -284,10 +289,24 @@ class ChildProcessEncoder:
             "checkpoint: run it again, or encode in this process (--encoder-process in)"
         )
 
+    def _abandon(self) -> None:
+        """End the child now, without waiting for the answer it may be computing."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+        self._stop()
+
     def _stop(self) -> None:
         if self._end_child is not None:
             self._end_child()  # runs _end once; the finalizer is then dead
         self._process = self._connection = self._end_child = None
+
+
+def _next_message(connection: Connection, process: subprocess.Popen) -> Any:
+    """The child's next message, or None when it exited without sending one; never waits on a dead child."""
+    while not connection.poll(POLL_SECONDS):
+        if process.poll() is not None and not connection.poll(0):
+            return None
+    return connection.recv()
 
 
 def _end(process: subprocess.Popen, connection: Connection) -> None:
@@ -315,7 +334,12 @@ _CHILD_PROGRAM = (
 
 
 def child_main(fd: int) -> None:
-    """The child's entry point: its end of the socket pair, then :func:`serve`."""
+    """The child's entry point: its end of the socket pair, then :func:`serve`.
+
+    Ctrl-C in a terminal reaches the whole process group; the parent decides what it means (an indexing run
+    stops at its last checkpoint) and ends the child, which therefore ignores it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     connection = Connection(fd)
     try:
         settings = connection.recv()
