@@ -27,7 +27,10 @@ Encoders (``--encoder``):
 imports torch. The sampler reads the child's ``/proc/PID/status`` too; ``total`` in each sample (and every
 peak in the summary) is the writer's VmRSS plus the child's, and the child's own lines are kept
 (``child_VmRSS``, ``child_RssAnon``, ``child_RssFile``). In-process runs have no child: ``total`` = VmRSS.
-``ru_maxrss`` is reported for the writer and, separately, for its ended children (the largest of them).
+``ru_maxrss`` is reported for the writer and, separately, for its ended children (the largest of them;
+this counts any helper the writer forked too, so for the encoder's child ``child_VmHWM_max`` is the
+figure: the child's own high-water mark, read just before each release). The peak of the sum lies
+between the sampled ``total`` peak and writer ``ru_maxrss`` + ``child_VmHWM_max``.
 
 ``--kosearch-root`` imports kosearch from another tree (the code before a change, for a baseline in
 the same session); the kosearch file imported is recorded in the output.
@@ -131,7 +134,7 @@ class Sampler:
         values = status()
         pid = self.child_pid()
         child = status(pid) if pid is not None else {}
-        for key in ("VmRSS", "RssAnon", "RssFile"):
+        for key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
             values[f"child_{key}"] = child.get(key, 0)
         values["total"] = values["VmRSS"] + values["child_VmRSS"]
         values["t"] = round(time.perf_counter() - self.started, 2)
@@ -268,6 +271,8 @@ def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, che
         }
 
     sampler = Sampler(interval, holders, partial, child_pid=lambda: getattr(real, "pid", None))
+    if getattr(real, "in_child_process", False):  # a sample just before the child ends: its VmHWM is its peak
+        sampler.wrap(type(real), "release", "release")
     sampler.wrap(IndexStore, "checkpoint", "checkpoint")
     sampler.wrap(IndexStore, "_merge", "merge:add")
     sampler.wrap(ann, "_tune", "merge:tune")
@@ -318,6 +323,7 @@ def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, che
         "goal_bytes": units * bench_segments.DIMENSION * 4 + 10**9,
         "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "ru_maxrss_children_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
+        "child_VmHWM_max_bytes": max(sample["child_VmHWM"] for sample in sampler.samples),
         "torch_imported_by_writer": "torch" in sys.modules,
         "merges": merges,
         "segments": segments,
@@ -467,6 +473,7 @@ def main() -> None:
         "units_per_s": result["build"]["units_per_s"],
         "ru_maxrss_GB": round(result["build"]["ru_maxrss_bytes"] * gib, 3),
         "ru_maxrss_children_GB": round(result["build"]["ru_maxrss_children_bytes"] * gib, 3),
+        "child_VmHWM_max_GB": round(result["build"]["child_VmHWM_max_bytes"] * gib, 3),
         "goal_GB": round(result["build"]["goal_bytes"] * gib, 3),
         "merges": result["build"]["merges"],
     }))
