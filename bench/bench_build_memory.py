@@ -376,6 +376,25 @@ def probe(backend: str, precision: str) -> dict:
     }
 
 
+def reload_cost(process: str, precision: str, repeats: int = 3) -> dict:
+    """What each release costs the next batch: seconds to encode one text after ``release``, in-process (the
+    model loads again) or with ``--encoder-process child`` (a new interpreter imports torch and loads it)."""
+    text = ["치타가 먹이를 쫓는다"]
+    started = time.perf_counter()
+    encoder = real_encoder(precision, "torch", process)
+    made = time.perf_counter() - started
+    again = []
+    for _ in range(repeats):
+        encoder.encode_documents(text)
+        encoder.release()
+        started = time.perf_counter()
+        encoder.encode_documents(text)
+        again.append(round(time.perf_counter() - started, 2))
+    encoder.release()
+    return {"encoder_process": process, "precision": precision, "construct_s": round(made, 2),
+            "encode_one_after_release_s": again, "torch_imported_here": "torch" in sys.modules}
+
+
 def smaps(pid: int) -> dict:
     """Where another process's anonymous memory sits, by mapping (``/proc/PID/smaps``): the large
     mappings glibc makes for big allocations (FAISS's storage and graph) apart from the heaps and
@@ -419,12 +438,20 @@ def main() -> None:
     parser.add_argument("--kosearch-root", help="import kosearch from this tree (a baseline)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--smaps", type=int, help="no build: where process PID's anonymous memory sits")
+    parser.add_argument("--reload-cost", action="store_true",
+                        help="no build: seconds to encode one text after a release, for --encoder-process")
     parser.add_argument("--probe", choices=("torch", "onnx"), help="no build: what the model and Kiwi hold, and what release frees")
     args = parser.parse_args()
     if args.smaps:
         result = {"utc": utc(), "load": bench_segments.machine_load(), **smaps(args.smaps)}
         args.out.write_text(json.dumps(result, indent=1))
         print(json.dumps(result, indent=1))
+        return
+    if args.reload_cost:
+        result = {"utc": utc(), "load": bench_segments.machine_load(), **reload_cost(args.encoder_process, args.precision)}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+        print(json.dumps(result))
         return
     if args.probe:
         result = {"command": " ".join(["python", "bench/bench_build_memory.py", *sys.argv[1:]]), "started_utc": utc(),
