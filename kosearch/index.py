@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -613,12 +614,13 @@ def _as_encoder(
     """A model name loads an ``Encoder`` (in a child process with ``encoder_process="child"``); anything
     else is taken as an encoder already made."""
     if model is None or isinstance(model, (str, Path)):
-        from kosearch.encoders.child_process import ChildProcessEncoder, encoder_process as lookup_process
-
         options = dict(device=device, encoder_backend=encoder_backend, precision=precision)
         name = None if model is None else str(model)
-        if lookup_process(encoder_process) == "child":
-            return ChildProcessEncoder(name, **options)  # type: ignore[return-value]  # offers what Index uses
+        if encoder_process is not None:
+            from kosearch.encoders.child_process import ChildProcessEncoder, encoder_process as lookup_process
+
+            if lookup_process(encoder_process) == "child":
+                return ChildProcessEncoder(name, **options)  # type: ignore[return-value]  # offers what Index uses
         from kosearch.encoders import Encoder
 
         return Encoder(name, **options)
@@ -627,9 +629,8 @@ def _as_encoder(
 
 def _end_child_encoder(encoder: object) -> None:
     """End ``encoder``'s child process if it has one; an in-process encoder is left to the garbage collector."""
-    from kosearch.encoders.child_process import ChildProcessEncoder
-
-    if isinstance(encoder, ChildProcessEncoder):
+    child_process = sys.modules.get("kosearch.encoders.child_process")  # not imported: no child was started
+    if child_process is not None and isinstance(encoder, child_process.ChildProcessEncoder):
         encoder.release()
 
 
@@ -639,11 +640,16 @@ def _store_device(device: str | None, encoder_backend: str | None, encoder_proce
     only torch can check is checked there (``kosearch.encoders.child_process.resolve_device_elsewhere``)."""
     from kosearch.encoders import resolve_device
     from kosearch.encoders.backends import encoder_backend as lookup
-    from kosearch.encoders.child_process import encoder_process as lookup_process
-    from kosearch.encoders.child_process import resolve_device_elsewhere
 
+    in_child = False
+    if encoder_process is not None:  # the default (in this process) imports nothing more
+        from kosearch.encoders.child_process import encoder_process as lookup_process
+
+        in_child = lookup_process(encoder_process) == "child"
     if lookup(encoder_backend).runtime == "onnxruntime" and (device or "auto").strip().lower() == "auto":
         return "cpu"
-    if lookup_process(encoder_process) == "child":
+    if in_child:
+        from kosearch.encoders.child_process import resolve_device_elsewhere
+
         return resolve_device_elsewhere(device)
     return resolve_device(device)

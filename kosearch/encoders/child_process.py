@@ -24,8 +24,11 @@ arrays, sent back through a pipe.
 Failures: an error raised in the child (a model that cannot be loaded, a bad device) is raised here as the
 same exception with the same message. A child that dies (killed, out of memory) is noticed by polling the
 pipe and checking that the process is alive, and is reported as one :class:`~kosearch.errors.KosearchError`
-line, never a hang. The child is a daemon process: it is ended when this process exits normally, and it
-ends itself when this process dies (its pipe reads end of file).
+line, never a hang. The child does not outlive this process: it is ended when its encoder is released,
+closed (``Index.close``), garbage-collected or when this process exits (``weakref.finalize``), and it ends
+itself when this process dies without a word (its socket reads end of file). It ignores Ctrl-C, which
+reaches the whole process group: this process decides, and a call interrupted half-way ends the child
+rather than leave an answer owed to the next request.
 """
 
 from __future__ import annotations
