@@ -22,6 +22,16 @@ Encoders (``--encoder``):
   vector), i.e. ``kosearch index --unit sentence``; hours for a million units here, so it is run
   with a small ``--checkpoint-sentences`` to get a tier merge (ten checkpoints) inside the run.
 
+``--encoder-process child`` runs the real encoder (``real`` and ``hash-resident``) in a child process
+(``kosearch.encoders.child_process``), which the writer ends before each merge: the writer then never
+imports torch. The sampler reads the child's ``/proc/PID/status`` too; ``total`` in each sample (and every
+peak in the summary) is the writer's VmRSS plus the child's, and the child's own lines are kept
+(``child_VmRSS``, ``child_RssAnon``, ``child_RssFile``). In-process runs have no child: ``total`` = VmRSS.
+``ru_maxrss`` is reported for the writer and, separately, for its ended children (the largest of them;
+this counts any helper the writer forked too, so for the encoder's child ``child_VmHWM_max`` is the
+figure: the child's own high-water mark, read just before each release). The peak of the sum lies
+between the sampled ``total`` peak and writer ``ru_maxrss`` + ``child_VmHWM_max``.
+
 ``--kosearch-root`` imports kosearch from another tree (the code before a change, for a baseline in
 the same session); the kosearch file imported is recorded in the output.
 
@@ -67,10 +77,14 @@ import bench_segments  # noqa: E402  (kosearch is already imported from the chos
 STATUS_KEYS = ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM")
 
 
-def status() -> dict[str, int]:
-    """The memory lines of /proc/self/status, in bytes."""
+def status(pid: int | str = "self") -> dict[str, int]:
+    """The memory lines of /proc/PID/status, in bytes (empty when that process is gone)."""
     values = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return values
+    for line in text.splitlines():
         key, _, rest = line.partition(":")
         if key in STATUS_KEYS:
             values[key] = int(rest.split()[0]) * 1024
@@ -85,8 +99,10 @@ class Sampler:
     """A daemon thread sampling ``status()`` with the current tag; FAISS and torch release the GIL
     while they compute, so it keeps sampling during a merge's build."""
 
-    def __init__(self, interval: float, holders, partial: Path | None = None) -> None:
+    def __init__(self, interval: float, holders, partial: Path | None = None, child_pid=lambda: None) -> None:
         self.interval = interval
+        self.child_pid = child_pid
+        """The encoder's child process id now (None: no child running, or encoding in-process)."""
         self.partial = partial
         """Where the summary so far is written every minute: a run stopped early still says its peak."""
         self.holders = holders
@@ -116,6 +132,11 @@ class Sampler:
 
     def sample(self) -> None:
         values = status()
+        pid = self.child_pid()
+        child = status(pid) if pid is not None else {}
+        for key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+            values[f"child_{key}"] = child.get(key, 0)
+        values["total"] = values["VmRSS"] + values["child_VmRSS"]
         values["t"] = round(time.perf_counter() - self.started, 2)
         values["tag"] = self.tag()
         values.update(self.holders())
@@ -144,18 +165,21 @@ class Sampler:
         for sample in self.samples:
             tag = sample["tag"]
             best = by_tag.get(tag)
-            if best is None or sample["VmRSS"] > best["VmRSS"]:
+            if best is None or sample["total"] > best["total"]:
                 by_tag[tag] = sample
         merge_samples = [s for s in self.samples if s["tag"].startswith("merge")]
-        peak = max(self.samples, key=lambda s: s["VmRSS"])
+        peak = max(self.samples, key=lambda s: s["total"])
         return {
             "samples": len(self.samples),
             "peak_sample": peak,
             "peak_by_tag": by_tag,
-            "merge_peak": max(merge_samples, key=lambda s: s["VmRSS"]) if merge_samples else None,
+            "merge_peak": max(merge_samples, key=lambda s: s["total"]) if merge_samples else None,
+            "merge_peak_writer": max(merge_samples, key=lambda s: s["VmRSS"]) if merge_samples else None,
             "ingest_peak": max(
-                (s for s in self.samples if s["tag"] in ("ingest", "checkpoint")), key=lambda s: s["VmRSS"]
+                (s for s in self.samples if s["tag"] in ("ingest", "checkpoint")), key=lambda s: s["total"]
             ),
+            "writer_peak": max(self.samples, key=lambda s: s["VmRSS"]),
+            "child_peak": max(self.samples, key=lambda s: s["child_VmRSS"]),
         }
 
     def timeline(self, every: float) -> list[dict]:
@@ -164,7 +188,9 @@ class Sampler:
         for position, sample in enumerate(self.samples):
             following = self.samples[position + 1]["tag"] if position + 1 < len(self.samples) else None
             if sample["t"] - last_t >= every or sample["tag"] != last_tag or following != sample["tag"]:
-                kept.append({key: sample[key] for key in ("t", "tag", "VmRSS", "RssAnon", "RssFile", "model", "kiwi")})
+                kept.append({key: sample[key] for key in (
+                    "t", "tag", "total", "VmRSS", "RssAnon", "RssFile", "child_VmRSS", "model", "kiwi"
+                )})
                 last_t, last_tag = sample["t"], sample["tag"]
         return kept
 
@@ -175,12 +201,9 @@ class ResidentHashEncoder(bench_segments.HashEncoder):
     ``release`` is passed on to the real encoder when this kosearch has it, so the writer's release
     before a merge frees the model here exactly as it would in a real run."""
 
-    def __init__(self, precision: str, backend: str = "torch") -> None:
+    def __init__(self, precision: str, backend: str = "torch", process: str = "in") -> None:
         super().__init__()
-        from kosearch.encoders import Encoder
-
-        self.real = Encoder(None, device="cpu", precision=precision if backend == "torch" else None,
-                            encoder_backend=backend)
+        self.real = real_encoder(precision, backend, process)
         self.real_seconds = 0.0
 
     def encode_documents(self, texts, batch_size=None, show_progress_bar=False) -> np.ndarray:
@@ -197,8 +220,20 @@ class ResidentHashEncoder(bench_segments.HashEncoder):
         raise AttributeError(name)
 
 
+def real_encoder(precision: str, backend: str, process: str):
+    """The bundled encoder on the CPU, in this process or in a child process (``--encoder-process``)."""
+    options = dict(device="cpu", precision=precision if backend == "torch" else None, encoder_backend=backend)
+    if process == "child":
+        from kosearch.encoders.child_process import ChildProcessEncoder
+
+        return ChildProcessEncoder(None, **options)
+    from kosearch.encoders import Encoder
+
+    return Encoder(None, **options)
+
+
 def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, checkpoint_sentences: int,
-          interval: float, partial: Path | None = None, backend: str = "torch") -> dict:
+          interval: float, partial: Path | None = None, backend: str = "torch", process: str = "in") -> dict:
     import kosearch.documents.split as split
     from kosearch.index import Index
     from kosearch.search.morphemes import MorphemeAnalyzer
@@ -206,12 +241,9 @@ def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, che
     from kosearch.store.index_store import IndexStore
 
     if encoder_kind == "real":
-        from kosearch.encoders import Encoder
-
-        encoder = Encoder(None, device="cpu", precision=precision if backend == "torch" else None,
-                          encoder_backend=backend)
+        encoder = real_encoder(precision, backend, process)
     elif encoder_kind == "hash-resident":
-        encoder = ResidentHashEncoder(precision, backend)
+        encoder = ResidentHashEncoder(precision, backend, process)
     else:
         encoder = bench_segments.HashEncoder()
     if encoder_kind != "real":
@@ -227,14 +259,20 @@ def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, che
                 return [text.split() for text in texts]
         MorphemeAnalyzer.analyze_batch = analyze_batch
 
+    real = getattr(encoder, "real", encoder)
+
     def holders() -> dict:
-        real = getattr(encoder, "real", encoder)
+        in_child = getattr(real, "in_child_process", False)
         return {
-            "model": getattr(real, "_model", None) is not None or getattr(real, "_onnx_runtime", None) is not None,
+            "model": real.running if in_child else (
+                getattr(real, "_model", None) is not None or getattr(real, "_onnx_runtime", None) is not None
+            ),
             "kiwi": getattr(split, "_kiwi", None) is not None,
         }
 
-    sampler = Sampler(interval, holders, partial)
+    sampler = Sampler(interval, holders, partial, child_pid=lambda: getattr(real, "pid", None))
+    if getattr(real, "in_child_process", False):  # a sample just before the child ends: its VmHWM is its peak
+        sampler.wrap(type(real), "release", "release")
     sampler.wrap(IndexStore, "checkpoint", "checkpoint")
     sampler.wrap(IndexStore, "_merge", "merge:add")
     sampler.wrap(ann, "_tune", "merge:tune")
@@ -266,17 +304,27 @@ def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, che
             report = index.add_folder(work / "documents", unit="sentence", checkpoint_sentences=checkpoint_sentences)
             segments = [entry.to_dict() for entry in index.store.segment_entries()]
     wall = time.perf_counter() - started
+    release = getattr(real, "release", None)
+    if release is not None:
+        release()  # a child ends here, so RUSAGE_CHILDREN counts it
     units = report.sentences_added
+    merge_seconds = sum(merge["seconds"] for merge in merges)
     return {
         "units": units,
         "wall_s": round(wall, 1),
+        "units_per_s": round(units / wall, 1),
+        "units_per_s_outside_merges": round(units / max(wall - merge_seconds, 1e-9), 1),
         "encoder": encoder_kind,
+        "encoder_process": process,
         "encoder_backend": backend,
         "real_model_seconds": getattr(encoder, "real_seconds", None),
         "checkpoint_sentences": checkpoint_sentences,
         "vectors_bytes": units * bench_segments.DIMENSION * 4,
         "goal_bytes": units * bench_segments.DIMENSION * 4 + 10**9,
         "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "ru_maxrss_children_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
+        "child_VmHWM_max_bytes": max(sample["child_VmHWM"] for sample in sampler.samples),
+        "torch_imported_by_writer": "torch" in sys.modules,
         "merges": merges,
         "segments": segments,
         "summary": sampler.summary(),
@@ -328,6 +376,25 @@ def probe(backend: str, precision: str) -> dict:
     }
 
 
+def reload_cost(process: str, precision: str, repeats: int = 3) -> dict:
+    """What each release costs the next batch: seconds to encode one text after ``release``, in-process (the
+    model loads again) or with ``--encoder-process child`` (a new interpreter imports torch and loads it)."""
+    text = ["치타가 먹이를 쫓는다"]
+    started = time.perf_counter()
+    encoder = real_encoder(precision, "torch", process)
+    made = time.perf_counter() - started
+    again = []
+    for _ in range(repeats):
+        encoder.encode_documents(text)
+        encoder.release()
+        started = time.perf_counter()
+        encoder.encode_documents(text)
+        again.append(round(time.perf_counter() - started, 2))
+    encoder.release()
+    return {"encoder_process": process, "precision": precision, "construct_s": round(made, 2),
+            "encode_one_after_release_s": again, "torch_imported_here": "torch" in sys.modules}
+
+
 def smaps(pid: int) -> dict:
     """Where another process's anonymous memory sits, by mapping (``/proc/PID/smaps``): the large
     mappings glibc makes for big allocations (FAISS's storage and graph) apart from the heaps and
@@ -363,18 +430,28 @@ def main() -> None:
     parser.add_argument("--encoder", choices=("hash", "hash-resident", "real"), default="hash-resident")
     parser.add_argument("--precision", default="bf16", help="torch's compute precision (the ONNX backends: float32)")
     parser.add_argument("--encoder-backend", default="torch", choices=("torch", "onnx"), help="what computes the real vectors")
+    parser.add_argument("--encoder-process", choices=("in", "child"), default="in",
+                        help="where the real encoder runs (child: a process the writer ends before each merge)")
     parser.add_argument("--checkpoint-sentences", type=int, default=100_000)
     parser.add_argument("--interval", type=float, default=0.5)
     parser.add_argument("--label", default="run", help="the index folder is WORK/index-LABEL")
     parser.add_argument("--kosearch-root", help="import kosearch from this tree (a baseline)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--smaps", type=int, help="no build: where process PID's anonymous memory sits")
+    parser.add_argument("--reload-cost", action="store_true",
+                        help="no build: seconds to encode one text after a release, for --encoder-process")
     parser.add_argument("--probe", choices=("torch", "onnx"), help="no build: what the model and Kiwi hold, and what release frees")
     args = parser.parse_args()
     if args.smaps:
         result = {"utc": utc(), "load": bench_segments.machine_load(), **smaps(args.smaps)}
         args.out.write_text(json.dumps(result, indent=1))
         print(json.dumps(result, indent=1))
+        return
+    if args.reload_cost:
+        result = {"utc": utc(), "load": bench_segments.machine_load(), **reload_cost(args.encoder_process, args.precision)}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+        print(json.dumps(result))
         return
     if args.probe:
         result = {"command": " ".join(["python", "bench/bench_build_memory.py", *sys.argv[1:]]), "started_utc": utc(),
@@ -404,7 +481,7 @@ def main() -> None:
     }
     result["build"] = build(args.work, args.work / f"index-{args.label}", args.encoder, args.precision,
                             args.checkpoint_sentences, args.interval, args.out.with_suffix(".partial.json"),
-                            args.encoder_backend)
+                            args.encoder_backend, args.encoder_process)
     result["ended_utc"] = utc()
     result["load_at_end"] = bench_segments.machine_load()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -413,9 +490,17 @@ def main() -> None:
     gib = 1 / 1e9
     print(json.dumps({
         "units": result["build"]["units"],
-        "peak_GB": round(summary["peak_sample"]["VmRSS"] * gib, 3),
+        "encoder_process": args.encoder_process,
+        "peak_GB (writer + child)": round(summary["peak_sample"]["total"] * gib, 3),
         "peak_tag": summary["peak_sample"]["tag"],
+        "writer_peak_GB": round(summary["writer_peak"]["VmRSS"] * gib, 3),
+        "child_peak_GB": round(summary["child_peak"]["child_VmRSS"] * gib, 3),
+        "merge_peak_GB (writer + child)": round(summary["merge_peak"]["total"] * gib, 3) if summary["merge_peak"] else None,
+        "merge_writer_peak_GB": round(summary["merge_peak_writer"]["VmRSS"] * gib, 3) if summary["merge_peak"] else None,
+        "units_per_s": result["build"]["units_per_s"],
         "ru_maxrss_GB": round(result["build"]["ru_maxrss_bytes"] * gib, 3),
+        "ru_maxrss_children_GB": round(result["build"]["ru_maxrss_children_bytes"] * gib, 3),
+        "child_VmHWM_max_GB": round(result["build"]["child_VmHWM_max_bytes"] * gib, 3),
         "goal_GB": round(result["build"]["goal_bytes"] * gib, 3),
         "merges": result["build"]["merges"],
     }))

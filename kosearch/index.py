@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -48,7 +49,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FACADE_VOCABULARY = ("ENCODER_BACKEND_HELP", "FUSIONS", "GROUPS", "MODES", "PRECISIONS", "SearchRequest")
+FACADE_VOCABULARY = (
+    "ENCODER_BACKEND_HELP", "ENCODER_PROCESS_HELP", "FUSIONS", "GROUPS", "MODES", "PRECISIONS", "SearchRequest"
+)
 """Names re-exported here for front ends: the CLI and the service import only this facade (STYLE.md),
 yet declare their options from the same source as the library (search options, encoder backends)."""
 
@@ -77,12 +80,14 @@ class Index:
         device: str | None = None,
         encoder_backend: str | None = None,
         precision: str | None = None,
+        encoder_process: str | None = None,
     ) -> None:
         self._store = store
         self._encoder = encoder
         self._device = device
         self._encoder_backend = encoder_backend
         self._precision = precision
+        self._encoder_process = encoder_process
         self._warned_family = False
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -99,6 +104,7 @@ class Index:
         encoder_backend: str | None = None,
         vector_store: str | None = None,
         precision: str | None = None,
+        encoder_process: str | None = None,
     ) -> Index:
         """Create an empty index at ``path`` for ``model`` (default: the bundled encoder).
 
@@ -106,14 +112,21 @@ class Index:
         (torch, onnx, onnx-int8; ignored when ``model`` is an Encoder already made); ``vector_store``
         where they live (``faiss``, ``qdrant:local``, ``qdrant://HOST:6333/COLLECTION``; recorded, so
         the index reopens with it); ``precision`` what the encoder computes in
-        (``kosearch.encoders.precision``; the stored vectors are float32 either way)."""
+        (``kosearch.encoders.precision``; the stored vectors are float32 either way); ``encoder_process``
+        where the model runs, ``"in"`` this process (default) or ``"child"`` a child process that a
+        merge's release ends, so this process never imports torch (``kosearch.encoders.child_process``)."""
         config = parse_vector_store(vector_store)  # a malformed value fails before the encoder loads
-        encoder = _as_encoder(model, device, encoder_backend, precision)
-        store = IndexStore.create(
-            Path(path), new_index_manifest(encoder), factory=faiss_factory, device=encoder.device, backend=backend,
-            vector_store=config,
-        )
-        return cls(store, encoder, encoder.device, getattr(encoder, "encoder_backend", None), precision)
+        encoder = _as_encoder(model, device, encoder_backend, precision, encoder_process)
+        try:
+            store = IndexStore.create(
+                Path(path), new_index_manifest(encoder), factory=faiss_factory, device=encoder.device,
+                backend=backend, vector_store=config,
+            )
+        except BaseException:
+            _end_child_encoder(encoder)
+            raise
+        backend_name = getattr(encoder, "encoder_backend", None)
+        return cls(store, encoder, encoder.device, backend_name, precision, encoder_process)
 
     @classmethod
     def open(
@@ -127,16 +140,17 @@ class Index:
         encoder_backend: str | None = None,
         vector_store: str | None = None,
         precision: str | None = None,
+        encoder_process: str | None = None,
     ) -> Index:
         """Open an existing index. ``model``, if given, must be the encoder it was built with;
         ``encoder_backend`` defaults to the one the index records (torch when it records none);
-        ``vector_store``, if given, must be the one it records."""
-        resolved_device = _store_device(device, encoder_backend)
+        ``vector_store``, if given, must be the one it records; ``encoder_process`` as in :meth:`create`."""
+        resolved_device = _store_device(device, encoder_backend, encoder_process)
         wanted = None if vector_store is None else parse_vector_store(vector_store)
         store = IndexStore.open(
             Path(path), device=resolved_device, backend=backend, writable=writable, vector_store=wanted
         )
-        index = cls(store, None, device, encoder_backend, precision)
+        index = cls(store, None, device, encoder_backend, precision, encoder_process)
         if model is not None:
             try:
                 index._set_encoder(index._make_encoder(model))
@@ -157,11 +171,12 @@ class Index:
         encoder_backend: str | None = None,
         vector_store: str | None = None,
         precision: str | None = None,
+        encoder_process: str | None = None,
     ) -> Index:
         """Open ``path`` for writing, creating it first (or finishing a creation that was killed).
 
         ``vector_store`` is where a new index keeps its vectors (see ``create``); an existing one must
-        record the same, when it is given.
+        record the same, when it is given. ``encoder_process`` as in :meth:`create`.
 
         The choice is made under the index's write lock, so a second process racing on a new
         folder is told that another process is writing instead of finding a half-made index.
@@ -169,20 +184,25 @@ class Index:
         made: list[Encoder] = []
 
         def make_manifest() -> dict:
-            made.append(_as_encoder(model, device, encoder_backend, precision))
+            made.append(_as_encoder(model, device, encoder_backend, precision, encoder_process))
             return new_index_manifest(made[0])
 
         given = model is not None and not isinstance(model, (str, Path))
         if given:
             resolved_device = model.device  # type: ignore[union-attr]
         else:
-            resolved_device = _store_device(device, encoder_backend)
+            resolved_device = _store_device(device, encoder_backend, encoder_process)
         wanted = None if vector_store is None else parse_vector_store(vector_store)
-        store = IndexStore.open_or_create(
-            Path(path), make_manifest, factory=faiss_factory, device=resolved_device, backend=backend,
-            vector_store=wanted,
-        )
-        index = cls(store, made[0] if made else None, device, encoder_backend, precision)
+        try:
+            store = IndexStore.open_or_create(
+                Path(path), make_manifest, factory=faiss_factory, device=resolved_device, backend=backend,
+                vector_store=wanted,
+            )
+        except BaseException:
+            for encoder in made:
+                _end_child_encoder(encoder)
+            raise
+        index = cls(store, made[0] if made else None, device, encoder_backend, precision, encoder_process)
         if model is not None and not made:
             try:
                 index._set_encoder(index._make_encoder(model))
@@ -246,6 +266,8 @@ class Index:
         return self._store.refresh()
 
     def close(self) -> None:
+        """Close the store; an encoder running in a child process (``encoder_process="child"``) ends too."""
+        _end_child_encoder(self._encoder)
         self._store.close()
 
     def __enter__(self) -> Index:
@@ -271,7 +293,9 @@ class Index:
 
     def _make_encoder(self, model: str | Path | Encoder | None) -> Encoder:
         """An encoder for ``model`` with the backend asked for, else the one the index records."""
-        return _as_encoder(model, self._device, self._encoder_backend or self.vector_family, self._precision)
+        return _as_encoder(
+            model, self._device, self._encoder_backend or self.vector_family, self._precision, self._encoder_process
+        )
 
     def _check_vector_family(self, encoder: Encoder, writing: bool) -> None:
         """Refuse to store vectors of another family; warn (once) when queries are of another family."""
@@ -524,8 +548,8 @@ class Index:
 
 
 def __getattr__(name: str) -> Any:
-    """``ENCODER_BACKEND_HELP`` (what each ``encoder_backend`` value means) and ``PRECISIONS`` (the
-    encoder's compute precisions), for front ends' option help.
+    """``ENCODER_BACKEND_HELP`` (what each ``encoder_backend`` value means), ``PRECISIONS`` (the
+    encoder's compute precisions) and ``ENCODER_PROCESS_HELP`` (where the model runs), for front ends' option help.
 
     Front ends (CLI, service) import the facade only; this loads the encoders package when asked for,
     not at ``import kosearch``.
@@ -538,6 +562,10 @@ def __getattr__(name: str) -> Any:
         from kosearch.encoders.precision import PRECISIONS
 
         return PRECISIONS
+    if name == "ENCODER_PROCESS_HELP":
+        from kosearch.encoders.child_process import ENCODER_PROCESS_HELP
+
+        return ENCODER_PROCESS_HELP
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -581,23 +609,47 @@ def _as_encoder(
     device: str | None,
     encoder_backend: str | None = None,
     precision: str | None = None,
+    encoder_process: str | None = None,
 ) -> Encoder:
-    """A model name loads an ``Encoder``; anything else is taken as an encoder already made."""
+    """A model name loads an ``Encoder`` (in a child process with ``encoder_process="child"``); anything
+    else is taken as an encoder already made."""
     if model is None or isinstance(model, (str, Path)):
+        options = dict(device=device, encoder_backend=encoder_backend, precision=precision)
+        name = None if model is None else str(model)
+        if encoder_process is not None:
+            from kosearch.encoders.child_process import ChildProcessEncoder, encoder_process as lookup_process
+
+            if lookup_process(encoder_process) == "child":
+                return ChildProcessEncoder(name, **options)  # type: ignore[return-value]  # offers what Index uses
         from kosearch.encoders import Encoder
 
-        return Encoder(
-            None if model is None else str(model), device=device, encoder_backend=encoder_backend, precision=precision
-        )
+        return Encoder(name, **options)
     return model
 
 
-def _store_device(device: str | None, encoder_backend: str | None) -> str:
+def _end_child_encoder(encoder: object) -> None:
+    """End ``encoder``'s child process if it has one; an in-process encoder is left to the garbage collector."""
+    child_process = sys.modules.get("kosearch.encoders.child_process")  # not imported: no child was started
+    if child_process is not None and isinstance(encoder, child_process.ChildProcessEncoder):
+        encoder.release()
+
+
+def _store_device(device: str | None, encoder_backend: str | None, encoder_process: str | None = None) -> str:
     """Where the vector store runs: the ONNX encoder backends compute on the CPU, so ``auto`` is the CPU there
-    (and the index need not import torch to look for a GPU)."""
+    (and the index need not import torch to look for a GPU); with the encoder in a child process, a device that
+    only torch can check is checked there (``kosearch.encoders.child_process.resolve_device_elsewhere``)."""
     from kosearch.encoders import resolve_device
     from kosearch.encoders.backends import encoder_backend as lookup
 
+    in_child = False
+    if encoder_process is not None:  # the default (in this process) imports nothing more
+        from kosearch.encoders.child_process import encoder_process as lookup_process
+
+        in_child = lookup_process(encoder_process) == "child"
     if lookup(encoder_backend).runtime == "onnxruntime" and (device or "auto").strip().lower() == "auto":
         return "cpu"
+    if in_child:
+        from kosearch.encoders.child_process import resolve_device_elsewhere
+
+        return resolve_device_elsewhere(device)
     return resolve_device(device)

@@ -285,7 +285,7 @@ FULL_DISK = """
     from kosearch_testing import HashingEncoder
 
     # The stub encoder stands in for the index's model wherever the CLI would load it.
-    kosearch.index._as_encoder = lambda model, device, encoder_backend=None, precision=None: HashingEncoder(dimension={dimension})
+    kosearch.index._as_encoder = lambda model, device, encoder_backend=None, precision=None, encoder_process=None: HashingEncoder(dimension={dimension})
     from kosearch.documents.split import get_kiwi
     get_kiwi()  # the analyzer's model is read before the limit, as a long run has it loaded already
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG

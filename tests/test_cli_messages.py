@@ -32,7 +32,7 @@ def loads(monkeypatch) -> list[tuple[str | None, str]]:
     monkeypatch.setattr(output, "err", Console(file=status_lines, width=200))
     seen: list[tuple[str | None, str]] = []
 
-    def load(model, device, encoder_backend=None, precision=None):
+    def load(model, device, encoder_backend=None, precision=None, encoder_process=None):
         seen.append((None if model is None else str(model), status_lines.getvalue()))
         return HashingEncoder()
 
@@ -42,7 +42,7 @@ def loads(monkeypatch) -> list[tuple[str | None, str]]:
 
 @pytest.fixture
 def hashing(monkeypatch) -> None:
-    monkeypatch.setattr(kosearch.index, "_as_encoder", lambda model, device, encoder_backend=None, precision=None: HashingEncoder())
+    monkeypatch.setattr(kosearch.index, "_as_encoder", lambda model, device, encoder_backend=None, precision=None, encoder_process=None: HashingEncoder())
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ import sys
 sys.path.insert(0, {str(TESTS)!r})
 import kosearch.index
 from kosearch_testing import HashingEncoder
-kosearch.index._as_encoder = lambda model, device, encoder_backend=None, precision=None: HashingEncoder()
+kosearch.index._as_encoder = lambda model, device, encoder_backend=None, precision=None, encoder_process=None: HashingEncoder()
 sys.argv[0] = "kosearch"
 from kosearch.cli import main
 main()

@@ -17,6 +17,7 @@ from rich.text import Text
 from kosearch.cli.output import (
     DeviceOption,
     EncoderBackendOption,
+    EncoderProcessOption,
     VectorStoreOption,
     PrecisionOption,
     add_unbroken_column,
@@ -82,6 +83,7 @@ def index(
     model: Optional[str] = ModelOption,
     device: Optional[str] = DeviceOption,
     encoder_backend: Optional[str] = EncoderBackendOption,
+    encoder_process: Optional[str] = EncoderProcessOption,
     text_field: Optional[list[str]] = typer.Option(
         None, "--text-field", help="Column/field holding text in CSV, TSV and JSONL files (repeatable)."
     ),
@@ -134,7 +136,9 @@ def index(
         ray_options = None if ray is None else RayOptions(address=ray, encode_workers=ray_workers)
         if ray_options is not None:
             ray_options.require_ray()
-        with _open_for_indexing(index_path, model, device, encoder_backend, faiss_factory, quiet, vector_store, precision) as idx:
+        with _open_for_indexing(
+            index_path, model, device, encoder_backend, faiss_factory, quiet, vector_store, precision, encoder_process
+        ) as idx:
             if not quiet:
                 encoder = idx.encoder
                 status(
@@ -176,12 +180,16 @@ def _open_for_indexing(
     quiet: bool,
     vector_store: Optional[str] = None,
     precision: Optional[str] = None,
+    encoder_process: Optional[str] = None,
 ) -> Index:
     """``Index.open_or_create``, saying which encoder is being loaded before the (slow) load starts."""
     from kosearch.index import Index
 
     say = (lambda name: None) if quiet else (lambda name: _say_loading(name, device))
-    options = dict(device=device, encoder_backend=encoder_backend, vector_store=vector_store, precision=precision)
+    options = dict(
+        device=device, encoder_backend=encoder_backend, vector_store=vector_store, precision=precision,
+        encoder_process=encoder_process,
+    )
     if model is not None:
         say(model)
         return Index.open_or_create(index_path, model, faiss_factory=faiss_factory, **options)
@@ -197,7 +205,10 @@ def _open_for_indexing(
 def _backend_note(encoder) -> str:
     """`` (encoder backend onnx)`` when the vectors are not computed by torch, which is the default."""
     backend = getattr(encoder, "encoder_backend", "torch")
-    return "" if backend == "torch" else f" (encoder backend {backend})"
+    notes = [] if backend == "torch" else [f"encoder backend {backend}"]
+    if getattr(encoder, "in_child_process", False):  # --encoder-process child
+        notes.append("in a child process")
+    return "".join(f" ({note})" for note in notes)
 
 
 def _say_loading(name: str, device: Optional[str]) -> None:

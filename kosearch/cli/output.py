@@ -30,7 +30,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from kosearch.index import ENCODER_BACKEND_HELP, PRECISIONS
+from kosearch.index import ENCODER_BACKEND_HELP, ENCODER_PROCESS_HELP, PRECISIONS
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -50,6 +50,11 @@ VectorStoreOption = typer.Option(
     "pip install \"kosearch[qdrant]\") or 'qdrant:local' (Qdrant's on-disk mode inside the index folder, "
     "no server, one process at a time). Rows stay in SQLite. An existing index keeps the one it was "
     "made with: naming another for it is an error.",
+)
+EncoderProcessOption = typer.Option(
+    None,
+    "--encoder-process",
+    help=ENCODER_PROCESS_HELP + " Nothing about the index changes; it only decides this run's memory.",
 )
 PrecisionOption = typer.Option(
     None,

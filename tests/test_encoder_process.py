@@ -1,0 +1,313 @@
+"""Encoding in a child process (``encoder_process="child"``, ``kosearch index --encoder-process child``).
+
+The child builds an ordinary ``Encoder`` from the settings it is given, so the checks here are that what
+comes back is exactly what that encoder gives in this process (facts, vectors bit for bit, errors), that a
+child that dies is a one-line error and never a hang, that ``release`` ends the child and the next encode
+starts another, that the child does not outlive its parent, and that an index built through the child is
+the index built in-process, with torch never imported by the writing process. The bundled model's few
+queries go through numpy in the child (no torch), which keeps the plumbing tests quick; everything that
+loads torch in the child is marked slow. Memory is measured in ``bench/bench_build_memory.py``
+(docs/benchmarks.md, "i. Encoding in a child process").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kosearch
+from kosearch.encoders import Encoder
+from kosearch.encoders.child_process import (
+    ENCODER_PROCESS_HELP,
+    ChildProcessEncoder,
+    encoder_process,
+    resolve_device_elsewhere,
+)
+from kosearch.errors import EncoderNotFoundError, KosearchError
+
+ROOT = Path(__file__).resolve().parents[1]
+QUERIES = ["치타가 먹이를 쫓는다", "오늘 날씨가 맑다", "수치 해석 프로그램"]
+CHECKPOINT = 5
+"""Sentences per checkpoint in the index builds: ten checkpoints fill a tier, so a merge runs inside the run."""
+
+
+def _gone(pid: int, seconds: float = 30.0) -> bool:
+    """Whether process ``pid`` has exited (a zombie nobody reaps counts as exited) within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return True
+        if "\nState:\tZ" in state:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture(scope="module")
+def child():
+    with ChildProcessEncoder(device="cpu") as encoder:
+        yield encoder
+
+
+def test_the_option_is_checked_and_its_help_names_both_values():
+    assert encoder_process(None) == "in" and encoder_process(" Child ") == "child"
+    with pytest.raises(KosearchError, match="in, child"):
+        encoder_process("thread")
+    assert "in:" in ENCODER_PROCESS_HELP and "child:" in ENCODER_PROCESS_HELP
+
+
+def test_the_child_reports_what_the_in_process_encoder_records(child):
+    local = Encoder(device="cpu")
+    for name in ("name", "device", "precision", "encoder_backend", "dimension", "prompts", "fingerprint",
+                 "vector_family", "batch_size"):
+        assert getattr(child, name) == getattr(local, name), name
+    assert kosearch.index.encoder_manifest(child) == kosearch.index.encoder_manifest(local)
+
+
+def test_queries_come_back_as_the_in_process_encoder_computes_them(child):
+    vectors = child.encode_queries(QUERIES)
+    assert vectors.dtype == np.float32 and vectors.shape == (len(QUERIES), 384) and vectors.flags.c_contiguous
+    np.testing.assert_array_equal(vectors, Encoder(device="cpu").encode_queries(QUERIES))
+
+
+def test_an_error_in_the_child_is_raised_here_as_the_same_error(tmp_path, child):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(EncoderNotFoundError) as in_process:
+        Encoder(str(missing), device="cpu")
+    with pytest.raises(EncoderNotFoundError) as through_child:
+        ChildProcessEncoder(str(missing), device="cpu")
+    assert str(through_child.value) == str(in_process.value)
+    with pytest.raises(KosearchError) as bad_device:
+        ChildProcessEncoder(device="tpu")
+    assert str(bad_device.value).startswith("Unknown device 'tpu'")
+    # an error raised by a call (not at start) leaves the child serving
+    with pytest.raises(Exception) as in_process_call:
+        Encoder(device="cpu").encode_queries([None])
+    with pytest.raises(Exception) as child_call:
+        child.encode_queries([None])
+    assert type(child_call.value) is type(in_process_call.value) or isinstance(child_call.value, KosearchError)
+    assert str(in_process_call.value) in str(child_call.value)
+    assert child.encode_queries(QUERIES[:1]).shape == (1, 384)
+
+
+def test_release_ends_the_child_and_the_next_encode_starts_another():
+    with ChildProcessEncoder(device="cpu") as encoder:
+        first = encoder.pid
+        before = encoder.encode_queries(QUERIES)
+        encoder.release()
+        assert encoder.pid is None and not encoder.running and _gone(first)
+        np.testing.assert_array_equal(encoder.encode_queries(QUERIES), before)
+        assert encoder.running and encoder.pid != first
+        encoder.release()
+        encoder.release()  # twice is harmless
+
+
+def test_a_killed_child_is_a_one_line_error_and_the_next_call_starts_a_new_one():
+    with ChildProcessEncoder(device="cpu") as encoder:
+        os.kill(encoder.pid, signal.SIGKILL)
+        started = time.monotonic()
+        with pytest.raises(KosearchError) as error:
+            encoder.encode_queries(QUERIES)
+        assert time.monotonic() - started < 30
+        message = str(error.value)
+        assert "\n" not in message and "SIGKILL" in message and "--encoder-process in" in message
+        assert not encoder.running
+        assert encoder.encode_queries(QUERIES).shape == (3, 384)
+
+
+@pytest.mark.parametrize("how", ["exit", "killed"])
+def test_the_child_does_not_outlive_its_parent(how):
+    script = (
+        "import os, signal, sys\n"
+        "from kosearch.encoders.child_process import ChildProcessEncoder\n"
+        "encoder = ChildProcessEncoder(device='cpu')\n"
+        "print(encoder.pid, flush=True)\n"
+        f"if {how!r} == 'killed':\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+    )
+    pid = int(result.stdout.split()[0])
+    assert _gone(pid), f"the encoder's child {pid} outlived its parent ({how})"
+
+
+def test_a_device_only_torch_can_check_is_checked_in_a_child(monkeypatch):
+    import kosearch.encoders.device as device
+
+    assert resolve_device_elsewhere("cpu") == "cpu"
+    monkeypatch.setattr(device, "torch_may_see_a_gpu", lambda: True)  # as with a CUDA build of torch
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    assert resolve_device_elsewhere(None) in ("cpu", "cuda")
+    with pytest.raises(KosearchError, match="cuda:7"):
+        resolve_device_elsewhere("cuda:7")
+    with pytest.raises(KosearchError, match="Unknown device"):
+        resolve_device_elsewhere("tpu")
+
+
+def test_an_index_records_nothing_about_where_its_encoder_ran(tmp_path, child):
+    with kosearch.Index.create(tmp_path / "via-child", model=child) as index:
+        via_child = dict(index.store.manifest)
+    with kosearch.Index.create(tmp_path / "in-process", model=Encoder(device="cpu")) as index:
+        in_process = dict(index.store.manifest)
+    for key in ("model", "fingerprint", "dimension", "prompts", "encoder_backend"):
+        assert via_child.get(key) == in_process.get(key), key
+
+
+def test_the_cli_refuses_an_unknown_encoder_process_in_one_line(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("치타가 먹이를 쫓는다.\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "kosearch", "index", str(tmp_path / "docs"), "-i", str(tmp_path / "index"),
+         "--encoder-process", "thread"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error:") and "--encoder-process" in lines[-1] and "Traceback" not in result.stderr
+
+
+# -- through torch in the child (slow) -------------------------------------------------------------------
+
+
+def _reviews(count: int) -> list[str]:
+    words = ["영화", "배우", "연기", "음악", "결말", "감동", "지루", "최고", "별로", "다시", "보고", "싶다"]
+    return [" ".join(words[(n * 7 + k * 3) % len(words)] for k in range(3 + n % 9)) + f" {n}번" for n in range(count)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_documents_through_the_real_bundled_encoder_are_bit_identical(precision):
+    texts = _reviews(300) + QUERIES
+    local = Encoder(device="cpu", precision=precision)
+    expected = local.encode_documents(texts)
+    with ChildProcessEncoder(device="cpu", precision=precision) as encoder:
+        vectors = encoder.encode_documents(texts)
+        assert vectors.dtype == np.float32
+        np.testing.assert_array_equal(vectors, expected)
+        np.testing.assert_array_equal(encoder.encode_queries(texts[:100]), local.encode_queries(texts[:100]))
+
+
+@pytest.mark.slow
+def test_a_child_killed_during_a_call_is_an_error_not_a_hang():
+    with ChildProcessEncoder(device="cpu") as encoder:
+        encoder.encode_documents(QUERIES)  # the model is loaded: the next call computes for a while
+        killer = threading.Timer(1.0, os.kill, (encoder.pid, signal.SIGKILL))
+        killer.start()
+        started = time.monotonic()
+        with pytest.raises(KosearchError, match="SIGKILL"):
+            encoder.encode_documents(_reviews(20_000), batch_size=8)
+        killer.join()
+        assert time.monotonic() - started < 120
+
+
+@pytest.mark.slow
+def test_an_interrupted_call_ends_the_child_and_the_next_answer_is_its_own():
+    """Ctrl-C while the child computes: its late answer must not become the answer to the next request."""
+    import _thread
+
+    with ChildProcessEncoder(device="cpu") as encoder:
+        encoder.encode_documents(QUERIES)
+        pid = encoder.pid
+        interrupter = threading.Timer(1.0, _thread.interrupt_main)
+        interrupter.start()
+        with pytest.raises(KeyboardInterrupt):
+            encoder.encode_documents(_reviews(20_000), batch_size=8)
+        interrupter.join()
+        assert _gone(pid, seconds=15)
+        np.testing.assert_array_equal(encoder.encode_documents(QUERIES), Encoder(device="cpu").encode_documents(QUERIES))
+
+
+def _documents(folder: Path, files: int = 14, lines: int = 5) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for number in range(files):
+        text = "\n".join(f"문서 {number}의 {line}번째 문장은 영화 리뷰 {number * lines + line} 입니다" for line in range(lines))
+        (folder / f"doc_{number:02d}.txt").write_text(text + "\n", encoding="utf-8")
+    return folder
+
+
+def _state(folder: Path) -> tuple:
+    with kosearch.Index.open(folder) as index:
+        pairs = sorted(
+            (int(i), vector.tobytes()) for ids, vectors in index.store.iter_vectors() for i, vector in zip(ids, vectors)
+        )
+        hits = [
+            [(hit.path, hit.line, hit.text, hit.score) for hit in index.search(query, k=5, mode=mode)]
+            for query in ("영화 리뷰 3", "문서 12의 문장") for mode in ("dense", "hybrid")
+        ]
+        return pairs, hits, index.store.counts(), len(index.store.segment_entries())
+
+
+@pytest.mark.slow
+def test_an_index_built_through_the_child_is_the_index_built_in_process(tmp_path, monkeypatch):
+    """70 sentences in checkpoints of 5: a tier merge inside the run, before which the child is ended."""
+    documents = _documents(tmp_path / "docs")
+    starts: list[int] = []
+    original = ChildProcessEncoder._start
+
+    def counted(self):
+        facts = original(self)
+        starts.append(self.pid)
+        return facts
+
+    monkeypatch.setattr(ChildProcessEncoder, "_start", counted)
+    with kosearch.Index.create(tmp_path / "child", device="cpu", encoder_process="child") as index:
+        report = index.add_folder(documents, unit="sentence", checkpoint_sentences=CHECKPOINT)
+        assert index.encoder.in_child_process
+    assert report.sentences_added == 70
+    assert len(starts) == 2 and all(_gone(pid) for pid in starts)  # ended before the merge, started again after
+    with kosearch.Index.create(tmp_path / "in", device="cpu") as index:
+        index.add_folder(documents, unit="sentence", checkpoint_sentences=CHECKPOINT)
+    assert _state(tmp_path / "child") == _state(tmp_path / "in")
+
+
+@pytest.mark.slow
+def test_the_writing_process_never_imports_torch(tmp_path):
+    """Run in a process of its own: other tests of this session import torch."""
+    documents = _documents(tmp_path / "docs", files=3)
+    script = (
+        "import json, sys\n"
+        "import kosearch\n"
+        "with kosearch.Index.open_or_create(sys.argv[2], device='cpu', encoder_process='child') as index:\n"
+        "    report = index.add_folder(sys.argv[1], unit='sentence')\n"
+        "    hits = index.search('영화 리뷰', k=3)\n"
+        "    pid = index.encoder.pid\n"
+        "print(json.dumps({'added': report.sentences_added, 'hits': len(hits), 'child': pid,\n"
+        "                  'torch': 'torch' in sys.modules, 'st': 'sentence_transformers' in sys.modules,\n"
+        "                  'transformers': 'transformers' in sys.modules}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(documents), str(tmp_path / "index")], capture_output=True, text=True,
+        timeout=900, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["added"] == 15 and seen["hits"] == 3
+    assert not seen["torch"] and not seen["st"] and not seen["transformers"]
+    assert _gone(seen["child"])  # Index.close ended it
+
+
+@pytest.mark.slow
+def test_kosearch_index_with_encoder_process_child(tmp_path):
+    documents = _documents(tmp_path / "docs", files=2)
+    result = subprocess.run(
+        [sys.executable, "-m", "kosearch", "index", str(documents), "-i", str(tmp_path / "index"), "--unit",
+         "sentence", "--device", "cpu", "--encoder-process", "child"],
+        capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "in a child process" in result.stderr and "10 sentences encoded" in result.stdout
+    with kosearch.Index.open(tmp_path / "index") as index:
+        assert len(index) == 10
