@@ -17,6 +17,7 @@ import faiss
 import numpy as np
 import pytest
 
+from kosearch import memory
 from kosearch.errors import KosearchError
 from kosearch.store import IndexStore, PendingChanges, ann
 from kosearch.store.index_store import RECALL_QUERIES
@@ -328,3 +329,48 @@ def test_reading_vectors_by_id_equals_scanning(factory, ascending):
     assert np.array_equal(got_ids, np.concatenate([batch_ids for batch_ids, _ in expected]))
     assert np.allclose(got_vectors, np.concatenate([batch for _, batch in expected]))
     assert list(store.iter_vectors_of(np.array([1, 2], dtype=np.int64))) == []
+
+
+def _heap_mappings() -> list[tuple[int, int, str]]:
+    """``(start, stop, VmFlags)`` of each mapping /proc/self/smaps names ``[heap]`` (glibc's brk heap)."""
+    found, current = [], None
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5:
+            start, stop = (int(part, 16) for part in fields[0].split("-"))
+            current = (start, stop) if len(fields) >= 6 and fields[5] == "[heap]" else None
+        elif current is not None and fields[0] == "VmFlags:":
+            found.append((*current, " ".join(fields[1:])))
+    return found
+
+
+def _in_heap(array: np.ndarray) -> bool:
+    return any(start <= array.ctypes.data < stop for start, stop, _ in _heap_mappings())
+
+
+@pytest.mark.skipif(memory._libc() is None, reason="glibc's allocator settings on Linux")
+def test_a_merge_keeps_large_arrays_out_of_the_heap_and_huge_pages_off_it(tmp_path, monkeypatch):
+    """numpy advises huge pages for arrays of 4 MiB and more; in glibc's heap, khugepaged then fills huge
+    pages around its free pages during an hour-long HNSW add (docs/benchmarks.md, section h). During a
+    merge's build, such arrays must get mappings of their own and the heap must be advised against huge pages."""
+    lift = np.ones(16 << 20, dtype=np.uint8)  # freeing a mapped 16 MiB block lifts glibc's rising threshold
+    del lift
+    outside = np.ones(5 << 20, dtype=np.uint8)
+    assert _in_heap(outside)  # what a merge must not do (and what makes this test able to fail)
+    seen = {}
+    original = ann.build_index
+
+    def watching(*args, **kwargs):
+        inside = np.ones(5 << 20, dtype=np.uint8)
+        seen["in_heap"] = _in_heap(inside)
+        seen["heap_flags"] = [flags for _, _, flags in _heap_mappings()]
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ann, "BREAK_EVEN", 1)
+    monkeypatch.setattr(ann, "build_index", watching)
+    store = _store(tmp_path / "idx", unit_vectors(1200, 32, seed=3), 3, None)
+    store.compact()
+    store.close()
+    assert seen["in_heap"] is False
+    assert seen["heap_flags"] and all("nh" in flags.split() and "hg" not in flags.split() for flags in seen["heap_flags"])
+    del outside
