@@ -22,6 +22,10 @@ Encoders (``--encoder``):
   vector), i.e. ``kosearch index --unit sentence``; hours for a million units here, so it is run
   with a small ``--checkpoint-sentences`` to get a tier merge (ten checkpoints) inside the run.
 
+``--heap-trace`` also records, after every add of a merge's HNSW build, RssAnon, the heap's resident and
+huge-page memory (smaps) and glibc's own count of heap memory in use and free (``mallinfo2``);
+``--tracemalloc`` adds Python's allocations over the adds (``AddTrace``; docs/benchmarks.md, section h).
+
 ``--kosearch-root`` imports kosearch from another tree (the code before a change, for a baseline in
 the same session); the kosearch file imported is recorded in the output.
 
@@ -29,6 +33,8 @@ Usage::
 
     OMP_NUM_THREADS=1 nice -n 19 python bench/bench_build_memory.py --work /tmp/kosearch-mem \
         --units 1100000 --encoder hash-resident --label after --out docs/results/NAME.json
+    OMP_NUM_THREADS=1 nice -n 19 python bench/bench_build_memory.py --work /tmp/kosearch-heap \
+        --units 200000 --checkpoint-sentences 20000 --encoder hash --heap-trace --label L --out OUT.json
 """
 
 from __future__ import annotations
@@ -220,12 +226,10 @@ class AddTrace:
     """What grows during a merge's HNSW add (``--heap-trace``): after every ``add_with_ids`` of
     ``ann._AddBuffer`` (one ``ADD_BATCH``), the index's size, RssAnon, ``anon_split`` and
     ``malloc_info``; with ``--tracemalloc``, Python's allocations (numpy's arrays included) traced
-    from the first add to the start of tuning and compared by line. ``--trim-each-add`` calls
-    ``malloc_trim`` after each add (an experiment: is the growth free memory glibc keeps?)."""
+    from the first add to the start of tuning and compared by line (docs/benchmarks.md, section h)."""
 
-    def __init__(self, trace_python: bool, trim_each_add: bool) -> None:
+    def __init__(self, trace_python: bool) -> None:
         self.trace_python = trace_python
-        self.trim_each_add = trim_each_add
         self.adds: list[dict] = []
         self.started = time.perf_counter()
         self.python: list[dict] = []
@@ -243,7 +247,6 @@ class AddTrace:
         self.adds.append(row)
 
     def install(self) -> None:
-        from kosearch.memory import return_free_memory
         from kosearch.store import ann
 
         trace = self
@@ -254,8 +257,6 @@ class AddTrace:
                 tracemalloc.start(10)
                 trace._first = tracemalloc.take_snapshot()
             flush(buffer)
-            if trace.trim_each_add:
-                return_free_memory()
             trace.record(int(buffer.index.ntotal))
 
         def traced_add_streamed(index, ids, *args, **kwargs):
@@ -504,7 +505,6 @@ def main() -> None:
     parser.add_argument("--heap-trace", action="store_true",
                         help="record memory after every add of a merge's HNSW build (AddTrace)")
     parser.add_argument("--tracemalloc", action="store_true", help="with --heap-trace: trace Python's allocations during the adds")
-    parser.add_argument("--trim-each-add", action="store_true", help="with --heap-trace: malloc_trim after each add (experiment)")
     parser.add_argument("--smaps", type=int, help="no build: where process PID's anonymous memory sits")
     parser.add_argument("--probe", choices=("torch", "onnx"), help="no build: what the model and Kiwi hold, and what release frees")
     args = parser.parse_args()
@@ -542,7 +542,7 @@ def main() -> None:
     result["build"] = build(args.work, args.work / f"index-{args.label}", args.encoder, args.precision,
                             args.checkpoint_sentences, args.interval, args.out.with_suffix(".partial.json"),
                             args.encoder_backend,
-                            AddTrace(args.tracemalloc, args.trim_each_add) if args.heap_trace else None)
+                            AddTrace(args.tracemalloc) if args.heap_trace else None)
     result["ended_utc"] = utc()
     result["load_at_end"] = bench_segments.machine_load()
     args.out.parent.mkdir(parents=True, exist_ok=True)
