@@ -32,6 +32,10 @@ this counts any helper the writer forked too, so for the encoder's child ``child
 figure: the child's own high-water mark, read just before each release). The peak of the sum lies
 between the sampled ``total`` peak and writer ``ru_maxrss`` + ``child_VmHWM_max``.
 
+``--heap-trace`` also records, after every add of a merge's HNSW build, RssAnon, the heap's resident and
+huge-page memory (smaps) and glibc's own count of heap memory in use and free (``mallinfo2``);
+``--tracemalloc`` adds Python's allocations over the adds (``AddTrace``; docs/benchmarks.md, section h).
+
 ``--kosearch-root`` imports kosearch from another tree (the code before a change, for a baseline in
 the same session); the kosearch file imported is recorded in the output.
 
@@ -39,17 +43,21 @@ Usage::
 
     OMP_NUM_THREADS=1 nice -n 19 python bench/bench_build_memory.py --work /tmp/kosearch-mem \
         --units 1100000 --encoder hash-resident --label after --out docs/results/NAME.json
+    OMP_NUM_THREADS=1 nice -n 19 python bench/bench_build_memory.py --work /tmp/kosearch-heap \
+        --units 200000 --checkpoint-sentences 20000 --encoder hash --heap-trace --label L --out OUT.json
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import resource
 import sys
 import threading
 import time
+import tracemalloc
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -195,6 +203,127 @@ class Sampler:
         return kept
 
 
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def malloc_info() -> dict[str, int]:
+    """glibc's own count over all its arenas (``mallinfo2``): ``arena`` bytes taken from the system
+    for heaps, of which ``in_use`` are handed out and ``free`` are free but kept (fragmentation, or
+    the top kept under the trim threshold); ``mmapped``: blocks mapped on their own."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _Mallinfo2
+    info = libc.mallinfo2()
+    return {"heap_arena": info.arena, "in_use": info.uordblks, "free": info.fordblks,
+            "top_releasable": info.keepcost, "mmapped": info.hblkhd, "mmapped_blocks": info.hblks}
+
+
+def anon_split(pid: int | str = "self") -> dict[str, int]:
+    """Anonymous memory by kind of mapping (``/proc/PID/smaps``): ``[heap]`` (brk), unnamed mappings of
+    64 MiB and more (FAISS's storage and graph, glibc's thread arenas), and the rest; ``heap_pieces``:
+    how many mappings the heap is listed as (a range advised ``MADV_HUGEPAGE`` becomes its own),
+    ``heap_huge`` / ``anon_huge``: of which backed by transparent huge pages (``AnonHugePages``)."""
+    heap = large = rest = heap_huge = anon_huge = pieces = 0
+    name, size = "", 0
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and not head[0].endswith(":"):
+            start, stop = (int(part, 16) for part in head[0].split("-"))
+            name, size = (head[5] if len(head) > 5 else ""), stop - start
+            pieces += name == "[heap]"
+        elif head and head[0] == "Anonymous:":
+            value = int(head[1]) * 1024
+            if name == "[heap]":
+                heap += value
+            elif not name and size >= 64 << 20:
+                large += value
+            else:
+                rest += value
+        elif head and head[0] == "AnonHugePages:":
+            value = int(head[1]) * 1024
+            anon_huge += value
+            heap_huge += value if name == "[heap]" else 0
+    return {"heap": heap, "anon_large_mappings": large, "anon_other": rest, "heap_pieces": pieces,
+            "heap_huge": heap_huge, "anon_huge": anon_huge}
+
+
+class AddTrace:
+    """What grows during a merge's HNSW add (``--heap-trace``): after every ``add_with_ids`` of
+    ``ann._AddBuffer`` (one ``ADD_BATCH``), the index's size, RssAnon, ``anon_split`` and
+    ``malloc_info``; with ``--tracemalloc``, Python's allocations (numpy's arrays included) traced
+    from the first add to the start of tuning and compared by line (docs/benchmarks.md, section h)."""
+
+    def __init__(self, trace_python: bool) -> None:
+        self.trace_python = trace_python
+        self.adds: list[dict] = []
+        self.started = time.perf_counter()
+        self.python: list[dict] = []
+        self._first = None
+
+    def record(self, ntotal: int, note: str = "") -> None:
+        values = status()
+        row = {"t": round(time.perf_counter() - self.started, 2), "ntotal": ntotal, "RssAnon": values["RssAnon"],
+               "VmRSS": values["VmRSS"], **anon_split(), **malloc_info()}
+        if note:
+            row["note"] = note
+        if tracemalloc.is_tracing():
+            row["python_traced"], row["python_traced_peak"] = tracemalloc.get_traced_memory()
+            row["tracemalloc_own"] = tracemalloc.get_tracemalloc_memory()
+        self.adds.append(row)
+
+    def install(self) -> None:
+        from kosearch.store import ann
+
+        trace = self
+        flush, add_streamed, tune = ann._AddBuffer.flush, ann._add_streamed, ann._tune
+
+        def traced_flush(buffer):
+            if trace._first is None and trace.trace_python:
+                tracemalloc.start(10)
+                trace._first = tracemalloc.take_snapshot()
+            flush(buffer)
+            trace.record(int(buffer.index.ntotal))
+
+        def traced_add_streamed(index, ids, *args, **kwargs):
+            trace._first = None
+            trace.record(0, f"add of {len(ids)} vectors starts")
+            return add_streamed(index, ids, *args, **kwargs)
+
+        def traced_tune(index, *args, **kwargs):
+            trace.record(int(index.ntotal), "adds done, tuning starts")
+            if trace._first is not None:
+                last = tracemalloc.take_snapshot()
+                filters = [tracemalloc.Filter(False, tracemalloc.__file__)]
+                diff = last.filter_traces(filters).compare_to(trace._first.filter_traces(filters), "lineno")
+                trace.python.append({
+                    "traced_growth": sum(stat.size_diff for stat in diff),
+                    "top": [{"where": str(stat.traceback[0]), "size_diff": stat.size_diff, "count_diff": stat.count_diff,
+                             "size": stat.size} for stat in diff[:15]],
+                })
+                tracemalloc.stop()
+                trace._first = None
+            return tune(index, *args, **kwargs)
+
+        ann._AddBuffer.flush = traced_flush
+        ann._add_streamed = traced_add_streamed
+        ann._tune = traced_tune
+
+    def summary(self) -> dict:
+        adds = [row for row in self.adds if "note" not in row or row["note"].startswith("adds done")]
+        if len(adds) < 2:
+            return {}
+        first, last = adds[0], adds[-1]
+        keys = ("RssAnon", "heap", "heap_huge", "anon_huge", "anon_large_mappings", "anon_other", "heap_arena", "in_use",
+                "free", "mmapped")
+        vectors = max(last["ntotal"] - first["ntotal"], 1)
+        return {
+            "from_ntotal": first["ntotal"], "to_ntotal": last["ntotal"],
+            "growth": {key: last[key] - first[key] for key in keys},
+            "growth_bytes_per_vector": {key: round((last[key] - first[key]) / vectors, 1) for key in keys},
+        }
+
+
 class ResidentHashEncoder(bench_segments.HashEncoder):
     """Hashing vectors, with the real encoder kept resident as in a real run (see the module docstring).
 
@@ -233,7 +362,8 @@ def real_encoder(precision: str, backend: str, process: str):
 
 
 def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, checkpoint_sentences: int,
-          interval: float, partial: Path | None = None, backend: str = "torch", process: str = "in") -> dict:
+          interval: float, partial: Path | None = None, backend: str = "torch", process: str = "in",
+          add_trace: AddTrace | None = None) -> dict:
     import kosearch.documents.split as split
     from kosearch.index import Index
     from kosearch.search.morphemes import MorphemeAnalyzer
@@ -295,6 +425,8 @@ def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, che
         })
 
     IndexStore._merge = counted_merge
+    if add_trace is not None:
+        add_trace.install()
     import shutil
 
     shutil.rmtree(index_folder, ignore_errors=True)
@@ -329,6 +461,8 @@ def build(work: Path, index_folder: Path, encoder_kind: str, precision: str, che
         "segments": segments,
         "summary": sampler.summary(),
         "timeline": sampler.timeline(10.0),
+        **({} if add_trace is None else {"add_trace": {
+            "summary": add_trace.summary(), "python": add_trace.python, "adds": add_trace.adds}}),
     }
 
 
@@ -437,6 +571,9 @@ def main() -> None:
     parser.add_argument("--label", default="run", help="the index folder is WORK/index-LABEL")
     parser.add_argument("--kosearch-root", help="import kosearch from this tree (a baseline)")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--heap-trace", action="store_true",
+                        help="record memory after every add of a merge's HNSW build (AddTrace)")
+    parser.add_argument("--tracemalloc", action="store_true", help="with --heap-trace: trace Python's allocations during the adds")
     parser.add_argument("--smaps", type=int, help="no build: where process PID's anonymous memory sits")
     parser.add_argument("--reload-cost", action="store_true",
                         help="no build: seconds to encode one text after a release, for --encoder-process")
@@ -481,7 +618,8 @@ def main() -> None:
     }
     result["build"] = build(args.work, args.work / f"index-{args.label}", args.encoder, args.precision,
                             args.checkpoint_sentences, args.interval, args.out.with_suffix(".partial.json"),
-                            args.encoder_backend, args.encoder_process)
+                            args.encoder_backend, args.encoder_process,
+                            AddTrace(args.tracemalloc) if args.heap_trace else None)
     result["ended_utc"] = utc()
     result["load_at_end"] = bench_segments.machine_load()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -503,6 +641,7 @@ def main() -> None:
         "child_VmHWM_max_GB": round(result["build"]["child_VmHWM_max_bytes"] * gib, 3),
         "goal_GB": round(result["build"]["goal_bytes"] * gib, 3),
         "merges": result["build"]["merges"],
+        **({"add_growth": result["build"]["add_trace"]["summary"]} if args.heap_trace else {}),
     }))
 
 

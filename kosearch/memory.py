@@ -6,6 +6,15 @@ page cache) live in glibc's heap, which keeps freed space for reuse and so keeps
 indexing run that frees its encoder before a merge (``kosearch.ingest``), or a store that frees its
 page cache, asks glibc to hand back the free pages of its heap (``malloc_trim``); elsewhere (not
 glibc, not Linux) this only runs the garbage collector. Imports nothing of kosearch: every layer may use it.
+
+A long build (a merge's HNSW add: an hour at a million vectors) also needs the heap kept from growing
+back. numpy advises transparent huge pages (``MADV_HUGEPAGE``) for every array of 4 MiB and more,
+wherever it lies; glibc puts such arrays in its heap once its mmap threshold has risen (it rises to the
+size of the largest mapped block freed, up to 32 MiB: one 8,192-row batch of vectors is 12.6 MB). The
+heap then holds ranges marked for huge pages, and the kernel's khugepaged, which fills a 2 MiB huge page
+around even one resident 4 KiB page (``max_ptes_none`` 511, the default), makes their free and trimmed
+pages resident again, a little at each scan. ``large_blocks_mapped`` stops both for the length of a
+build (docs/benchmarks.md, "h. What grows the heap during the HNSW add").
 """
 
 from __future__ import annotations
@@ -15,6 +24,17 @@ import ctypes.util
 import functools
 import gc
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+LARGE_BLOCK = 4 << 20
+"""Inside ``large_blocks_mapped``, allocations of this size and more get a mapping of their own: numpy's
+threshold for advising huge pages, so no array it advises lies in the heap."""
+_MMAP_THRESHOLD_AFTER = 32 << 20
+"""The threshold set back on leaving: glibc's ceiling for its own rising threshold (64-bit), where it
+stands in a process that has freed a large block, as an indexing run has before its first merge."""
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter (malloc.h)
+_MADV_NOHUGEPAGE = 15  # madvise's advice (linux/mman.h)
 
 
 def return_free_memory() -> None:
@@ -37,3 +57,55 @@ def _malloc_trim():
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
     return trim
+
+
+@contextmanager
+def large_blocks_mapped() -> Iterator[None]:
+    """While inside, keep the heap from growing back through huge pages (see the module docstring).
+
+    On entering, the heap's mappings are advised ``MADV_NOHUGEPAGE`` (khugepaged no longer fills free
+    pages around resident ones there; huge pages already formed stay) and glibc's mmap threshold is fixed
+    at ``LARGE_BLOCK``, so arrays numpy would advise get mappings of their own, unmapped when freed. On
+    leaving, the threshold is set to ``_MMAP_THRESHOLD_AFTER`` (glibc cannot be put back to its rising
+    threshold). Process-wide, like any allocator setting: meant for the writer's merges. Elsewhere than
+    glibc on Linux it does nothing.
+    """
+    libc = _libc()
+    if libc is None:
+        yield
+        return
+    _advise_heap(libc, _MADV_NOHUGEPAGE)
+    libc.mallopt(_M_MMAP_THRESHOLD, LARGE_BLOCK)
+    try:
+        yield
+    finally:
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_AFTER)
+
+
+def _advise_heap(libc: ctypes.CDLL, advice: int) -> None:
+    """``madvise`` every mapping ``/proc/self/maps`` names ``[heap]`` (glibc's main heap, grown by brk)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            ranges = [line.split()[0] for line in maps if line.rstrip().endswith("[heap]")]
+    except OSError:
+        return
+    for span in ranges:
+        start, stop = (int(part, 16) for part in span.split("-"))
+        libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(stop - start), advice)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """glibc's ``mallopt`` and ``madvise`` on Linux, else None (musl has no ``mallopt`` parameters to set)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        libc.madvise.restype = ctypes.c_int
+        libc.gnu_get_libc_version  # noqa: B018  (glibc only: musl's mallopt ignores these parameters)
+    except (OSError, AttributeError):
+        return None
+    return libc

@@ -10,6 +10,8 @@ go in over several adds, as they do for a real merge.
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import faiss
 import numpy as np
 import pytest
 
+from kosearch import memory
 from kosearch.errors import KosearchError
 from kosearch.store import IndexStore, PendingChanges, ann
 from kosearch.store.index_store import RECALL_QUERIES
@@ -371,3 +374,60 @@ def test_only_the_short_rows_of_a_batch_go_to_the_exact_fallback():
     complete[1, 3], complete[3, 1:] = allowed[0], allowed[1:4]
     unchanged_scores, unchanged = index_store._complete_short_rows(View(), queries, approx_scores, complete, k, allowed)
     assert unchanged is complete and unchanged_scores is approx_scores and scanned == []  # no scan at all
+
+
+def _heap_mappings() -> list[tuple[int, int, str]]:
+    """``(start, stop, VmFlags)`` of each mapping /proc/self/smaps names ``[heap]`` (glibc's brk heap)."""
+    found, current = [], None
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5:
+            start, stop = (int(part, 16) for part in fields[0].split("-"))
+            current = (start, stop) if len(fields) >= 6 and fields[5] == "[heap]" else None
+        elif current is not None and fields[0] == "VmFlags:":
+            found.append((*current, " ".join(fields[1:])))
+    return found
+
+
+def _in_heap(array: np.ndarray) -> bool:
+    return any(start <= array.ctypes.data < stop for start, stop, _ in _heap_mappings())
+
+
+def _heap_during_a_merge(folder: str) -> dict:
+    """What a merge's build sees of the heap, in this process: run in a fresh interpreter (below), since
+    where glibc puts a block depends on the process's history (a free heap chunk left by an earlier test
+    is reused whatever the mmap threshold)."""
+    lift = np.ones(16 << 20, dtype=np.uint8)  # freeing a mapped 16 MiB block lifts glibc's rising threshold
+    del lift
+    outside = np.ones(5 << 20, dtype=np.uint8)
+    seen = {"outside_in_heap": _in_heap(outside)}
+    original = ann.build_index
+
+    def watching(*args, **kwargs):
+        inside = np.ones(5 << 20, dtype=np.uint8)
+        seen["in_heap"] = _in_heap(inside)
+        seen["heap_flags"] = [flags for _, _, flags in _heap_mappings()]
+        return original(*args, **kwargs)
+
+    ann.BREAK_EVEN, ann.build_index = 1, watching
+    store = _store(Path(folder) / "idx", unit_vectors(1200, 32, seed=3), 3, None)
+    store.compact()
+    store.close()
+    return seen
+
+
+@pytest.mark.skipif(memory._libc() is None, reason="glibc's allocator settings on Linux")
+def test_a_merge_keeps_large_arrays_out_of_the_heap_and_huge_pages_off_it(tmp_path):
+    """numpy advises huge pages for arrays of 4 MiB and more; in glibc's heap, khugepaged then fills huge
+    pages around its free pages during an hour-long HNSW add (docs/benchmarks.md, section h). During a
+    merge's build, such arrays must get mappings of their own and the heap must be advised against huge pages."""
+    script = (
+        f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_merge_stream as t; "
+        f"print(json.dumps(t._heap_during_a_merge({str(tmp_path)!r})))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["outside_in_heap"]  # what a merge must not do (and what makes this test able to fail)
+    assert seen["in_heap"] is False
+    assert seen["heap_flags"] and all("nh" in flags.split() and "hg" not in flags.split() for flags in seen["heap_flags"])

@@ -150,7 +150,7 @@ from kosearch.errors import (
     IndexWriteError,
     KosearchError,
 )
-from kosearch.memory import return_free_memory
+from kosearch.memory import large_blocks_mapped, return_free_memory
 from kosearch.results import CompactionReport, IndexedSentence
 from kosearch.store import ann
 from kosearch.store.metadata import SCHEMA_VERSION, CommittedHashes, MetadataStore, StoredDocument
@@ -1146,7 +1146,8 @@ class IndexStore:
         live = sum(segment.entry.count for segment in chosen) - len(dropped_ids)
         merged: list[LoadedSegment] = []
         if live > 0:
-            entry = self._write_merged(segment_name(generation), chosen, live, int(manifest["dimension"]))
+            with large_blocks_mapped():  # a long HNSW add must not grow the heap back (kosearch.memory)
+                entry = self._write_merged(segment_name(generation), chosen, live, int(manifest["dimension"]))
             merged.append(LoadedSegment(entry, load_segment(self.folder, entry, self._device, self._backend)))
         segments = kept + merged
         self._writing()
