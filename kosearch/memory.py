@@ -31,8 +31,8 @@ LARGE_BLOCK = 4 << 20
 """Inside ``large_blocks_mapped``, allocations of this size and more get a mapping of their own: numpy's
 threshold for advising huge pages, so no array it advises lies in the heap."""
 _MMAP_THRESHOLD_AFTER = 32 << 20
-"""The threshold set back on leaving: glibc's ceiling for its own rising threshold (64-bit), where it
-stands in a process that has freed a large block, as an indexing run has before its first merge."""
+"""The threshold set on leaving, since glibc cannot go back to its rising threshold: that threshold's
+ceiling on 64-bit, so blocks glibc would have put in its heap by itself still go there."""
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter (malloc.h)
 _MADV_NOHUGEPAGE = 15  # madvise's advice (linux/mman.h)
 
@@ -61,7 +61,8 @@ def _malloc_trim():
 
 @contextmanager
 def large_blocks_mapped() -> Iterator[None]:
-    """While inside, keep the heap from growing back through huge pages (see the module docstring).
+    """While inside, keep the heap from growing: no huge pages filled around its free pages, no large
+    short-lived blocks fragmenting it (see the module docstring).
 
     On entering, the heap's mappings are advised ``MADV_NOHUGEPAGE`` (khugepaged no longer fills free
     pages around resident ones there; huge pages already formed stay) and glibc's mmap threshold is fixed
