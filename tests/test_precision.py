@@ -51,6 +51,22 @@ def test_half_precision_model_returns_unit_float32_vectors(tiny_model_folder, pr
     assert half.fingerprint == full.fingerprint  # same model: the index accepts either
 
 
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_loading_in_half_precision_gives_the_vectors_of_converting_after_loading(tiny_model_folder, precision):
+    """The weights are loaded in the compute precision (no float32 copy beside them at load); an index
+    built before, by a float32 load then a conversion, gets the same vectors bit for bit."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    converted = SentenceTransformer(str(tiny_model_folder), device="cpu").to(dtype)
+    expected = converted.encode(TEXTS, convert_to_numpy=False, convert_to_tensor=True, normalize_embeddings=False)
+    loaded = Encoder(str(tiny_model_folder), device="cpu", precision=precision).model
+    assert all(parameter.dtype == dtype for parameter in loaded.parameters())
+    got = loaded.encode(TEXTS, convert_to_numpy=False, convert_to_tensor=True, normalize_embeddings=False)
+    assert torch.equal(got, expected)
+
+
 def test_encoder_spec_rebuilds_the_bundled_model_by_name_and_keeps_the_asked_precision():
     class Bundled:
         name, encoder_backend, fingerprint = BUNDLED_MODEL, "torch", "abc"

@@ -36,6 +36,7 @@ from kosearch.errors import EncoderNotFoundError, KosearchError
 from kosearch.memory import return_free_memory
 
 if TYPE_CHECKING:
+    import torch
     from sentence_transformers import SentenceTransformer
 
     from kosearch.encoders.numpy_bert import NumpyBert
@@ -130,9 +131,10 @@ class Encoder:
         return self._model if self._model is not None else self._load_model()
 
     def _load_model(self) -> SentenceTransformer:
-        model = _load(self.source, self.device)
-        if self.precision != "fp32":
-            model.to(torch_dtype(self.precision))
+        dtype = None if self.precision == "fp32" else torch_dtype(self.precision)
+        model = _load(self.source, self.device, dtype)
+        if dtype is not None:
+            model.to(dtype)  # a no-op where the weights were loaded in it; converts any module that was not
         self._model = model
         self._numpy_queries = None
         return model
@@ -317,11 +319,16 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _load(source: str, device: str) -> SentenceTransformer:
+def _load(source: str, device: str, dtype: torch.dtype | None = None) -> SentenceTransformer:
+    """The model at ``source``; in ``dtype`` from the start when given, since loading in float32 and then
+    converting holds both copies for a moment: the bundled model's peak RSS was 1.53 GB that way and 1.23 GB
+    loaded in bfloat16, the same 1.08 GB after (docs/benchmarks.md, "j. Loading in the compute precision")."""
     try:
         from sentence_transformers import SentenceTransformer
 
-        return SentenceTransformer(source, device=device)
+        if dtype is None:
+            return SentenceTransformer(source, device=device)
+        return SentenceTransformer(source, device=device, model_kwargs={"dtype": dtype})
     except Exception as exc:  # hub, filesystem and config errors all mean "cannot use this model"
         where = "local folder" if Path(source).is_dir() else "Hugging Face id"
         raise EncoderNotFoundError(
