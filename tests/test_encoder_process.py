@@ -218,16 +218,23 @@ def test_an_interrupted_call_ends_the_child_and_the_next_answer_is_its_own():
     """Ctrl-C while the child computes: its late answer must not become the answer to the next request."""
     import _thread
 
-    with ChildProcessEncoder(device="cpu") as encoder:
-        encoder.encode_documents(QUERIES)
-        pid = encoder.pid
-        interrupter = threading.Timer(1.0, _thread.interrupt_main)
-        interrupter.start()
-        with pytest.raises(KeyboardInterrupt):
-            encoder.encode_documents(_reviews(20_000), batch_size=8)
-        interrupter.join()
-        assert _gone(pid, seconds=15)
-        np.testing.assert_array_equal(encoder.encode_documents(QUERIES), Encoder(device="cpu").encode_documents(QUERIES))
+    # a process started in the background (`cmd &`, as a CI runner may start pytest) inherits SIGINT ignored,
+    # and interrupt_main then does nothing: Python's own handler is put back for this test
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with ChildProcessEncoder(device="cpu") as encoder:
+            encoder.encode_documents(QUERIES)
+            pid = encoder.pid
+            interrupter = threading.Timer(1.0, _thread.interrupt_main)
+            interrupter.start()
+            with pytest.raises(KeyboardInterrupt):
+                encoder.encode_documents(_reviews(20_000), batch_size=8)
+            interrupter.join()
+            assert _gone(pid, seconds=15)
+            expected = Encoder(device="cpu").encode_documents(QUERIES)
+            np.testing.assert_array_equal(encoder.encode_documents(QUERIES), expected)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _documents(folder: Path, files: int = 14, lines: int = 5) -> Path:
