@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from pathlib import Path
 
 import numpy as np
 
@@ -192,3 +193,13 @@ def start_server(index, *extra: str, cwd, env: dict | None = None, log=None, wai
             time.sleep(0.3)
     process.kill()
     raise RuntimeError(f"kosearch serve did not answer /health in {wait_seconds:.0f} s")
+
+
+def write_numbered_documents(folder: Path, files: int = 14, lines: int = 5) -> Path:
+    """``files`` small Korean text files of ``lines`` numbered sentences each, every sentence distinct: enough
+    checkpoints of a few sentences to fill a merge tier inside one indexing run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for number in range(files):
+        text = "\n".join(f"문서 {number}의 {line}번째 문장은 영화 리뷰 {number * lines + line} 입니다" for line in range(lines))
+        (folder / f"doc_{number:02d}.txt").write_text(text + "\n", encoding="utf-8")
+    return folder

@@ -33,6 +33,7 @@ from kosearch.encoders.child_process import (
     resolve_device_elsewhere,
 )
 from kosearch.errors import EncoderNotFoundError, KosearchError
+from kosearch_testing import write_numbered_documents
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ["치타가 먹이를 쫓는다", "오늘 날씨가 맑다", "수치 해석 프로그램"]
@@ -237,14 +238,6 @@ def test_an_interrupted_call_ends_the_child_and_the_next_answer_is_its_own():
         signal.signal(signal.SIGINT, previous)
 
 
-def _documents(folder: Path, files: int = 14, lines: int = 5) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for number in range(files):
-        text = "\n".join(f"문서 {number}의 {line}번째 문장은 영화 리뷰 {number * lines + line} 입니다" for line in range(lines))
-        (folder / f"doc_{number:02d}.txt").write_text(text + "\n", encoding="utf-8")
-    return folder
-
-
 def _state(folder: Path) -> tuple:
     with kosearch.Index.open(folder) as index:
         pairs = sorted(
@@ -260,7 +253,7 @@ def _state(folder: Path) -> tuple:
 @pytest.mark.slow
 def test_an_index_built_through_the_child_is_the_index_built_in_process(tmp_path, monkeypatch):
     """70 sentences in checkpoints of 5: a tier merge inside the run, before which the child is ended."""
-    documents = _documents(tmp_path / "docs")
+    documents = write_numbered_documents(tmp_path / "docs")
     starts: list[int] = []
     original = ChildProcessEncoder._start
 
@@ -283,7 +276,7 @@ def test_an_index_built_through_the_child_is_the_index_built_in_process(tmp_path
 @pytest.mark.slow
 def test_the_writing_process_never_imports_torch(tmp_path):
     """Run in a process of its own: other tests of this session import torch."""
-    documents = _documents(tmp_path / "docs", files=3)
+    documents = write_numbered_documents(tmp_path / "docs", files=3)
     script = (
         "import json, sys\n"
         "import kosearch\n"
@@ -308,7 +301,7 @@ def test_the_writing_process_never_imports_torch(tmp_path):
 
 @pytest.mark.slow
 def test_kosearch_index_with_encoder_process_child(tmp_path):
-    documents = _documents(tmp_path / "docs", files=2)
+    documents = write_numbered_documents(tmp_path / "docs", files=2)
     result = subprocess.run(
         [sys.executable, "-m", "kosearch", "index", str(documents), "-i", str(tmp_path / "index"), "--unit",
          "sentence", "--device", "cpu", "--encoder-process", "child"],

@@ -22,7 +22,7 @@ from kosearch.ingest import ReaderGate, _prefetch
 from kosearch.search.morphemes import MorphemeAnalyzer
 from kosearch.store.index_store import IndexStore
 from kosearch.store.segments import SEGMENTS_PER_TIER
-from kosearch_testing import HashingEncoder
+from kosearch_testing import HashingEncoder, write_numbered_documents
 
 CHECKPOINT = 5
 """Sentences per checkpoint in these runs: ten checkpoints fill a tier, so a merge runs inside the run."""
@@ -50,14 +50,6 @@ class ReleasingEncoder(HashingEncoder):
         return super().encode_documents(texts, batch_size, show_progress_bar)
 
 
-def _documents(folder: Path, files: int = 14, lines: int = 5) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for number in range(files):
-        text = "\n".join(f"문서 {number}의 {line}번째 문장은 영화 리뷰 {number * lines + line} 입니다" for line in range(lines))
-        (folder / f"doc_{number:02d}.txt").write_text(text + "\n", encoding="utf-8")
-    return folder
-
-
 def _state(folder: Path) -> tuple:
     """Everything a search sees: rows, vector ids and vectors, and the answers to a few queries."""
     with kosearch.Index.open(folder, model=HashingEncoder()) as index:
@@ -82,7 +74,7 @@ def _build(folder: Path, documents: Path, encoder) -> kosearch.results.IngestRep
 
 
 def test_the_encoder_is_released_before_a_merge_inside_the_run_and_used_again_after(tmp_path):
-    documents = _documents(tmp_path / "docs")
+    documents = write_numbered_documents(tmp_path / "docs")
     encoder = ReleasingEncoder()
     report = _build(tmp_path / "index", documents, encoder)
     assert report.sentences_added == 70
@@ -96,14 +88,14 @@ def test_the_encoder_is_released_before_a_merge_inside_the_run_and_used_again_af
 
 
 def test_a_run_gives_the_same_index_with_and_without_the_release(tmp_path):
-    documents = _documents(tmp_path / "docs")
+    documents = write_numbered_documents(tmp_path / "docs")
     _build(tmp_path / "released", documents, ReleasingEncoder())
     _build(tmp_path / "kept", documents, HashingEncoder())  # no ``release``: nothing is freed
     assert _state(tmp_path / "released") == _state(tmp_path / "kept")
 
 
 def test_no_release_without_a_merge(tmp_path):
-    documents = _documents(tmp_path / "docs", files=4)
+    documents = write_numbered_documents(tmp_path / "docs", files=4)
     encoder = ReleasingEncoder()
     _build(tmp_path / "index", documents, encoder)
     assert encoder.releases == [] and encoder.reloads == 0
@@ -119,7 +111,7 @@ def test_the_run_releases_kiwi_too_and_it_loads_again(tmp_path, monkeypatch):
         seen.append(self.kiwi is None and split._kiwi is None)
 
     monkeypatch.setattr(MorphemeAnalyzer, "release", watched)
-    documents = _documents(tmp_path / "docs")
+    documents = write_numbered_documents(tmp_path / "docs")
     _build(tmp_path / "index", documents, ReleasingEncoder())
     assert seen == [True]
     assert split._kiwi is not None  # the run analysed (and split) again after the merge
@@ -133,7 +125,7 @@ def test_a_failing_release_leaves_the_last_commit_and_the_next_run_finishes(tmp_
         def release(self) -> None:
             raise RuntimeError("release failed")
 
-    documents = _documents(tmp_path / "docs")
+    documents = write_numbered_documents(tmp_path / "docs")
     with pytest.raises(RuntimeError, match="release failed"):
         _build(tmp_path / "index", documents, FailingRelease())
     with kosearch.Index.open(tmp_path / "index", model=HashingEncoder()) as index:
@@ -209,7 +201,7 @@ def test_the_bundled_encoder_is_released_during_a_merge_and_the_index_matches_on
     run that never released it (same model, same batches)."""
     from kosearch.encoders import Encoder
 
-    documents = _documents(tmp_path / "docs")
+    documents = write_numbered_documents(tmp_path / "docs")
     during_merge: list[bool] = []
     original_merge = IndexStore._merge
 
