@@ -196,8 +196,9 @@ def ingest_folder(
         if release is not None:
             release()
         if analyzer is not None:
-            analyzer.release()
-        release_kiwi()  # the documents stage's splitting Kiwi, if the analyzer did not hold it
+            analyzer.release()  # its Kiwi and the process-wide one the documents stage splits with
+        else:
+            release_kiwi()  # the documents stage's splitting Kiwi
 
     def checkpoint(final: bool) -> None:
         nonlocal last_checkpoint, since_checkpoint, changed
