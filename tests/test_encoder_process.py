@@ -26,11 +26,15 @@ import pytest
 
 import kosearch
 from kosearch.encoders import Encoder
+from kosearch.encoders import child_process
 from kosearch.encoders.child_process import (
+    CHILD_ENVIRONMENT,
     ENCODER_PROCESS_HELP,
+    TRIM_AFTER_TEXTS,
     ChildProcessEncoder,
     encoder_process,
     resolve_device_elsewhere,
+    serve,
 )
 from kosearch.errors import EncoderNotFoundError, KosearchError
 from kosearch_testing import write_numbered_documents
@@ -80,6 +84,69 @@ def test_queries_come_back_as_the_in_process_encoder_computes_them(child):
     vectors = child.encode_queries(QUERIES)
     assert vectors.dtype == np.float32 and vectors.shape == (len(QUERIES), 384) and vectors.flags.c_contiguous
     np.testing.assert_array_equal(vectors, Encoder(device="cpu").encode_queries(QUERIES))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/environ")
+def test_the_child_starts_with_its_allocator_settings_unless_the_user_set_them(child, monkeypatch):
+    environ = dict(
+        entry.split("=", 1) for entry in Path(f"/proc/{child.pid}/environ").read_text().split("\0") if "=" in entry
+    )
+    for name, value in CHILD_ENVIRONMENT.items():
+        assert environ[name] == os.environ.get(name, value)
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "1024")
+    assert child_process.child_environment()["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "1024"
+
+
+def test_a_child_is_recycled_after_encoding_its_share_and_the_next_answers_the_same(monkeypatch):
+    """After ``RECYCLE_AFTER_TEXTS`` texts the child is ended once its answer is in; the next encode starts a
+    fresh one, whose vectors are the same."""
+    monkeypatch.setattr(child_process, "RECYCLE_AFTER_TEXTS", 4)
+    with ChildProcessEncoder(device="cpu") as encoder:
+        first = encoder.encode_queries(QUERIES)
+        pid = encoder.pid
+        assert encoder.running  # 3 texts: under the limit
+        assert np.array_equal(encoder.encode_queries(QUERIES[:1]), first[:1])
+        assert not encoder.running and _gone(pid)  # 4 texts: recycled after answering
+        assert np.array_equal(encoder.encode_queries(QUERIES), first)
+        assert encoder.running and encoder.pid != pid  # a fresh child, counting from zero again
+
+
+def test_the_child_gives_free_memory_back_after_a_large_request_only(monkeypatch):
+    """``serve`` trims after encoding ``TRIM_AFTER_TEXTS`` texts or more, never after a query's few."""
+    trims: list[int] = []
+    monkeypatch.setattr(child_process, "return_free_memory", lambda: trims.append(len(sent)))
+
+    class Stub:
+        name = source = device = precision = encoder_backend = fingerprint = "stub"
+        batch_size, dimension, prompts, folder = 1, 2, {}, None
+
+        def encode_documents(self, texts, batch_size=None, show_progress_bar=False):
+            return np.zeros((len(texts), 2), dtype=np.float32)
+
+        encode_queries = encode_documents
+
+    class Settings:
+        def build(self):
+            return Stub()
+
+    requests = [
+        ("encode_queries", (["질문"], None, False)),
+        ("encode_documents", (["문장"] * (TRIM_AFTER_TEXTS - 1), None, False)),
+        ("encode_documents", (["문장"] * TRIM_AFTER_TEXTS, None, False)),
+        None,
+    ]
+    sent: list = []
+
+    class Connection:
+        def recv(self):
+            return requests.pop(0)
+
+        def send(self, message):
+            sent.append(message)
+
+    serve(Connection(), Settings())
+    assert [kind for kind, _ in sent] == ["ready", "ok", "ok", "ok"]
+    assert trims == [3]  # after the third answer was computed, before it was sent
 
 
 def test_an_error_in_the_child_is_raised_here_as_the_same_error(tmp_path, child):

@@ -52,6 +52,7 @@ import numpy as np
 
 from kosearch.encoders.backends import vector_family
 from kosearch.errors import KosearchError
+from kosearch.memory import return_free_memory
 
 ENCODER_PROCESSES: dict[str, str] = {
     "in": "the model runs in the indexing process (default)",
@@ -63,6 +64,26 @@ ENCODER_PROCESS_HELP = "Where the encoder's model runs: " + "; ".join(
     f"{name}: {help_text}" for name, help_text in ENCODER_PROCESSES.items()
 ) + "."
 """The CLI's help text for ``--encoder-process``, derived from the table above."""
+
+CHILD_ENVIRONMENT: dict[str, str] = {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "8"}
+"""Settings the child starts with unless this process's environment has them. oneDNN (torch's CPU kernels)
+keeps up to 1,024 compiled primitives, one per shape met, and a build meets a new sequence length with
+almost every batch. Measured over ten calls of 8,192 NSMC sentences (bf16; docs/benchmarks.md, section k):
+the child's memory after a call grew by 0.28 GB with the default cache, 0.11 GB with eight entries, for
+about 7% of the encoding speed."""
+TRIM_AFTER_TEXTS = 1024
+"""After a request that encoded this many texts or more, the child gives its free heap pages back
+(``kosearch.memory.return_free_memory``; tens of milliseconds, against seconds of encoding): batches of
+different lengths leave freed activations resident in glibc's heaps otherwise. Short requests (a query)
+skip it, so a search pays nothing."""
+
+RECYCLE_AFTER_TEXTS = 100_000
+"""A child that has encoded this many texts is ended after its answer, and the next encode starts a fresh
+one, as long-lived workers are recycled elsewhere (gunicorn's ``max_requests``, Celery's
+``max_tasks_per_child``). Even with the two settings above, glibc's heap of a child encoding batch after
+batch grows with the run (fragmentation by activations of every sequence length: +0.2 GB in its first ten
+minutes of a million-sentence build, still growing). A restart costs about 6 s; 100,000 texts take minutes
+to encode on a CPU (one checkpoint of ``kosearch index``)."""
 
 POLL_SECONDS = 0.5
 """How often a wait for the child checks that it is still alive."""
@@ -141,6 +162,8 @@ class ChildProcessEncoder:
         self._process: subprocess.Popen | None = None
         self._connection: Connection | None = None
         self._end_child: weakref.finalize | None = None
+        self._texts_encoded = 0
+        """Texts the running child has encoded (``RECYCLE_AFTER_TEXTS``)."""
         facts = self._start()
         self.name: str = facts["name"]
         self.source: str = facts["source"]
@@ -222,11 +245,12 @@ class ChildProcessEncoder:
         parent_end, child_end = socket.socketpair()
         process = subprocess.Popen(
             [sys.executable, "-c", _CHILD_PROGRAM, str(child_end.fileno()), json.dumps(sys.path)],
-            pass_fds=[child_end.fileno()], stdin=subprocess.DEVNULL, close_fds=True,
+            pass_fds=[child_end.fileno()], stdin=subprocess.DEVNULL, close_fds=True, env=child_environment(),
         )
         child_end.close()  # the child's end lives in the child only, so its death reads as end of file here
         connection = Connection(parent_end.detach())
         self._process, self._connection = process, connection
+        self._texts_encoded = 0
         self._end_child = weakref.finalize(self, _end, process, connection)
         try:
             connection.send(self._settings)
@@ -247,7 +271,12 @@ class ChildProcessEncoder:
             except BaseException:  # interrupted half-way through a request: the child is not reused
                 self._abandon()
                 raise
-            return self._reply()
+            reply = self._reply()
+            if args and isinstance(args[0], list):
+                self._texts_encoded += len(args[0])
+                if self._texts_encoded >= RECYCLE_AFTER_TEXTS:
+                    self._stop()  # the next encode starts a fresh child
+            return reply
 
     def _reply(self) -> Any:
         """The child's answer to the last request (or to its start), raising what it raised."""
@@ -330,6 +359,11 @@ def _end(process: subprocess.Popen, connection: Connection) -> None:
     connection.close()
 
 
+def child_environment() -> dict[str, str]:
+    """This process's environment with :data:`CHILD_ENVIRONMENT`'s settings where it has none of its own."""
+    return {**CHILD_ENVIRONMENT, **os.environ}
+
+
 _CHILD_PROGRAM = (
     "import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
     "from kosearch.encoders.child_process import child_main; child_main(int(sys.argv[1]))"
@@ -373,6 +407,8 @@ def serve(connection: Connection, settings: EncoderSettings) -> None:
             if method not in _METHODS:
                 raise KosearchError(f"the encoder's child process has no method {method!r}")
             reply = ("ok", getattr(encoder, method)(*args))
+            if args and isinstance(args[0], list) and len(args[0]) >= TRIM_AFTER_TEXTS:
+                return_free_memory()
         except Exception as error:  # noqa: BLE001 - handed to the parent, which raises it
             reply = ("error", _portable(error))
         try:
