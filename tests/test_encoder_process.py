@@ -30,11 +30,9 @@ from kosearch.encoders import child_process
 from kosearch.encoders.child_process import (
     CHILD_ENVIRONMENT,
     ENCODER_PROCESS_HELP,
-    TRIM_AFTER_TEXTS,
     ChildProcessEncoder,
     encoder_process,
     resolve_device_elsewhere,
-    serve,
 )
 from kosearch.errors import EncoderNotFoundError, KosearchError
 from kosearch_testing import write_numbered_documents
@@ -109,44 +107,6 @@ def test_a_child_is_recycled_after_encoding_its_share_and_the_next_answers_the_s
         assert not encoder.running and _gone(pid)  # 4 texts: recycled after answering
         assert np.array_equal(encoder.encode_queries(QUERIES), first)
         assert encoder.running and encoder.pid != pid  # a fresh child, counting from zero again
-
-
-def test_the_child_gives_free_memory_back_after_a_large_request_only(monkeypatch):
-    """``serve`` trims after encoding ``TRIM_AFTER_TEXTS`` texts or more, never after a query's few."""
-    trims: list[int] = []
-    monkeypatch.setattr(child_process, "return_free_memory", lambda: trims.append(len(sent)))
-
-    class Stub:
-        name = source = device = precision = encoder_backend = fingerprint = "stub"
-        batch_size, dimension, prompts, folder = 1, 2, {}, None
-
-        def encode_documents(self, texts, batch_size=None, show_progress_bar=False):
-            return np.zeros((len(texts), 2), dtype=np.float32)
-
-        encode_queries = encode_documents
-
-    class Settings:
-        def build(self):
-            return Stub()
-
-    requests = [
-        ("encode_queries", (["질문"], None, False)),
-        ("encode_documents", (["문장"] * (TRIM_AFTER_TEXTS - 1), None, False)),
-        ("encode_documents", (["문장"] * TRIM_AFTER_TEXTS, None, False)),
-        None,
-    ]
-    sent: list = []
-
-    class Connection:
-        def recv(self):
-            return requests.pop(0)
-
-        def send(self, message):
-            sent.append(message)
-
-    serve(Connection(), Settings())
-    assert [kind for kind, _ in sent] == ["ready", "ok", "ok", "ok"]
-    assert trims == [3]  # after the third answer was computed, before it was sent
 
 
 def test_an_error_in_the_child_is_raised_here_as_the_same_error(tmp_path, child):

@@ -109,3 +109,17 @@ def test_cli_index_with_bf16_builds_a_searchable_index(tmp_path):
     )
     assert found.returncode == 0, found.stderr
     assert json.loads(found.stdout)
+
+
+def test_a_large_encode_gives_free_heap_memory_back_and_a_small_one_does_not(tiny_model_folder, monkeypatch):
+    """After a call of ``TRIM_AFTER_TEXTS`` texts or more (an indexing batch), not after a query's few."""
+    from kosearch.encoders import encoder as encoder_module
+
+    trims: list[int] = []
+    monkeypatch.setattr(encoder_module, "return_free_memory", lambda: trims.append(1))
+    model = Encoder(str(tiny_model_folder), device="cpu")
+    model.encode_queries(TEXTS)
+    model.encode_documents(TEXTS * (encoder_module.TRIM_AFTER_TEXTS // len(TEXTS) - 1))
+    assert trims == []
+    vectors = model.encode_documents(TEXTS * (encoder_module.TRIM_AFTER_TEXTS // len(TEXTS)))
+    assert trims == [1] and vectors.shape[0] == encoder_module.TRIM_AFTER_TEXTS

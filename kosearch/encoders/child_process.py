@@ -52,7 +52,6 @@ import numpy as np
 
 from kosearch.encoders.backends import vector_family
 from kosearch.errors import KosearchError
-from kosearch.memory import return_free_memory
 
 ENCODER_PROCESSES: dict[str, str] = {
     "in": "the model runs in the indexing process (default)",
@@ -71,16 +70,10 @@ keeps up to 1,024 compiled primitives, one per shape met, and a build meets a ne
 almost every batch. Measured over ten calls of 8,192 NSMC sentences (bf16; docs/benchmarks.md, section k):
 the child's memory after a call grew by 0.28 GB with the default cache, 0.11 GB with eight entries, for
 about 7% of the encoding speed."""
-TRIM_AFTER_TEXTS = 1024
-"""After a request that encoded this many texts or more, the child gives its free heap pages back
-(``kosearch.memory.return_free_memory``; tens of milliseconds, against seconds of encoding): batches of
-different lengths leave freed activations resident in glibc's heaps otherwise. Short requests (a query)
-skip it, so a search pays nothing."""
-
 RECYCLE_AFTER_TEXTS = 100_000
 """A child that has encoded this many texts is ended after its answer, and the next encode starts a fresh
 one, as long-lived workers are recycled elsewhere (gunicorn's ``max_requests``, Celery's
-``max_tasks_per_child``). Even with the two settings above, glibc's heap of a child encoding batch after
+``max_tasks_per_child``). Even with the setting above and ``Encoder``'s trim after each batch, glibc's heap of a child encoding batch after
 batch grows with the run (fragmentation by activations of every sequence length: +0.2 GB in its first ten
 minutes of a million-sentence build, still growing). A restart costs about 6 s; 100,000 texts take minutes
 to encode on a CPU (one checkpoint of ``kosearch index``)."""
@@ -407,8 +400,6 @@ def serve(connection: Connection, settings: EncoderSettings) -> None:
             if method not in _METHODS:
                 raise KosearchError(f"the encoder's child process has no method {method!r}")
             reply = ("ok", getattr(encoder, method)(*args))
-            if args and isinstance(args[0], list) and len(args[0]) >= TRIM_AFTER_TEXTS:
-                return_free_memory()
         except Exception as error:  # noqa: BLE001 - handed to the parent, which raises it
             reply = ("error", _portable(error))
         try:
