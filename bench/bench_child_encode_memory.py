@@ -6,10 +6,12 @@ runs the bundled encoder (``--precision``, bf16 by default) in a fresh interpret
 ``--calls`` calls of ``--batch`` NSMC reviews (the same reviews for every variant), and records after each
 call the seconds it took, ``VmRSS`` and ``VmHWM`` (``/proc/self/status``). Variants:
 
-- ``default``: torch and glibc as they come (oneDNN's primitive cache at its default 1,024 entries);
-- ``trim``: ``kosearch.memory.return_free_memory`` after each call, as the child's ``serve`` now does
-  (``TRIM_AFTER_TEXTS``);
-- ``child``: that, and ``CHILD_ENVIRONMENT`` (oneDNN's cache at 8 entries): what the child now runs with.
+- ``default``: torch and glibc as they come (oneDNN's primitive cache at its default 1,024 entries), and
+  ``Encoder``'s trim after a large call undone: the code before this change;
+- ``trim``: ``Encoder`` as it is: the free heap pages go back after each call of ``TRIM_AFTER_TEXTS`` texts
+  or more (in-process indexing runs now);
+- ``child``: that, and ``CHILD_ENVIRONMENT`` (oneDNN's cache at 8 entries): what the child now runs with;
+- ``child-mmap16``: that, with glibc's mmap threshold fixed at 16 MiB (``MMAP_THRESHOLD``; not in the product).
 
 Each variant's speed is reported relative to ``default`` in the same run. Usage::
 
@@ -30,7 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-VARIANTS = ("default", "trim", "child")
+VARIANTS = ("default", "trim", "child", "child-mmap16")
+MMAP_THRESHOLD = 16 << 20
+"""``child-mmap16``: glibc's mmap threshold fixed here (a candidate, not in the product): blocks this large get
+mappings of their own, returned when freed, instead of heap space that activations of other sizes fragment."""
 
 
 def _status() -> dict[str, float]:
@@ -47,22 +52,25 @@ def run_variant(variant: str, calls: int, batch: int, precision: str) -> dict:
     """In this (fresh) interpreter: load the encoder, encode ``calls`` batches, record memory after each."""
     import nsmc_bench_data
 
+    from kosearch.encoders import encoder as encoder_module
     from kosearch.encoders.encoder import Encoder
-    from kosearch.memory import return_free_memory
 
-    reviews = []
-    for _, review in nsmc_bench_data.read_reviews():
-        reviews.append(review)
-        if len(reviews) >= calls * batch:
-            break
+    if variant == "default":
+        encoder_module.return_free_memory = lambda: None  # the code before: nothing given back after a call
+
+    reviews = [review for _, review in nsmc_bench_data.read_reviews(calls * batch)]
+    if variant == "child-mmap16":
+        from kosearch.memory import _libc
+
+        libc = _libc()
+        if libc is not None:
+            libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
     encoder = Encoder(None, device="cpu", precision=precision)
     encoder.encode_documents(reviews[:8])
     steps = [{"after": "load", "seconds": 0.0, **_status()}]
     for call in range(calls):
         started = time.perf_counter()
         encoder.encode_documents(reviews[call * batch:(call + 1) * batch])
-        if variant in ("trim", "child"):
-            return_free_memory()
         steps.append({"after": f"call {call + 1}", "seconds": time.perf_counter() - started, **_status()})
     return {"variant": variant, "steps": steps}
 
@@ -89,7 +97,7 @@ def main() -> None:
     for variant in args.variants:
         # The child's settings are environment variables read when torch starts: each variant is a fresh process.
         env = {key: value for key, value in os.environ.items() if key not in CHILD_ENVIRONMENT}
-        if variant == "child":
+        if variant.startswith("child"):
             env.update(CHILD_ENVIRONMENT)
         command = [sys.executable, __file__, "--variant", variant, "--calls", str(args.calls),
                    "--batch", str(args.batch), "--precision", args.precision]
