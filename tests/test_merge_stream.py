@@ -212,6 +212,25 @@ def test_reading_a_mapped_segment_once_drops_its_pages_and_leaves_memory_stores_
     assert np.array_equal(np.concatenate([v for _, v in in_memory.iter_vectors()]), vectors)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps; madvise is Linux's")
+def test_opening_a_mapped_hnsw_segment_leaves_none_of_its_pages_resident_and_it_searches_the_same(tmp_path):
+    """FAISS reads an HNSW graph through the mapping (checking every neighbour); those pages are dropped after
+    the load, so a process that opens a segment and never searches it holds none of it."""
+    vectors = unit_vectors(20_000, 32, seed=12)
+    ids = np.arange(20_000, dtype=np.int64) + 1
+    path = tmp_path / "segment.000001.faiss"
+    source = FaissVectorStore.empty(32, "HNSW32")
+    source.add(ids, vectors)
+    source.save(path)
+    expected = source.search(vectors[:50], 10)
+
+    mapped = FaissVectorStore.load(path, mmap=True)
+    assert _mapped_rss_kb(path) < 200  # the graph alone is 20,000 x 64 neighbours x 4 bytes = 5 MB
+    found = mapped.search(vectors[:50], 10)
+    assert np.array_equal(found[1], expected[1]) and np.allclose(found[0], expected[0])
+    assert _mapped_rss_kb(path) > 0  # the search mapped back what it touched
+
+
 def test_compaction_rebuilds_a_graph_built_shallower_than_the_current_depth(tmp_path, monkeypatch):
     """An HNSW segment records the efConstruction its graph was built with; a segment built shallower
     (or before the depth was recorded, FAISS's default 40) is rebuilt by the next compaction even with

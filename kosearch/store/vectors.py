@@ -193,6 +193,8 @@ class FaissVectorStore:
             raise IndexCorruptError(
                 f"{path} is a FAISS file but not a kosearch vector file (no id map: {type(index).__name__})"
             )
+        if mmap:
+            _release_file_pages(path)
         store = cls(index, device)
         store._mapped_file = mmap
         return store
@@ -479,6 +481,29 @@ def _release_pages(start: int, stop: int) -> None:
     begin, end = start - start % _PAGE, stop - stop % _PAGE  # the last partial page goes with the next batch
     if libc is not None and end > begin:
         libc.madvise(ctypes.c_void_p(begin), ctypes.c_size_t(end - begin), _MADV_DONTNEED)
+
+
+def _release_file_pages(path: Path) -> None:
+    """Drop this process's resident pages of every read-only mapping of ``path`` (Linux; elsewhere nothing).
+
+    FAISS maps a segment file whole, and reading an HNSW segment it checks every neighbour of the graph,
+    which leaves the graph's pages resident in this process: 0.27 GB at a million vectors, counted in its
+    RSS whether or not it ever searches (an indexing run after a merge; a reader that has just opened).
+    The page cache keeps them, and a search maps back the pages it touches. Writable mappings are never
+    touched (dropping a private page would lose what was written to it).
+    """
+    if _libc() is None:
+        return
+    target = os.path.realpath(path)
+    try:
+        with open("/proc/self/maps") as maps:
+            spans = [line.split(None, 5) for line in maps if line.rstrip("\n").endswith(target)]
+    except OSError:
+        return
+    for fields in spans:
+        if len(fields) == 6 and fields[5].rstrip("\n") == target and "w" not in fields[1]:
+            start, stop = (int(part, 16) for part in fields[0].split("-"))
+            _release_pages(start, stop)
 
 
 @functools.cache
