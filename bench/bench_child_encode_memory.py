@@ -13,9 +13,12 @@ call the seconds it took, ``VmRSS`` and ``VmHWM`` (``/proc/self/status``). Varia
 - ``child``: that, and ``CHILD_ENVIRONMENT`` (oneDNN's cache at 8 entries): what the child now runs with;
 - ``child-mmap16``: that, with glibc's mmap threshold fixed at 16 MiB (``MMAP_THRESHOLD``; not in the product).
 
-Each variant's speed is reported relative to ``default`` in the same run. Usage::
+Each variant's speed is reported relative to ``default`` in the same run. The texts matter: the sentences of
+a build's documents (``--documents``) made the default grow call after call, NSMC reviews in file order did not
+(docs/benchmarks.md, section k). Usage::
 
-    OMP_NUM_THREADS=2 python bench/bench_child_encode_memory.py --calls 10 --out runs/child_memory.json
+    OMP_NUM_THREADS=2 python bench/bench_child_encode_memory.py --documents runs/bm1m/documents --calls 5 \
+        --out runs/child_memory.json
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -48,9 +52,24 @@ def _status() -> dict[str, float]:
     return values
 
 
-def run_variant(variant: str, calls: int, batch: int, precision: str) -> dict:
-    """In this (fresh) interpreter: load the encoder, encode ``calls`` batches, record memory after each."""
+def read_texts(documents: Path | None, count: int) -> list[str]:
+    """``count`` texts: NSMC reviews in file order, or the sentences of ``documents``' files (one review per
+    line, as ``bench_build_memory.py`` prepares them; split after ``.``, ``!`` or ``?``), in file order."""
     import nsmc_bench_data
+
+    if documents is None:
+        return [review for _, review in nsmc_bench_data.read_reviews(count)]
+    texts: list[str] = []
+    for path in sorted(documents.glob("*.txt")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            texts.extend(part for part in re.split(r"(?<=[.!?])\s+", line.strip()) if part)
+        if len(texts) >= count:
+            break
+    return texts[:count]
+
+
+def run_variant(variant: str, calls: int, batch: int, precision: str, documents: Path | None) -> dict:
+    """In this (fresh) interpreter: load the encoder, encode ``calls`` batches, record memory after each."""
 
     from kosearch.encoders import encoder as encoder_module
     from kosearch.encoders.encoder import Encoder
@@ -58,7 +77,7 @@ def run_variant(variant: str, calls: int, batch: int, precision: str) -> dict:
     if variant == "default":
         encoder_module.return_free_memory = lambda: None  # the code before: nothing given back after a call
 
-    reviews = [review for _, review in nsmc_bench_data.read_reviews(calls * batch)]
+    reviews = read_texts(documents, calls * batch)
     if variant == "child-mmap16":
         from kosearch.memory import _libc
 
@@ -80,12 +99,14 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--batch", type=int, default=8192)
     parser.add_argument("--precision", default="bf16")
+    parser.add_argument("--documents", type=Path, help="encode the sentences of this folder's files (a build's "
+                        "documents, e.g. bench_build_memory.py's WORK/documents) instead of NSMC reviews in file order")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--out", type=Path)
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # one variant, in a child
     args = parser.parse_args()
     if args.variant:
-        print(json.dumps(run_variant(args.variant, args.calls, args.batch, args.precision)))
+        print(json.dumps(run_variant(args.variant, args.calls, args.batch, args.precision, args.documents)))
         return
     from bench_segments import machine_load
 
@@ -100,7 +121,8 @@ def main() -> None:
         if variant.startswith("child"):
             env.update(CHILD_ENVIRONMENT)
         command = [sys.executable, __file__, "--variant", variant, "--calls", str(args.calls),
-                   "--batch", str(args.batch), "--precision", args.precision]
+                   "--batch", str(args.batch), "--precision", args.precision,
+                   *(["--documents", str(args.documents)] if args.documents else [])]
         done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=True)
         record = json.loads(done.stdout.strip().splitlines()[-1])
         steps = record["steps"]

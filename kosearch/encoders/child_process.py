@@ -67,15 +67,15 @@ ENCODER_PROCESS_HELP = "Where the encoder's model runs: " + "; ".join(
 CHILD_ENVIRONMENT: dict[str, str] = {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "8"}
 """Settings the child starts with unless this process's environment has them. oneDNN (torch's CPU kernels)
 keeps up to 1,024 compiled primitives, one per shape met, and a build meets a new sequence length with
-almost every batch. Measured over ten calls of 8,192 NSMC sentences (bf16; docs/benchmarks.md, section k):
-the child's memory after a call grew by 0.28 GB with the default cache, 0.11 GB with eight entries, for
-about 7% of the encoding speed."""
+almost every batch. Measured over calls 2-5 of 8,192 sentences of a build (bf16, with ``Encoder``'s trim;
+docs/benchmarks.md, section k): the resident size after a call grew by 0.09 GB with the default cache and
+0.03 GB with eight entries, the high-water mark reached 1.72 GB and 1.51 GB, for 6.5% of the encoding speed."""
 RECYCLE_AFTER_TEXTS = 100_000
 """A child that has encoded this many texts is ended after its answer, and the next encode starts a fresh
 one, as long-lived workers are recycled elsewhere (gunicorn's ``max_requests``, Celery's
-``max_tasks_per_child``). Even with the setting above and ``Encoder``'s trim after each batch, glibc's heap of a child encoding batch after
-batch grows with the run (fragmentation by activations of every sequence length: +0.2 GB in its first ten
-minutes of a million-sentence build, still growing). A restart costs about 6 s; 100,000 texts take minutes
+``max_tasks_per_child``). Even with the setting above and ``Encoder``'s trim after each batch, the
+high-water mark of a child encoding batch after batch keeps rising (in a million-sentence build: about
++0.2 GB over its first ten minutes, still rising). A restart costs about 6 s; 100,000 texts take minutes
 to encode on a CPU (one checkpoint of ``kosearch index``)."""
 
 POLL_SECONDS = 0.5

@@ -61,9 +61,9 @@ NUMPY_QUERY_LIMIT = 64
 TRIM_AFTER_TEXTS = 1024
 """After encoding this many texts or more in one call, the free pages of glibc's heaps go back to the system
 (``kosearch.memory.return_free_memory``; tens of milliseconds against seconds of encoding). Batches of every
-sequence length leave freed activations resident otherwise, and an indexing run's encoder grew by 0.64 GB
-over five calls of 8,192 NSMC reviews (bf16), 0.28 GB over ten with this (docs/benchmarks.md, section k).
-A query's few texts skip it, so a search pays nothing."""
+sequence length leave freed activations resident otherwise: over calls 2-5 of 8,192 sentences of a build (bf16),
+the resident size after a call grew by 0.42 GB without this and 0.09 GB with it, at the same speed
+(docs/benchmarks.md, section k). A query's few texts skip it, so a search pays nothing."""
 
 
 class Encoder:
