@@ -10,8 +10,7 @@ call the seconds it took, ``VmRSS`` and ``VmHWM`` (``/proc/self/status``). Varia
   ``Encoder``'s trim after a large call undone: the code before this change;
 - ``trim``: ``Encoder`` as it is: the free heap pages go back after each call of ``TRIM_AFTER_TEXTS`` texts
   or more (in-process indexing runs now);
-- ``child``: that, and ``CHILD_ENVIRONMENT`` (oneDNN's cache at 8 entries): what the child now runs with;
-- ``child-mmap16``: that, with glibc's mmap threshold fixed at 16 MiB (``MMAP_THRESHOLD``; not in the product).
+- ``child``: that, and ``CHILD_ENVIRONMENT`` (oneDNN's cache at 8 entries): what the child now runs with.
 
 Each variant's speed is reported relative to ``default`` in the same run. The texts matter: the sentences of
 a build's documents (``--documents``) made the default grow call after call, NSMC reviews in file order did not
@@ -36,10 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-VARIANTS = ("default", "trim", "child", "child-mmap16")
-MMAP_THRESHOLD = 16 << 20
-"""``child-mmap16``: glibc's mmap threshold fixed here (a candidate, not in the product): blocks this large get
-mappings of their own, returned when freed, instead of heap space that activations of other sizes fragment."""
+VARIANTS = ("default", "trim", "child")
 
 
 def _status() -> dict[str, float]:
@@ -78,12 +74,6 @@ def run_variant(variant: str, calls: int, batch: int, precision: str, documents:
         encoder_module.return_free_memory = lambda: None  # the code before: nothing given back after a call
 
     reviews = read_texts(documents, calls * batch)
-    if variant == "child-mmap16":
-        from kosearch.memory import _libc
-
-        libc = _libc()
-        if libc is not None:
-            libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
     encoder = Encoder(None, device="cpu", precision=precision)
     encoder.encode_documents(reviews[:8])
     steps = [{"after": "load", "seconds": 0.0, **_status()}]
@@ -118,7 +108,7 @@ def main() -> None:
     for variant in args.variants:
         # The child's settings are environment variables read when torch starts: each variant is a fresh process.
         env = {key: value for key, value in os.environ.items() if key not in CHILD_ENVIRONMENT}
-        if variant.startswith("child"):
+        if variant == "child":
             env.update(CHILD_ENVIRONMENT)
         command = [sys.executable, __file__, "--variant", variant, "--calls", str(args.calls),
                    "--batch", str(args.batch), "--precision", args.precision,

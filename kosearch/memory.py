@@ -83,15 +83,25 @@ def large_blocks_mapped() -> Iterator[None]:
         libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_AFTER)
 
 
-def _advise_heap(libc: ctypes.CDLL, advice: int) -> None:
-    """``madvise`` every mapping ``/proc/self/maps`` names ``[heap]`` (glibc's main heap, grown by brk)."""
+def mappings_of(pathname: str) -> list[tuple[int, int, str]]:
+    """``(start, stop, permissions)`` of every mapping ``/proc/self/maps`` names ``pathname``: a file's real
+    path, or a kernel name such as ``[heap]``. Empty where there is no ``/proc/self/maps`` (not Linux)."""
     try:
         with open("/proc/self/maps") as maps:
-            ranges = [line.split()[0] for line in maps if line.rstrip().endswith("[heap]")]
+            rows = [line.split(None, 5) for line in maps]
     except OSError:
-        return
-    for span in ranges:
-        start, stop = (int(part, 16) for part in span.split("-"))
+        return []
+    found = []
+    for fields in rows:
+        if len(fields) == 6 and fields[5].rstrip("\n") == pathname:
+            start, stop = (int(part, 16) for part in fields[0].split("-"))
+            found.append((start, stop, fields[1]))
+    return found
+
+
+def _advise_heap(libc: ctypes.CDLL, advice: int) -> None:
+    """``madvise`` every mapping named ``[heap]`` (glibc's main heap, grown by brk)."""
+    for start, stop, _ in mappings_of("[heap]"):
         libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(stop - start), advice)
 
 

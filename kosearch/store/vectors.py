@@ -28,6 +28,7 @@ import faiss
 import numpy as np
 
 from kosearch.errors import IndexCorruptError, KosearchError
+from kosearch.memory import mappings_of
 from kosearch.store import ann  # imports nothing of the store: no cycle
 
 DEFAULT_FACTORY = "Flat"
@@ -492,17 +493,8 @@ def _release_file_pages(path: Path) -> None:
     The page cache keeps them, and a search maps back the pages it touches. Writable mappings are never
     touched (dropping a private page would lose what was written to it).
     """
-    if _libc() is None:
-        return
-    target = os.path.realpath(path)
-    try:
-        with open("/proc/self/maps") as maps:
-            spans = [line.split(None, 5) for line in maps if line.rstrip("\n").endswith(target)]
-    except OSError:
-        return
-    for fields in spans:
-        if len(fields) == 6 and fields[5].rstrip("\n") == target and "w" not in fields[1]:
-            start, stop = (int(part, 16) for part in fields[0].split("-"))
+    for start, stop, permissions in mappings_of(os.path.realpath(path)):
+        if "w" not in permissions:
             _release_pages(start, stop)
 
 
