@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import zipfile
+from contextlib import closing
 
 import numpy as np
 import pytest
@@ -298,7 +299,9 @@ def _fts5_only(index_folder):
     """Make ``index_folder`` what a kosearch before postings files wrote: the FTS5 table alone."""
     for path in index_folder.glob("segment.*.lexical.npz"):
         path.unlink()
-    with sqlite3.connect(index_folder / "metadata.sqlite") as db:
+    # closed here, not when the collector gets to it: the last connection to close checkpoints the WAL into
+    # the database file, which would otherwise land inside the "a reader writes nothing" window below
+    with closing(sqlite3.connect(index_folder / "metadata.sqlite")) as db, db:
         db.execute("delete from manifest where key = 'lexical_segments'")
 
 
