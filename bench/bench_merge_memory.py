@@ -43,7 +43,7 @@ if variant == "keep-pages":
     # The new code without dropping the sources' mapped pages (read_vectors_once's madvise): what
     # that step is worth, measured in the same run.
     from kosearch.store import vectors as _vectors
-    _vectors._release_pages = lambda start, stop: None
+    _vectors.drop_pages = lambda start, stop: None
 
 def status_mb(key):
     for line in open("/proc/self/status"):

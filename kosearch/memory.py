@@ -23,6 +23,7 @@ import ctypes
 import ctypes.util
 import functools
 import gc
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +35,9 @@ _MMAP_THRESHOLD_AFTER = 32 << 20
 """The threshold set on leaving, since glibc cannot go back to its rising threshold: that threshold's
 ceiling on 64-bit, so blocks glibc would have put in its heap by itself still go there."""
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter (malloc.h)
-_MADV_NOHUGEPAGE = 15  # madvise's advice (linux/mman.h)
+_MADV_DONTNEED = 4  # madvise's advice (linux/mman.h)
+_MADV_NOHUGEPAGE = 15
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def return_free_memory() -> None:
@@ -99,6 +102,29 @@ def mappings_of(pathname: str) -> list[tuple[int, int, str]]:
     return found
 
 
+def drop_pages(start: int, stop: int) -> None:
+    """Drop this process's mapping of the whole pages in ``[start, stop)`` (``MADV_DONTNEED``; Linux,
+    elsewhere nothing). Meant for read-only file mappings, whose pages the page cache keeps and the next
+    touch maps back; a private page written to would lose what was written. The partial last page stays
+    (a reader going through a file batch by batch drops it with the next batch)."""
+    madvise = _madvise()
+    begin, end = start - start % _PAGE, stop - stop % _PAGE
+    if madvise is not None and end > begin:
+        madvise(ctypes.c_void_p(begin), ctypes.c_size_t(end - begin), _MADV_DONTNEED)
+
+
+def drop_file_pages(path: str | os.PathLike[str]) -> None:
+    """Drop this process's resident pages of every read-only mapping of the file ``path`` (``drop_pages``).
+
+    A library that maps a file whole and reads through it (FAISS opening a segment with ``mmap``) leaves
+    the pages it touched resident in this process, counted in its RSS until memory runs short; the page
+    cache keeps them all the same. Writable mappings are never touched.
+    """
+    for start, stop, permissions in mappings_of(os.path.realpath(path)):
+        if "w" not in permissions:
+            drop_pages(start, stop)
+
+
 def _advise_heap(libc: ctypes.CDLL, advice: int) -> None:
     """``madvise`` every mapping named ``[heap]`` (glibc's main heap, grown by brk)."""
     for start, stop, _ in mappings_of("[heap]"):
@@ -106,12 +132,35 @@ def _advise_heap(libc: ctypes.CDLL, advice: int) -> None:
 
 
 @functools.cache
-def _libc() -> ctypes.CDLL | None:
-    """glibc's ``mallopt`` and ``madvise`` on Linux, else None (musl has no ``mallopt`` parameters to set)."""
+def _c_library() -> ctypes.CDLL | None:
+    """The C library on Linux (glibc or another), else None."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+@functools.cache
+def _madvise():
+    """The C library's ``madvise`` on Linux (any C library has it), else None."""
+    libc = _c_library()
+    if libc is None:
+        return None
+    madvise = libc.madvise
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    madvise.restype = ctypes.c_int
+    return madvise
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """glibc's ``mallopt`` and ``madvise`` on Linux, else None (musl has no ``mallopt`` parameters to set)."""
+    libc = _c_library()
+    if libc is None:
+        return None
+    try:
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         libc.mallopt.restype = ctypes.c_int
         libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]

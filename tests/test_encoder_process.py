@@ -35,6 +35,7 @@ from kosearch.encoders.child_process import (
     resolve_device_elsewhere,
 )
 from kosearch.errors import EncoderNotFoundError, KosearchError
+from kosearch.store import index_store
 from kosearch_testing import write_numbered_documents
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -290,6 +291,7 @@ def test_an_index_built_through_the_child_is_the_index_built_in_process(tmp_path
         return facts
 
     monkeypatch.setattr(ChildProcessEncoder, "_start", counted)
+    monkeypatch.setattr(index_store, "RELEASE_BEFORE_MERGE_BYTES", 0)  # release before this 50-vector merge too
     with kosearch.Index.create(tmp_path / "child", device="cpu", encoder_process="child") as index:
         report = index.add_folder(documents, unit="sentence", checkpoint_sentences=CHECKPOINT)
         assert index.encoder.in_child_process

@@ -20,12 +20,20 @@ import kosearch
 from kosearch.documents import split
 from kosearch.ingest import ReaderGate, _prefetch
 from kosearch.search.morphemes import MorphemeAnalyzer
+from kosearch.store import index_store
 from kosearch.store.index_store import IndexStore
 from kosearch.store.segments import SEGMENTS_PER_TIER
 from kosearch_testing import HashingEncoder, write_numbered_documents
 
 CHECKPOINT = 5
 """Sentences per checkpoint in these runs: ten checkpoints fill a tier, so a merge runs inside the run."""
+
+
+@pytest.fixture(autouse=True)
+def release_before_any_merge(monkeypatch):
+    """These runs merge 50 vectors; the store frees memory before merges of 46 MB and more only
+    (``RELEASE_BEFORE_MERGE_BYTES``), so the tests of the release lower that size to nothing."""
+    monkeypatch.setattr(index_store, "RELEASE_BEFORE_MERGE_BYTES", 0)
 
 
 class ReleasingEncoder(HashingEncoder):
@@ -92,6 +100,30 @@ def test_a_run_gives_the_same_index_with_and_without_the_release(tmp_path):
     _build(tmp_path / "released", documents, ReleasingEncoder())
     _build(tmp_path / "kept", documents, HashingEncoder())  # no ``release``: nothing is freed
     assert _state(tmp_path / "released") == _state(tmp_path / "kept")
+
+
+def test_a_merge_below_the_release_size_keeps_the_encoder(tmp_path, monkeypatch):
+    """Freeing the model and Kiwi costs their reload (seconds): a merge of a few vectors, whose
+    working set is far smaller, runs beside them. The merge reads 50 vectors of 64 dimensions: 12,800 bytes."""
+    documents = write_numbered_documents(tmp_path / "docs")
+    monkeypatch.setattr(index_store, "RELEASE_BEFORE_MERGE_BYTES", 50 * 64 * 4 + 1)
+    encoder = ReleasingEncoder()
+    _build(tmp_path / "index", documents, encoder)
+    assert encoder.releases == [] and encoder.reloads == 0
+    with kosearch.Index.open(tmp_path / "index", model=HashingEncoder()) as index:
+        assert index.store.segment_entries()[0].count == SEGMENTS_PER_TIER * CHECKPOINT  # the merge ran
+    monkeypatch.setattr(index_store, "RELEASE_BEFORE_MERGE_BYTES", 50 * 64 * 4)  # exactly the merge's size
+    encoder = ReleasingEncoder()
+    _build(tmp_path / "at-size", documents, encoder)
+    assert encoder.releases == [SEGMENTS_PER_TIER]
+
+
+def test_by_default_a_small_merge_inside_a_run_keeps_the_encoder(tmp_path, monkeypatch):
+    monkeypatch.undo()  # the store's own release size (the fixture's lowering gone)
+    documents = write_numbered_documents(tmp_path / "docs")
+    encoder = ReleasingEncoder()
+    _build(tmp_path / "index", documents, encoder)
+    assert encoder.releases == [] and encoder.reloads == 0
 
 
 def test_no_release_without_a_merge(tmp_path):

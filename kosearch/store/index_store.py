@@ -60,8 +60,8 @@ break-even, with its recall@10 recorded in its entry (counted with ties, and by 
 straight into the new index (their mapped pages dropped behind the reader), and an HNSW's tuning
 and recorded recall compare against its own stored vectors, so a merge holds about the new index
 plus one batch (a compressed factory such as ``HNSW32,SQfp16`` still reads them into one array:
-its codes cannot serve as the exact truth). Before the first merge that follows a checkpoint, the
-writer frees what a merge does not need: its SQLite page cache, and whatever the caller's
+its codes cannot serve as the exact truth). Before the first merge that follows a checkpoint and
+reads at least ``RELEASE_BEFORE_MERGE_BYTES`` of vectors, the writer frees what a merge does not need: its SQLite page cache, and whatever the caller's
 ``before_merge`` hook frees (an indexing run's encoder and Kiwi: ``kosearch.ingest``); the store
 knows nothing of what the hook holds. It is written like any segment, then one
 transaction replaces the merged entries by the new one and deletes the dropped ids from
@@ -201,6 +201,14 @@ def now() -> str:
 
 
 DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO}
+
+RELEASE_BEFORE_MERGE_BYTES = ann.BREAK_EVEN * 384 * 4
+"""A merge frees the caller's memory (``checkpoint``'s ``before_merge``) only when its segments hold at
+least this many bytes of float32 vectors: 46 MB, what a 384-d segment holds at the ANN break-even
+(``kosearch.store.ann.BREAK_EVEN``). Below it the merge writes a Flat segment whose working set is a
+fraction of the model's, and freeing the encoder and Kiwi would cost their reload (3 to 7 s measured
+in ``bench/bench_build_memory.py --reload-cost``) for no lower peak; from it on the merge builds a
+graph beside its vectors, the long and large kind the release is for."""
 """Write errors that say the disk (or a quota, or the process's file size limit) is full, or failing."""
 
 
@@ -1030,8 +1038,9 @@ class IndexStore:
         """Make everything written so far durable at once: new vectors as one new segment, rows, deletions.
 
         Then merge what the tier policy says; ``before_merge`` is called once, after the commit and
-        before the first merge of vectors, so the caller can free what a merge does not need (an
-        indexing run's encoder and Kiwi) instead of holding it beside the new index.
+        before the first merge of vectors large enough to matter (``RELEASE_BEFORE_MERGE_BYTES``), so
+        the caller can free what a merge does not need (an indexing run's encoder and Kiwi) instead
+        of holding it beside the new index.
         """
         self._writing()
         pending = pending or PendingChanges.empty()
@@ -1076,7 +1085,7 @@ class IndexStore:
         self._remove_stale_files()
         released = False
         while self._vectors.merges_segments and (group := tier_to_merge([s.entry for s in self._segments])):
-            if not released:
+            if not released and _merge_bytes(group, int(manifest["dimension"])) >= RELEASE_BEFORE_MERGE_BYTES:
                 self._free_before_merge(before_merge)
                 released = True
             self._merge([entry.name for entry in group])
@@ -1455,6 +1464,11 @@ class IndexStore:
             except FileNotFoundError:
                 continue
         return total
+
+
+def _merge_bytes(group: list[SegmentEntry], dimension: int) -> int:
+    """The float32 bytes of the vectors a merge of ``group`` reads (deleted ones included: an upper bound)."""
+    return sum(entry.count for entry in group) * dimension * 4
 
 
 def _lexical_keys(lexical: tuple[list[LexicalEntry], LexicalSegments] | None) -> dict[str, Any]:

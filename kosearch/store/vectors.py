@@ -14,11 +14,8 @@ Vectors are L2-normalised before they arrive here, so inner product is cosine si
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import os
 import re
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +25,7 @@ import faiss
 import numpy as np
 
 from kosearch.errors import IndexCorruptError, KosearchError
-from kosearch.memory import mappings_of
+from kosearch.memory import drop_file_pages, drop_pages
 from kosearch.store import ann  # imports nothing of the store: no cycle
 
 DEFAULT_FACTORY = "Flat"
@@ -195,7 +192,11 @@ class FaissVectorStore:
                 f"{path} is a FAISS file but not a kosearch vector file (no id map: {type(index).__name__})"
             )
         if mmap:
-            _release_file_pages(path)
+            # FAISS checks every neighbour of an HNSW graph as it reads it, which leaves the graph's pages
+            # resident in this process (0.27 GB at a million vectors), counted in its RSS whether or not
+            # it ever searches (an indexing run after a merge; a reader that has just opened). The page
+            # cache keeps them, and a search maps back the pages it touches.
+            drop_file_pages(path)
         store = cls(index, device)
         store._mapped_file = mmap
         return store
@@ -311,7 +312,7 @@ class FaissVectorStore:
             batch = inner.reconstruct_n(start, stop - start)
             if mapped is not None:
                 address, code_size = mapped
-                _release_pages(address + start * code_size, address + stop * code_size)
+                drop_pages(address + start * code_size, address + stop * code_size)
             yield ids[start:stop], batch
 
     def save(self, path: Path) -> None:
@@ -463,10 +464,6 @@ def read_vectors_once(store: VectorStore, batch_size: int = 65536) -> Iterator[t
         yield from store.iter_vectors(batch_size)
 
 
-_MADV_DONTNEED = 4
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
 def _mapped_codes(inner: faiss.Index) -> tuple[int, int] | None:
     """``(address, code_size)`` of a flat storage that FAISS memory-mapped from a file (not owned)."""
     inner = faiss.downcast_index(inner)
@@ -474,38 +471,6 @@ def _mapped_codes(inner: faiss.Index) -> tuple[int, int] | None:
     if not isinstance(storage, faiss.IndexFlatCodes) or storage.ntotal == 0 or storage.codes.is_owned:
         return None
     return int(faiss.rev_swig_ptr(storage.codes.data(), 1).ctypes.data), int(storage.code_size)
-
-
-def _release_pages(start: int, stop: int) -> None:
-    """Drop this process's mapping of the whole pages in ``[start, stop)`` (Linux; elsewhere nothing)."""
-    libc = _libc()
-    begin, end = start - start % _PAGE, stop - stop % _PAGE  # the last partial page goes with the next batch
-    if libc is not None and end > begin:
-        libc.madvise(ctypes.c_void_p(begin), ctypes.c_size_t(end - begin), _MADV_DONTNEED)
-
-
-def _release_file_pages(path: Path) -> None:
-    """Drop this process's resident pages of every read-only mapping of ``path`` (Linux; elsewhere nothing).
-
-    FAISS maps a segment file whole, and reading an HNSW segment it checks every neighbour of the graph,
-    which leaves the graph's pages resident in this process: 0.27 GB at a million vectors, counted in its
-    RSS whether or not it ever searches (an indexing run after a merge; a reader that has just opened).
-    The page cache keeps them, and a search maps back the pages it touches. Writable mappings are never
-    touched (dropping a private page would lose what was written to it).
-    """
-    for start, stop, permissions in mappings_of(os.path.realpath(path)):
-        if "w" not in permissions:
-            _release_pages(start, stop)
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
 
 
 def _faiss_gpu_available() -> bool:
