@@ -113,8 +113,9 @@ class Index:
         where they live (``faiss``, ``qdrant:local``, ``qdrant://HOST:6333/COLLECTION``; recorded, so
         the index reopens with it); ``precision`` what the encoder computes in
         (``kosearch.encoders.precision``; the stored vectors are float32 either way); ``encoder_process``
-        where the model runs, ``"in"`` this process (default) or ``"child"`` a child process that a
-        merge's release ends, so this process never imports torch (``kosearch.encoders.child_process``)."""
+        where the model runs, ``"in"`` this process (the default, and what ``"auto"`` means here: no folder
+        is known yet) or ``"child"`` a child process that a large merge's release ends, so this process
+        never imports torch (``kosearch.encoders.child_process``; ``kosearch index`` picks by folder size)."""
         config = parse_vector_store(vector_store)  # a malformed value fails before the encoder loads
         encoder = _as_encoder(model, device, encoder_backend, precision, encoder_process)
         try:

@@ -64,11 +64,55 @@ def child():
         yield encoder
 
 
-def test_the_option_is_checked_and_its_help_names_both_values():
+def test_the_option_is_checked_and_its_help_names_every_value():
     assert encoder_process(None) == "in" and encoder_process(" Child ") == "child"
-    with pytest.raises(KosearchError, match="in, child"):
+    assert encoder_process("in", ROOT) == "in"  # named: no folder overrides it
+    with pytest.raises(KosearchError, match="auto, in, child"):
         encoder_process("thread")
-    assert "in:" in ENCODER_PROCESS_HELP and "child:" in ENCODER_PROCESS_HELP
+    assert all(f"{name}:" in ENCODER_PROCESS_HELP for name in ("auto", "in", "child"))
+
+
+def test_auto_runs_the_model_in_a_child_for_a_large_folder_only(tmp_path, monkeypatch):
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_bytes(b"x" * 600)
+    (folder / "sub" / "b.txt").write_bytes(b"y" * 400)
+    monkeypatch.setattr(child_process, "AUTO_CHILD_BYTES", 1_000)
+    assert encoder_process("auto", folder) == "child" and encoder_process(None, folder) == "child"
+    assert encoder_process("auto", folder / "a.txt") == "in"  # one file of 600 bytes
+    assert encoder_process("auto") == "in"  # no folder: a Python program opening an index
+    monkeypatch.setattr(child_process, "AUTO_CHILD_BYTES", 1_001)
+    assert encoder_process("auto", folder) == "in"
+    assert encoder_process("auto", tmp_path / "missing") == "in"
+
+
+@pytest.mark.parametrize("threshold, ray, expected", [(1, False, "child"), (1 << 40, False, "in"), (1, True, "in")])
+def test_kosearch_index_decides_auto_by_the_folder_it_indexes(tmp_path, monkeypatch, threshold, ray, expected):
+    """The CLI resolves ``auto`` (its default) before the encoder loads; with --ray the cluster encodes."""
+    from typer.testing import CliRunner
+
+    from kosearch import cli
+    from kosearch_testing import HashingEncoder
+
+    asked: list[str | None] = []
+
+    def load(model, device, encoder_backend=None, precision=None, encoder_process=None):
+        asked.append(encoder_process)
+        return HashingEncoder()
+
+    monkeypatch.setattr(kosearch.index, "_as_encoder", load)
+    monkeypatch.setattr(child_process, "AUTO_CHILD_BYTES", threshold)
+    if ray:  # the Ray run itself is not what is checked here (tests/test_ray_ingest.py): it stops at once
+
+        def stop(self, *args, **kwargs):
+            raise KosearchError("stopped after the encoder loaded")
+
+        monkeypatch.setattr(kosearch.RayOptions, "require_ray", lambda self: None)
+        monkeypatch.setattr(kosearch.Index, "add_folder", stop)
+    documents = write_numbered_documents(tmp_path / "docs", files=1)
+    args = ["index", str(documents), "--index", str(tmp_path / "index")] + (["--ray", "auto"] if ray else [])
+    result = CliRunner().invoke(cli.app, args)
+    assert asked == [expected], result.output
 
 
 def test_the_child_reports_what_the_in_process_encoder_records(child):
