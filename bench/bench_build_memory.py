@@ -23,7 +23,7 @@ Encoders (``--encoder``):
   with a small ``--checkpoint-sentences`` to get a tier merge (ten checkpoints) inside the run.
 
 ``--encoder-process child`` runs the real encoder (``real`` and ``hash-resident``) in a child process
-(``kosearch.encoders.child_process``), which the writer ends before each merge: the writer then never
+(``kosearch.encoders.child_process``), which the writer ends before each large merge: the writer then never
 imports torch. The sampler reads the child's ``/proc/PID/status`` too; ``total`` in each sample (and every
 peak in the summary) is the writer's VmRSS plus the child's, and the child's own lines are kept
 (``child_VmRSS``, ``child_RssAnon``, ``child_RssFile``). In-process runs have no child: ``total`` = VmRSS.
@@ -565,7 +565,7 @@ def main() -> None:
     parser.add_argument("--precision", default="bf16", help="torch's compute precision (the ONNX backends: float32)")
     parser.add_argument("--encoder-backend", default="torch", choices=("torch", "onnx"), help="what computes the real vectors")
     parser.add_argument("--encoder-process", choices=("in", "child"), default="in",
-                        help="where the real encoder runs (child: a process the writer ends before each merge)")
+                        help="where the real encoder runs (child: a process the writer ends before each large merge)")
     parser.add_argument("--checkpoint-sentences", type=int, default=100_000)
     parser.add_argument("--interval", type=float, default=0.5)
     parser.add_argument("--label", default="run", help="the index folder is WORK/index-LABEL")

@@ -189,7 +189,7 @@ def ingest_folder(
         )
 
     def release_for_merge() -> None:
-        """Before a merge: the reader stops between files (it would load Kiwi again), then the model
+        """Before a large merge (``RELEASE_BEFORE_MERGE_BYTES`` of the store): the reader stops between files (it would load Kiwi again), then the model
         and Kiwi go; ``checkpoint`` lets the reader go on, and each loads again when next used."""
         reader_gate.pause()
         release = getattr(encoder, "release", None)  # encoders without one (stand-ins) keep what they hold

@@ -1,6 +1,6 @@
 """Encoding in a child process, so the process that writes an index never imports torch.
 
-Why: an indexing run frees its encoder's model before a tier merge (``Encoder.release``), but the libraries
+Why: an indexing run frees its encoder's model before a large tier merge (``Encoder.release``), but the libraries
 stay imported, and torch with sentence-transformers keeps about 0.6 GB resident that no call can give back
 (docs/benchmarks.md, "Build peak RSS with the real encoder", probe: 0.73 GB after release against 0.13 GB
 for kosearch alone). A million-unit build's merge holds the vectors, the graph, and those 0.6 GB. With
