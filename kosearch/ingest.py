@@ -189,8 +189,9 @@ def ingest_folder(
         )
 
     def release_for_merge() -> None:
-        """Before a large merge (``RELEASE_BEFORE_MERGE_BYTES`` of the store): the reader stops between files (it would load Kiwi again), then the model
-        and Kiwi go; ``checkpoint`` lets the reader go on, and each loads again when next used."""
+        """Before a large merge (the store's ``RELEASE_BEFORE_MERGE_BYTES``): the reader stops between files
+        (it would load Kiwi again), then the model and Kiwi go; ``checkpoint`` lets the reader go on, and
+        each loads again when next used."""
         reader_gate.pause()
         release = getattr(encoder, "release", None)  # encoders without one (stand-ins) keep what they hold
         if release is not None:
