@@ -567,6 +567,10 @@ def main() -> None:
     parser.add_argument("--encoder-process", choices=("in", "child"), default="in",
                         help="where the real encoder runs (child: a process the writer ends before each large merge)")
     parser.add_argument("--checkpoint-sentences", type=int, default=100_000)
+    parser.add_argument("--release-bytes", type=int,
+                        help="the store's RELEASE_BEFORE_MERGE_BYTES for this run (0: free the encoder and Kiwi "
+                        "before every merge, as every run before 2026-12-07 12:00 UTC did; the small merges of "
+                        "section i's commands need it to release at all)")
     parser.add_argument("--interval", type=float, default=0.5)
     parser.add_argument("--label", default="run", help="the index folder is WORK/index-LABEL")
     parser.add_argument("--kosearch-root", help="import kosearch from this tree (a baseline)")
@@ -616,6 +620,11 @@ def main() -> None:
         "load_at_start": bench_segments.machine_load(),
         "corpus": prepared["corpus"],
     }
+    if args.release_bytes is not None:
+        from kosearch.store import index_store
+
+        index_store.RELEASE_BEFORE_MERGE_BYTES = args.release_bytes
+        result["release_before_merge_bytes"] = args.release_bytes
     result["build"] = build(args.work, args.work / f"index-{args.label}", args.encoder, args.precision,
                             args.checkpoint_sentences, args.interval, args.out.with_suffix(".partial.json"),
                             args.encoder_backend, args.encoder_process,

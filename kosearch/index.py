@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kosearch.distributed.options import RayOptions
-from kosearch.errors import EncoderMismatchError
+from kosearch.errors import EncoderMismatchError, KosearchError
 from kosearch.ingest import IngestOptions, ProgressCallback, ingest_folder
 from kosearch import records
 from kosearch.paraphrases import mine_paraphrases
@@ -626,6 +626,32 @@ def _as_encoder(
 
         return Encoder(name, **options)
     return model
+
+
+def encoder_process_for(documents: str | Path, encoder_process: str | None = None) -> str:
+    """Where the model should run to index ``documents``, ``"in"`` or ``"child"``: ``encoder_process``
+    checked, and ``auto`` (the default) decided by the size of the files the run would read
+    (``kosearch.encoders.child_process.AUTO_CHILD_BYTES``). For front ends that know the folder before
+    they open the index (``kosearch index``); a missing folder counts as empty."""
+    from kosearch.documents.discover import FoundFile, discover
+    from kosearch.encoders.child_process import AUTO_CHILD_BYTES, DEFAULT_ENCODER_PROCESS
+    from kosearch.encoders.child_process import encoder_process as lookup_process
+
+    if (encoder_process or DEFAULT_ENCODER_PROCESS).strip().lower() != "auto":
+        return lookup_process(encoder_process)  # checked; no walk
+    total = 0
+    try:
+        for found in discover(documents):
+            if isinstance(found, FoundFile):
+                try:
+                    total += found.path.stat().st_size
+                except OSError:
+                    continue  # the run itself reports the file
+                if total >= AUTO_CHILD_BYTES:
+                    break
+    except KosearchError:
+        pass  # no such folder: the run says so, in its own words
+    return lookup_process(encoder_process, total)
 
 
 def _end_child_encoder(encoder: object) -> None:

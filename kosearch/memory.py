@@ -20,7 +20,6 @@ build (docs/benchmarks.md, "h. What grows the heap during the HNSW add").
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import gc
 import os
@@ -50,12 +49,12 @@ def return_free_memory() -> None:
 
 @functools.cache
 def _malloc_trim():
-    if not sys.platform.startswith("linux"):
+    libc = _c_library()
+    if libc is None:
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         trim = libc.malloc_trim
-    except (OSError, AttributeError):  # musl and others have no malloc_trim
+    except AttributeError:  # musl and others have no malloc_trim
         return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
@@ -137,7 +136,7 @@ def _c_library() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return ctypes.CDLL(None, use_errno=True)  # the symbols already loaded: whichever C library this is
     except OSError:
         return None
 

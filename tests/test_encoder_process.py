@@ -72,23 +72,38 @@ def test_the_option_is_checked_and_its_help_names_every_value():
     assert all(f"{name}:" in ENCODER_PROCESS_HELP for name in ("auto", "in", "child"))
 
 
-def test_auto_runs_the_model_in_a_child_for_a_large_folder_only(tmp_path, monkeypatch):
+def test_auto_runs_the_model_in_a_child_when_the_documents_are_large(tmp_path, monkeypatch):
+    """``auto`` counts the bytes of the files an indexing run would read: what discovery finds, so not
+    hidden folders (an index kept inside the folder, .git), ignored paths or formats kosearch skips."""
+    from kosearch.index import encoder_process_for
+
     folder = tmp_path / "docs"
     (folder / "sub").mkdir(parents=True)
-    (folder / "a.txt").write_bytes(b"x" * 600)
-    (folder / "sub" / "b.txt").write_bytes(b"y" * 400)
+    (folder / "a.txt").write_bytes("가".encode() * 200)  # 600 bytes
+    (folder / "sub" / "b.md").write_bytes(b"y" * 400)
+    (folder / ".index").mkdir()
+    (folder / ".index" / "segment.000001.faiss").write_bytes(b"v" * 5_000)  # hidden: never read
+    (folder / "photo.jpg").write_bytes(b"j" * 5_000)  # not a format kosearch reads
+    (folder / "skip").mkdir()
+    (folder / "skip" / "c.txt").write_bytes(b"z" * 5_000)
+    (folder / ".kosearchignore").write_text("skip/\n", encoding="utf-8")
     monkeypatch.setattr(child_process, "AUTO_CHILD_BYTES", 1_000)
-    assert encoder_process("auto", folder) == "child" and encoder_process(None, folder) == "child"
-    assert encoder_process("auto", folder / "a.txt") == "in"  # one file of 600 bytes
-    assert encoder_process("auto") == "in"  # no folder: a Python program opening an index
+    assert encoder_process_for(folder) == "child" and encoder_process_for(folder, " Auto ") == "child"
+    assert encoder_process_for(folder / "a.txt") == "in"  # one file of 600 bytes
+    assert encoder_process_for(folder, "in") == "in"  # named: the size does not matter
+    assert encoder_process("auto") == "in"  # no documents known: the Python API's default
+    monkeypatch.setattr(child_process, "AUTO_CHILD_BYTES", 600)
+    assert encoder_process_for(folder / "a.txt") == "child"  # a single file at the size
     monkeypatch.setattr(child_process, "AUTO_CHILD_BYTES", 1_001)
-    assert encoder_process("auto", folder) == "in"
-    assert encoder_process("auto", tmp_path / "missing") == "in"
+    assert encoder_process_for(folder) == "in"
+    assert encoder_process_for(tmp_path / "missing") == "in"  # the run itself reports the missing folder
+    with pytest.raises(KosearchError, match="auto, in, child"):
+        encoder_process_for(folder, "thread")
 
 
-@pytest.mark.parametrize("threshold, ray, expected", [(1, False, "child"), (1 << 40, False, "in"), (1, True, "in")])
-def test_kosearch_index_decides_auto_by_the_folder_it_indexes(tmp_path, monkeypatch, threshold, ray, expected):
-    """The CLI resolves ``auto`` (its default) before the encoder loads; with --ray the cluster encodes."""
+@pytest.mark.parametrize("threshold, expected", [(1, "child"), (1 << 40, "in")])
+def test_kosearch_index_decides_auto_by_the_folder_it_indexes(tmp_path, monkeypatch, threshold, expected):
+    """The CLI resolves ``auto`` (its default) before the encoder loads, through the facade."""
     from typer.testing import CliRunner
 
     from kosearch import cli
@@ -102,17 +117,9 @@ def test_kosearch_index_decides_auto_by_the_folder_it_indexes(tmp_path, monkeypa
 
     monkeypatch.setattr(kosearch.index, "_as_encoder", load)
     monkeypatch.setattr(child_process, "AUTO_CHILD_BYTES", threshold)
-    if ray:  # the Ray run itself is not what is checked here (tests/test_ray_ingest.py): it stops at once
-
-        def stop(self, *args, **kwargs):
-            raise KosearchError("stopped after the encoder loaded")
-
-        monkeypatch.setattr(kosearch.RayOptions, "require_ray", lambda self: None)
-        monkeypatch.setattr(kosearch.Index, "add_folder", stop)
     documents = write_numbered_documents(tmp_path / "docs", files=1)
-    args = ["index", str(documents), "--index", str(tmp_path / "index")] + (["--ray", "auto"] if ray else [])
-    result = CliRunner().invoke(cli.app, args)
-    assert asked == [expected], result.output
+    result = CliRunner().invoke(cli.app, ["index", str(documents), "--index", str(tmp_path / "index")])
+    assert result.exit_code == 0 and asked == [expected], result.output
 
 
 def test_the_child_reports_what_the_in_process_encoder_records(child):

@@ -192,6 +192,28 @@ def test_checkpoint_calls_before_merge_only_when_vectors_merge(tmp_path, monkeyp
     assert calls == [(SEGMENTS_PER_TIER, generation - 1)]  # the merge is the one commit after it
 
 
+def test_a_small_merge_then_a_large_one_in_one_checkpoint_releases_once_before_the_large_one(tmp_path, monkeypatch):
+    """Merges cascade: the hundredth checkpoint of two texts merges ten segments of 2 vectors (5,120 bytes
+    at 64 dimensions) into the tenth segment of 20, and those ten into one of 200 (51,200 bytes). With the
+    release size between the two, the hook runs once, after the small merge (ten segments of 20 listed,
+    not nineteen) and before the large one."""
+    monkeypatch.setattr(index_store, "RELEASE_BEFORE_MERGE_BYTES", 20_000)
+    calls: list[int] = []
+    original = IndexStore.checkpoint
+
+    def with_hook(self, pending=None, *, skipped=None, before_merge=None):
+        return original(
+            self, pending, skipped=skipped, before_merge=lambda: calls.append(len(self.segment_entries()))
+        )
+
+    monkeypatch.setattr(IndexStore, "checkpoint", with_hook)
+    with kosearch.Index.create(tmp_path / "index", model=HashingEncoder()) as index:
+        for number in range(SEGMENTS_PER_TIER**2):
+            index.add_texts([f"문장 {number} 하나", f"문장 {number} 둘"])
+        assert [entry.count for entry in index.store.segment_entries()] == [2 * SEGMENTS_PER_TIER**2]
+    assert calls == [SEGMENTS_PER_TIER]
+
+
 def test_the_reader_gate_holds_the_reader_between_items():
     started: list[int] = []
 

@@ -136,7 +136,9 @@ def index(
         ray_options = None if ray is None else RayOptions(address=ray, encode_workers=ray_workers)
         if ray_options is not None:
             ray_options.require_ray()
-        encoder_process = _where_the_model_runs(encoder_process, documents, ray_options is not None)
+        from kosearch.index import encoder_process_for
+
+        encoder_process = encoder_process_for(documents, encoder_process)  # auto: by the folder's size
         with _open_for_indexing(
             index_path, model, device, encoder_backend, faiss_factory, quiet, vector_store, precision, encoder_process
         ) as idx:
@@ -170,14 +172,6 @@ def index(
         for warning in report.warnings:
             warn(warning)
     _warn_if_nothing_indexed(documents, report, info.sentences)
-
-
-def _where_the_model_runs(encoder_process: Optional[str], documents: Path, on_ray: bool) -> str:
-    """``--encoder-process`` decided for this folder (``auto``: by its size). With ``--ray`` the cluster's
-    actors encode the folder and this process only queries, so ``auto`` keeps the model here."""
-    from kosearch.encoders.child_process import encoder_process as lookup_process
-
-    return lookup_process(encoder_process, None if on_ray else documents)
 
 
 def _open_for_indexing(

@@ -54,15 +54,16 @@ from kosearch.encoders.backends import vector_family
 from kosearch.errors import KosearchError
 
 AUTO_CHILD_BYTES = 16 << 20
-"""``auto`` runs the model in a child for a folder whose files hold this many bytes or more (16 MiB: about
-300,000 sentences of plain Korean text). Below it an index's merges are Flat and small, and the model's
+"""``auto`` runs the model in a child when the files an indexing run would read (the documents stage's
+discovery: supported formats, no hidden or ignored paths) hold this many bytes or more: 16 MiB, about 300,000
+sentences of plain Korean text (PDF, DOCX and HWP hold less text per byte). Below it an index's merges are Flat and small, and the model's
 memory is the peak either way; from about a million sentences on, the torch libraries an in-process run
 cannot free (0.6 GB) sit on top of an HNSW merge (docs/benchmarks.md, sections g, i and k). A child costs a
 start of about 6 s per 100,000 texts and per large merge: noise beside the minutes such a folder takes."""
 
 ENCODER_PROCESSES: dict[str, str] = {
-    "auto": f"child for a folder of {AUTO_CHILD_BYTES >> 20} MiB of files or more, else in (the default; a "
-    "Python program that names no folder when it opens an index gets in)",
+    "auto": f"child when the documents to index hold {AUTO_CHILD_BYTES >> 20} MiB or more, else in (the default "
+    "of kosearch index; from the Python API, auto is in)",
     "in": "the model runs in the indexing process",
     "child": "the model runs in a child process that exits before each large merge, so the writer never imports "
     "torch (peak memory of large builds; vectors identical)",
@@ -93,9 +94,9 @@ STOP_SECONDS = 10.0
 """How long ``release`` waits for the child to exit on its own before terminating it."""
 
 
-def encoder_process(name: str | None, folder: Path | None = None) -> str:
+def encoder_process(name: str | None, documents_bytes: int | None = None) -> str:
     """Where the model runs, ``"in"`` or ``"child"``: ``name`` checked (None: the default), ``auto`` decided
-    by the size of ``folder`` (the documents about to be indexed; without one, ``in``), or a
+    by ``documents_bytes``, the size of the files about to be indexed (unknown: ``in``), or a
     :class:`KosearchError` listing the choices."""
     key = (name or DEFAULT_ENCODER_PROCESS).strip().lower()
     if key not in ENCODER_PROCESSES:
@@ -103,28 +104,8 @@ def encoder_process(name: str | None, folder: Path | None = None) -> str:
             f"Unknown encoder process {name!r}; use one of {', '.join(ENCODER_PROCESSES)} (--encoder-process)."
         )
     if key == "auto":
-        return "child" if folder is not None and _holds_at_least(folder, AUTO_CHILD_BYTES) else "in"
+        return "child" if documents_bytes is not None and documents_bytes >= AUTO_CHILD_BYTES else "in"
     return key
-
-
-def _holds_at_least(folder: Path, size: int) -> bool:
-    """Whether the files under ``folder`` (or the file itself) add up to ``size`` bytes; the walk stops there.
-    Unreadable entries count as empty: this only picks where the model runs."""
-    if folder.is_file():
-        try:
-            return folder.stat().st_size >= size
-        except OSError:
-            return False
-    total = 0
-    for root, _, names in os.walk(folder):
-        for name in names:
-            try:
-                total += os.stat(os.path.join(root, name)).st_size
-            except OSError:
-                continue
-            if total >= size:
-                return True
-    return False
 
 
 @dataclass(frozen=True)

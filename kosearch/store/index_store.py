@@ -61,9 +61,10 @@ straight into the new index (their mapped pages dropped behind the reader), and 
 and recorded recall compare against its own stored vectors, so a merge holds about the new index
 plus one batch (a compressed factory such as ``HNSW32,SQfp16`` still reads them into one array:
 its codes cannot serve as the exact truth). Before the first merge that follows a checkpoint and
-reads at least ``RELEASE_BEFORE_MERGE_BYTES`` of vectors, the writer frees what a merge does not need: its SQLite page cache, and whatever the caller's
-``before_merge`` hook frees (an indexing run's encoder and Kiwi: ``kosearch.ingest``); the store
-knows nothing of what the hook holds. It is written like any segment, then one
+reads at least ``RELEASE_BEFORE_MERGE_BYTES`` of vectors, the writer frees what a merge does not
+need: its SQLite page cache, and whatever the caller's ``before_merge`` hook frees (an indexing
+run's encoder and Kiwi: ``kosearch.ingest``); the store knows nothing of what the hook holds. It is
+written like any segment, then one
 transaction replaces the merged entries by the new one and deletes the dropped ids from
 ``tombstones``; only after that commit are the old files removed. An explicit ``compact()`` then
 empties the SQLite WAL (a checkpoint into ``metadata.sqlite``, when no transaction is open and as
@@ -201,15 +202,17 @@ def now() -> str:
 
 
 DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO}
+"""Write errors that say the disk (or a quota, or the process's file size limit) is full, or failing."""
 
 RELEASE_BEFORE_MERGE_BYTES = ann.BREAK_EVEN * 384 * 4
-"""A merge frees the caller's memory (``checkpoint``'s ``before_merge``) only when its segments hold at
-least this many bytes of float32 vectors: 46 MB, what a 384-d segment holds at the ANN break-even
-(``kosearch.store.ann.BREAK_EVEN``). Below it the merge writes a Flat segment whose working set is a
-fraction of the model's, and freeing the encoder and Kiwi would cost their reload (3 to 7 s measured
-in ``bench/bench_build_memory.py --reload-cost``) for no lower peak; from it on the merge builds a
-graph beside its vectors, the long and large kind the release is for."""
-"""Write errors that say the disk (or a quota, or the process's file size limit) is full, or failing."""
+"""A merge frees the caller's memory (``checkpoint``'s ``before_merge``) only when the segments it reads
+hold at least this many bytes of float32 vectors, deleted ones included: 46 MB, the ANN break-even
+(``kosearch.store.ann.BREAK_EVEN`` vectors at 384 dimensions; the break-even scales with 384 / dimension,
+so these bytes are the break-even at any dimension). Below it a merge with the default factory writes a
+Flat segment whose working set is a fraction of the model's, and freeing the encoder and Kiwi would cost
+their reload (3 to 7 s, ``bench/bench_build_memory.py --reload-cost``) for no lower peak; from it on the
+merge builds a graph beside its vectors, the long and large kind the release is for. (A factory the index
+was created with applies below it too; such a small merge keeps the model all the same.)"""
 
 
 def _write_failure(folder: Path, error: BaseException) -> IndexWriteError | None:
