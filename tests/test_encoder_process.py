@@ -246,6 +246,15 @@ def test_an_index_records_nothing_about_where_its_encoder_ran(tmp_path, child):
         assert via_child.get(key) == in_process.get(key), key
 
 
+def test_a_ray_run_rebuilds_the_same_encoder_from_a_child_as_from_an_in_process_one(child):
+    """``kosearch index --ray`` on a large folder (``auto``: a child) describes the driver's encoder to
+    the actors from the facts the child reported; they must name the model the in-process encoder does."""
+    from kosearch.distributed.ray_ingest import EncoderSpec
+
+    assert EncoderSpec.of(child, "bf16") == EncoderSpec.of(Encoder(device="cpu"), "bf16")
+    assert EncoderSpec.of(child).model is None  # the bundled model, named so each node finds its own copy
+
+
 def test_the_cli_refuses_an_unknown_encoder_process_in_one_line(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.txt").write_text("치타가 먹이를 쫓는다.\n", encoding="utf-8")
