@@ -55,11 +55,12 @@ from kosearch.errors import KosearchError
 
 AUTO_CHILD_BYTES = 16 << 20
 """``auto`` runs the model in a child when the files an indexing run would read (the documents stage's
-discovery: supported formats, no hidden or ignored paths) hold this many bytes or more: 16 MiB, about 300,000
-sentences of plain Korean text (PDF, DOCX and HWP hold less text per byte). Below it an index's merges are Flat and small, and the model's
-memory is the peak either way; from about a million sentences on, the torch libraries an in-process run
-cannot free (0.6 GB) sit on top of an HNSW merge (docs/benchmarks.md, sections g, i and k). A child costs a
-start of about 6 s per 100,000 texts and per large merge: noise beside the minutes such a folder takes."""
+discovery: supported formats, no hidden or ignored paths) hold this many bytes or more: 16 MiB, about
+300,000 sentences of plain Korean text (PDF, DOCX and HWP hold less text per byte). Below it an index's
+merges are Flat and small, and the model's memory is the peak either way; from about a million sentences
+on, the torch libraries an in-process run cannot free (0.6 GB) sit on top of an HNSW merge
+(docs/benchmarks.md, sections g, i and k). A child costs a start of about 6 s per 100,000 texts and per
+large merge: noise beside the minutes such a folder takes."""
 
 ENCODER_PROCESSES: dict[str, str] = {
     "auto": f"child when the documents to index hold {AUTO_CHILD_BYTES >> 20} MiB or more, else in (the default "
