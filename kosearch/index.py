@@ -634,11 +634,11 @@ def encoder_process_for(documents: str | Path, encoder_process: str | None = Non
     (``kosearch.encoders.child_process.AUTO_CHILD_BYTES``). For front ends that know the folder before
     they open the index (``kosearch index``); a missing folder counts as empty."""
     from kosearch.documents.discover import FoundFile, discover
-    from kosearch.encoders.child_process import AUTO_CHILD_BYTES, DEFAULT_ENCODER_PROCESS
+    from kosearch.encoders.child_process import AUTO_CHILD_BYTES, decided_by_size
     from kosearch.encoders.child_process import encoder_process as lookup_process
 
-    if (encoder_process or DEFAULT_ENCODER_PROCESS).strip().lower() != "auto":
-        return lookup_process(encoder_process)  # checked; no walk
+    if not decided_by_size(encoder_process):
+        return lookup_process(encoder_process)  # no walk
     total = 0
     try:
         for found in discover(documents):

@@ -73,16 +73,16 @@ def large_blocks_mapped() -> Iterator[None]:
     threshold). Process-wide, like any allocator setting: meant for the writer's merges. Elsewhere than
     glibc on Linux it does nothing.
     """
-    libc = _libc()
-    if libc is None:
+    mallopt = _mallopt()
+    if mallopt is None:
         yield
         return
-    _advise_heap(libc, _MADV_NOHUGEPAGE)
-    libc.mallopt(_M_MMAP_THRESHOLD, LARGE_BLOCK)
+    _advise_heap(_MADV_NOHUGEPAGE)
+    mallopt(_M_MMAP_THRESHOLD, LARGE_BLOCK)
     try:
         yield
     finally:
-        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_AFTER)
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_AFTER)
 
 
 def mappings_of(pathname: str) -> list[tuple[int, int, str]]:
@@ -124,10 +124,13 @@ def drop_file_pages(path: str | os.PathLike[str]) -> None:
             drop_pages(start, stop)
 
 
-def _advise_heap(libc: ctypes.CDLL, advice: int) -> None:
+def _advise_heap(advice: int) -> None:
     """``madvise`` every mapping named ``[heap]`` (glibc's main heap, grown by brk)."""
+    madvise = _madvise()
+    if madvise is None:
+        return
     for start, stop, _ in mappings_of("[heap]"):
-        libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(stop - start), advice)
+        madvise(ctypes.c_void_p(start), ctypes.c_size_t(stop - start), advice)
 
 
 @functools.cache
@@ -154,17 +157,16 @@ def _madvise():
 
 
 @functools.cache
-def _libc() -> ctypes.CDLL | None:
-    """glibc's ``mallopt`` and ``madvise`` on Linux, else None (musl has no ``mallopt`` parameters to set)."""
+def _mallopt():
+    """glibc's ``mallopt`` on Linux, else None (musl has one, but it ignores the parameters set here)."""
     libc = _c_library()
     if libc is None:
         return None
     try:
-        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-        libc.mallopt.restype = ctypes.c_int
-        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        libc.madvise.restype = ctypes.c_int
-        libc.gnu_get_libc_version  # noqa: B018  (glibc only: musl's mallopt ignores these parameters)
-    except (OSError, AttributeError):
+        mallopt = libc.mallopt
+        libc.gnu_get_libc_version  # noqa: B018  (glibc only)
+    except AttributeError:
         return None
-    return libc
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return mallopt

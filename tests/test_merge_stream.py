@@ -435,7 +435,7 @@ def _heap_during_a_merge(folder: str) -> dict:
     return seen
 
 
-@pytest.mark.skipif(memory._libc() is None, reason="glibc's allocator settings on Linux")
+@pytest.mark.skipif(memory._mallopt() is None, reason="glibc's allocator settings on Linux")
 def test_a_merge_keeps_large_arrays_out_of_the_heap_and_huge_pages_off_it(tmp_path):
     """numpy advises huge pages for arrays of 4 MiB and more; in glibc's heap, khugepaged then fills huge
     pages around its free pages during an hour-long HNSW add (docs/benchmarks.md, section h). During a

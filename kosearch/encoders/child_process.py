@@ -99,13 +99,22 @@ def encoder_process(name: str | None, documents_bytes: int | None = None) -> str
     """Where the model runs, ``"in"`` or ``"child"``: ``name`` checked (None: the default), ``auto`` decided
     by ``documents_bytes``, the size of the files about to be indexed (unknown: ``in``), or a
     :class:`KosearchError` listing the choices."""
+    if decided_by_size(name):
+        return "child" if documents_bytes is not None and documents_bytes >= AUTO_CHILD_BYTES else "in"
+    return _checked(name)
+
+
+def decided_by_size(name: str | None) -> bool:
+    """Whether ``name`` (None: the default) is ``auto``, which needs the documents' size; checked as above."""
+    return _checked(name) == "auto"
+
+
+def _checked(name: str | None) -> str:
     key = (name or DEFAULT_ENCODER_PROCESS).strip().lower()
     if key not in ENCODER_PROCESSES:
         raise KosearchError(
             f"Unknown encoder process {name!r}; use one of {', '.join(ENCODER_PROCESSES)} (--encoder-process)."
         )
-    if key == "auto":
-        return "child" if documents_bytes is not None and documents_bytes >= AUTO_CHILD_BYTES else "in"
     return key
 
 
