@@ -49,16 +49,8 @@ def return_free_memory() -> None:
 
 @functools.cache
 def _malloc_trim():
-    libc = _c_library()
-    if libc is None:
-        return None
-    try:
-        trim = libc.malloc_trim
-    except AttributeError:  # musl and others have no malloc_trim
-        return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
+    """glibc's ``malloc_trim``, or None (musl and others have none)."""
+    return _c_function("malloc_trim", [ctypes.c_size_t])
 
 
 @contextmanager
@@ -147,26 +139,27 @@ def _c_library() -> ctypes.CDLL | None:
 @functools.cache
 def _madvise():
     """The C library's ``madvise`` on Linux (any C library has it), else None."""
-    libc = _c_library()
-    if libc is None:
-        return None
-    madvise = libc.madvise
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    madvise.restype = ctypes.c_int
-    return madvise
+    return _c_function("madvise", [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int])
 
 
 @functools.cache
 def _mallopt():
     """glibc's ``mallopt`` on Linux, else None (musl has one, but it ignores the parameters set here)."""
+    return _c_function("mallopt", [ctypes.c_int, ctypes.c_int], glibc_only=True)
+
+
+def _c_function(name: str, argtypes: list, glibc_only: bool = False):
+    """The C library's function ``name`` returning an int, typed, or None where this C library (or, with
+    ``glibc_only``, anything but glibc) has none; None off Linux."""
     libc = _c_library()
     if libc is None:
         return None
     try:
-        mallopt = libc.mallopt
-        libc.gnu_get_libc_version  # noqa: B018  (glibc only)
+        function = getattr(libc, name)
+        if glibc_only:
+            libc.gnu_get_libc_version  # noqa: B018
     except AttributeError:
         return None
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return mallopt
+    function.argtypes = argtypes
+    function.restype = ctypes.c_int
+    return function
