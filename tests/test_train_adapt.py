@@ -326,7 +326,8 @@ def test_anchor_term_is_zero_at_the_base_and_grows_as_the_student_moves(tiny_mod
 
 def test_anchor_keeps_the_adapted_model_nearer_the_base(tiny_model: Path, tmp_path: Path) -> None:
     """The same run with and without the anchor (a large weight): the anchored model's document embeddings stay
-    closer to the base model's, which is what the anchor is for."""
+    closer to the base model's, which is what the anchor is for. Without token weights, which move the embeddings
+    before any step (the anchor holds the model near its weighted start, not the unweighted base)."""
     from sentence_transformers import SentenceTransformer
 
     probe = [p.text for p in read_passages(SAMPLE)[0][:40]]
@@ -334,7 +335,9 @@ def test_anchor_keeps_the_adapted_model_nearer_the_base(tiny_model: Path, tmp_pa
 
     def drift(weight: float) -> float:
         output = tmp_path / f"anchor-{weight:g}"
-        result = train_adapt(_config(tiny_model, output, max_steps=6, seed=3), SAMPLE, anchor_weight=weight)
+        result = train_adapt(
+            _config(tiny_model, output, max_steps=6, seed=3), SAMPLE, anchor_weight=weight, word_weights=False
+        )
         trained = SentenceTransformer(str(result.output), device="cpu").encode_document(probe, normalize_embeddings=True)
         return float(np.mean(1 - np.sum(trained * base, axis=1)))
 

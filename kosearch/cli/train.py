@@ -154,6 +154,11 @@ def adapt(
         None, "--question-share", min=0.0, max=1.0,
         help="Share of keyword queries written as generic Korean questions (default: the recipe's).",
     ),
+    word_weights: Optional[bool] = typer.Option(
+        None, "--word-weights/--no-word-weights",
+        help="Weight the pooling by the folder's inverse document frequencies (default: the recipe's, on).",
+        show_default=False,
+    ),
     config: TrainingConfig = None,
     as_json: bool = JsonOption,
 ) -> None:
@@ -163,7 +168,8 @@ def adapt(
     result = _run(
         lambda: train_adapt(
             config, documents, text_fields=text_fields, scale=scale, anchor_weight=anchor_weight,
-            hard_negatives=hard_negatives, question_share=question_share, from_process_start=True,
+            hard_negatives=hard_negatives, question_share=question_share, word_weights=word_weights,
+            from_process_start=True,
         )
     )
     _report(result, as_json)

@@ -107,7 +107,7 @@ def unsupported_reason(model_folder: str | os.PathLike[str]) -> str | None:
     except (OSError, ValueError) as exc:
         return f"no readable modules.json ({exc})"
     kinds = [str(module.get("type", "")).rsplit(".", 1)[-1] for module in modules]
-    if not kinds or kinds[0] != "Transformer" or not set(kinds[1:]) <= {"Pooling", "Dense", "Normalize"}:
+    if not kinds or kinds[0] != "Transformer" or not set(kinds[1:]) <= {"WordWeights", "Pooling", "Dense", "Normalize"}:
         return f"its modules {kinds} are not a Transformer followed by Pooling, Dense or Normalize"
     if bert_config.get("do_lower_case"):
         return "it lower-cases text before tokenizing (do_lower_case), which the ONNX runtime does not"

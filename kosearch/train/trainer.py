@@ -43,11 +43,13 @@ def run_training(
     phases: Sequence[TrainingPhase],
     *,
     model: SentenceTransformer | None = None,
+    base_evaluation: dict[str, float] | None = None,
 ) -> TrainResult:
     """Train ``phases`` in order on the base model, then save, evaluate and write the model card.
 
     ``model``: the base model, when the recipe had to load it already (to plan its budget); else it is loaded
-    from ``config.model``.
+    from ``config.model``. ``base_evaluation``: the card's STS row for the base, when the recipe scored it before
+    changing ``model`` without training (``adapt``'s token weights), so the row is the base model's own.
 
     Raises:
         KosearchError: the output folder already holds a model or checkpoints and ``resume`` is off, or ``resume``
@@ -75,8 +77,10 @@ def run_training(
         notes.append(f"Trained with the base model's document prompt {prompt!r} in front of every sentence.")
     evaluation_file = config.eval_test or config.dev
     evaluation: dict[str, dict[str, float]] = {}
-    if evaluation_file is not None and config.evaluate_base:
-        evaluation["base"] = _evaluate_sts(model, evaluation_file, config.batch_size)
+    if base_evaluation is None:
+        base_evaluation = base_sts_evaluation(model, config)
+    if base_evaluation is not None:
+        evaluation["base"] = base_evaluation
     dev_evaluator = _dev_evaluator(config.dev, config.batch_size) if config.dev is not None else None
 
     reports: list[PhaseReport] = []
@@ -249,6 +253,14 @@ def _dev_evaluator(path: Path, batch_size: int) -> BaseEvaluator:
 
     # The document side, as training_prompt: what is trained is what is measured.
     return KorSTSEvaluator.from_file(path, name=DEV_EVALUATOR_NAME, side="document", batch_size=batch_size)
+
+
+def base_sts_evaluation(model: SentenceTransformer, config: TrainingConfig) -> dict[str, float] | None:
+    """The card's STS row for ``model`` as the base, or None when the run scores no STS file or skips the base."""
+    evaluation_file = config.eval_test or config.dev
+    if evaluation_file is None or not config.evaluate_base:
+        return None
+    return _evaluate_sts(model, evaluation_file, config.batch_size)
 
 
 def _evaluate_sts(model: SentenceTransformer, path: Path, batch_size: int) -> dict[str, float]:
