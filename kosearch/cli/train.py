@@ -159,6 +159,12 @@ def adapt(
         help="Weight the pooling by the folder's inverse document frequencies (default: the recipe's, on).",
         show_default=False,
     ),
+    train: Optional[bool] = typer.Option(
+        None, "--train/--no-train",
+        help="Also train on queries mined from the folder, within --max-minutes (default: the recipe's, off: the "
+        "token weights alone measured better).",
+        show_default=False,
+    ),
     config: TrainingConfig = None,
     as_json: bool = JsonOption,
 ) -> None:
@@ -169,7 +175,7 @@ def adapt(
         lambda: train_adapt(
             config, documents, text_fields=text_fields, scale=scale, anchor_weight=anchor_weight,
             hard_negatives=hard_negatives, question_share=question_share, word_weights=word_weights,
-            from_process_start=True,
+            train=train, from_process_start=True,
         )
     )
     _report(result, as_json)

@@ -33,6 +33,8 @@ def card_parameters(config: TrainingConfig, phases: Sequence[TrainingPhase], pro
 
     ``prompt``: the training prompt(s) as the card should show them (e.g. ``'passage: '``), None for none.
     """
+    if not phases:
+        return {"training": "none: the recipe changed the model without optimizer steps"}
     parameters: dict[str, Any] = {
         "learning rate": ", ".join(f"{phase.name}: {phase.learning_rate:g}" for phase in phases),
         **card_rows(config),
@@ -115,8 +117,9 @@ def render_model_card(card: ModelCard) -> str:
         "",
         "## Framework",
         "",
-        "Trained with sentence-transformers' `SentenceTransformerTrainer`; the folder is an ordinary "
-        "sentence-transformers model.",
+        ("Trained with sentence-transformers' `SentenceTransformerTrainer`; the folder" if result.phases
+         else "Written with sentence-transformers, without training; the folder")
+        + " is an ordinary sentence-transformers model.",
         "",
     ]
     return "\n".join(lines)

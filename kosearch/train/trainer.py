@@ -69,7 +69,9 @@ def run_training(
     prompt = training_prompt(model)
     prompt_label = repr(prompt) if prompt else None
     column_prompts = next((phase.column_prompts for phase in phases if phase.column_prompts), None)
-    if column_prompts:
+    if not phases:
+        prompt_label = None  # nothing trained: no training prompt to report
+    elif column_prompts:
         shown = {column: model.prompts.get(name, "") for column, name in column_prompts.items()}
         prompt_label = ", ".join(f"{column}: {text!r}" for column, text in shown.items())
         notes.append(f"Trained with the base model's own prompts per column ({prompt_label}).")

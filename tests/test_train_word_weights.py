@@ -1,0 +1,229 @@
+"""Token weights from the adaptation folder (``kosearch.train.word_weights``): the weights, the module in the saved
+folder, what ``train adapt`` does with them, and the ONNX export of such a folder."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from kosearch.errors import KosearchError
+from kosearch.train import TrainingConfig, train_adapt
+from kosearch.train.word_weights import FIXED_WEIGHT, add_word_weights, domain_word_weights, idf
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "corpora" / "sample"
+FIXTURES = Path(__file__).parent / "fixtures" / "train"
+sys.path.insert(0, str(FIXTURES))
+from tiny_model import TINY_PROMPTS, build_tiny_model  # noqa: E402
+
+PASSAGES = ["치타가 먹이를 쫓는다", "치타는 빠르다", "도서관 휴관일 안내", "치타 사진"]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-weights") / "model")
+
+
+def _load(folder: Path):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(folder), device="cpu")
+
+
+def test_idf_is_bm25s_and_rarer_tokens_weigh_more(tiny_model: Path) -> None:
+    tokenizer = _load(tiny_model).tokenizer
+    weights = domain_word_weights(tokenizer, PASSAGES, prompts=list(TINY_PROMPTS.values()))
+    assert len(weights) == len(tokenizer)
+    assert idf(1, 4) == pytest.approx(math.log(1 + 3.5 / 1.5))
+    # Count, apart from the code under test, the passages each token of the first passage occurs in.
+    special = set(tokenizer.all_special_ids)  # [UNK] among them: fixed at 1, counted or not
+    pieces = [set(tokenizer(text, add_special_tokens=False)["input_ids"]) - special for text in PASSAGES]
+    for token in pieces[0]:
+        df = sum(token in piece for piece in pieces)
+        assert weights[token] == pytest.approx(math.log(1 + (4 - df + 0.5) / (df + 0.5)))
+    common = max(pieces[0], key=lambda t: sum(t in p for p in pieces))
+    rare = min(pieces[2], key=lambda t: sum(t in p for p in pieces))
+    assert weights[rare] > weights[common]
+    unseen = next(t for t in range(len(tokenizer)) if t not in set().union(*pieces) and t not in tokenizer.all_special_ids
+                  and tokenizer.convert_ids_to_tokens(t) not in {"query", "passage", ":"})
+    assert weights[unseen] == pytest.approx(idf(0, 4)) and weights[unseen] == max(weights)
+
+
+def test_prompt_and_special_tokens_keep_weight_one(tiny_model: Path) -> None:
+    tokenizer = _load(tiny_model).tokenizer
+    weights = domain_word_weights(tokenizer, PASSAGES, prompts=["query: "])
+    for token in [*tokenizer.all_special_ids, *tokenizer("query: ", add_special_tokens=False)["input_ids"]]:
+        assert weights[token] == FIXED_WEIGHT
+
+
+def test_weighted_model_pools_a_weighted_mean_and_reloads_the_same(tiny_model: Path, tmp_path: Path) -> None:
+    import torch
+
+    model = _load(tiny_model)
+    weights = domain_word_weights(model.tokenizer, PASSAGES, prompts=list(model.prompts.values()))
+    assert add_word_weights(model, PASSAGES) == 4
+    assert [type(module).__name__ for module in model] == ["Transformer", "WordWeights", "Pooling"]
+    assert not any(parameter.requires_grad for parameter in model[1].parameters())
+    text = "치타가 도서관에 간다"
+    got = model.encode_document([text])[0]
+    # The weighted mean, computed from the transformer's token vectors apart from the module under test.
+    features = model.tokenize(["passage: " + text])
+    with torch.inference_mode():
+        tokens = model[0]({k: v for k, v in features.items() if hasattr(v, "shape")})["token_embeddings"][0].numpy()
+    w = np.array([weights[i] for i in features["input_ids"][0].tolist()])
+    expected = (w[:, None] * tokens).sum(0) / w.sum()
+    assert np.allclose(got, expected, atol=1e-5)
+    assert not np.allclose(got, tokens.mean(0), atol=1e-4), "the weights changed the vector"
+    model.save(str(tmp_path / "weighted"))
+    again = _load(tmp_path / "weighted")
+    assert np.allclose(again.encode_document([text]), got[None, :], atol=1e-6)
+    assert json.loads((tmp_path / "weighted" / "1_WordWeights" / "config.json").read_text())["unknown_word_weight"] == \
+        pytest.approx(idf(0, 4))
+
+
+def test_a_model_that_does_not_mean_pool_or_is_weighted_already_is_refused(tiny_model: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    model = _load(tiny_model)
+    cls = SentenceTransformer(modules=[model[0], Pooling(model[0].get_embedding_dimension(), pooling_mode="cls")])
+    with pytest.raises(ValueError, match="mean-pools"):
+        add_word_weights(cls, PASSAGES)
+    add_word_weights(model, PASSAGES)
+    with pytest.raises(ValueError, match="already has token weights"):
+        add_word_weights(model, PASSAGES)
+
+
+def _config(tiny_model: Path, output: Path, **overrides) -> TrainingConfig:
+    settings = dict(output=output, model=str(tiny_model), batch_size=8, learning_rate=1e-3, device="cpu",
+                    max_seq_length=64, max_steps=2)
+    settings.update(overrides)
+    return TrainingConfig(**settings)
+
+
+def test_adapt_keeps_the_folders_weights_frozen_through_training(tiny_model: Path, tmp_path: Path) -> None:
+    from kosearch.train.adapt import read_passages
+
+    result = train_adapt(_config(tiny_model, tmp_path / "weighted"), SAMPLE, train=True)
+    model = _load(result.output)
+    assert [type(module).__name__ for module in model] == ["Transformer", "WordWeights", "Pooling"]
+    passages, _ = read_passages(SAMPLE)
+    expected = domain_word_weights(model.tokenizer, [p.text for p in passages], prompts=list(model.prompts.values()))
+    assert np.allclose(model[1].emb_layer.weight.detach().numpy()[:, 0], expected, rtol=1e-6)
+    card = (result.output / "README.md").read_text(encoding="utf-8")
+    assert "idf ** 1 from the folder" in card and "Token weights: idf ** 1 over the folder's" in card
+
+
+def test_no_word_weights_keeps_the_base_pooling_and_the_card_base_row_is_the_base(tiny_model: Path, tmp_path: Path) \
+        -> None:
+    from kosearch.cli.train import app
+
+    sts = tmp_path / "sts.tsv"
+    rows = ["genre\tfilename\tyear\tid\tscore\tsentence1\tsentence2"] + [
+        f"main\tx\t2024\t{i}\t{score}\t{a}\t{b}"
+        for i, (score, a, b) in enumerate([(5.0, "치타가 달린다", "치타가 뛴다"), (0.5, "도서관 휴관일", "치타 사진"),
+                                           (3.0, "먹이를 쫓는다", "먹이를 따라간다"), (1.0, "빠르다", "휴관일")])
+    ]
+    sts.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    outputs = {}
+    for flag in ("--word-weights", "--no-word-weights"):
+        output = tmp_path / flag.strip("-")
+        result = CliRunner().invoke(app, [
+            "adapt", "--documents", str(SAMPLE), "--model", str(tiny_model), "--output", str(output), "--max-steps",
+            "1", "--batch-size", "4", "--max-seq-length", "32", "--device", "cpu", "--eval-test", str(sts), flag,
+            "--train", "--json"])
+        assert result.exit_code == 0, result.output
+        outputs[flag] = json.loads(result.stdout)
+    kinds = [module["type"].rsplit(".", 1)[-1] for module in
+             json.loads((tmp_path / "no-word-weights" / "modules.json").read_text())]
+    assert "WordWeights" not in kinds
+    # The base row is the unchanged base model's either way: token weights are part of what is trained, not the base.
+    assert outputs["--word-weights"]["evaluation"]["base"] == outputs["--no-word-weights"]["evaluation"]["base"]
+
+
+@pytest.mark.slow
+def test_an_adapted_folder_with_token_weights_exports_to_onnx(tiny_model: Path, tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("onnxruntime")
+    from kosearch.encoders import Encoder
+
+    monkeypatch.setenv("KOSEARCH_HOME", str(tmp_path / "home"))
+    model = _load(tiny_model)
+    add_word_weights(model, PASSAGES)
+    model.save(str(tmp_path / "weighted"))
+    texts = ["치타가 먹이를 쫓는다", "도서관 휴관일은 월요일입니다"]
+    got = Encoder(str(tmp_path / "weighted"), device="cpu", encoder_backend="onnx").encode_documents(texts)
+    expected = _load(tmp_path / "weighted").encode_document(texts, normalize_embeddings=True)
+    assert (np.sum(got * expected, axis=1) >= 0.99999).all()
+    unweighted = _load(tiny_model).encode_document(texts, normalize_embeddings=True)
+    assert not np.allclose(got, unweighted, atol=1e-4)
+
+
+def test_the_default_adapts_by_token_weights_alone(tiny_model: Path, tmp_path: Path) -> None:
+    """No optimizer step: the transformer's weights are the base model's, the pooling is weighted, the card says so."""
+    from safetensors.numpy import load_file
+
+    result = train_adapt(_config(tiny_model, tmp_path / "default", max_minutes=30), SAMPLE)
+    assert result.steps == 0 and result.phases == []
+    model = _load(result.output)
+    assert [type(module).__name__ for module in model] == ["Transformer", "WordWeights", "Pooling"]
+    base, adapted = load_file(str(tiny_model / "model.safetensors")), load_file(str(result.output / "model.safetensors"))
+    assert base.keys() == adapted.keys() and all(np.array_equal(base[k], adapted[k]) for k in base)
+    card = (result.output / "README.md").read_text(encoding="utf-8")
+    assert "| training | none: the recipe changed the model without optimizer steps |" in card
+    assert "No training (pass --train" in card and "--max-minutes bounds training" in card
+    assert "learning rate" not in card and "Written with sentence-transformers, without training" in card
+    assert not (tmp_path / "default" / "checkpoints").exists()
+
+
+def test_nothing_to_adapt_and_too_few_passages_are_refused(tiny_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(KosearchError, match="Nothing to adapt"):
+        train_adapt(_config(tiny_model, tmp_path / "nothing"), SAMPLE, word_weights=False)
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "one.txt").write_text("한 문장뿐인 문서입니다.", encoding="utf-8")
+    with pytest.raises(KosearchError, match="larger folder"):
+        train_adapt(_config(tiny_model, tmp_path / "never"), folder)
+    assert not (tmp_path / "never").exists()
+
+
+def test_cli_default_is_weights_only_and_refuses_nothing_to_do(tiny_model: Path, tmp_path: Path) -> None:
+    from kosearch.cli.train import app
+
+    args = ["adapt", "--documents", str(SAMPLE), "--model", str(tiny_model), "--device", "cpu"]
+    result = CliRunner().invoke(app, [*args, "--output", str(tmp_path / "cli"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["steps"] == 0
+    import subprocess
+
+    refused = subprocess.run(  # as a user runs it: the error is one line, no traceback
+        [sys.executable, "-m", "kosearch", "train", *args, "--output", str(tmp_path / "none"), "--no-word-weights"],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert refused.returncode != 0 and "Nothing to adapt" in refused.stderr + refused.stdout
+    assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.slow
+def test_bundled_encoder_adapted_by_token_weights_searches_through_an_index(tmp_path: Path) -> None:
+    """The real path of the default: the bundled e5 with the sample corpus's token weights, saved, then used by
+    ``kosearch.Index`` to index and search that corpus."""
+    from kosearch import Index
+
+    result = train_adapt(TrainingConfig(output=tmp_path / "bundled", device="cpu", evaluate_base=False), SAMPLE)
+    assert result.steps == 0
+    model = _load(result.output)
+    assert [type(module).__name__ for module in model] == ["Transformer", "WordWeights", "Pooling", "Normalize"]
+    assert model.prompts.get("query") == "query: "
+    index = Index.create(tmp_path / "index", model=str(result.output))
+    try:
+        index.add_folder(SAMPLE)
+        hits = index.search("치타가 먹이를 쫓는다", k=3)
+        assert hits and "치타" in hits[0].text
+    finally:
+        index.close()
