@@ -178,6 +178,7 @@ def test_the_default_adapts_by_token_weights_alone(tiny_model: Path, tmp_path: P
     assert "| training | none: the recipe changed the model without optimizer steps |" in card
     assert "No training (pass --train" in card and "--max-minutes bounds training" in card
     assert "learning rate" not in card and "Written with sentence-transformers, without training" in card
+    assert "Made by `kosearch train adapt`" in card
     assert not (tmp_path / "default" / "checkpoints").exists()
 
 
