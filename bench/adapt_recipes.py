@@ -66,7 +66,7 @@ def train_variant(args: argparse.Namespace, output: Path) -> dict[str, Any]:
     result = train_adapt(
         config, args.set / "adapt_docs", anchor_weight=args.anchor_weight, hard_negatives=not args.no_hard_negatives,
         question_share=args.question_share,
-        query_kinds=tuple(args.query_kinds),
+        query_kinds=tuple(args.query_kinds), train=True, word_weights=args.word_weights,
     )
     phase = result.phases[0]
     return {
@@ -148,6 +148,9 @@ def main() -> None:
     parser.add_argument("--query-kinds", nargs="+", default=["ict", "keywords", "question"])
     parser.add_argument("--question-share", type=float, default=0.0,
                         help="share of keyword queries written as generic questions (train_adapt's question_share)")
+    parser.add_argument("--word-weights", action="store_true",
+                        help="train with the folder's token weights in the model (train adapt's default since session 9; "
+                        "off here, so the variants measured before it are reproduced)")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--sts-test", type=Path, default=ROOT.parent / "shared" / "data" / "korsts" / "sts-test.tsv")
     parser.add_argument("--compare", nargs=2, metavar=("A", "B"))

@@ -2,11 +2,19 @@
 
 The folder is read exactly as ``kosearch index`` reads it (:func:`kosearch.documents.iter_documents` in passage
 mode: every format, the same decoding and splitting), so the encoder learns on the passages it will later index.
-From them :mod:`kosearch.train.mining` makes retrieval-shaped examples without a generator model: inverse-cloze
-queries (Lee et al., 2019) and salient-noun keyword queries, each kept only when the corpus's own BM25 finds its
-passage again (round-trip filter, Dai et al., 2022, Promptagator), with a BM25-ranked hard negative (Karpukhin et
-al., 2020, DPR; Wang et al., 2022, GPL). They train with MultipleNegativesRankingLoss (Henderson et al., 2017):
-each query must rank its passage above its hard negative and every other passage in the batch.
+
+By default that is all it needs: the model's mean pooling is weighted by each token's inverse document frequency in
+the folder (``word_weights``, ``--word-weights``; :mod:`kosearch.train.word_weights`), a label-free step of seconds
+that lifted in-domain dense and hybrid retrieval and KorSTS alike on both development sets (docs/training.md,
+"Domain token weights"). The adapted folder keeps it as a ``WordWeights`` module.
+
+With ``train`` (``--train``) the encoder is then trained, under that pooling, on examples
+:mod:`kosearch.train.mining` makes from the passages without a generator model: inverse-cloze queries (Lee et al.,
+2019) and salient-noun keyword queries, each kept only when the corpus's own BM25 finds its passage again
+(round-trip filter, Dai et al., 2022, Promptagator), with a BM25-ranked hard negative (Karpukhin et al., 2020, DPR;
+Wang et al., 2022, GPL). They train with MultipleNegativesRankingLoss (Henderson et al., 2017): each query must rank
+its passage above its hard negative and every other passage in the batch. Not the default: it helped the chatbot
+set and hurt the movie-review set (:data:`DEFAULT_MINED_TRAINING`).
 
 Two options change that loss (measured in docs/training.md, "Recipe experiments, 2026-12-07"): ``anchor_weight``
 (``--anchor-weight``) adds a pull towards a frozen copy of the base model's embeddings of every text of the batch
@@ -15,11 +23,6 @@ it knew; ``hard_negatives=False`` (``--no-hard-negatives``) trains with in-batch
 examples: ``question_share`` (``--question-share``, off by default) writes that share of the keyword queries as
 generic Korean questions (:func:`kosearch.train.mining.question_query`; measured in "Recipe evidence, 2026-12-07
 (second session)": no measurable gain on the chatbot set).
-
-Before training, the model's mean pooling is weighted by each token's inverse document frequency in the folder
-(``word_weights``, ``--word-weights``, on by default; :mod:`kosearch.train.word_weights`): a label-free step that
-lifted in-domain retrieval and KorSTS alike on both development sets (docs/training.md, "Domain token weights").
-Training then learns under that pooling, and the adapted folder keeps it (a ``WordWeights`` module).
 
 Queries get the base model's query prompt and passages its document prompt (``query: `` / ``passage: `` for the
 bundled e5), so what is trained is what ``kosearch`` search uses: queries encoded as queries, the index as
@@ -32,7 +35,8 @@ with every checkpoint, so ``--resume`` continues the same schedule.
 Example::
 
     from kosearch.train import TrainingConfig, train_adapt
-    train_adapt(TrainingConfig(output="runs/law", max_minutes=60), "~/law-docs")
+    train_adapt(TrainingConfig(output="runs/law"), "~/law-docs")                               # token weights
+    train_adapt(TrainingConfig(output="runs/law-trained", max_minutes=60), "~/law-docs", train=True)  # + training
 """
 
 from __future__ import annotations
