@@ -66,7 +66,7 @@ def train_variant(args: argparse.Namespace, output: Path) -> dict[str, Any]:
     result = train_adapt(
         config, args.set / "adapt_docs", anchor_weight=args.anchor_weight, hard_negatives=not args.no_hard_negatives,
         question_share=args.question_share,
-        query_kinds=tuple(args.query_kinds), train=True, word_weights=args.word_weights,
+        query_kinds=tuple(args.query_kinds), fine_tune=True, word_weights=args.word_weights,
     )
     phase = result.phases[0]
     return {

@@ -8,9 +8,9 @@ For each development set and each budget (minutes of the whole ``train adapt`` c
    runs), KorSTS test cosine Spearman on the query side (``kosearch evaluate sts``'s default, the e5 card's
    measure) and the document side (how kosearch stores text), and for NSMC k-NN sentiment accuracy;
 3. runs ``python -m kosearch train adapt --documents FOLDER --max-minutes B`` per budget, in a subprocess
-   (as a user would, with this checkout on ``PYTHONPATH``). ``train adapt`` trains only with ``--train`` (its
+   (as a user would, with this checkout on ``PYTHONPATH``). ``train adapt`` trains only with ``--fine-tune`` (its
    default is the folder's token weights alone, which take seconds whatever the budget): pass
-   ``--train-arg=--train`` to measure the training budgets;
+   ``--train-arg=--fine-tune`` to measure the training budgets;
 4. evaluates every adapted model the same way;
 5. writes ``OUT/adapt_runs.json`` and ``OUT/adapt_runs.md`` (the table for docs/training.md), each step with
    its start and end time (UTC) and the load average around it.

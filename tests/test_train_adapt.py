@@ -164,7 +164,7 @@ def test_old_plan_files_still_load(tmp_path: Path) -> None:
 def test_adapt_trains_a_few_steps_and_writes_a_model_folder(tiny_model: Path, tmp_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    result = train_adapt(_config(tiny_model, tmp_path / "adapt", max_steps=3), SAMPLE, train=True)
+    result = train_adapt(_config(tiny_model, tmp_path / "adapt", max_steps=3), SAMPLE, fine_tune=True)
     assert result.steps == 3 and result.recipe == "adapt"
     model = SentenceTransformer(str(result.output), device="cpu")
     assert model.prompts == TINY_PROMPTS
@@ -192,7 +192,7 @@ def test_budget_is_honoured_and_a_stopped_run_resumes(
     # Many passes allowed, so the budget (not the passes over the examples) bounds the plan.
     first = train_adapt(
         _config(tiny_model, output, max_minutes=minutes, keep_checkpoints=True, eval_steps=10_000, epochs=1000),
-        SAMPLE, train=True,
+        SAMPLE, fine_tune=True,
     )
     elapsed = time.perf_counter() - started
     assert elapsed <= minutes * 60 + 5, f"a {minutes * 60:.0f} s budget took {elapsed:.1f} s"
@@ -207,10 +207,10 @@ def test_budget_is_honoured_and_a_stopped_run_resumes(
     assert phase.median_step_seconds is not None and phase.save_seconds, "the step clock saw steps and a checkpoint"
 
     with pytest.raises(KosearchError, match="--resume"):
-        train_adapt(_config(tiny_model, output, max_minutes=minutes), SAMPLE, train=True)
+        train_adapt(_config(tiny_model, output, max_minutes=minutes), SAMPLE, fine_tune=True)
     second = train_adapt(
         _config(tiny_model, output, max_minutes=minutes, resume=True, eval_steps=10_000, epochs=1000), SAMPLE,
-        train=True,
+        fine_tune=True,
     )
     (resumed,) = second.phases
     assert resumed.planned_steps == phase.planned_steps
@@ -229,7 +229,7 @@ def test_a_large_budget_trains_one_pass_over_the_examples_not_the_whole_budget(
     passages, _ = read_passages(SAMPLE)
     examples, _ = mine_examples(passages, seed=42)
     started = time.perf_counter()
-    result = train_adapt(_config(tiny_model, tmp_path / "pass", max_minutes=30, seed=42), SAMPLE, train=True)
+    result = train_adapt(_config(tiny_model, tmp_path / "pass", max_minutes=30, seed=42), SAMPLE, fine_tune=True)
     (phase,) = result.phases
     expected = -(-len(examples) // 8)  # one pass in batches of 8, computed apart from the code under test
     assert epoch_steps(len(examples), 8, 1.0) == expected
@@ -247,7 +247,7 @@ def test_cli_adapt_prints_json(tiny_model: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
         ["adapt", "--documents", str(SAMPLE), "--model", str(tiny_model), "--output", str(output),
-         "--max-steps", "2", "--batch-size", "4", "--max-seq-length", "32", "--device", "cpu", "--train", "--json"],
+         "--max-steps", "2", "--batch-size", "4", "--max-seq-length", "32", "--device", "cpu", "--fine-tune", "--json"],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)  # stdout holds the JSON alone: the trainer's log lines go to stderr
@@ -260,7 +260,7 @@ def test_too_small_a_folder_is_refused(tiny_model: Path, tmp_path: Path) -> None
     folder.mkdir()
     (folder / "one.txt").write_text("한 문장뿐인 문서입니다.", encoding="utf-8")
     with pytest.raises(KosearchError, match="larger folder"):
-        train_adapt(_config(tiny_model, tmp_path / "never", max_steps=1), folder, train=True)
+        train_adapt(_config(tiny_model, tmp_path / "never", max_steps=1), folder, fine_tune=True)
     with pytest.raises(KosearchError, match="does not exist"):
         train_adapt(_config(tiny_model, tmp_path / "never", max_steps=1), tmp_path / "missing")
 
@@ -273,7 +273,7 @@ def test_bundled_encoder_takes_an_adapt_step(tmp_path: Path) -> None:
     result = train_adapt(
         TrainingConfig(output=tmp_path / "bundled", max_steps=1, batch_size=4, max_seq_length=32, device="cpu",
                        freeze_embeddings=True, evaluate_base=False),
-        SAMPLE, train=True,
+        SAMPLE, fine_tune=True,
     )
     assert result.steps == 1
     model = SentenceTransformer(str(result.output), device="cpu")
@@ -338,7 +338,7 @@ def test_anchor_keeps_the_adapted_model_nearer_the_base(tiny_model: Path, tmp_pa
     def drift(weight: float) -> float:
         output = tmp_path / f"anchor-{weight:g}"
         result = train_adapt(
-            _config(tiny_model, output, max_steps=6, seed=3), SAMPLE, anchor_weight=weight, word_weights=False, train=True
+            _config(tiny_model, output, max_steps=6, seed=3), SAMPLE, anchor_weight=weight, word_weights=False, fine_tune=True
         )
         trained = SentenceTransformer(str(result.output), device="cpu").encode_document(probe, normalize_embeddings=True)
         return float(np.mean(1 - np.sum(trained * base, axis=1)))
@@ -355,7 +355,7 @@ def test_adapt_without_hard_negatives_trains_on_pairs(tiny_model: Path, tmp_path
     assert examples_dataset(examples).column_names == ["anchor", "positive", "negative"]
     assert examples_dataset(examples, hard_negatives=False).column_names == ["anchor", "positive"]
     result = train_adapt(
-        _config(tiny_model, tmp_path / "pairs", max_steps=2), SAMPLE, hard_negatives=False, train=True
+        _config(tiny_model, tmp_path / "pairs", max_steps=2), SAMPLE, hard_negatives=False, fine_tune=True
     )
     assert result.steps == 2
     assert "none (in-batch only)" in (result.output / "README.md").read_text(encoding="utf-8")
@@ -369,7 +369,7 @@ def test_cli_adapt_passes_the_anchor_and_negatives_options(tiny_model: Path, tmp
         app,
         ["adapt", "--documents", str(SAMPLE), "--model", str(tiny_model), "--output", str(output), "--max-steps", "2",
          "--batch-size", "4", "--max-seq-length", "32", "--device", "cpu", "--anchor-weight", "3",
-         "--no-hard-negatives", "--train", "--json"],
+         "--no-hard-negatives", "--fine-tune", "--json"],
     )
     assert result.exit_code == 0, result.output
     card = (output / "README.md").read_text(encoding="utf-8")
@@ -427,7 +427,7 @@ def test_cli_adapt_passes_the_question_share(tiny_model: Path, tmp_path: Path) -
     result = CliRunner().invoke(
         app,
         ["adapt", "--documents", str(SAMPLE), "--model", str(tiny_model), "--output", str(output), "--max-steps", "2",
-         "--batch-size", "4", "--max-seq-length", "32", "--device", "cpu", "--question-share", "1", "--train", "--json"],
+         "--batch-size", "4", "--max-seq-length", "32", "--device", "cpu", "--question-share", "1", "--fine-tune", "--json"],
     )
     assert result.exit_code == 0, result.output
     assert "question: " in (output / "README.md").read_text(encoding="utf-8")

@@ -110,11 +110,17 @@ def _config(tiny_model: Path, output: Path, **overrides) -> TrainingConfig:
 def test_adapt_keeps_the_folders_weights_frozen_through_training(tiny_model: Path, tmp_path: Path) -> None:
     from kosearch.train.adapt import read_passages
 
-    result = train_adapt(_config(tiny_model, tmp_path / "weighted"), SAMPLE, train=True)
+    result = train_adapt(_config(tiny_model, tmp_path / "weighted"), SAMPLE, fine_tune=True)
     model = _load(result.output)
     assert [type(module).__name__ for module in model] == ["Transformer", "WordWeights", "Pooling"]
+    from safetensors.numpy import load_file
+
     passages, _ = read_passages(SAMPLE)
     expected = domain_word_weights(model.tokenizer, [p.text for p in passages], prompts=list(model.prompts.values()))
+    # The saved tensor, not the reloaded module: WordWeights reloads from its config, so a table that trained would
+    # only show here.
+    saved = load_file(str(result.output / "1_WordWeights" / "model.safetensors"))["emb_layer.weight"][:, 0]
+    assert np.allclose(saved, expected, rtol=1e-6)
     assert np.allclose(model[1].emb_layer.weight.detach().numpy()[:, 0], expected, rtol=1e-6)
     card = (result.output / "README.md").read_text(encoding="utf-8")
     assert "idf ** 1 from the folder" in card and "Token weights: idf ** 1 over the folder's" in card
@@ -137,7 +143,7 @@ def test_no_word_weights_keeps_the_base_pooling_and_the_card_base_row_is_the_bas
         result = CliRunner().invoke(app, [
             "adapt", "--documents", str(SAMPLE), "--model", str(tiny_model), "--output", str(output), "--max-steps",
             "1", "--batch-size", "4", "--max-seq-length", "32", "--device", "cpu", "--eval-test", str(sts), flag,
-            "--train", "--json"])
+            "--fine-tune", "--json"])
         assert result.exit_code == 0, result.output
         outputs[flag] = json.loads(result.stdout)
     kinds = [module["type"].rsplit(".", 1)[-1] for module in
@@ -176,7 +182,7 @@ def test_the_default_adapts_by_token_weights_alone(tiny_model: Path, tmp_path: P
     assert base.keys() == adapted.keys() and all(np.array_equal(base[k], adapted[k]) for k in base)
     card = (result.output / "README.md").read_text(encoding="utf-8")
     assert "| training | none: the recipe changed the model without optimizer steps |" in card
-    assert "No training (pass --train" in card and "--max-minutes bounds training" in card
+    assert "No training (pass --fine-tune" in card and "--max-minutes bounds training" in card
     assert "learning rate" not in card and "Written with sentence-transformers, without training" in card
     assert "Made by `kosearch train adapt`" in card
     assert not (tmp_path / "default" / "checkpoints").exists()
@@ -228,3 +234,70 @@ def test_bundled_encoder_adapted_by_token_weights_searches_through_an_index(tmp_
         assert hits and "치타" in hits[0].text
     finally:
         index.close()
+
+
+def test_a_weighted_folder_loaded_as_a_base_keeps_its_weights_frozen(tiny_model: Path, tmp_path: Path) -> None:
+    """Any recipe started from an adapted folder (``--model runs/law``) must not train its token weights."""
+    from kosearch.train.models import resolve_base_model
+
+    model = _load(tiny_model)
+    add_word_weights(model, PASSAGES)
+    model.save(str(tmp_path / "weighted"))
+    assert any(p.requires_grad for p in _load(tmp_path / "weighted")[1].parameters()), "sentence-transformers' own load"
+    loaded = resolve_base_model(TrainingConfig(output=tmp_path / "out", model=str(tmp_path / "weighted"), device="cpu"))
+    assert type(loaded[1]).__name__ == "WordWeights"
+    assert not any(parameter.requires_grad for parameter in loaded[1].parameters())
+
+
+def test_compact_mapping_reproduces_every_weight_through_the_lower_case_fallback() -> None:
+    """WordWeights looks a token up, then its lower-case form, then falls back to the default: the compact mapping
+    must give every token its own weight, case pairs included."""
+    from sentence_transformers.sentence_transformer.modules import WordWeights
+
+    from kosearch.train.word_weights import _compact
+
+    vocab = ["A", "a", "B", "b", "C", "c", "D"]
+    weights = [5.0, 2.0, 5.0, 5.0, 2.0, 5.0, 5.0]  # 5.0 is the common (default) weight
+    table, default = _compact(vocab, weights)
+    assert default == 5.0 and "D" not in table and "b" not in table
+    module = WordWeights(vocab, table, unknown_word_weight=default)
+    assert module.emb_layer.weight.detach().numpy()[:, 0].tolist() == weights
+
+
+def test_later_modules_keep_their_keyword_arguments_after_the_insertion(tiny_model: Path) -> None:
+    from sentence_transformers.sentence_transformer.modules import WordWeights
+
+    from kosearch.train.word_weights import insert_word_weights
+
+    model = _load(tiny_model)
+    model.module_kwargs = {"1": ["task"]}  # the Pooling's, by position
+    insert_word_weights(model, WordWeights(["x"], {}, 1.0))
+    assert type(model[2]).__name__ == "Pooling" and model.module_kwargs == {"2": ["task"]}
+
+
+def test_options_that_need_fine_tuning_and_mismatched_resumes_are_refused(tiny_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(KosearchError, match="--anchor-weight only change"):
+        train_adapt(_config(tiny_model, tmp_path / "a"), SAMPLE, anchor_weight=3.0)
+    with pytest.raises(KosearchError, match="--resume continues a --fine-tune run"):
+        train_adapt(_config(tiny_model, tmp_path / "b", resume=True), SAMPLE)
+    output = tmp_path / "resumable"
+    train_adapt(_config(tiny_model, output, keep_checkpoints=True, eval_steps=1), SAMPLE, fine_tune=True)
+    (output / "modules.json").unlink()  # as if stopped before the end: only its checkpoints are left
+    with pytest.raises(KosearchError, match="started with token weights: resume it with --word-weights"):
+        train_adapt(_config(tiny_model, output, resume=True, max_steps=3), SAMPLE, fine_tune=True, word_weights=False)
+    resumed = train_adapt(_config(tiny_model, output, resume=True, max_steps=3), SAMPLE, fine_tune=True)
+    assert resumed.steps == 3 and any("those of the run being resumed" in note for note in resumed.notes)
+
+
+def test_a_model_that_cannot_take_weights_gets_a_way_out_that_works(tiny_model: Path, tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    model = _load(tiny_model)
+    cls = SentenceTransformer(modules=[model[0], Pooling(model[0].get_embedding_dimension(), pooling_mode="cls")],
+                              prompts=dict(TINY_PROMPTS))
+    cls.save(str(tmp_path / "cls"))
+    with pytest.raises(KosearchError, match="pass --no-word-weights --fine-tune to fine-tune it without them"):
+        train_adapt(_config(tmp_path / "cls", tmp_path / "out"), SAMPLE)
+    result = train_adapt(_config(tmp_path / "cls", tmp_path / "out"), SAMPLE, word_weights=False, fine_tune=True)
+    assert result.steps == 2

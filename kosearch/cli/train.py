@@ -156,26 +156,26 @@ def adapt(
     ),
     word_weights: Optional[bool] = typer.Option(
         None, "--word-weights/--no-word-weights",
-        help="Weight the pooling by the folder's inverse document frequencies (default: the recipe's, on).",
+        help="Weight the pooling by the folder's inverse document frequencies (default: the recipe's).",
         show_default=False,
     ),
-    train: Optional[bool] = typer.Option(
-        None, "--train/--no-train",
-        help="Also train on queries mined from the folder, within --max-minutes (default: the recipe's, off: the "
-        "token weights alone measured better).",
+    fine_tune: Optional[bool] = typer.Option(
+        None, "--fine-tune/--no-fine-tune",
+        help="Also train on queries mined from the folder, within --max-minutes (default: the recipe's).",
         show_default=False,
     ),
     config: TrainingConfig = None,
     as_json: bool = JsonOption,
 ) -> None:
-    """Adapt an encoder to a folder of unlabelled documents: mined queries, BM25 hard negatives, a time budget."""
+    """Adapt an encoder to a folder of unlabelled documents: the folder's token weights; with --fine-tune, also
+    training on mined queries with BM25 hard negatives, within a time budget."""
     from kosearch.train import train_adapt
 
     result = _run(
         lambda: train_adapt(
             config, documents, text_fields=text_fields, scale=scale, anchor_weight=anchor_weight,
             hard_negatives=hard_negatives, question_share=question_share, word_weights=word_weights,
-            train=train, from_process_start=True,
+            fine_tune=fine_tune, from_process_start=True,
         )
     )
     _report(result, as_json)
@@ -295,14 +295,13 @@ def _report(result: TrainResult, as_json: bool) -> None:
     if as_json:
         emit_json(_result_dict(result))
         return
+    done = (f"{result.steps} steps in {result.train_seconds / 60:.1f} min" if result.phases
+            else "no training steps (the recipe changed the model without them)")
     out.print(
         Text.assemble(
-            "Trained ",
+            "Trained " if result.phases else "Made ",
             (printable(result.recipe), "bold"),
-            printable(
-                f" from {result.base_model}: {result.steps} steps in "
-                f"{result.train_seconds / 60:.1f} min -> {result.output}"
-            ),
+            printable(f" from {result.base_model}: {done} -> {result.output}"),
         )
     )
     if result.evaluation:

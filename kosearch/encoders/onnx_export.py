@@ -5,9 +5,10 @@ through ``optimum-onnx``, whose newest release (0.1.0) requires transformers < 4
 transformers 5 (``is_offline_mode`` moved; optimum-onnx issue #114), while sentence-transformers 6 requires
 transformers >= 5. Until they agree, kosearch does the same two steps itself with the libraries underneath:
 
-- **Export** (needs torch, once): the whole SentenceTransformer pipeline (Transformer -> Pooling -> Normalize)
-  is traced by ``torch.onnx.export`` into one graph ``(input_ids, attention_mask) -> sentence_embedding``, with
-  batch and sequence axes dynamic and eager attention (the SDPA kernel traces into shape-specialised ops).
+- **Export** (needs torch, once): the whole SentenceTransformer pipeline (Transformer [-> WordWeights] -> Pooling
+  -> Normalize) is traced by ``torch.onnx.export`` into one graph ``(input_ids, attention_mask) ->
+  sentence_embedding``, with batch and sequence axes dynamic and eager attention (the SDPA kernel traces into
+  shape-specialised ops).
 - **Quantisation**: ``onnxruntime.quantization.quantize_dynamic`` with the settings of
   ``sentence_transformers.backend.export_dynamic_quantized_onnx_model(model, "avx512_vnni", ...)`` (optimum's
   ``AutoQuantizationConfig.avx512_vnni(is_static=False)``): every MatMul/Gemm/Attention, int8 weights per
@@ -98,7 +99,8 @@ def unsupported_reason(model_folder: str | os.PathLike[str]) -> str | None:
 
     The runtime tokenizes with ``tokenizers`` (no transformers import), so the folder needs a
     ``tokenizer.json``, and it feeds the graph token ids and a mask only, so the modules must be a
-    Transformer followed by modules that work on its output alone (Pooling, Dense, Normalize).
+    Transformer followed by modules that work on its output alone (Pooling, Dense, Normalize), or on the token
+    ids the graph has (WordWeights, right after the Transformer: ``kosearch train adapt``'s token weights).
     """
     folder = Path(model_folder)
     try:
@@ -107,8 +109,10 @@ def unsupported_reason(model_folder: str | os.PathLike[str]) -> str | None:
     except (OSError, ValueError) as exc:
         return f"no readable modules.json ({exc})"
     kinds = [str(module.get("type", "")).rsplit(".", 1)[-1] for module in modules]
-    if not kinds or kinds[0] != "Transformer" or not set(kinds[1:]) <= {"WordWeights", "Pooling", "Dense", "Normalize"}:
-        return f"its modules {kinds} are not a Transformer followed by Pooling, Dense or Normalize"
+    rest = kinds[2:] if kinds[1:2] == ["WordWeights"] else kinds[1:]  # token weights read the ids, which it has
+    if not kinds or kinds[0] != "Transformer" or not set(rest) <= {"Pooling", "Dense", "Normalize"}:
+        return (f"its modules {kinds} are not a Transformer followed by Pooling, Dense or Normalize (with token "
+                "weights, WordWeights, between the Transformer and the Pooling)")
     if bert_config.get("do_lower_case"):
         return "it lower-cases text before tokenizing (do_lower_case), which the ONNX runtime does not"
     if not (folder / TOKENIZER_FILE).is_file():

@@ -8,13 +8,13 @@ the folder (``word_weights``, ``--word-weights``; :mod:`kosearch.train.word_weig
 that lifted in-domain dense and hybrid retrieval and KorSTS alike on both development sets (docs/training.md,
 "Domain token weights"). The adapted folder keeps it as a ``WordWeights`` module.
 
-With ``train`` (``--train``) the encoder is then trained, under that pooling, on examples
+With ``fine_tune`` (``--fine-tune``) the encoder is then trained, under that pooling, on examples
 :mod:`kosearch.train.mining` makes from the passages without a generator model: inverse-cloze queries (Lee et al.,
 2019) and salient-noun keyword queries, each kept only when the corpus's own BM25 finds its passage again
 (round-trip filter, Dai et al., 2022, Promptagator), with a BM25-ranked hard negative (Karpukhin et al., 2020, DPR;
 Wang et al., 2022, GPL). They train with MultipleNegativesRankingLoss (Henderson et al., 2017): each query must rank
 its passage above its hard negative and every other passage in the batch. Not the default: it helped the chatbot
-set and hurt the movie-review set (:data:`DEFAULT_MINED_TRAINING`).
+set and hurt the movie-review set (:data:`DEFAULT_FINE_TUNE`).
 
 Two options change that loss (measured in docs/training.md, "Recipe experiments, 2026-12-07"): ``anchor_weight``
 (``--anchor-weight``) adds a pull towards a frozen copy of the base model's embeddings of every text of the batch
@@ -36,7 +36,7 @@ Example::
 
     from kosearch.train import TrainingConfig, train_adapt
     train_adapt(TrainingConfig(output="runs/law"), "~/law-docs")                               # token weights
-    train_adapt(TrainingConfig(output="runs/law-trained", max_minutes=60), "~/law-docs", train=True)  # + training
+    train_adapt(TrainingConfig(output="runs/law-tuned", max_minutes=60), "~/law-docs", fine_tune=True)  # + training
 """
 
 from __future__ import annotations
@@ -73,7 +73,13 @@ from kosearch.train.mining import MiningReport, Passage, QueryKind, TrainingExam
 from kosearch.train.models import resolve_base_model
 from kosearch.train.trainer import base_sts_evaluation, run_training
 from kosearch.train.types import DataFile, Recipe, TrainingPhase, TrainResult
-from kosearch.train.word_weights import IDF_POWER, add_word_weights
+from kosearch.train.word_weights import (
+    IDF_POWER,
+    add_word_weights,
+    insert_word_weights,
+    saved_word_weights,
+    word_weights_problem,
+)
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -96,8 +102,8 @@ DEFAULT_HARD_NEGATIVES = True
 """Each query's BM25-mined hard negative goes into its batch, besides the in-batch negatives."""
 DEFAULT_WORD_WEIGHTS = True
 """Weight the pooling by the folder's inverse document frequencies (:mod:`kosearch.train.word_weights`)."""
-DEFAULT_MINED_TRAINING = False
-"""Train on the mined queries after the token weights (``--train``). Off by default: measured through a kosearch
+DEFAULT_FINE_TUNE = False
+"""Train on the mined queries after the token weights (``--fine-tune``). Off by default: measured through a kosearch
 index (docs/training.md, "Domain token weights"), the weights alone raised dense and hybrid retrieval and KorSTS on
 both development sets, while a training pass on top helped the chatbot set a little (dense +0.66 over the weights
 alone, within one standard error) and hurt the movie-review set (dense -1.6, hybrid -2.1 against the weights alone;
@@ -156,7 +162,7 @@ def train_adapt(
     hard_negatives: bool | None = None,
     question_share: float | None = None,
     word_weights: bool | None = None,
-    train: bool | None = None,
+    fine_tune: bool | None = None,
     query_kinds: tuple[QueryKind, ...] = QUERY_KINDS,
     from_process_start: bool = False,
 ) -> TrainResult:
@@ -175,17 +181,22 @@ def train_adapt(
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     started = time.perf_counter() - (process_seconds() if from_process_start else 0.0)
+    fine_tune = DEFAULT_FINE_TUNE if fine_tune is None else fine_tune
+    word_weights = DEFAULT_WORD_WEIGHTS if word_weights is None else word_weights
+    if not fine_tune:
+        _check_weights_only_options(config, word_weights, anchor_weight=anchor_weight, hard_negatives=hard_negatives,
+                                    question_share=question_share)
     anchor_weight = DEFAULT_ANCHOR_WEIGHT if anchor_weight is None else anchor_weight
     hard_negatives = DEFAULT_HARD_NEGATIVES if hard_negatives is None else hard_negatives
     question_share = DEFAULT_QUESTION_SHARE if question_share is None else question_share
-    word_weights = DEFAULT_WORD_WEIGHTS if word_weights is None else word_weights
-    train = DEFAULT_MINED_TRAINING if train is None else train
-    if not (train or word_weights):
-        raise KosearchError("Nothing to adapt: --no-word-weights without --train. Pass --train, or keep the weights.")
-    check_output(config, [PHASE] if train else [])
+    check_output(config, [PHASE] if fine_tune else [])
+    resumed_weights = _resumed_word_weights(config, word_weights) if fine_tune else None
     passages, skipped = read_passages(documents, text_fields=text_fields)
-    if not train:
-        return _weights_only(config, documents, passages, skipped)
+    model = _base_model(config)
+    if word_weights:  # refused before any work is spent on the model or the examples
+        _check_word_weights(model, fine_tune)
+    if not fine_tune:
+        return _weights_only(config, model, documents, passages, skipped)
     examples, report = mine_examples(passages, seed=config.seed, question_share=question_share)
     examples = [example for example in examples if example.kind in query_kinds]
     if len(examples) < MIN_EXAMPLES:
@@ -198,12 +209,17 @@ def train_adapt(
     notes = [f"Mined examples: {report.summary()}."]
     if skipped:
         notes.append(f"{len(skipped)} file(s) of the folder could not be read, e.g. {skipped[0]}.")
-    model = _base_model(config)
     base_evaluation = None
     if word_weights:
         base_evaluation = base_sts_evaluation(model, config)  # the card's base row: the model before any change
-        _add_word_weights(model, passages, documents)
-        notes.append(f"Token weights: idf ** {IDF_POWER:g} over the folder's {len(passages):,} passages, before pooling.")
+        if resumed_weights is not None:
+            insert_word_weights(model, resumed_weights)
+            notes.append("Token weights: those of the run being resumed (its checkpoint), before pooling.")
+        else:
+            add_word_weights(model, (passage.text for passage in passages))
+            notes.append(
+                f"Token weights: idf ** {IDF_POWER:g} over the folder's {len(passages):,} passages, before pooling."
+            )
     base = copy.deepcopy(model) if anchor_weight > 0 else None
 
     def loss(model: SentenceTransformer) -> Any:
@@ -235,7 +251,8 @@ def train_adapt(
         data=[DataFile(str(documents), "passages (unlabelled), read as `kosearch index` reads them", len(passages))],
         parameters={
             "loss": f"MultipleNegativesRankingLoss (scale {scale:g}), query prompt on queries"
-            + (f", + {anchor_weight:g} x (1 - cos) to the base model's embeddings" if base is not None else ""),
+            + (f", + {anchor_weight:g} x (1 - cos) to the base model's embeddings" if base is not None else "")
+            + (" (with the token weights in)" if base is not None and word_weights else ""),
             "hard negatives": "BM25" if hard_negatives else "none (in-batch only)",
             "token weights": f"idf ** {IDF_POWER:g} from the folder (WordWeights before Pooling)" if word_weights
             else "none (the base model's pooling)",
@@ -256,19 +273,22 @@ def train_adapt(
 
 
 def _weights_only(
-    config: TrainingConfig, documents: str | os.PathLike[str], passages: list[Passage], skipped: list[str]
+    config: TrainingConfig,
+    model: SentenceTransformer,
+    documents: str | os.PathLike[str],
+    passages: list[Passage],
+    skipped: list[str],
 ) -> TrainResult:
-    """The adapted model without training: the base model with the folder's token weights, saved with its card."""
+    """The adapted model without training: the base ``model`` with the folder's token weights, saved with its card."""
     if len(passages) < MIN_EXAMPLES:
         raise KosearchError(
             f"{documents} gave {len(passages)} passages; token weights need at least {MIN_EXAMPLES}. Point "
             "--documents at a larger folder of the domain's text."
         )
-    model = _base_model(config)
     base_evaluation = base_sts_evaluation(model, config)
-    _add_word_weights(model, passages, documents)
+    add_word_weights(model, (passage.text for passage in passages))
     notes = [f"Token weights: idf ** {IDF_POWER:g} over the folder's {len(passages):,} passages, before pooling.",
-             "No training (pass --train to also train on queries mined from the folder)."]
+             "No training (pass --fine-tune to also train on queries mined from the folder)."]
     if config.max_minutes is not None:
         notes.append("--max-minutes bounds training, and there was none: the token weights take seconds.")
     if skipped:
@@ -286,13 +306,45 @@ def _weights_only(
     return run_training(config, recipe, [], model=model, base_evaluation=base_evaluation)
 
 
-def _add_word_weights(model: SentenceTransformer, passages: list[Passage], documents: str | os.PathLike[str]) -> None:
-    try:
-        add_word_weights(model, (passage.text for passage in passages))
-    except ValueError as exc:
-        raise KosearchError(
-            f"Cannot weight the tokens of {documents}'s domain into this model: {exc}. Use --no-word-weights."
-        ) from exc
+def _check_word_weights(model: SentenceTransformer, fine_tune: bool) -> None:
+    """A one-line refusal, with a way out that works, when the folder's token weights cannot go into ``model``."""
+    problem = word_weights_problem(model)
+    if problem is None:
+        return
+    way_out = (
+        "Pass --no-word-weights to fine-tune without them." if fine_tune
+        else "Adapt the base model it came from, or pass --no-word-weights --fine-tune to fine-tune it without them."
+    )
+    raise KosearchError(f"Cannot add the folder's token weights to this model: {problem}. {way_out}")
+
+
+def _check_weights_only_options(config: TrainingConfig, word_weights: bool, **training_only: object) -> None:
+    """Refuse what would silently do nothing without ``--fine-tune``: the weights are the only thing then made."""
+    if not word_weights:
+        raise KosearchError("Nothing to adapt: --no-word-weights without --fine-tune. Pass --fine-tune, or keep the "
+                            "weights.")
+    if config.resume:
+        raise KosearchError("--resume continues a --fine-tune run. Without --fine-tune there is nothing to resume: the "
+                            "token weights take seconds; run again to a new --output.")
+    given = [name for name, value in training_only.items() if value is not None]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise KosearchError(f"{flags} only change(s) the fine-tuning: add --fine-tune, or leave {flags} out.")
+
+
+def _resumed_word_weights(config: TrainingConfig, word_weights: bool):
+    """The token weights of the checkpoint being resumed (so training goes on with the table it started with), or
+    None when there is no checkpoint or it has none. A resume that would add or drop the weights is refused:
+    the checkpoint's weights could not be loaded into a model of the other shape."""
+    checkpoint = last_checkpoint(config, PHASE)
+    if checkpoint is None:
+        return None
+    saved = saved_word_weights(checkpoint)
+    if (saved is not None) != word_weights:
+        started = "with" if saved is not None else "without"
+        flag = "--word-weights" if saved is not None else "--no-word-weights"
+        raise KosearchError(f"The run in {config.output} was started {started} token weights: resume it with {flag}.")
+    return saved
 
 
 def _base_model(config: TrainingConfig) -> SentenceTransformer:

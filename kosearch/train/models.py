@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kosearch.train.word_weights import freeze_word_weights
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
@@ -25,6 +27,7 @@ def resolve_base_model(config: TrainingConfig) -> SentenceTransformer:
     model = load_sentence_transformer(config.model, device=config.device)
     if config.max_seq_length is not None:
         model.max_seq_length = config.max_seq_length
+    freeze_word_weights(model)  # an adapted folder's token weights are statistics, never trained
     return model
 
 
@@ -35,6 +38,7 @@ def reload_model(folder: Path, config: TrainingConfig) -> SentenceTransformer:
     model = SentenceTransformer(str(folder), device=config.device)
     if config.max_seq_length is not None:
         model.max_seq_length = config.max_seq_length
+    freeze_word_weights(model)
     return model
 
 

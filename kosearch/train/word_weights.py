@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -65,12 +66,16 @@ def domain_word_weights(
 ) -> list[float]:
     """One weight per token id of ``tokenizer``: ``idf ** power`` over ``passages``; :data:`FIXED_WEIGHT` for the
     special tokens and the tokens of ``prompts``. A token the passages never contain gets the largest weight, as
-    BM25 gives a query term that is rare."""
+    BM25 gives a query term that is rare.
+
+    A prompt's tokens are those of the prompt without its trailing space: SentencePiece tokenizers (XLM-R's) read
+    ``"query: "`` alone as ``▁que ry : ▁``, but the ``▁`` is part of the next word's piece in a real text, and a
+    stand-alone ``▁`` is a content piece of its own elsewhere."""
     counts, total = token_document_counts(tokenizer, passages)
     fixed = set(tokenizer.all_special_ids)
     for prompt in prompts:
-        if prompt:
-            fixed.update(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        if prompt.strip():
+            fixed.update(tokenizer(prompt.strip(), add_special_tokens=False)["input_ids"])
     weights = [idf(counts.get(token, 0), total) ** power for token in range(len(tokenizer))]
     for token in fixed:
         if 0 <= token < len(weights):
@@ -78,45 +83,96 @@ def domain_word_weights(
     return weights
 
 
+def word_weights_problem(model: SentenceTransformer) -> str | None:
+    """Why the folder's token weights cannot go into ``model``, or None when they can."""
+    from sentence_transformers.sentence_transformer.modules import Pooling, WordWeights
+
+    modules = list(model)
+    if any(isinstance(module, WordWeights) for module in modules):
+        return "it already has token weights (a WordWeights module)"
+    if len(modules) < 2 or not isinstance(modules[1], Pooling) or modules[1].pooling_mode != "mean":
+        return "token weights need a model that mean-pools its first module's output"
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None or sorted(tokenizer.get_vocab().values()) != list(range(len(tokenizer))):
+        return "its tokenizer's vocabulary is not numbered 0..n-1, as WordWeights needs"
+    return None
+
+
 def add_word_weights(model: SentenceTransformer, passages: Iterable[str], *, power: float = IDF_POWER) -> int:
     """Put a frozen ``WordWeights`` module with :func:`domain_word_weights` right before ``model``'s mean
     ``Pooling``; returns the number of passages counted.
 
     Raises:
-        ValueError: the model does not mean-pool right after its first module (the weights only mean something
-            in a weighted mean), or it already has token weights.
+        ValueError: :func:`word_weights_problem` names a reason.
     """
-    from sentence_transformers.sentence_transformer.modules import Pooling, WordWeights
+    from sentence_transformers.sentence_transformer.modules import WordWeights
 
-    modules = list(model._modules.values())
-    if any(isinstance(module, WordWeights) for module in modules):
-        raise ValueError("the model already has token weights (a WordWeights module)")
-    if len(modules) < 2 or not isinstance(modules[1], Pooling) or modules[1].pooling_mode != "mean":
-        raise ValueError("token weights need a model that mean-pools its first module's output")
+    problem = word_weights_problem(model)
+    if problem is not None:
+        raise ValueError(problem)
     passages = list(passages)
     tokenizer = model.tokenizer
-    ordered = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
-    if [index for _, index in ordered] != list(range(len(ordered))) or len(ordered) != len(tokenizer):
-        raise ValueError("the tokenizer's vocabulary is not numbered 0..n-1, as WordWeights needs")
-    vocab = [token for token, _ in ordered]
+    vocab = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])]
     weights = domain_word_weights(tokenizer, passages, prompts=list(model.prompts.values()), power=power)
-    module = WordWeights(vocab, *_compact(vocab, weights))
-    module.emb_layer.weight.requires_grad_(False)
-    module.to(model.device)
-    names = list(model._modules)
-    rebuilt = [(names[0], modules[0]), ("word_weights", module), *zip(names[1:], modules[1:])]
-    model._modules.clear()
-    for index, (_, value) in enumerate(rebuilt):
-        model._modules[str(index)] = value
+    insert_word_weights(model, WordWeights(vocab, *_compact(vocab, weights)))
     return len(passages)
+
+
+def insert_word_weights(model: SentenceTransformer, module) -> None:
+    """Put ``module`` (a ``WordWeights``) second in ``model``, frozen and on the model's device. Later modules move
+    one place on, and so do their forward keyword arguments (``module_kwargs`` is keyed by position)."""
+    module.to(model.device)
+    freeze(module)
+    modules = list(model)
+    model._modules.clear()
+    for index, value in enumerate([modules[0], module, *modules[1:]]):
+        model._modules[str(index)] = value
+    kwargs = getattr(model, "module_kwargs", None)
+    if kwargs:
+        model.module_kwargs = {
+            (str(int(key) + 1) if key.isdigit() and int(key) >= 1 else key): value for key, value in kwargs.items()
+        }
+
+
+def freeze_word_weights(model: SentenceTransformer) -> None:
+    """Keep every ``WordWeights`` of ``model`` out of training. The weights are the folder's statistics, not
+    parameters to learn, and sentence-transformers reloads the module from its config alone, so a trained table
+    would be scored in memory and then lost on reload."""
+    from sentence_transformers.sentence_transformer.modules import WordWeights
+
+    for module in model:
+        if isinstance(module, WordWeights):
+            freeze(module)
+
+
+def freeze(module) -> None:
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+
+
+def saved_word_weights(folder: str | Path):
+    """The ``WordWeights`` module of a saved model or checkpoint folder, or None when it has none."""
+    import json
+
+    from sentence_transformers.sentence_transformer.modules import WordWeights
+
+    folder = Path(folder)
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for entry in modules:
+        if str(entry.get("type", "")).rsplit(".", 1)[-1] == "WordWeights":
+            return WordWeights.load(str(folder), subfolder=entry.get("path", ""))
+    return None
 
 
 def _compact(vocab: Sequence[str], weights: Sequence[float]) -> tuple[dict[str, float], float]:
     """``WordWeights``' (word_weights, unknown_word_weight) for ``weights``: the weight most tokens share (that of
-    a token the folder never contains) as the default, and the others by token. The module saves its mapping as
-    JSON, so listing all 250,002 tokens of the bundled vocabulary would write 21 MB where about 1 MB is needed.
-    ``WordWeights`` falls back to a token's lower-case form, so a default token whose lower-case form has a
-    weight of its own is listed too."""
+    a token the folder never contains) as the default, and the others by token. The module saves its whole
+    vocabulary and this mapping in its config as JSON; for the bundled model's 250,002 tokens the vocabulary
+    alone is 8 MB, and listing every weight as well would make it 21 MB. ``WordWeights`` falls back to a token's
+    lower-case form, so a default token whose lower-case form has a weight of its own is listed too."""
     default = Counter(weights).most_common(1)[0][0]
     table = {token: weight for token, weight in zip(vocab, weights) if weight != default}
     for token in vocab:
