@@ -155,7 +155,9 @@ def test_a_child_is_recycled_after_encoding_its_share_and_the_next_answers_the_s
         first = encoder.encode_queries(QUERIES)
         pid = encoder.pid
         assert encoder.running  # 3 texts: under the limit
-        assert np.array_equal(encoder.encode_queries(QUERIES[:1]), first[:1])
+        # One text alone against the same text in a batch of three: padding changes the matrix shapes, and on some
+        # CPUs (AMD EPYC here) the BLAS kernels then round differently in the last float32 bit.
+        assert np.allclose(encoder.encode_queries(QUERIES[:1]), first[:1], rtol=0, atol=1e-6)
         assert not encoder.running and _gone(pid)  # 4 texts: recycled after answering
         assert np.array_equal(encoder.encode_queries(QUERIES), first)
         assert encoder.running and encoder.pid != pid  # a fresh child, counting from zero again
