@@ -50,7 +50,8 @@ SHRINKS = (0.0, 0.1, 1.0, 10.0)
 TOP_DIRECTIONS = (1, 5, 10, 20)
 
 
-def read_set(folder: Path, fit_sentences: int, seed: int):
+def read_beir(folder: Path):
+    """A set's corpus and queries (lists of BEIR records) and its relevant documents per query."""
     corpus = [json.loads(line) for line in (folder / "beir" / "corpus.jsonl").open(encoding="utf-8")]
     queries = [json.loads(line) for line in (folder / "beir" / "queries.jsonl").open(encoding="utf-8")]
     qrels: dict[str, set[str]] = {}
@@ -60,6 +61,11 @@ def read_set(folder: Path, fit_sentences: int, seed: int):
             query, document, score = line.rstrip("\n").split("\t")
             if int(score) > 0:
                 qrels.setdefault(query, set()).add(document)
+    return corpus, queries, qrels
+
+
+def read_set(folder: Path, fit_sentences: int, seed: int):
+    corpus, queries, qrels = read_beir(folder)
     lines = [line.strip() for path in sorted((folder / "adapt_docs").glob("*.txt"))
              for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     random.Random(seed).shuffle(lines)

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from adapt_whitening import ndcg_at_10, read_korsts  # noqa: E402
+from adapt_whitening import ndcg_at_10, read_beir, read_korsts  # noqa: E402
 
 POWERS = (0.5, 1.0, 1.5, 2.0, 3.0)
 SIF_A = (1e-3, 1e-4)
@@ -71,19 +71,6 @@ def whitening(fit: np.ndarray, shrink: float) -> Callable[[np.ndarray], np.ndarr
 def adaptation_passages(folder: Path) -> list[str]:
     return [block.strip() for path in sorted((folder / "adapt_docs").glob("*.txt"))
             for block in path.read_text(encoding="utf-8").split("\n\n") if block.strip()]
-
-
-def read_beir(folder: Path):
-    corpus = [json.loads(line) for line in (folder / "beir" / "corpus.jsonl").open(encoding="utf-8")]
-    queries = [json.loads(line) for line in (folder / "beir" / "queries.jsonl").open(encoding="utf-8")]
-    qrels: dict[str, set[str]] = {}
-    with (folder / "beir" / "qrels" / "test.tsv").open(encoding="utf-8") as handle:
-        next(handle)
-        for line in handle:
-            query, document, score = line.rstrip("\n").split("\t")
-            if int(score) > 0:
-                qrels.setdefault(query, set()).add(document)
-    return corpus, queries, qrels
 
 
 def token_statistics(tokenizer, passages: Sequence[str]) -> tuple[Counter, Counter, int]:
