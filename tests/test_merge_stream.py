@@ -292,7 +292,10 @@ def test_the_exact_fallback_search_works_in_blocks_and_keeps_the_stable_order(mo
     kept = np.isin(ids, allowed)
     full = queries @ vectors[kept].T
     order = np.argsort(-full, axis=1, kind="stable")[:, :12]
-    assert np.array_equal(found, ids[kept][order]) and np.array_equal(scores, np.take_along_axis(full, order, axis=1))
+    assert np.array_equal(found, ids[kept][order])
+    # The scores of a block and of the whole matrix may differ in the last float32 bit: BLAS splits the two
+    # shapes differently on some CPUs (AMD EPYC here). The order above is what must be exact.
+    assert np.allclose(scores, np.take_along_axis(full, order, axis=1), rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("k", [1, 12, 60, 400])
