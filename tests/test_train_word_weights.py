@@ -50,7 +50,8 @@ def test_idf_is_bm25s_and_rarer_tokens_weigh_more(tiny_model: Path) -> None:
     common = max(pieces[0], key=lambda t: sum(t in p for p in pieces))
     rare = min(pieces[2], key=lambda t: sum(t in p for p in pieces))
     assert weights[rare] > weights[common]
-    unseen = next(t for t in range(len(tokenizer)) if t not in set().union(*pieces) and t not in tokenizer.all_special_ids
+    seen = set().union(*pieces)
+    unseen = next(t for t in range(len(tokenizer)) if t not in seen and t not in tokenizer.all_special_ids
                   and tokenizer.convert_ids_to_tokens(t) not in {"query", "passage", ":"})
     assert weights[unseen] == pytest.approx(idf(0, 4)) and weights[unseen] == max(weights)
 
@@ -131,10 +132,10 @@ def test_no_word_weights_keeps_the_base_pooling_and_the_card_base_row_is_the_bas
     from kosearch.cli.train import app
 
     sts = tmp_path / "sts.tsv"
+    pairs = [(5.0, "치타가 달린다", "치타가 뛴다"), (0.5, "도서관 휴관일", "치타 사진"),
+             (3.0, "먹이를 쫓는다", "먹이를 따라간다"), (1.0, "빠르다", "휴관일")]
     rows = ["genre\tfilename\tyear\tid\tscore\tsentence1\tsentence2"] + [
-        f"main\tx\t2024\t{i}\t{score}\t{a}\t{b}"
-        for i, (score, a, b) in enumerate([(5.0, "치타가 달린다", "치타가 뛴다"), (0.5, "도서관 휴관일", "치타 사진"),
-                                           (3.0, "먹이를 쫓는다", "먹이를 따라간다"), (1.0, "빠르다", "휴관일")])
+        f"main\tx\t2024\t{i}\t{score}\t{a}\t{b}" for i, (score, a, b) in enumerate(pairs)
     ]
     sts.write_text("\n".join(rows) + "\n", encoding="utf-8")
     outputs = {}
@@ -178,7 +179,8 @@ def test_the_default_adapts_by_token_weights_alone(tiny_model: Path, tmp_path: P
     assert result.steps == 0 and result.phases == []
     model = _load(result.output)
     assert [type(module).__name__ for module in model] == ["Transformer", "WordWeights", "Pooling"]
-    base, adapted = load_file(str(tiny_model / "model.safetensors")), load_file(str(result.output / "model.safetensors"))
+    base = load_file(str(tiny_model / "model.safetensors"))
+    adapted = load_file(str(result.output / "model.safetensors"))
     assert base.keys() == adapted.keys() and all(np.array_equal(base[k], adapted[k]) for k in base)
     card = (result.output / "README.md").read_text(encoding="utf-8")
     assert "| training | none: the recipe changed the model without optimizer steps |" in card

@@ -72,8 +72,8 @@ def render_model_card(card: ModelCard) -> str:
         "",
         f"# kosearch `{card.recipe.name}` encoder",
         "",
-        f"{'Trained' if result.phases else 'Made'} by `kosearch train {card.recipe.name}` from **{result.base_model}**. "
-        f"{card.recipe.summary}",
+        f"{'Trained' if result.phases else 'Made'} by `kosearch train {card.recipe.name}` from "
+        f"**{result.base_model}**. {card.recipe.summary}",
         "",
         "## Use",
         "",
