@@ -186,14 +186,28 @@ def test_training_summary_at_80_columns_keeps_the_model_names(monkeypatch):
     result = SimpleNamespace(
         recipe="sts", base_model="[b]base[/b]", steps=2, train_seconds=60.0, output=Path("runs/sts"),
         evaluation=evaluation, evaluation_file="sts-test.tsv", notes=[], card=Path("runs/sts/README.md"),
+        phases=[SimpleNamespace(name="sts")],
     )
     cli_train._report(result, as_json=False)
     shown = buffer.getvalue()
     assert "…" not in shown
-    assert "from [b]base[/b]" in shown
+    assert "from [b]base[/b]" in shown and shown.startswith("Trained sts") and "2 steps in 1.0 min" in shown
     for label, values in evaluation.items():
         assert label in shown
         assert all(f"{value:.2f}" in shown for value in values.values())
+
+
+def test_a_recipe_that_did_not_train_says_it_made_the_model(monkeypatch):
+    """``train adapt``'s default adds token weights and trains nothing: the summary must not claim training."""
+    console, buffer = terminal()
+    monkeypatch.setattr(cli_train, "out", console)
+    result = SimpleNamespace(
+        recipe="adapt", base_model="bundled", steps=0, train_seconds=0.0, output=Path("runs/law"), evaluation={},
+        evaluation_file=None, notes=[], card=Path("runs/law/README.md"), phases=[],
+    )
+    cli_train._report(result, as_json=False)
+    shown = buffer.getvalue()
+    assert shown.startswith("Made adapt from bundled: no training steps") and "Trained" not in shown
 
 
 # -- the real entry point, stdout piped -------------------------------------------------------------
