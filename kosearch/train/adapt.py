@@ -110,6 +110,8 @@ alone, within one standard error) and hurt the movie-review set (dense -1.6, hyb
 hybrid -1.5 against the base model, which the goal forbids)."""
 DEFAULT_QUESTION_SHARE = 0.0
 """Share of keyword queries written as generic questions instead (:func:`kosearch.train.mining.question_query`)."""
+TOKEN_WEIGHTS_PARAMETER = f"idf ** {IDF_POWER:g} from the folder (WordWeights before Pooling)"
+"""The card's "token weights" row for a model that has them."""
 QUERY_KINDS: tuple[QueryKind, ...] = ("ict", "keywords", "question")
 PHASE = "adapt"
 MIN_EXAMPLES = 8
@@ -216,10 +218,7 @@ def train_adapt(
             insert_word_weights(model, resumed_weights)
             notes.append("Token weights: those of the run being resumed (its checkpoint), before pooling.")
         else:
-            add_word_weights(model, (passage.text for passage in passages))
-            notes.append(
-                f"Token weights: idf ** {IDF_POWER:g} over the folder's {len(passages):,} passages, before pooling."
-            )
+            notes.append(_add_folder_weights(model, passages))
     base = copy.deepcopy(model) if anchor_weight > 0 else None
 
     def loss(model: SentenceTransformer) -> Any:
@@ -248,14 +247,13 @@ def train_adapt(
             "mined from the folder's own passages, kept when the corpus's BM25 finds their passage again, with "
             "BM25 hard negatives (as in DPR and GPL), trained with MultipleNegativesRankingLoss."
         ),
-        data=[DataFile(str(documents), "passages (unlabelled), read as `kosearch index` reads them", len(passages))],
+        data=[_folder_data(documents, passages)],
         parameters={
             "loss": f"MultipleNegativesRankingLoss (scale {scale:g}), query prompt on queries"
             + (f", + {anchor_weight:g} x (1 - cos) to the base model's embeddings" if base is not None else "")
             + (" (with the token weights in)" if base is not None and word_weights else ""),
             "hard negatives": "BM25" if hard_negatives else "none (in-batch only)",
-            "token weights": f"idf ** {IDF_POWER:g} from the folder (WordWeights before Pooling)" if word_weights
-            else "none (the base model's pooling)",
+            "token weights": TOKEN_WEIGHTS_PARAMETER if word_weights else "none (the base model's pooling)",
             "examples": _examples_line(report, len(examples)),
             "budget": f"{plan.train_seconds / 60:.1f} min for training" if plan else None,
         },
@@ -286,8 +284,7 @@ def _weights_only(
             "--documents at a larger folder of the domain's text."
         )
     base_evaluation = base_sts_evaluation(model, config)
-    add_word_weights(model, (passage.text for passage in passages))
-    notes = [f"Token weights: idf ** {IDF_POWER:g} over the folder's {len(passages):,} passages, before pooling.",
+    notes = [_add_folder_weights(model, passages),
              "No training (pass --fine-tune to also train on queries mined from the folder)."]
     if config.max_minutes is not None:
         notes.append("--max-minutes bounds training, and there was none: the token weights take seconds.")
@@ -299,11 +296,21 @@ def _weights_only(
             "Domain token weights: the base model's mean pooling weighted by each token's inverse document "
             "frequency in the folder (sentence-transformers' WordWeights), no training."
         ),
-        data=[DataFile(str(documents), "passages (unlabelled), read as `kosearch index` reads them", len(passages))],
-        parameters={"token weights": f"idf ** {IDF_POWER:g} from the folder (WordWeights before Pooling)"},
+        data=[_folder_data(documents, passages)],
+        parameters={"token weights": TOKEN_WEIGHTS_PARAMETER},
     )
     config = dataclasses.replace(config, extra_notes=[*config.extra_notes, *notes])
     return run_training(config, recipe, [], model=model, base_evaluation=base_evaluation)
+
+
+def _add_folder_weights(model: SentenceTransformer, passages: list[Passage]) -> str:
+    """Put the folder's token weights into ``model``; returns the card's note on them."""
+    add_word_weights(model, (passage.text for passage in passages))
+    return f"Token weights: idf ** {IDF_POWER:g} over the folder's {len(passages):,} passages, before pooling."
+
+
+def _folder_data(documents: str | os.PathLike[str], passages: list[Passage]) -> DataFile:
+    return DataFile(str(documents), "passages (unlabelled), read as `kosearch index` reads them", len(passages))
 
 
 def _check_word_weights(model: SentenceTransformer, fine_tune: bool) -> None:
