@@ -171,11 +171,11 @@ def test_an_adapted_folder_with_token_weights_exports_to_onnx(tiny_model: Path, 
     assert not np.allclose(got, unweighted, atol=1e-4)
 
 
-def test_the_default_adapts_by_token_weights_alone(tiny_model: Path, tmp_path: Path) -> None:
+def test_without_the_map_adapts_by_token_weights_alone(tiny_model: Path, tmp_path: Path) -> None:
     """No optimizer step: the transformer's weights are the base model's, the pooling is weighted, the card says so."""
     from safetensors.numpy import load_file
 
-    result = train_adapt(_config(tiny_model, tmp_path / "default", max_minutes=30), SAMPLE)
+    result = train_adapt(_config(tiny_model, tmp_path / "default", max_minutes=30), SAMPLE, linear_map=False)
     assert result.steps == 0 and result.phases == []
     model = _load(result.output)
     assert [type(module).__name__ for module in model] == ["Transformer", "WordWeights", "Pooling"]
@@ -184,7 +184,8 @@ def test_the_default_adapts_by_token_weights_alone(tiny_model: Path, tmp_path: P
     assert base.keys() == adapted.keys() and all(np.array_equal(base[k], adapted[k]) for k in base)
     card = (result.output / "README.md").read_text(encoding="utf-8")
     assert "| training | none: the recipe changed the model without optimizer steps |" in card
-    assert "No training (pass --fine-tune" in card and "--max-minutes bounds training" in card
+    assert "The encoder itself was not trained (pass --fine-tune" in card and "--max-minutes bounds training" in card
+    assert "| linear map |" not in card
     assert "learning rate" not in card and "Written with sentence-transformers, without training" in card
     assert "Made by `kosearch train adapt`" in card
     assert not (tmp_path / "default" / "checkpoints").exists()
@@ -192,7 +193,7 @@ def test_the_default_adapts_by_token_weights_alone(tiny_model: Path, tmp_path: P
 
 def test_nothing_to_adapt_and_too_few_passages_are_refused(tiny_model: Path, tmp_path: Path) -> None:
     with pytest.raises(KosearchError, match="Nothing to adapt"):
-        train_adapt(_config(tiny_model, tmp_path / "nothing"), SAMPLE, word_weights=False)
+        train_adapt(_config(tiny_model, tmp_path / "nothing"), SAMPLE, word_weights=False, linear_map=False)
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "one.txt").write_text("한 문장뿐인 문서입니다.", encoding="utf-8")
@@ -201,7 +202,7 @@ def test_nothing_to_adapt_and_too_few_passages_are_refused(tiny_model: Path, tmp
     assert not (tmp_path / "never").exists()
 
 
-def test_cli_default_is_weights_only_and_refuses_nothing_to_do(tiny_model: Path, tmp_path: Path) -> None:
+def test_cli_default_trains_no_steps_and_refuses_nothing_to_do(tiny_model: Path, tmp_path: Path) -> None:
     from kosearch.cli.train import app
 
     args = ["adapt", "--documents", str(SAMPLE), "--model", str(tiny_model), "--device", "cpu"]
@@ -211,7 +212,8 @@ def test_cli_default_is_weights_only_and_refuses_nothing_to_do(tiny_model: Path,
     import subprocess
 
     refused = subprocess.run(  # as a user runs it: the error is one line, no traceback
-        [sys.executable, "-m", "kosearch", "train", *args, "--output", str(tmp_path / "none"), "--no-word-weights"],
+        [sys.executable, "-m", "kosearch", "train", *args, "--output", str(tmp_path / "none"), "--no-word-weights",
+         "--no-linear-map"],
         capture_output=True, text=True, cwd=ROOT,
     )
     assert refused.returncode != 0 and "Nothing to adapt" in refused.stderr + refused.stdout
@@ -224,7 +226,8 @@ def test_bundled_encoder_adapted_by_token_weights_searches_through_an_index(tmp_
     ``kosearch.Index`` to index and search that corpus."""
     from kosearch import Index
 
-    result = train_adapt(TrainingConfig(output=tmp_path / "bundled", device="cpu", evaluate_base=False), SAMPLE)
+    result = train_adapt(TrainingConfig(output=tmp_path / "bundled", device="cpu", evaluate_base=False), SAMPLE,
+                         linear_map=False)
     assert result.steps == 0
     model = _load(result.output)
     assert [type(module).__name__ for module in model] == ["Transformer", "WordWeights", "Pooling", "Normalize"]
@@ -299,7 +302,10 @@ def test_a_model_that_cannot_take_weights_gets_a_way_out_that_works(tiny_model: 
     cls = SentenceTransformer(modules=[model[0], Pooling(model[0].get_embedding_dimension(), pooling_mode="cls")],
                               prompts=dict(TINY_PROMPTS))
     cls.save(str(tmp_path / "cls"))
-    with pytest.raises(KosearchError, match="pass --no-word-weights --fine-tune to fine-tune it without them"):
+    with pytest.raises(KosearchError, match=r"pass --no-word-weights \(the linear map alone; with --fine-tune"):
         train_adapt(_config(tmp_path / "cls", tmp_path / "out"), SAMPLE)
     result = train_adapt(_config(tmp_path / "cls", tmp_path / "out"), SAMPLE, word_weights=False, fine_tune=True)
     assert result.steps == 2
+    mapped = train_adapt(_config(tmp_path / "cls", tmp_path / "mapped"), SAMPLE, word_weights=False)
+    assert [type(module).__name__ for module in _load(mapped.output)] == [
+        "Transformer", "Pooling", "Normalize", "Dense", "Normalize"]

@@ -164,18 +164,25 @@ def adapt(
         help="Also train on queries mined from the folder, within --max-minutes (default: the recipe's).",
         show_default=False,
     ),
+    linear_map: Optional[bool] = typer.Option(
+        None, "--linear-map/--no-linear-map",
+        help="Without --fine-tune: train a linear map after pooling on queries mined from the folder (default: the "
+             "recipe's).",
+        show_default=False,
+    ),
     config: TrainingConfig = None,
     as_json: bool = JsonOption,
 ) -> None:
-    """Adapt an encoder to a folder of unlabelled documents: the folder's token weights; with --fine-tune, also
-    training on mined queries with BM25 hard negatives, within a time budget."""
+    """Adapt an encoder to a folder of unlabelled documents: the folder's token weights and a linear map trained
+    on queries mined from it (minutes, the encoder untouched); with --fine-tune instead of the map, training the
+    encoder on those queries with BM25 hard negatives, within a time budget."""
     from kosearch.train import train_adapt
 
     result = _run(
         lambda: train_adapt(
             config, documents, text_fields=text_fields, scale=scale, anchor_weight=anchor_weight,
             hard_negatives=hard_negatives, question_share=question_share, word_weights=word_weights,
-            fine_tune=fine_tune, from_process_start=True,
+            fine_tune=fine_tune, linear_map=linear_map, from_process_start=True,
         )
     )
     _report(result, as_json)

@@ -50,6 +50,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from transformers import TrainerCallback
 
 from kosearch.errors import KosearchError
@@ -69,6 +70,17 @@ from kosearch.train.budget import (
 from kosearch.train.checkpoints import check_output, last_checkpoint
 from kosearch.train.config import TrainingConfig
 from kosearch.train.hardware import cuda_available, training_precision
+from kosearch.train.linear_map import (
+    MAP_BATCH,
+    MAP_EPOCHS,
+    MAP_EXAMPLES,
+    MAP_L2,
+    MAP_LEARNING_RATE,
+    MAP_SCALE,
+    add_linear_map,
+    encode_examples,
+    train_linear_map,
+)
 from kosearch.train.mining import MiningReport, Passage, QueryKind, TrainingExample, mine_examples
 from kosearch.train.models import resolve_base_model
 from kosearch.train.trainer import base_sts_evaluation, run_training
@@ -108,6 +120,12 @@ index (docs/training.md, "Domain token weights"), the weights alone raised dense
 both development sets, while a training pass on top helped the chatbot set a little (dense +0.66 over the weights
 alone, within one standard error) and hurt the movie-review set (dense -1.6, hybrid -2.1 against the weights alone;
 hybrid -1.5 against the base model, which the goal forbids)."""
+DEFAULT_LINEAR_MAP = True
+"""Without ``--fine-tune``, also train a linear map after pooling on the folder's mined queries
+(:mod:`kosearch.train.linear_map`): measured through a kosearch index in docs/training.md, "A trained linear map"."""
+MAP_FINISH_SECONDS = 30.0
+"""With ``--max-minutes``, encoding the map's examples stops this long (plus the base STS row's time, which the
+final row takes again) before the budget ends, for the map's training, the save and the card."""
 DEFAULT_QUESTION_SHARE = 0.0
 """Share of keyword queries written as generic questions instead (:func:`kosearch.train.mining.question_query`)."""
 TOKEN_WEIGHTS_PARAMETER = f"idf ** {IDF_POWER:g} from the folder (WordWeights before Pooling)"
@@ -165,6 +183,7 @@ def train_adapt(
     question_share: float | None = None,
     word_weights: bool | None = None,
     fine_tune: bool | None = None,
+    linear_map: bool | None = None,
     query_kinds: tuple[QueryKind, ...] = QUERY_KINDS,
     from_process_start: bool = False,
 ) -> TrainResult:
@@ -185,9 +204,13 @@ def train_adapt(
     started = time.perf_counter() - (process_seconds() if from_process_start else 0.0)
     fine_tune = DEFAULT_FINE_TUNE if fine_tune is None else fine_tune
     word_weights = DEFAULT_WORD_WEIGHTS if word_weights is None else word_weights
+    if fine_tune and linear_map:
+        raise KosearchError("--linear-map is trained on the model without fine-tuning (--fine-tune trains the encoder "
+                            "itself): leave one of them out.")
+    linear_map = DEFAULT_LINEAR_MAP and not fine_tune if linear_map is None else linear_map
     if not fine_tune:
-        _check_weights_only_options(config, word_weights, anchor_weight=anchor_weight, hard_negatives=hard_negatives,
-                                    question_share=question_share)
+        _check_without_training_options(config, word_weights or linear_map, anchor_weight=anchor_weight,
+                                        hard_negatives=hard_negatives, question_share=question_share)
     anchor_weight = DEFAULT_ANCHOR_WEIGHT if anchor_weight is None else anchor_weight
     hard_negatives = DEFAULT_HARD_NEGATIVES if hard_negatives is None else hard_negatives
     question_share = DEFAULT_QUESTION_SHARE if question_share is None else question_share
@@ -198,7 +221,8 @@ def train_adapt(
     if word_weights:  # refused before any work is spent on the model or the examples
         _check_word_weights(model, fine_tune)
     if not fine_tune:
-        return _weights_only(config, model, documents, passages, skipped)
+        return _without_training(config, model, documents, passages, skipped, word_weights=word_weights,
+                                 linear_map=linear_map, started=started)
     examples, report = mine_examples(passages, seed=config.seed, question_share=question_share)
     examples = [example for example in examples if example.kind in query_kinds]
     if len(examples) < MIN_EXAMPLES:
@@ -270,37 +294,87 @@ def train_adapt(
     return run_training(config, recipe, [phase], model=model, base_evaluation=base_evaluation)
 
 
-def _weights_only(
+def _without_training(
     config: TrainingConfig,
     model: SentenceTransformer,
     documents: str | os.PathLike[str],
     passages: list[Passage],
     skipped: list[str],
+    *,
+    word_weights: bool,
+    linear_map: bool,
+    started: float,
 ) -> TrainResult:
-    """The adapted model without training: the base ``model`` with the folder's token weights, saved with its card."""
+    """The adapted model without training the encoder: the base ``model`` with the folder's token weights and the
+    linear map trained on its mined queries (either may be off), saved with its card."""
     if len(passages) < MIN_EXAMPLES:
         raise KosearchError(
-            f"{documents} gave {len(passages)} passages; token weights need at least {MIN_EXAMPLES}. Point "
+            f"{documents} gave {len(passages)} passages; adaptation needs at least {MIN_EXAMPLES}. Point "
             "--documents at a larger folder of the domain's text."
         )
+    tick = time.perf_counter()
     base_evaluation = base_sts_evaluation(model, config)
-    notes = [_add_folder_weights(model, passages),
-             "No training (pass --fine-tune to also train on queries mined from the folder)."]
-    if config.max_minutes is not None:
+    evaluation_seconds = time.perf_counter() - tick
+    notes: list[str] = []
+    parameters: dict[str, Any] = {"token weights": "none (the base model's pooling)"}
+    if word_weights:
+        notes.append(_add_folder_weights(model, passages))
+        parameters["token weights"] = TOKEN_WEIGHTS_PARAMETER
+    if linear_map:
+        deadline = None
+        if config.max_minutes is not None:  # keep back what the final STS row and the save take
+            deadline = started + config.max_minutes * 60 - evaluation_seconds - MAP_FINISH_SECONDS
+        note, parameters["linear map"] = _add_folder_map(model, passages, config, deadline)
+        notes.append(note)
+    notes.append("The encoder itself was not trained (pass --fine-tune to train it on queries mined from the "
+                 "folder instead of the linear map).")
+    if config.max_minutes is not None and not linear_map:
         notes.append("--max-minutes bounds training, and there was none: the token weights take seconds.")
     if skipped:
         notes.append(f"{len(skipped)} file(s) of the folder could not be read, e.g. {skipped[0]}.")
+    parts = []
+    if word_weights:
+        parts.append("the base model's mean pooling weighted by each token's inverse document frequency in the "
+                     "folder (sentence-transformers' WordWeights)")
+    if linear_map:
+        parts.append("a linear map after pooling (Dense), trained on inverse-cloze and keyword queries mined from "
+                     "the folder with BM25 as the teacher, on cached vectors")
     recipe = Recipe(
         name="adapt",
-        summary=(
-            "Domain token weights: the base model's mean pooling weighted by each token's inverse document "
-            "frequency in the folder (sentence-transformers' WordWeights), no training."
-        ),
+        summary="Domain adaptation without training the encoder: " + "; and ".join(parts) + ".",
         data=[_folder_data(documents, passages)],
-        parameters={"token weights": TOKEN_WEIGHTS_PARAMETER},
+        parameters=parameters,
     )
     config = dataclasses.replace(config, extra_notes=[*config.extra_notes, *notes])
     return run_training(config, recipe, [], model=model, base_evaluation=base_evaluation)
+
+
+def _add_folder_map(
+    model: SentenceTransformer, passages: list[Passage], config: TrainingConfig, deadline: float | None
+) -> tuple[str, str]:
+    """Mine the folder's examples, encode them until ``deadline`` and put the trained linear map into ``model``;
+    returns the card's note and its "linear map" row. Too few examples encoded leave the model without a map
+    (said in the note), not a failed run: the token weights are still made."""
+    import random
+
+    examples, report = mine_examples(passages, seed=config.seed)
+    random.Random(config.seed).shuffle(examples)
+    examples = examples[:MAP_EXAMPLES]
+    tick = time.perf_counter()
+    queries, positives, negatives = encode_examples(model, examples, deadline=deadline,
+                                                    batch_size=config.batch_size)
+    if len(queries) < MIN_EXAMPLES:
+        reason = (f"the folder gave {len(examples)} mined examples" if len(examples) < MIN_EXAMPLES
+                  else f"--max-minutes ran out after encoding {len(queries)} of {len(examples)} mined examples")
+        return (f"No linear map: {reason}, and the map needs at least {MIN_EXAMPLES}.",
+                "none (too few examples)")
+    matrix = train_linear_map(queries, positives, negatives, seed=config.seed)
+    add_linear_map(model, matrix)
+    distance = float(np.linalg.norm(matrix - np.eye(len(matrix))))
+    note = (f"Linear map: trained on {len(queries):,} of the {len(examples):,} mined examples ({report.summary()}) "
+            f"in {time.perf_counter() - tick:.0f} s; ||W - I|| = {distance:.2f}.")
+    return note, (f"Dense {len(matrix)}x{len(matrix)} + Normalize after pooling; l2 {MAP_L2:g} to the identity, "
+                  f"{MAP_EPOCHS} passes, batch {MAP_BATCH}, lr {MAP_LEARNING_RATE:g}, scale {MAP_SCALE:g}")
 
 
 def _add_folder_weights(model: SentenceTransformer, passages: list[Passage]) -> str:
@@ -320,19 +394,21 @@ def _check_word_weights(model: SentenceTransformer, fine_tune: bool) -> None:
         return
     way_out = (
         "Pass --no-word-weights to fine-tune without them." if fine_tune
-        else "Adapt the base model it came from, or pass --no-word-weights --fine-tune to fine-tune it without them."
+        else "Adapt the base model it came from, or pass --no-word-weights (the linear map alone; with --fine-tune, "
+             "fine-tuning without them)."
     )
     raise KosearchError(f"Cannot add the folder's token weights to this model: {problem}. {way_out}")
 
 
-def _check_weights_only_options(config: TrainingConfig, word_weights: bool, **training_only: object) -> None:
-    """Refuse what would silently do nothing without ``--fine-tune``: the weights are the only thing then made."""
-    if not word_weights:
-        raise KosearchError("Nothing to adapt: --no-word-weights without --fine-tune. Pass --fine-tune, or keep the "
-                            "weights.")
+def _check_without_training_options(config: TrainingConfig, anything: bool, **training_only: object) -> None:
+    """Refuse what would silently do nothing without ``--fine-tune``: the weights and the map are all that is made
+    then (``anything``: at least one of them is on)."""
+    if not anything:
+        raise KosearchError("Nothing to adapt: --no-word-weights --no-linear-map without --fine-tune. Pass "
+                            "--fine-tune, or keep the weights or the map.")
     if config.resume:
         raise KosearchError("--resume continues a --fine-tune run. Without --fine-tune there is nothing to resume: the "
-                            "token weights take seconds; run again to a new --output.")
+                            "token weights and the linear map take minutes; run again to a new --output.")
     given = [name for name, value in training_only.items() if value is not None]
     if given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)

@@ -1,0 +1,184 @@
+"""The linear map after pooling that ``train adapt`` trains on the folder's mined queries
+(``kosearch.train.linear_map``): the training, the module in the saved folder, the budget, and the real path."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kosearch.errors import KosearchError
+from kosearch.train import TrainingConfig, train_adapt
+from kosearch.train.linear_map import add_linear_map, encode_examples, train_linear_map
+from kosearch.train.mining import TrainingExample
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "corpora" / "sample"
+FIXTURES = Path(__file__).parent / "fixtures" / "train"
+sys.path.insert(0, str(FIXTURES))
+from tiny_model import build_tiny_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-map") / "model")
+
+
+def _load(folder: Path):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(folder), device="cpu")
+
+
+def _config(model: Path, output: Path, **kwargs) -> TrainingConfig:
+    return TrainingConfig(output=output, model=str(model), device="cpu", batch_size=4, **kwargs)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _top1(queries: np.ndarray, candidates: np.ndarray, matrix: np.ndarray) -> float:
+    return float(np.mean(np.argmax(_unit(queries @ matrix) @ _unit(candidates @ matrix).T, axis=1)
+                         == np.arange(len(queries))))
+
+
+def _skewed_pairs(rows: int = 512, dimension: int = 16, seed: int = 0):
+    """Pairs whose identity ranking is poor: every vector shares a large noise in the first half of the dimensions,
+    independent between a query and its positive; only the second half carries the match. A map that shrinks the
+    first half ranks far better, and the loss can find it."""
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=(rows, dimension // 2))
+    noise = 3.0 * rng.normal(size=(3, rows, dimension // 2))
+    queries = np.hstack([noise[0], signal + 0.1 * rng.normal(size=signal.shape)])
+    positives = np.hstack([noise[1], signal])
+    negatives = np.hstack([noise[2], rng.normal(size=signal.shape)])
+    return _unit(queries), _unit(positives), _unit(negatives)
+
+
+def test_the_map_learns_what_the_examples_ask_and_is_deterministic() -> None:
+    queries, positives, negatives = _skewed_pairs()
+    identity = np.eye(queries.shape[1])
+    matrix = train_linear_map(queries, positives, negatives, l2=0.01, epochs=20, learning_rate=1e-2)
+    held_out = _skewed_pairs(seed=1)  # fresh pairs of the same shape: what was learnt is the shape, not the rows
+    assert _top1(held_out[0], held_out[1], matrix) > _top1(held_out[0], held_out[1], identity) + 0.3
+    # The noisy half shrinks relative to the signal half.
+    half = queries.shape[1] // 2
+    assert np.linalg.norm(matrix[:half, :half]) < 0.5 * np.linalg.norm(matrix[half:, half:])
+    again = train_linear_map(queries, positives, negatives, l2=0.01, epochs=20, learning_rate=1e-2)
+    assert np.array_equal(matrix, again)
+
+
+def test_the_pull_to_the_identity_bounds_the_change() -> None:
+    queries, positives, negatives = _skewed_pairs()
+    loose = train_linear_map(queries, positives, negatives, l2=0.0, epochs=5)
+    tight = train_linear_map(queries, positives, negatives, l2=100.0, epochs=5)
+    identity = np.eye(queries.shape[1])
+    assert np.linalg.norm(tight - identity) < 0.2 * np.linalg.norm(loose - identity)
+
+
+def test_fewer_examples_than_a_batch_still_train_one_batch() -> None:
+    queries, positives, negatives = _skewed_pairs(rows=10)
+    matrix = train_linear_map(queries, positives, negatives, epochs=1, batch=128)
+    assert not np.array_equal(matrix, np.eye(queries.shape[1]))
+
+
+def test_examples_are_encoded_with_their_prompts_and_a_passed_deadline_encodes_none(tiny_model: Path) -> None:
+    model = _load(tiny_model)
+    examples = [TrainingExample("치타 먹이", "치타가 먹이를 쫓는다", "도서관 휴관일 안내", "keywords"),
+                TrainingExample("도서관", "도서관 휴관일 안내", "치타는 빠르다", "keywords")]
+    queries, positives, negatives = encode_examples(model, examples)
+    assert queries.shape == positives.shape == negatives.shape == (2, model.encode(["x"]).shape[1])
+    expected = model.encode([model.prompts["query"] + "치타 먹이"], normalize_embeddings=True)
+    assert np.allclose(queries[0], expected[0], atol=1e-5)
+    expected = model.encode([model.prompts["document"] + "치타는 빠르다"], normalize_embeddings=True)
+    assert np.allclose(negatives[1], expected[0], atol=1e-5)
+    none = encode_examples(model, examples, deadline=time.perf_counter() - 1)
+    assert [len(part) for part in none] == [0, 0, 0]
+
+
+def test_the_map_in_a_saved_folder_encodes_as_the_matrix_says(tiny_model: Path, tmp_path: Path) -> None:
+    model = _load(tiny_model)
+    texts = ["치타가 먹이를 쫓는다", "도서관 휴관일은 월요일입니다"]
+    before = model.encode(texts, normalize_embeddings=True)
+    matrix = np.random.default_rng(0).normal(size=(before.shape[1],) * 2).astype(np.float32)
+    add_linear_map(model, matrix)
+    assert [type(module).__name__ for module in model][-3:] == ["Normalize", "Dense", "Normalize"]
+    model.save(str(tmp_path / "mapped"))
+    after = _load(tmp_path / "mapped").encode(texts)
+    assert np.allclose(after, _unit(before @ matrix), atol=1e-5)
+
+
+def test_the_default_adapts_by_token_weights_and_the_map(tiny_model: Path, tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    result = train_adapt(_config(tiny_model, tmp_path / "default", max_minutes=30), SAMPLE)
+    assert result.steps == 0 and result.phases == []
+    model = _load(result.output)
+    assert [type(module).__name__ for module in model] == [
+        "Transformer", "WordWeights", "Pooling", "Normalize", "Dense", "Normalize"]
+    assert not np.allclose(model[4].linear.weight.detach().numpy(), np.eye(model[4].linear.weight.shape[0]))
+    base = load_file(str(tiny_model / "model.safetensors"))
+    adapted = load_file(str(result.output / "model.safetensors"))
+    assert all(np.array_equal(base[key], adapted[key]) for key in base), "the transformer is not trained"
+    card = (result.output / "README.md").read_text(encoding="utf-8")
+    assert "| linear map | Dense" in card and "| token weights | idf" in card
+    assert "Linear map: trained on" in card and "The encoder itself was not trained" in card
+
+
+def test_a_budget_spent_before_the_map_leaves_the_weights_and_says_so(tiny_model: Path, tmp_path: Path) -> None:
+    result = train_adapt(_config(tiny_model, tmp_path / "spent", max_minutes=0.001), SAMPLE)
+    assert [type(module).__name__ for module in _load(result.output)] == ["Transformer", "WordWeights", "Pooling"]
+    assert any("No linear map: --max-minutes ran out" in note for note in result.notes)
+
+
+def test_the_map_and_fine_tuning_are_refused_together(tiny_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(KosearchError, match="--linear-map is trained on the model without fine-tuning"):
+        train_adapt(_config(tiny_model, tmp_path / "both"), SAMPLE, fine_tune=True, linear_map=True)
+    assert not (tmp_path / "both").exists()
+    tuned = train_adapt(_config(tiny_model, tmp_path / "tuned", max_steps=2), SAMPLE, fine_tune=True)
+    assert "Dense" not in (tmp_path / "tuned" / "modules.json").read_text(encoding="utf-8")
+    assert tuned.steps == 2
+
+
+def test_cli_takes_no_linear_map(tiny_model: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kosearch.cli.train import app
+
+    args = ["adapt", "--documents", str(SAMPLE), "--model", str(tiny_model), "--device", "cpu", "--json"]
+    result = CliRunner().invoke(app, [*args, "--output", str(tmp_path / "plain"), "--no-linear-map"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["steps"] == 0
+    assert "Dense" not in (tmp_path / "plain" / "modules.json").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_bundled_encoder_adapted_by_default_searches_through_an_index_and_exports_to_onnx(tmp_path: Path,
+                                                                                          monkeypatch) -> None:
+    """The real path of the default: the bundled e5 with the sample corpus's token weights and linear map, saved,
+    then used by ``kosearch.Index`` to index and search that corpus, and run by the ONNX runtime."""
+    from kosearch import Index
+    from kosearch.encoders import Encoder
+
+    monkeypatch.setenv("KOSEARCH_HOME", str(tmp_path / "home"))
+    result = train_adapt(TrainingConfig(output=tmp_path / "bundled", device="cpu", evaluate_base=False), SAMPLE)
+    model = _load(result.output)
+    assert [type(module).__name__ for module in model] == [
+        "Transformer", "WordWeights", "Pooling", "Normalize", "Dense", "Normalize"]
+    index = Index.create(tmp_path / "index", model=str(result.output))
+    try:
+        index.add_folder(SAMPLE)
+        hits = index.search("치타가 먹이를 쫓는다", k=3)
+        assert hits and "치타" in hits[0].text
+    finally:
+        index.close()
+    pytest.importorskip("onnxruntime")
+    texts = ["치타가 먹이를 쫓는다", "도서관 휴관일은 월요일입니다"]
+    got = Encoder(str(result.output), device="cpu", encoder_backend="onnx").encode_documents(texts)
+    expected = model.encode_document(texts, normalize_embeddings=True)
+    assert (np.sum(got * expected, axis=1) >= 0.9999).all()
