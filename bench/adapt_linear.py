@@ -43,8 +43,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from adapt_whitening import ndcg_at_10, read_beir, read_korsts  # noqa: E402
 from adapt_word_weights import whitening  # noqa: E402
 
-L2 = (0.0, 0.1, 1.0, 10.0)
-EPOCHS = (1, 4)
+L2 = (0.0, 0.3, 1.0, 3.0, 10.0)
+EPOCHS = (1, 4, 8)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

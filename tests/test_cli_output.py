@@ -198,7 +198,8 @@ def test_training_summary_at_80_columns_keeps_the_model_names(monkeypatch):
 
 
 def test_a_recipe_that_did_not_train_says_it_made_the_model(monkeypatch):
-    """``train adapt``'s default adds token weights and trains nothing: the summary must not claim training."""
+    """``train adapt``'s default adds token weights and a linear map and no encoder step: the summary must not claim
+    training."""
     console, buffer = terminal()
     monkeypatch.setattr(cli_train, "out", console)
     result = SimpleNamespace(

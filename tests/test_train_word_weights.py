@@ -183,10 +183,10 @@ def test_without_the_map_adapts_by_token_weights_alone(tiny_model: Path, tmp_pat
     adapted = load_file(str(result.output / "model.safetensors"))
     assert base.keys() == adapted.keys() and all(np.array_equal(base[k], adapted[k]) for k in base)
     card = (result.output / "README.md").read_text(encoding="utf-8")
-    assert "| training | none: the recipe changed the model without optimizer steps |" in card
+    assert "| training | none of the encoder: its weights are the base model's" in card
     assert "The encoder itself was not trained (pass --fine-tune" in card and "--max-minutes bounds training" in card
     assert "| linear map |" not in card
-    assert "learning rate" not in card and "Written with sentence-transformers, without training" in card
+    assert "learning rate" not in card and "Written with sentence-transformers, the encoder's weights untouched" in card
     assert "Made by `kosearch train adapt`" in card
     assert not (tmp_path / "default" / "checkpoints").exists()
 

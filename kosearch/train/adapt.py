@@ -3,18 +3,20 @@
 The folder is read exactly as ``kosearch index`` reads it (:func:`kosearch.documents.iter_documents` in passage
 mode: every format, the same decoding and splitting), so the encoder learns on the passages it will later index.
 
-By default that is all it needs: the model's mean pooling is weighted by each token's inverse document frequency in
-the folder (``word_weights``, ``--word-weights``; :mod:`kosearch.train.word_weights`), a label-free step of seconds
-that lifted in-domain dense and hybrid retrieval and KorSTS alike on both development sets (docs/training.md,
-"Domain token weights"). The adapted folder keeps it as a ``WordWeights`` module.
+By default the encoder itself is not trained. The model's mean pooling is weighted by each token's inverse document
+frequency in the folder (``word_weights``, ``--word-weights``; :mod:`kosearch.train.word_weights`), a label-free step
+of seconds that lifted in-domain dense and hybrid retrieval and KorSTS alike on both development sets
+(docs/training.md, "Domain token weights"); the adapted folder keeps it as a ``WordWeights`` module. Then a linear
+map after pooling (``linear_map``, ``--linear-map``; :mod:`kosearch.train.linear_map`) is trained, on cached vectors
+and in seconds, on the examples described next (docs/training.md, "A trained linear map").
 
-With ``fine_tune`` (``--fine-tune``) the encoder is then trained, under that pooling, on examples
-:mod:`kosearch.train.mining` makes from the passages without a generator model: inverse-cloze queries (Lee et al.,
-2019) and salient-noun keyword queries, each kept only when the corpus's own BM25 finds its passage again
+The examples :mod:`kosearch.train.mining` makes from the passages without a generator model: inverse-cloze queries
+(Lee et al., 2019) and salient-noun keyword queries, each kept only when the corpus's own BM25 finds its passage again
 (round-trip filter, Dai et al., 2022, Promptagator), with a BM25-ranked hard negative (Karpukhin et al., 2020, DPR;
-Wang et al., 2022, GPL). They train with MultipleNegativesRankingLoss (Henderson et al., 2017): each query must rank
-its passage above its hard negative and every other passage in the batch. Not the default: it helped the chatbot
-set and hurt the movie-review set (:data:`DEFAULT_FINE_TUNE`).
+Wang et al., 2022, GPL). With ``fine_tune`` (``--fine-tune``), instead of the map, the encoder is trained on them,
+under the weighted pooling, with MultipleNegativesRankingLoss (Henderson et al., 2017): each query must rank its
+passage above its hard negative and every other passage in the batch. Not the default: it helped the chatbot set and
+hurt the movie-review set (:data:`DEFAULT_FINE_TUNE`).
 
 Two options change that loss (measured in docs/training.md, "Recipe experiments, 2026-12-07"): ``anchor_weight``
 (``--anchor-weight``) adds a pull towards a frozen copy of the base model's embeddings of every text of the batch
@@ -35,7 +37,7 @@ with every checkpoint, so ``--resume`` continues the same schedule.
 Example::
 
     from kosearch.train import TrainingConfig, train_adapt
-    train_adapt(TrainingConfig(output="runs/law"), "~/law-docs")                               # token weights
+    train_adapt(TrainingConfig(output="runs/law"), "~/law-docs")                  # token weights + linear map
     train_adapt(TrainingConfig(output="runs/law-tuned", max_minutes=60), "~/law-docs", fine_tune=True)  # + training
 """
 
@@ -358,20 +360,21 @@ def _add_folder_map(
     import random
 
     examples, report = mine_examples(passages, seed=config.seed)
+    mined = len(examples)
     random.Random(config.seed).shuffle(examples)
     examples = examples[:MAP_EXAMPLES]
     tick = time.perf_counter()
     queries, positives, negatives = encode_examples(model, examples, deadline=deadline,
                                                     batch_size=config.batch_size)
     if len(queries) < MIN_EXAMPLES:
-        reason = (f"the folder gave {len(examples)} mined examples" if len(examples) < MIN_EXAMPLES
+        reason = (f"the folder gave {mined} mined examples" if mined < MIN_EXAMPLES
                   else f"--max-minutes ran out after encoding {len(queries)} of {len(examples)} mined examples")
         return (f"No linear map: {reason}, and the map needs at least {MIN_EXAMPLES}.",
                 "none (too few examples)")
     matrix = train_linear_map(queries, positives, negatives, seed=config.seed)
     add_linear_map(model, matrix)
     distance = float(np.linalg.norm(matrix - np.eye(len(matrix))))
-    note = (f"Linear map: trained on {len(queries):,} of the {len(examples):,} mined examples ({report.summary()}) "
+    note = (f"Linear map: trained on {len(queries):,} of the {mined:,} mined examples ({report.summary()}) "
             f"in {time.perf_counter() - tick:.0f} s; ||W - I|| = {distance:.2f}.")
     return note, (f"Dense {len(matrix)}x{len(matrix)} + Normalize after pooling; l2 {MAP_L2:g} to the identity, "
                   f"{MAP_EPOCHS} passes, batch {MAP_BATCH}, lr {MAP_LEARNING_RATE:g}, scale {MAP_SCALE:g}")

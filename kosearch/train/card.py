@@ -34,7 +34,7 @@ def card_parameters(config: TrainingConfig, phases: Sequence[TrainingPhase], pro
     ``prompt``: the training prompt(s) as the card should show them (e.g. ``'passage: '``), None for none.
     """
     if not phases:
-        return {"training": "none: the recipe changed the model without optimizer steps"}
+        return {"training": "none of the encoder: its weights are the base model's (the rows below say what the recipe added)"}
     parameters: dict[str, Any] = {
         "learning rate": ", ".join(f"{phase.name}: {phase.learning_rate:g}" for phase in phases),
         **card_rows(config),
@@ -119,7 +119,7 @@ def render_model_card(card: ModelCard) -> str:
         "## Framework",
         "",
         ("Trained with sentence-transformers' `SentenceTransformerTrainer`; the folder" if result.phases
-         else "Written with sentence-transformers, without training; the folder")
+         else "Written with sentence-transformers, the encoder's weights untouched; the folder")
         + " is an ordinary sentence-transformers model.",
         "",
     ]
