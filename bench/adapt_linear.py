@@ -40,15 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from adapt_whitening import ndcg_at_10, read_beir, read_korsts  # noqa: E402
+from adapt_whitening import _unit, ndcg_at_10, read_beir, read_korsts  # noqa: E402
 from adapt_word_weights import whitening  # noqa: E402
 
 L2 = (0.0, 0.3, 1.0, 3.0, 10.0)
 EPOCHS = (1, 4, 8)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -63,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from kosearch.encoders.encoder import Encoder
     from kosearch.train.adapt import read_passages
-    from kosearch.train.linear_map import train_linear_map
+    from kosearch.train.linear_map import encode_examples, train_linear_map
     from kosearch.train.mining import mine_examples
     from kosearch.train.word_weights import add_word_weights
 
@@ -90,11 +86,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     corpus_v = encode([(c.get("title", "") + " " + c["text"]).strip() for c in corpus], document_prompt)
     queries_v = encode([q["text"] for q in queries], query_prompt)
     first_v, second_v = encode(first, query_prompt), encode(second, query_prompt)
-    side = sorted({text for example in examples for text in (example.positive, example.negative)})
-    side_v = dict(zip(side, encode(side, document_prompt)))
-    mined_q = encode([example.query for example in examples], query_prompt)
-    mined_p = np.vstack([side_v[example.positive] for example in examples])
-    mined_n = np.vstack([side_v[example.negative] for example in examples])
+    mined = encode_examples(model, examples)
     record["encode_seconds"] = round(time.perf_counter() - started, 1)
     print(f"encoded in {record['encode_seconds']} s", flush=True)
     document_ids, query_ids = [c["_id"] for c in corpus], [q["_id"] for q in queries]
@@ -105,12 +97,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         return {"dense_ndcg_at_10": ndcg, "korsts": float(korsts)}
 
     results = {"weights": score(_unit)}
-    fit = np.vstack([mined_p[:4000], mined_q[:4000]])
+    fit = np.vstack([mined.positives[:4000], mined.queries[:4000]]).astype(np.float64)
     results["weights+whiten-10"] = score(whitening(fit, 10.0))
     for l2 in L2:
         for epochs in EPOCHS:
             tick = time.perf_counter()
-            matrix = train_linear_map(mined_q, mined_p, mined_n, l2=l2, epochs=epochs, seed=13)
+            matrix = train_linear_map(mined.queries, mined.positives, mined.negatives, positive_ids=mined.positive_ids,
+                                      negative_ids=mined.negative_ids, l2=l2, epochs=epochs, seed=13)
             results[f"weights+map-l2={l2:g}-e{epochs}"] = {
                 **score(lambda x, m=matrix: _unit(x @ m)), "train_seconds": round(time.perf_counter() - tick, 1),
                 "distance_from_identity": float(np.linalg.norm(matrix - np.eye(len(matrix))))}

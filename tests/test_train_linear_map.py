@@ -13,7 +13,7 @@ import pytest
 
 from kosearch.errors import KosearchError
 from kosearch.train import TrainingConfig, train_adapt
-from kosearch.train.linear_map import add_linear_map, encode_examples, train_linear_map
+from kosearch.train.linear_map import add_linear_map, encode_examples, ranking_logits, train_linear_map
 from kosearch.train.mining import TrainingExample
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,18 +87,60 @@ def test_fewer_examples_than_a_batch_still_train_one_batch() -> None:
     assert not np.array_equal(matrix, np.eye(queries.shape[1]))
 
 
-def test_examples_are_encoded_with_their_prompts_and_a_passed_deadline_encodes_none(tiny_model: Path) -> None:
+def test_the_ranking_term_is_multiple_negatives_ranking_loss_and_leaves_out_a_passage_in_two_roles(tiny_model: Path) \
+        -> None:
+    import torch
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    generator = torch.Generator().manual_seed(0)
+    queries, positives, negatives = (torch.randn(6, 8, generator=generator) for _ in range(3))
+    library = MultipleNegativesRankingLoss(_load(tiny_model), scale=20.0).compute_loss_from_embeddings(
+        [queries, positives, negatives], None)
+    logits = ranking_logits(queries, positives, negatives, 20.0)
+    assert torch.nn.functional.cross_entropy(logits, torch.arange(6)).item() == pytest.approx(library.item(), rel=1e-6)
+    # Row 1's negative is row 0's positive (passage 7), and row 2's positive is row 0's too: both are row 0's own
+    # passage, not negatives of it. Nothing else changes.
+    positive_ids = torch.tensor([7, 1, 7, 3, 4, 5])
+    negative_ids = torch.tensor([10, 7, 12, 13, 14, 15])
+    masked = ranking_logits(queries, positives, negatives, 20.0, ids=(positive_ids, negative_ids))
+    expected = logits.clone()
+    for row, column in ((0, 2), (0, 7), (2, 0), (2, 7)):
+        expected[row, column] = float("-inf")
+    assert torch.equal(masked, expected)
+
+
+def test_examples_are_encoded_as_the_index_encodes_and_the_deadline_is_kept(tiny_model: Path) -> None:
     model = _load(tiny_model)
     examples = [TrainingExample("치타 먹이", "치타가 먹이를 쫓는다", "도서관 휴관일 안내", "keywords"),
                 TrainingExample("도서관", "도서관 휴관일 안내", "치타는 빠르다", "keywords")]
-    queries, positives, negatives = encode_examples(model, examples)
-    assert queries.shape == positives.shape == negatives.shape == (2, model.encode(["x"]).shape[1])
-    expected = model.encode([model.prompts["query"] + "치타 먹이"], normalize_embeddings=True)
-    assert np.allclose(queries[0], expected[0], atol=1e-5)
-    expected = model.encode([model.prompts["document"] + "치타는 빠르다"], normalize_embeddings=True)
-    assert np.allclose(negatives[1], expected[0], atol=1e-5)
-    none = encode_examples(model, examples, deadline=time.perf_counter() - 1)
-    assert [len(part) for part in none] == [0, 0, 0]
+    vectors = encode_examples(model, examples, show_progress_bar=False)
+    width = model.encode(["x"]).shape[1]
+    assert vectors.queries.shape == vectors.positives.shape == vectors.negatives.shape == (2, width)
+    expected = model.encode_query(["치타 먹이"], normalize_embeddings=True)
+    assert np.allclose(vectors.queries[0], expected[0], atol=1e-5)
+    expected = model.encode_document(["치타는 빠르다"], normalize_embeddings=True)
+    assert np.allclose(vectors.negatives[1], expected[0], atol=1e-5)
+    assert vectors.negative_ids[0] == vectors.positive_ids[1], "one passage text, one id"
+    assert len(set(vectors.positive_ids) | set(vectors.negative_ids)) == 3
+    assert len(encode_examples(model, examples, deadline=time.perf_counter() - 1, show_progress_bar=False)) == 0
+    # The first chunk measures the speed; with a large reserve after the map, the next chunk would end too late.
+    many = [TrainingExample(f"질문 {i}", f"답 {i}", f"다른 답 {i}", "keywords") for i in range(40)]
+    partial = encode_examples(model, many, deadline=time.perf_counter() + 3600, reserve_texts=10**9,
+                              show_progress_bar=False)
+    assert 0 < len(partial) < len(many)
+    assert len(encode_examples(model, many, deadline=time.perf_counter() + 3600, show_progress_bar=False)) == 40
+
+
+def test_a_model_that_ends_in_normalize_gets_the_map_and_one_normalize(tiny_model: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize
+
+    model = _load(tiny_model)
+    normalized = SentenceTransformer(modules=[*model, Normalize()], prompts=dict(model.prompts), device="cpu")
+    add_linear_map(normalized, np.eye(normalized.encode(["x"]).shape[1], dtype=np.float32))
+    assert [type(module).__name__ for module in normalized] == ["Transformer", "Pooling", "Normalize", "Dense",
+                                                                "Normalize"]
+    assert np.allclose(normalized.encode(["치타"]), model.encode(["치타"], normalize_embeddings=True), atol=1e-6)
 
 
 def test_the_map_in_a_saved_folder_encodes_as_the_matrix_says(tiny_model: Path, tmp_path: Path) -> None:
@@ -134,6 +176,21 @@ def test_a_budget_spent_before_the_map_leaves_the_weights_and_says_so(tiny_model
     result = train_adapt(_config(tiny_model, tmp_path / "spent", max_minutes=0.001), SAMPLE)
     assert [type(module).__name__ for module in _load(result.output)] == ["Transformer", "WordWeights", "Pooling"]
     assert any("No linear map: --max-minutes ran out" in note for note in result.notes)
+    card = (result.output / "README.md").read_text(encoding="utf-8")
+    assert "| linear map | none (--max-minutes ran out" in card
+    assert "a linear map after pooling" not in card, "the summary names only what the model has"
+    # With the map as the only change asked for, a run that cannot make it is refused and writes nothing.
+    with pytest.raises(KosearchError, match="Nothing was adapted: No linear map: --max-minutes ran out"):
+        train_adapt(_config(tiny_model, tmp_path / "only-map", max_minutes=0.001), SAMPLE, word_weights=False)
+    assert not (tmp_path / "only-map" / "modules.json").exists()
+
+
+def test_a_second_map_and_training_settings_without_fine_tuning_are_refused(tiny_model: Path, tmp_path: Path) -> None:
+    mapped = train_adapt(_config(tiny_model, tmp_path / "mapped"), SAMPLE, word_weights=False)
+    with pytest.raises(KosearchError, match="already has a Dense module after pooling .* Pass --no-linear-map"):
+        train_adapt(_config(mapped.output, tmp_path / "twice"), SAMPLE, word_weights=False)
+    with pytest.raises(KosearchError, match="--lr, --max-steps only change"):
+        train_adapt(_config(tiny_model, tmp_path / "lr", learning_rate=1e-3, max_steps=2), SAMPLE)
 
 
 def test_the_map_and_fine_tuning_are_refused_together(tiny_model: Path, tmp_path: Path) -> None:

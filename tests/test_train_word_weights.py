@@ -101,9 +101,12 @@ def test_a_model_that_does_not_mean_pool_or_is_weighted_already_is_refused(tiny_
         add_word_weights(model, PASSAGES)
 
 
+TUNE = dict(learning_rate=1e-3, max_steps=2)
+"""Settings of the --fine-tune runs (refused without --fine-tune)."""
+
+
 def _config(tiny_model: Path, output: Path, **overrides) -> TrainingConfig:
-    settings = dict(output=output, model=str(tiny_model), batch_size=8, learning_rate=1e-3, device="cpu",
-                    max_seq_length=64, max_steps=2)
+    settings = dict(output=output, model=str(tiny_model), batch_size=8, device="cpu", max_seq_length=64)
     settings.update(overrides)
     return TrainingConfig(**settings)
 
@@ -111,7 +114,7 @@ def _config(tiny_model: Path, output: Path, **overrides) -> TrainingConfig:
 def test_adapt_keeps_the_folders_weights_frozen_through_training(tiny_model: Path, tmp_path: Path) -> None:
     from kosearch.train.adapt import read_passages
 
-    result = train_adapt(_config(tiny_model, tmp_path / "weighted"), SAMPLE, fine_tune=True)
+    result = train_adapt(_config(tiny_model, tmp_path / "weighted", **TUNE), SAMPLE, fine_tune=True)
     model = _load(result.output)
     assert [type(module).__name__ for module in model] == ["Transformer", "WordWeights", "Pooling"]
     from safetensors.numpy import load_file
@@ -286,11 +289,13 @@ def test_options_that_need_fine_tuning_and_mismatched_resumes_are_refused(tiny_m
     with pytest.raises(KosearchError, match="--resume continues a --fine-tune run"):
         train_adapt(_config(tiny_model, tmp_path / "b", resume=True), SAMPLE)
     output = tmp_path / "resumable"
-    train_adapt(_config(tiny_model, output, keep_checkpoints=True, eval_steps=1), SAMPLE, fine_tune=True)
+    train_adapt(_config(tiny_model, output, keep_checkpoints=True, eval_steps=1, **TUNE), SAMPLE, fine_tune=True)
     (output / "modules.json").unlink()  # as if stopped before the end: only its checkpoints are left
     with pytest.raises(KosearchError, match="started with token weights: resume it with --word-weights"):
-        train_adapt(_config(tiny_model, output, resume=True, max_steps=3), SAMPLE, fine_tune=True, word_weights=False)
-    resumed = train_adapt(_config(tiny_model, output, resume=True, max_steps=3), SAMPLE, fine_tune=True)
+        train_adapt(_config(tiny_model, output, resume=True, max_steps=3, learning_rate=1e-3), SAMPLE, fine_tune=True,
+                    word_weights=False)
+    resumed = train_adapt(_config(tiny_model, output, resume=True, max_steps=3, learning_rate=1e-3), SAMPLE,
+                          fine_tune=True)
     assert resumed.steps == 3 and any("those of the run being resumed" in note for note in resumed.notes)
 
 
@@ -304,7 +309,8 @@ def test_a_model_that_cannot_take_weights_gets_a_way_out_that_works(tiny_model: 
     cls.save(str(tmp_path / "cls"))
     with pytest.raises(KosearchError, match=r"pass --no-word-weights \(the linear map alone; with --fine-tune"):
         train_adapt(_config(tmp_path / "cls", tmp_path / "out"), SAMPLE)
-    result = train_adapt(_config(tmp_path / "cls", tmp_path / "out"), SAMPLE, word_weights=False, fine_tune=True)
+    result = train_adapt(_config(tmp_path / "cls", tmp_path / "out", **TUNE), SAMPLE, word_weights=False,
+                         fine_tune=True)
     assert result.steps == 2
     mapped = train_adapt(_config(tmp_path / "cls", tmp_path / "mapped"), SAMPLE, word_weights=False)
     assert [type(module).__name__ for module in _load(mapped.output)] == [

@@ -140,7 +140,10 @@ def adapt(
     text_fields: Optional[list[str]] = typer.Option(
         None, "--text-field", help="CSV/TSV column or JSONL key to read as text (repeatable; default: as index does)."
     ),
-    scale: float = typer.Option(20.0, "--scale", min=0.0, help="Similarity scale = 1 / temperature."),
+    scale: Optional[float] = typer.Option(
+        None, "--scale", min=0.0,
+        help="Similarity scale = 1 / temperature of the ranking loss, for --fine-tune or the linear map (default 20).",
+    ),
     anchor_weight: Optional[float] = typer.Option(
         None, "--anchor-weight", min=0.0,
         help="Weight of the pull towards the base model's embeddings (0: off; default: the recipe's).",
@@ -161,7 +164,8 @@ def adapt(
     ),
     fine_tune: Optional[bool] = typer.Option(
         None, "--fine-tune/--no-fine-tune",
-        help="Also train on queries mined from the folder, within --max-minutes (default: the recipe's).",
+        help="Train the encoder itself on queries mined from the folder, instead of the linear map, within "
+             "--max-minutes (default: the recipe's).",
         show_default=False,
     ),
     linear_map: Optional[bool] = typer.Option(

@@ -78,9 +78,10 @@ from kosearch.train.linear_map import (
     MAP_EXAMPLES,
     MAP_L2,
     MAP_LEARNING_RATE,
-    MAP_SCALE,
+    MAP_PASSAGES,
     add_linear_map,
     encode_examples,
+    linear_map_problem,
     train_linear_map,
 )
 from kosearch.train.mining import MiningReport, Passage, QueryKind, TrainingExample, mine_examples
@@ -107,6 +108,7 @@ model knows. Measured (docs/training.md, "Recipe evidence, 2026-12-07"): with th
 set dense nDCG@10 +1.20/+1.21 over the base on two seeds (2e-5 without anchor: +0.83) and KorSTS +0.49/+0.38 (-0.67/
 -0.74); on NSMC at 209 steps dense -0.21 and KorSTS -2.07 (2e-5 without anchor: -2.20 and -5.26)."""
 DEFAULT_SCALE = 20.0
+"""Similarity scale (1 / temperature) of the ranking loss, for the fine-tuning and the linear map alike (``--scale``)."""
 DEFAULT_ANCHOR_WEIGHT = 10.0
 """Weight of the pull towards the base model's embeddings (:mod:`kosearch.train.anchored_loss`); 0 turns it off.
 At 10 (with :data:`DEFAULT_LEARNING_RATE`) it was at least as good as no anchor on every measure of both development
@@ -126,8 +128,8 @@ DEFAULT_LINEAR_MAP = True
 """Without ``--fine-tune``, also train a linear map after pooling on the folder's mined queries
 (:mod:`kosearch.train.linear_map`): measured through a kosearch index in docs/training.md, "A trained linear map"."""
 MAP_FINISH_SECONDS = 30.0
-"""With ``--max-minutes``, encoding the map's examples stops this long (plus the base STS row's time, which the
-final row takes again) before the budget ends, for the map's training, the save and the card."""
+"""With ``--max-minutes``, encoding the map's examples stops this long before the budget ends (and earlier by the
+time the card's final STS row will take to encode), for the map's training, the save and the card."""
 DEFAULT_QUESTION_SHARE = 0.0
 """Share of keyword queries written as generic questions instead (:func:`kosearch.train.mining.question_query`)."""
 TOKEN_WEIGHTS_PARAMETER = f"idf ** {IDF_POWER:g} from the folder (WordWeights before Pooling)"
@@ -179,7 +181,7 @@ def train_adapt(
     documents: str | os.PathLike[str],
     *,
     text_fields: list[str] | None = None,
-    scale: float = DEFAULT_SCALE,
+    scale: float | None = None,
     anchor_weight: float | None = None,
     hard_negatives: bool | None = None,
     question_share: float | None = None,
@@ -212,7 +214,9 @@ def train_adapt(
     linear_map = DEFAULT_LINEAR_MAP and not fine_tune if linear_map is None else linear_map
     if not fine_tune:
         _check_without_training_options(config, word_weights or linear_map, anchor_weight=anchor_weight,
-                                        hard_negatives=hard_negatives, question_share=question_share)
+                                        hard_negatives=hard_negatives, question_share=question_share,
+                                        lr=config.learning_rate, max_steps=config.max_steps)
+    scale = DEFAULT_SCALE if scale is None else scale
     anchor_weight = DEFAULT_ANCHOR_WEIGHT if anchor_weight is None else anchor_weight
     hard_negatives = DEFAULT_HARD_NEGATIVES if hard_negatives is None else hard_negatives
     question_share = DEFAULT_QUESTION_SHARE if question_share is None else question_share
@@ -222,9 +226,12 @@ def train_adapt(
     model = _base_model(config)
     if word_weights:  # refused before any work is spent on the model or the examples
         _check_word_weights(model, fine_tune)
+    if linear_map and (problem := linear_map_problem(model)) is not None:
+        raise KosearchError(f"Cannot add a linear map to this model: {problem}. Pass --no-linear-map, or adapt the "
+                            "base model it came from.")
     if not fine_tune:
         return _without_training(config, model, documents, passages, skipped, word_weights=word_weights,
-                                 linear_map=linear_map, started=started)
+                                 linear_map=linear_map, scale=scale, started=started)
     examples, report = mine_examples(passages, seed=config.seed, question_share=question_share)
     examples = [example for example in examples if example.kind in query_kinds]
     if len(examples) < MIN_EXAMPLES:
@@ -305,42 +312,48 @@ def _without_training(
     *,
     word_weights: bool,
     linear_map: bool,
+    scale: float,
     started: float,
 ) -> TrainResult:
     """The adapted model without training the encoder: the base ``model`` with the folder's token weights and the
-    linear map trained on its mined queries (either may be off), saved with its card."""
+    linear map trained on its mined queries (either may be off), saved with its card.
+
+    Raises:
+        KosearchError: too few passages; or the map was the only change asked for and could not be made.
+    """
     if len(passages) < MIN_EXAMPLES:
         raise KosearchError(
             f"{documents} gave {len(passages)} passages; adaptation needs at least {MIN_EXAMPLES}. Point "
             "--documents at a larger folder of the domain's text."
         )
-    tick = time.perf_counter()
     base_evaluation = base_sts_evaluation(model, config)
-    evaluation_seconds = time.perf_counter() - tick
     notes: list[str] = []
     parameters: dict[str, Any] = {"token weights": "none (the base model's pooling)"}
+    parts = []
     if word_weights:
         notes.append(_add_folder_weights(model, passages))
         parameters["token weights"] = TOKEN_WEIGHTS_PARAMETER
+        parts.append("the base model's mean pooling weighted by each token's inverse document frequency in the "
+                     "folder (sentence-transformers' WordWeights)")
     if linear_map:
         deadline = None
-        if config.max_minutes is not None:  # keep back what the final STS row and the save take
-            deadline = started + config.max_minutes * 60 - evaluation_seconds - MAP_FINISH_SECONDS
-        note, parameters["linear map"] = _add_folder_map(model, passages, config, deadline)
-        notes.append(note)
+        if config.max_minutes is not None:
+            deadline = started + config.max_minutes * 60 - MAP_FINISH_SECONDS
+        made = _add_folder_map(model, passages, config, deadline=deadline, scale=scale)
+        notes.append(made.note)
+        parameters["linear map"] = made.parameter
+        if made.added:
+            parts.append("a linear map after pooling (Dense), trained on inverse-cloze and keyword queries mined from "
+                         "the folder with BM25 as the teacher, on vectors encoded once")
+        elif not word_weights:
+            raise KosearchError(f"Nothing was adapted: {made.note} Pass a larger --documents folder, a larger "
+                                "--max-minutes, or keep the token weights.")
     notes.append("The encoder itself was not trained (pass --fine-tune to train it on queries mined from the "
                  "folder instead of the linear map).")
     if config.max_minutes is not None and not linear_map:
         notes.append("--max-minutes bounds training, and there was none: the token weights take seconds.")
     if skipped:
         notes.append(f"{len(skipped)} file(s) of the folder could not be read, e.g. {skipped[0]}.")
-    parts = []
-    if word_weights:
-        parts.append("the base model's mean pooling weighted by each token's inverse document frequency in the "
-                     "folder (sentence-transformers' WordWeights)")
-    if linear_map:
-        parts.append("a linear map after pooling (Dense), trained on inverse-cloze and keyword queries mined from "
-                     "the folder with BM25 as the teacher, on cached vectors")
     recipe = Recipe(
         name="adapt",
         summary="Domain adaptation without training the encoder: " + "; and ".join(parts) + ".",
@@ -351,33 +364,66 @@ def _without_training(
     return run_training(config, recipe, [], model=model, base_evaluation=base_evaluation)
 
 
+@dataclasses.dataclass(frozen=True)
+class _MapOutcome:
+    added: bool
+    note: str
+    """The card's note: what the map was trained on, or why there is none."""
+    parameter: str
+    """The card's "linear map" row."""
+
+
 def _add_folder_map(
-    model: SentenceTransformer, passages: list[Passage], config: TrainingConfig, deadline: float | None
-) -> tuple[str, str]:
-    """Mine the folder's examples, encode them until ``deadline`` and put the trained linear map into ``model``;
-    returns the card's note and its "linear map" row. Too few examples encoded leave the model without a map
-    (said in the note), not a failed run: the token weights are still made."""
+    model: SentenceTransformer, passages: list[Passage], config: TrainingConfig, *, deadline: float | None,
+    scale: float,
+) -> _MapOutcome:
+    """Mine (a sample of) the folder's passages, encode the examples until ``deadline`` and put the trained linear
+    map into ``model``. Too few examples leave the model without a map, said in the note, not a failed run: the
+    token weights are still made (:func:`_without_training` refuses a run that would then change nothing)."""
     import random
 
-    examples, report = mine_examples(passages, seed=config.seed)
+    def none(reason: str) -> _MapOutcome:
+        return _MapOutcome(False, f"No linear map: {reason}, and the map needs at least {MIN_EXAMPLES}.",
+                           f"none ({reason})")
+
+    if deadline is not None and time.perf_counter() > deadline:
+        return none("--max-minutes ran out before its examples were mined")
+    sample = passages
+    if len(passages) > MAP_PASSAGES:
+        sample = random.Random(config.seed).sample(passages, MAP_PASSAGES)
+    examples, report = mine_examples(sample, seed=config.seed)
     mined = len(examples)
     random.Random(config.seed).shuffle(examples)
     examples = examples[:MAP_EXAMPLES]
     tick = time.perf_counter()
-    queries, positives, negatives = encode_examples(model, examples, deadline=deadline,
-                                                    batch_size=config.batch_size)
-    if len(queries) < MIN_EXAMPLES:
-        reason = (f"the folder gave {mined} mined examples" if mined < MIN_EXAMPLES
-                  else f"--max-minutes ran out after encoding {len(queries)} of {len(examples)} mined examples")
-        return (f"No linear map: {reason}, and the map needs at least {MIN_EXAMPLES}.",
-                "none (too few examples)")
-    matrix = train_linear_map(queries, positives, negatives, seed=config.seed)
+    vectors = encode_examples(model, examples, deadline=deadline, reserve_texts=_scored_texts(config),
+                              batch_size=config.batch_size)
+    if len(vectors) < MIN_EXAMPLES:
+        if mined < MIN_EXAMPLES:
+            return none(f"the folder gave {mined} mined examples")
+        return none(f"--max-minutes ran out after encoding {len(vectors)} of {len(examples)} mined examples")
+    matrix = train_linear_map(vectors.queries, vectors.positives, vectors.negatives, positive_ids=vectors.positive_ids,
+                              negative_ids=vectors.negative_ids, scale=scale, seed=config.seed)
     add_linear_map(model, matrix)
     distance = float(np.linalg.norm(matrix - np.eye(len(matrix))))
-    note = (f"Linear map: trained on {len(queries):,} of the {mined:,} mined examples ({report.summary()}) "
-            f"in {time.perf_counter() - tick:.0f} s; ||W - I|| = {distance:.2f}.")
-    return note, (f"Dense {len(matrix)}x{len(matrix)} + Normalize after pooling; l2 {MAP_L2:g} to the identity, "
-                  f"{MAP_EPOCHS} passes, batch {MAP_BATCH}, lr {MAP_LEARNING_RATE:g}, scale {MAP_SCALE:g}")
+    of_passages = f" of {len(sample):,} sampled passages" if sample is not passages else ""
+    note = (f"Linear map: trained on {len(vectors):,} of the {mined:,} examples mined{of_passages} "
+            f"({report.summary()}) in {time.perf_counter() - tick:.0f} s; ||W - I|| = {distance:.2f}.")
+    return _MapOutcome(True, note, (
+        f"Dense {len(matrix)}x{len(matrix)} + Normalize after pooling; l2 {MAP_L2:g} to the identity, {MAP_EPOCHS} "
+        f"passes, batch {MAP_BATCH}, lr {MAP_LEARNING_RATE:g}, scale {scale:g}"))
+
+
+def _scored_texts(config: TrainingConfig) -> int:
+    """Texts the run still encodes after the map: both sides of every pair of the STS file scored for the card."""
+    path = config.eval_test or config.dev
+    if path is None:
+        return 0
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return 2 * sum(1 for _ in handle)
+    except OSError:
+        return 0
 
 
 def _add_folder_weights(model: SentenceTransformer, passages: list[Passage]) -> str:
