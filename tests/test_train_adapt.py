@@ -262,7 +262,7 @@ def test_too_small_a_folder_is_refused(tiny_model: Path, tmp_path: Path) -> None
     with pytest.raises(KosearchError, match="larger folder"):
         train_adapt(_config(tiny_model, tmp_path / "never", max_steps=1), folder, fine_tune=True)
     with pytest.raises(KosearchError, match="does not exist"):
-        train_adapt(_config(tiny_model, tmp_path / "never", max_steps=1), tmp_path / "missing")
+        train_adapt(_config(tiny_model, tmp_path / "never", max_steps=1), tmp_path / "missing", fine_tune=True)
 
 
 @pytest.mark.slow

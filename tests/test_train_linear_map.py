@@ -215,18 +215,23 @@ def test_cli_takes_no_linear_map(tiny_model: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_bundled_encoder_adapted_by_default_searches_through_an_index_and_exports_to_onnx(tmp_path: Path,
-                                                                                          monkeypatch) -> None:
-    """The real path of the default: the bundled e5 with the sample corpus's token weights and linear map, saved,
-    then used by ``kosearch.Index`` to index and search that corpus, and run by the ONNX runtime."""
+@pytest.mark.parametrize("linear_map", [True, False], ids=["default", "no-linear-map"])
+def test_bundled_encoder_adapted_searches_through_an_index_and_exports_to_onnx(tmp_path: Path, monkeypatch,
+                                                                               linear_map: bool) -> None:
+    """The real path of the default (the bundled e5 with the sample corpus's token weights and linear map) and of
+    ``--no-linear-map`` (the weights alone): saved, then used by ``kosearch.Index`` to index and search that corpus,
+    and run by the ONNX runtime."""
     from kosearch import Index
     from kosearch.encoders import Encoder
 
     monkeypatch.setenv("KOSEARCH_HOME", str(tmp_path / "home"))
-    result = train_adapt(TrainingConfig(output=tmp_path / "bundled", device="cpu", evaluate_base=False), SAMPLE)
+    result = train_adapt(TrainingConfig(output=tmp_path / "bundled", device="cpu", evaluate_base=False), SAMPLE,
+                         linear_map=linear_map)
+    assert result.steps == 0
     model = _load(result.output)
-    assert [type(module).__name__ for module in model] == [
-        "Transformer", "WordWeights", "Pooling", "Normalize", "Dense", "Normalize"]
+    modules = ["Transformer", "WordWeights", "Pooling", "Normalize"] + (["Dense", "Normalize"] if linear_map else [])
+    assert [type(module).__name__ for module in model] == modules
+    assert model.prompts.get("query") == "query: "
     index = Index.create(tmp_path / "index", model=str(result.output))
     try:
         index.add_folder(SAMPLE)

@@ -223,27 +223,6 @@ def test_cli_default_trains_no_steps_and_refuses_nothing_to_do(tiny_model: Path,
     assert "Traceback" not in refused.stderr
 
 
-@pytest.mark.slow
-def test_bundled_encoder_adapted_by_token_weights_searches_through_an_index(tmp_path: Path) -> None:
-    """The real path of the default: the bundled e5 with the sample corpus's token weights, saved, then used by
-    ``kosearch.Index`` to index and search that corpus."""
-    from kosearch import Index
-
-    result = train_adapt(TrainingConfig(output=tmp_path / "bundled", device="cpu", evaluate_base=False), SAMPLE,
-                         linear_map=False)
-    assert result.steps == 0
-    model = _load(result.output)
-    assert [type(module).__name__ for module in model] == ["Transformer", "WordWeights", "Pooling", "Normalize"]
-    assert model.prompts.get("query") == "query: "
-    index = Index.create(tmp_path / "index", model=str(result.output))
-    try:
-        index.add_folder(SAMPLE)
-        hits = index.search("치타가 먹이를 쫓는다", k=3)
-        assert hits and "치타" in hits[0].text
-    finally:
-        index.close()
-
-
 def test_a_weighted_folder_loaded_as_a_base_keeps_its_weights_frozen(tiny_model: Path, tmp_path: Path) -> None:
     """Any recipe started from an adapted folder (``--model runs/law``) must not train its token weights."""
     from kosearch.train.models import resolve_base_model

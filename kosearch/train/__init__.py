@@ -1,12 +1,14 @@
 """Training recipes that turn a base encoder into a kosearch encoder; one recipe per module.
 
-Every recipe ends in an ordinary sentence-transformers folder with a generated README.md model card, trained by
-sentence-transformers' ``SentenceTransformerTrainer`` through :func:`kosearch.train.trainer.run_training`.
+Every recipe ends in an ordinary sentence-transformers folder with a generated README.md model card, written by
+:func:`kosearch.train.trainer.run_training`, which trains with sentence-transformers' ``SentenceTransformerTrainer``.
+``adapt``'s default trains no encoder weight: it adds the folder's token weights and a linear map trained on vectors
+encoded once (:mod:`kosearch.train.linear_map`); ``adapt --fine-tune`` trains the encoder.
 
 =============  ==========================================================  ===============================
 recipe         learns from                                                 loss
 =============  ==========================================================  ===============================
-``adapt``      an unlabelled document folder (mined queries, BM25 teacher)  MultipleNegativesRankingLoss
+``adapt``      an unlabelled document folder (mined queries, BM25 teacher)  MultipleNegativesRankingLoss (map)
 ``tsdae``      unlabelled sentences (denoising auto-encoder)               DenoisingAutoEncoderLoss
 ``simcse``     unlabelled sentences (dropout views)                        MultipleNegativesRankingLoss
 ``nli``        NLI triples (supervised SimCSE)                             MultipleNegativesRankingLoss

@@ -7,8 +7,9 @@ By default the encoder itself is not trained. The model's mean pooling is weight
 frequency in the folder (``word_weights``, ``--word-weights``; :mod:`kosearch.train.word_weights`), a label-free step
 of seconds that lifted in-domain dense and hybrid retrieval and KorSTS alike on both development sets
 (docs/training.md, "Domain token weights"); the adapted folder keeps it as a ``WordWeights`` module. Then a linear
-map after pooling (``linear_map``, ``--linear-map``; :mod:`kosearch.train.linear_map`) is trained, on cached vectors
-and in seconds, on the examples described next (docs/training.md, "A trained linear map").
+map after pooling (``linear_map``, ``--linear-map``; :mod:`kosearch.train.linear_map`) is trained on the examples
+described next, encoded once (minutes) and trained on as cached vectors (seconds); docs/training.md, "A trained
+linear map".
 
 The examples :mod:`kosearch.train.mining` makes from the passages without a generator model: inverse-cloze queries
 (Lee et al., 2019) and salient-noun keyword queries, each kept only when the corpus's own BM25 finds its passage again

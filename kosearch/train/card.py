@@ -34,7 +34,8 @@ def card_parameters(config: TrainingConfig, phases: Sequence[TrainingPhase], pro
     ``prompt``: the training prompt(s) as the card should show them (e.g. ``'passage: '``), None for none.
     """
     if not phases:
-        return {"training": "none of the encoder: its weights are the base model's (the rows below say what the recipe added)"}
+        return {"training": "none of the encoder: its weights are the base model's (the rows below say what the "
+                            "recipe added)"}
     parameters: dict[str, Any] = {
         "learning rate": ", ".join(f"{phase.name}: {phase.learning_rate:g}" for phase in phases),
         **card_rows(config),

@@ -3,11 +3,11 @@
 Fine-tuning the whole encoder on the queries :mod:`kosearch.train.mining` makes (BM25 as the teacher) helped one
 development set and hurt the other, and it takes the whole budget. A linear map ``W`` on the sentence vectors is a
 much smaller change: the transformer runs once over the examples (no backward pass through it), ``W`` starts at the
-identity and is pulled back towards it (``l2 * ||W - I||^2``), and it trains on the cached vectors in seconds with
-the loss the fine-tuning uses (``MultipleNegativesRankingLoss``: each query must rank its passage above its hard
+identity and is pulled back towards it (``l2 * ||W - I||^2``), and it trains on the cached vectors in seconds
+(encoding them takes the minutes) with the loss the fine-tuning uses (``MultipleNegativesRankingLoss``: each query must rank its passage above its hard
 negative and every other passage of the batch). Whitening, another linear map fitted on the domain's vectors,
-lifted in-domain retrieval more but cost general similarity (KorSTS -1 to -2); the trained map asks only for what
-the examples show.
+lifted in-domain retrieval more but cost general similarity (KorSTS -1.1 and -2.2 in the same screen); the trained
+map asks only for what the examples show.
 
 Measured (docs/training.md, "A trained linear map"): through a kosearch index, the bundled e5 with the folder's
 token weights and this map against the weights alone, dense nDCG@10 chatbot +0.19 and NSMC +1.42, hybrid +0.05 and
@@ -16,7 +16,9 @@ token weights and this map against the weights alone, dense nDCG@10 chatbot +0.1
 passes) and ``l2`` 10 kept the map at the identity.
 
 The map is sentence-transformers' own ``Dense`` module (no bias, identity activation) followed by ``Normalize``,
-so the adapted folder loads in ``SentenceTransformer`` and kosearch's ONNX export as any other.
+so the adapted folder loads in ``SentenceTransformer`` and kosearch's ONNX export as any other. Unlike the token
+weights it is an ordinary trainable module: another recipe started from the folder (``--model runs/law``) trains it
+with the encoder, and saves what it trained.
 """
 
 from __future__ import annotations
