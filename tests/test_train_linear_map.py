@@ -12,7 +12,7 @@ import pytest
 
 from kosearch.errors import KosearchError
 from kosearch.train import TrainingConfig, train_adapt
-from kosearch.train.linear_map import add_linear_map, encode_examples, ranking_logits, train_linear_map
+from kosearch.train.linear_map import _FIRST_CHUNK, add_linear_map, encode_examples, ranking_logits, train_linear_map
 from kosearch.train.mining import TrainingExample
 
 SAMPLE = Path(__file__).resolve().parents[1] / "corpora" / "sample"
@@ -76,6 +76,19 @@ def test_the_pull_to_the_identity_bounds_the_change() -> None:
     assert np.linalg.norm(tight - identity) < 0.2 * np.linalg.norm(loose - identity)
 
 
+def test_the_passage_ids_reach_the_loss() -> None:
+    """Every candidate of every row is the row's own passage: with the ids, no negative is left, the ranking term is
+    constant and the pull keeps ``W`` at the identity; without them the map moves."""
+    queries, positives, negatives = _skewed_pairs(rows=64)
+    same = np.zeros(64, dtype=np.int64)
+    kept = train_linear_map(queries, positives, negatives, positive_ids=same, negative_ids=same, epochs=2, batch=32)
+    assert np.array_equal(kept, np.eye(queries.shape[1], dtype=kept.dtype))
+    moved = train_linear_map(queries, positives, negatives, epochs=2, batch=32)
+    assert not np.array_equal(moved, np.eye(queries.shape[1], dtype=moved.dtype))
+    with pytest.raises(ValueError, match="both"):
+        train_linear_map(queries, positives, negatives, positive_ids=same)
+
+
 def test_fewer_examples_than_a_batch_still_train_one_batch() -> None:
     queries, positives, negatives = _skewed_pairs(rows=10)
     matrix = train_linear_map(queries, positives, negatives, epochs=1, batch=128)
@@ -113,6 +126,7 @@ def test_examples_are_encoded_as_the_index_encodes_and_the_deadline_is_kept(tiny
     assert vectors.queries.shape == vectors.positives.shape == vectors.negatives.shape == (2, width)
     expected = model.encode_query(["치타 먹이"], normalize_embeddings=True)
     assert np.allclose(vectors.queries[0], expected[0], atol=1e-5)
+    assert not np.allclose(expected, model.encode(["치타 먹이"], normalize_embeddings=True)), "the prompt is used"
     expected = model.encode_document(["치타는 빠르다"], normalize_embeddings=True)
     assert np.allclose(vectors.negatives[1], expected[0], atol=1e-5)
     assert vectors.negative_ids[0] == vectors.positive_ids[1], "one passage text, one id"
@@ -120,9 +134,9 @@ def test_examples_are_encoded_as_the_index_encodes_and_the_deadline_is_kept(tiny
     assert len(encode_examples(model, examples, deadline=time.perf_counter() - 1, show_progress_bar=False)) == 0
     # The first chunk measures the speed; with a large reserve after the map, the next chunk would end too late.
     many = [TrainingExample(f"질문 {i}", f"답 {i}", f"다른 답 {i}", "keywords") for i in range(40)]
-    partial = encode_examples(model, many, deadline=time.perf_counter() + 3600, reserve_texts=10**9,
+    partial = encode_examples(model, many, deadline=time.perf_counter() + 3600, reserve_texts=10**15,
                               show_progress_bar=False)
-    assert 0 < len(partial) < len(many)
+    assert len(partial) == _FIRST_CHUNK < len(many)
     assert len(encode_examples(model, many, deadline=time.perf_counter() + 3600, show_progress_bar=False)) == 40
 
 
@@ -175,17 +189,48 @@ def test_a_budget_spent_before_the_map_leaves_the_weights_and_says_so(tiny_model
     assert "| linear map | none (--max-minutes ran out" in card
     assert "a linear map after pooling" not in card, "the summary names only what the model has"
     # With the map as the only change asked for, a run that cannot make it is refused and writes nothing.
-    with pytest.raises(KosearchError, match="Nothing was adapted: No linear map: --max-minutes ran out"):
+    with pytest.raises(KosearchError, match="Nothing was adapted: No linear map: --max-minutes ran out.* Pass a larger "
+                                            "--max-minutes, or drop --no-word-weights"):
         train_adapt(_config(tiny_model, tmp_path / "only-map", max_minutes=0.001), SAMPLE, word_weights=False)
-    assert not (tmp_path / "only-map" / "modules.json").exists()
+    assert not (tmp_path / "only-map").exists()
+
+
+def test_a_folder_with_fewer_examples_than_a_batch_gets_the_weights_alone(tiny_model: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "small"
+    folder.mkdir()
+    for i in range(12):
+        text = f"치타 {i}번은 초원에서 먹이를 쫓는다. 도서관 {i}층은 월요일에 쉰다."
+        (folder / f"{i}.txt").write_text(text, encoding="utf-8")
+    result = train_adapt(_config(tiny_model, tmp_path / "weights"), folder)
+    assert [type(module).__name__ for module in _load(result.output)] == ["Transformer", "WordWeights", "Pooling"]
+    assert any(note.startswith("No linear map: the folder gave") and "the map needs 128" in note
+               for note in result.notes)
 
 
 def test_a_second_map_and_training_settings_without_fine_tuning_are_refused(tiny_model: Path, tmp_path: Path) -> None:
     mapped = train_adapt(_config(tiny_model, tmp_path / "mapped"), SAMPLE, word_weights=False)
-    with pytest.raises(KosearchError, match="already has a Dense module after pooling .* Pass --no-linear-map"):
+    with pytest.raises(KosearchError, match="already has a linear map after pooling .* Pass --no-linear-map"):
         train_adapt(_config(mapped.output, tmp_path / "twice"), SAMPLE, word_weights=False)
-    with pytest.raises(KosearchError, match="--lr, --max-steps only change"):
+    with pytest.raises(KosearchError, match="--lr, --max-steps only change the fine-tuning"):
         train_adapt(_config(tiny_model, tmp_path / "lr", learning_rate=1e-3, max_steps=2), SAMPLE)
+    with pytest.raises(KosearchError, match="^--no-hard-negatives only changes the fine-tuning"):
+        train_adapt(_config(tiny_model, tmp_path / "hn"), SAMPLE, hard_negatives=False)
+
+
+def test_a_models_own_dense_projection_is_not_taken_for_a_map(tiny_model: Path) -> None:
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Dense
+
+    from kosearch.train.linear_map import linear_map_problem
+
+    model = _load(tiny_model)
+    width = model.encode(["x"]).shape[1]
+    projection = Dense(width, width // 2, bias=True, activation_function=torch.nn.Tanh())
+    projected = SentenceTransformer(modules=[*model, projection], device="cpu")
+    assert linear_map_problem(projected) is None
+    add_linear_map(projected, np.eye(width // 2, dtype=np.float32))
+    assert "already has a linear map" in linear_map_problem(projected)
 
 
 def test_the_map_and_fine_tuning_are_refused_together(tiny_model: Path, tmp_path: Path) -> None:

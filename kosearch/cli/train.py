@@ -123,7 +123,8 @@ def training_options(**defaults: Default) -> Callable[[Callable[..., Any]], Call
 @app.command()
 @training_options(
     batch_size=Default(
-        32, "Queries per batch (each with its passage and a hard negative; the other passages are negatives too).",
+        32, "Queries per batch with --fine-tune (each with its passage and a hard negative; the other passages are "
+            "negatives too); without it, texts per encoding batch.",
         minimum=2,
     ),
     max_seq_length=Default(None, "Tokens kept per text (default: planned from the passages and --max-minutes)."),
@@ -131,7 +132,8 @@ def training_options(**defaults: Default) -> Callable[[Callable[..., Any]], Call
         True, "Keep the word embeddings fixed (default; 3/4 of the bundled e5's weights, most of a CPU step).",
         flags=("--freeze-embeddings/--train-embeddings",),
     ),
-    max_minutes=Default(None, "Budget of the whole command in minutes: steps and sequence length are planned for it."),
+    max_minutes=Default(None, "Budget of the whole command in minutes: the map's examples are encoded within it; with "
+                              "--fine-tune, steps and sequence length are planned for it."),
 )
 def adapt(
     documents: Path = typer.Option(

@@ -31,9 +31,10 @@ Queries get the base model's query prompt and passages its document prompt (``qu
 bundled e5), so what is trained is what ``kosearch`` search uses: queries encoded as queries, the index as
 documents.
 
-With ``config.max_minutes`` the whole command (reading, mining, measuring, training, saving) is planned to fit:
-:mod:`kosearch.train.budget` measures a step and picks the sequence length and number of steps. The plan is saved
-with every checkpoint, so ``--resume`` continues the same schedule.
+With ``config.max_minutes`` the whole command (reading, mining, measuring, training, saving) is planned to fit.
+Without ``--fine-tune`` the budget stops the encoding of the map's examples in time (:func:`_add_folder_map`); with
+it :mod:`kosearch.train.budget` measures a step and picks the sequence length and number of steps, and the plan is
+saved with every checkpoint, so ``--resume`` continues the same schedule.
 
 Example::
 
@@ -80,6 +81,7 @@ from kosearch.train.linear_map import (
     MAP_L2,
     MAP_LEARNING_RATE,
     MAP_PASSAGES,
+    MAP_SCALE,
     add_linear_map,
     encode_examples,
     linear_map_problem,
@@ -108,7 +110,7 @@ DEFAULT_LEARNING_RATE = 1e-5
 model knows. Measured (docs/training.md, "Recipe evidence, 2026-12-07"): with the anchor, one pass, on the chatbot
 set dense nDCG@10 +1.20/+1.21 over the base on two seeds (2e-5 without anchor: +0.83) and KorSTS +0.49/+0.38 (-0.67/
 -0.74); on NSMC at 209 steps dense -0.21 and KorSTS -2.07 (2e-5 without anchor: -2.20 and -5.26)."""
-DEFAULT_SCALE = 20.0
+DEFAULT_SCALE = MAP_SCALE
 """Similarity scale (1 / temperature) of the ranking loss, for the fine-tuning and the linear map alike (``--scale``)."""
 DEFAULT_ANCHOR_WEIGHT = 10.0
 """Weight of the pull towards the base model's embeddings (:mod:`kosearch.train.anchored_loss`); 0 turns it off.
@@ -138,6 +140,9 @@ TOKEN_WEIGHTS_PARAMETER = f"idf ** {IDF_POWER:g} from the folder (WordWeights be
 QUERY_KINDS: tuple[QueryKind, ...] = ("ict", "keywords", "question")
 PHASE = "adapt"
 MIN_EXAMPLES = 8
+MIN_MAP_EXAMPLES = MAP_BATCH
+"""Fewest encoded examples the linear map trains on: one full batch. Fewer make a handful of Adam steps that move
+every entry by about the learning rate whatever the gradient; the development folders gave 2,579 and 8,000."""
 
 
 def read_passages(
@@ -197,12 +202,15 @@ def train_adapt(
     ``from_process_start``: the budget counts from this process's start, not from this call (the command line sets
     it, so ``--max-minutes`` includes importing torch: :func:`kosearch.train.budget.process_seconds`).
 
-    ``config.max_minutes`` is the budget of the whole call; without it ``config.max_steps`` or ``config.epochs``
-    decide the length as in every recipe. ``config.max_seq_length`` None lets the planner choose the length.
+    ``config.max_minutes`` is the budget of the whole call. With ``fine_tune``, without a budget,
+    ``config.max_steps`` or ``config.epochs`` decide the length as in every recipe, and ``config.max_seq_length``
+    None lets the planner choose the length; without ``fine_tune``, ``config.batch_size`` is the encoding batch
+    (the map trains in batches of :data:`~kosearch.train.linear_map.MAP_BATCH`).
 
     Raises:
-        KosearchError: the folder gives too few passages to make examples from, or the output is refused (see
-            :func:`kosearch.train.checkpoints.check_output`).
+        KosearchError: the folder gives too few passages to make examples from; an option that only changes the
+            fine-tuning is given without it; the model cannot take the weights or the map; nothing could be adapted;
+            or the output is refused (see :func:`kosearch.train.checkpoints.check_output`).
     """
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
@@ -347,8 +355,7 @@ def _without_training(
             parts.append("a linear map after pooling (Dense), trained on inverse-cloze and keyword queries mined from "
                          "the folder with BM25 as the teacher, on vectors encoded once")
         elif not word_weights:
-            raise KosearchError(f"Nothing was adapted: {made.note} Pass a larger --documents folder, a larger "
-                                "--max-minutes, or keep the token weights.")
+            raise KosearchError(f"Nothing was adapted: {made.note} {made.way_out}, or drop --no-word-weights.")
     notes.append("The encoder itself was not trained (pass --fine-tune to train it on queries mined from the "
                  "folder instead of the linear map).")
     if config.max_minutes is not None and not linear_map:
@@ -372,6 +379,8 @@ class _MapOutcome:
     """The card's note: what the map was trained on, or why there is none."""
     parameter: str
     """The card's "linear map" row."""
+    way_out: str = ""
+    """Without a map: what to change so that there is one."""
 
 
 def _add_folder_map(
@@ -383,12 +392,12 @@ def _add_folder_map(
     token weights are still made (:func:`_without_training` refuses a run that would then change nothing)."""
     import random
 
-    def none(reason: str) -> _MapOutcome:
-        return _MapOutcome(False, f"No linear map: {reason}, and the map needs at least {MIN_EXAMPLES}.",
-                           f"none ({reason})")
+    def none(reason: str, way_out: str) -> _MapOutcome:
+        return _MapOutcome(False, f"No linear map: {reason}.", f"none ({reason})", way_out)
 
+    budget_way_out = "Pass a larger --max-minutes"
     if deadline is not None and time.perf_counter() > deadline:
-        return none("--max-minutes ran out before its examples were mined")
+        return none("--max-minutes ran out before its examples were mined", budget_way_out)
     sample = passages
     if len(passages) > MAP_PASSAGES:
         sample = random.Random(config.seed).sample(passages, MAP_PASSAGES)
@@ -399,16 +408,20 @@ def _add_folder_map(
     tick = time.perf_counter()
     vectors = encode_examples(model, examples, deadline=deadline, reserve_texts=_scored_texts(config),
                               batch_size=config.batch_size)
-    if len(vectors) < MIN_EXAMPLES:
-        if mined < MIN_EXAMPLES:
-            return none(f"the folder gave {mined} mined examples")
-        return none(f"--max-minutes ran out after encoding {len(vectors)} of {len(examples)} mined examples")
+    if len(vectors) < MIN_MAP_EXAMPLES:
+        if mined < MIN_MAP_EXAMPLES:
+            return none(f"the folder gave {mined} mined examples and the map needs {MIN_MAP_EXAMPLES}",
+                        "Point --documents at a larger folder of the domain's text")
+        return none(f"--max-minutes ran out after encoding {len(vectors)} of {len(examples)} mined examples, and the "
+                    f"map needs {MIN_MAP_EXAMPLES}", budget_way_out)
     matrix = train_linear_map(vectors.queries, vectors.positives, vectors.negatives, positive_ids=vectors.positive_ids,
                               negative_ids=vectors.negative_ids, scale=scale, seed=config.seed)
     add_linear_map(model, matrix)
     distance = float(np.linalg.norm(matrix - np.eye(len(matrix))))
     of_passages = f" of {len(sample):,} sampled passages" if sample is not passages else ""
-    note = (f"Linear map: trained on {len(vectors):,} of the {mined:,} examples mined{of_passages} "
+    cut = (f" (--max-minutes stopped the encoding after {len(vectors):,} of {len(examples):,})"
+           if len(vectors) < len(examples) else "")
+    note = (f"Linear map: trained on {len(vectors):,} of the {mined:,} examples mined{of_passages}{cut} "
             f"({report.summary()}) in {time.perf_counter() - tick:.0f} s; ||W - I|| = {distance:.2f}.")
     return _MapOutcome(True, note, (
         f"Dense {len(matrix)}x{len(matrix)} + Normalize after pooling; l2 {MAP_L2:g} to the identity, {MAP_EPOCHS} "
@@ -416,15 +429,19 @@ def _add_folder_map(
 
 
 def _scored_texts(config: TrainingConfig) -> int:
-    """Texts the run still encodes after the map: both sides of every pair of the STS file scored for the card."""
+    """Texts the run still encodes after the map: the distinct sentences of the STS file scored for the card (as
+    :func:`kosearch.evaluate.evaluate_sts` encodes them). A file that cannot be read counts 0 here; the final
+    evaluation reports it."""
+    from kosearch.data.sts import read_sts
+
     path = config.eval_test or config.dev
     if path is None:
         return 0
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return 2 * sum(1 for _ in handle)
-    except OSError:
+        examples = read_sts(path)
+    except (OSError, ValueError, KosearchError):
         return 0
+    return len({text for example in examples for text in (example.sentence1, example.sentence2)})
 
 
 def _add_folder_weights(model: SentenceTransformer, passages: list[Passage]) -> str:
@@ -459,10 +476,12 @@ def _check_without_training_options(config: TrainingConfig, anything: bool, **tr
     if config.resume:
         raise KosearchError("--resume continues a --fine-tune run. Without --fine-tune there is nothing to resume: the "
                             "token weights and the linear map take minutes; run again to a new --output.")
-    given = [name for name, value in training_only.items() if value is not None]
+    given = [("--no-" if value is False else "--") + name.replace("_", "-")
+             for name, value in training_only.items() if value is not None]
     if given:
-        flags = ", ".join("--" + name.replace("_", "-") for name in given)
-        raise KosearchError(f"{flags} only change(s) the fine-tuning: add --fine-tune, or leave {flags} out.")
+        flags = ", ".join(given)
+        verb = "changes" if len(given) == 1 else "change"
+        raise KosearchError(f"{flags} only {verb} the fine-tuning: add --fine-tune, or leave {flags} out.")
 
 
 def _resumed_word_weights(config: TrainingConfig, word_weights: bool):

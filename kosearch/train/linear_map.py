@@ -4,8 +4,8 @@ Fine-tuning the whole encoder on the queries :mod:`kosearch.train.mining` makes 
 development set and hurt the other, and it takes the whole budget. A linear map ``W`` on the sentence vectors is a
 much smaller change: the transformer runs once over the examples (no backward pass through it), ``W`` starts at the
 identity and is pulled back towards it (``l2 * ||W - I||^2``), and it trains on the cached vectors in seconds
-(encoding them takes the minutes) with the loss the fine-tuning uses (``MultipleNegativesRankingLoss``: each query must rank its passage above its hard
-negative and every other passage of the batch). Whitening, another linear map fitted on the domain's vectors,
+(encoding them takes the minutes) with the loss the fine-tuning uses (``MultipleNegativesRankingLoss``: each query
+must rank its passage above its hard negative and every other passage of the batch). Whitening, another linear map fitted on the domain's vectors,
 lifted in-domain retrieval more but cost general similarity (KorSTS -1.1 and -2.2 in the same screen); the trained
 map asks only for what the examples show.
 
@@ -34,6 +34,7 @@ import numpy as np
 from kosearch.train.mining import TrainingExample
 
 if TYPE_CHECKING:
+    import torch
     from sentence_transformers import SentenceTransformer
 
 MAP_L2 = 1.0
@@ -96,7 +97,8 @@ def encode_examples(
             chunk = examples[start:start + (_FIRST_CHUNK if start == 0 else _ENCODE_CHUNK)]
             new = sorted({text for example in chunk for text in (example.positive, example.negative)} - vectors.keys())
             if deadline is not None:
-                expected = 0.0 if seconds_per_text is None else seconds_per_text * (len(chunk) + len(new) + reserve_texts)
+                texts = len(chunk) + len(new) + reserve_texts
+                expected = 0.0 if seconds_per_text is None else seconds_per_text * texts
                 if time.perf_counter() + expected > deadline:
                     break
             tick = time.perf_counter()
@@ -112,7 +114,8 @@ def encode_examples(
             progress.update(len(chunk))
     for text in vectors:
         ids.setdefault(text, len(ids))
-    width = len(rows[0][0]) if rows else 0
+    dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    width = len(rows[0][0]) if rows else int(dimension() or 0)
 
     def stack(parts: list[np.ndarray]) -> np.ndarray:
         return np.vstack(parts).astype(np.float32) if parts else np.zeros((0, width), dtype=np.float32)
@@ -148,10 +151,12 @@ def train_linear_map(
 
     if len(queries) == 0:
         raise ValueError("no examples to train the linear map on")
+    if (positive_ids is None) != (negative_ids is None):
+        raise ValueError("pass both positive_ids and negative_ids, or neither")
     q, p, n = (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) for x in (queries, positives, negatives))
     ids = None
     if positive_ids is not None and negative_ids is not None:
-        ids = torch.from_numpy(np.asarray(positive_ids)), torch.from_numpy(np.asarray(negative_ids))
+        ids = tuple(torch.from_numpy(np.ascontiguousarray(x, dtype=np.int64)) for x in (positive_ids, negative_ids))
     identity = torch.eye(q.shape[1])
     matrix = identity.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([matrix], lr=learning_rate)
@@ -172,7 +177,10 @@ def train_linear_map(
     return matrix.detach().numpy()
 
 
-def ranking_logits(queries, positives, negatives, scale: float, *, ids=None):
+def ranking_logits(
+    queries: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor, scale: float, *,
+    ids: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """``scale`` x cosine of each query with every positive and negative of the batch (positives first): the
     logits of ``MultipleNegativesRankingLoss``, whose target for row ``i`` is column ``i``.
 
@@ -193,12 +201,16 @@ def ranking_logits(queries, positives, negatives, scale: float, *, ids=None):
 
 
 def linear_map_problem(model: SentenceTransformer) -> str | None:
-    """Why a linear map cannot go into ``model``, or None when it can: a second map on top of a first would be
-    trained on what the first already bent."""
+    """Why a linear map cannot go into ``model``, or None when it can: a second map on top of one that
+    :func:`add_linear_map` put there would be trained on what the first already bent. A model's own ``Dense``
+    projection (e.g. a distilled model's down-projection, with bias or activation) is not such a map."""
+    import torch
     from sentence_transformers.sentence_transformer.modules import Dense
 
-    if any(isinstance(module, Dense) for module in model):
-        return "it already has a Dense module after pooling (a linear map)"
+    for module in model:
+        if (isinstance(module, Dense) and module.linear.bias is None and module.linear.in_features ==
+                module.linear.out_features and isinstance(module.activation_function, torch.nn.Identity)):
+            return "it already has a linear map after pooling (a square Dense without bias, as train adapt adds)"
     return None
 
 
