@@ -11,8 +11,8 @@ map asks only for what the examples show.
 
 Measured (docs/training.md, "A trained linear map"): through a kosearch index, the bundled e5 with the folder's
 token weights and this map against the weights alone, dense nDCG@10 chatbot +0.21 and NSMC +1.42, hybrid +0.08 and
-+0.63, KorSTS -0.64 and -0.29 (still above the base model's). In the screen (``bench/adapt_linear.py``) every
-``l2`` from 0.3 to 3 with 1 to 8 passes gained on both sets; ``l2`` 0 overfitted the examples (NSMC -4.4 after 8
++0.63, KorSTS -0.64 and -0.29 (at the base model's or above; a second seed gave NSMC 0.5 less). In the screen
+(``bench/adapt_linear.py``) every ``l2`` from 0.3 to 3 with 1 to 8 passes gained on both sets; ``l2`` 0 overfitted the examples (NSMC -4.4 after 8
 passes) and ``l2`` 10 kept the map at the identity.
 
 The map is sentence-transformers' own ``Dense`` module (no bias, identity activation) followed by ``Normalize``,
