@@ -18,7 +18,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,12 @@ class STSExample:
     """Gold similarity on the 0..5 scale of KorSTS and KLUE-STS."""
     line: int
     """1-based line of the file where the record starts, to point back at it."""
+
+
+def distinct_sentences(examples: Iterable[STSExample]) -> list[str]:
+    """Every sentence of ``examples`` once, in order of first appearance: STS files repeat sentences across pairs,
+    and what is encoded is each sentence once."""
+    return list(dict.fromkeys(text for example in examples for text in (example.sentence1, example.sentence2)))
 
 
 def read_sts(path: str | Path) -> list[STSExample]:

@@ -170,8 +170,7 @@ class Encoder:
             return self._onnx_encoder().dimension
         if self._model is None:
             return int(_read_json(Path(self.source) / "config.json")["hidden_size"])
-        method = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
-        return int(method())
+        return int(embedding_dimension(self._model))
 
     @property
     def prompts(self) -> dict[str, str]:
@@ -295,6 +294,13 @@ class Encoder:
             f"Encoder(name={self.name!r}, device={self.device!r}, encoder_backend={self.encoder_backend!r}, "
             f"precision={self.precision!r}, dimension={self.dimension})"
         )
+
+
+def embedding_dimension(model: SentenceTransformer) -> int | None:
+    """``model``'s vector length (None when its modules do not say), by the method's name in this
+    sentence-transformers (``get_embedding_dimension`` since 6, ``get_sentence_embedding_dimension`` before)."""
+    method = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return method()
 
 
 def _onnx_device(device: str | None, backend: str) -> str:

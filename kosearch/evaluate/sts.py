@@ -43,7 +43,7 @@ import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
 
-from kosearch.data.sts import STSExample, read_sts
+from kosearch.data.sts import STSExample, distinct_sentences, read_sts
 from kosearch.evaluate.encoding import ModelLike, Side, encode, load_model
 
 if TYPE_CHECKING:
@@ -176,10 +176,7 @@ def _score(
     if not examples:
         raise ValueError("no STS pairs to evaluate.")
     # One encoding pass over the distinct sentences: STS files repeat sentences across pairs.
-    position: dict[str, int] = {}
-    for example in examples:
-        position.setdefault(example.sentence1, len(position))
-        position.setdefault(example.sentence2, len(position))
+    position = {text: number for number, text in enumerate(distinct_sentences(examples))}
     embeddings = encode(
         model, list(position), side, normalize=False, batch_size=batch_size, show_progress_bar=show_progress_bar
     )

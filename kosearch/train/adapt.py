@@ -432,16 +432,15 @@ def _scored_texts(config: TrainingConfig) -> int:
     """Texts the run still encodes after the map: the distinct sentences of the STS file scored for the card (as
     :func:`kosearch.evaluate.evaluate_sts` encodes them). A file that cannot be read counts 0 here; the final
     evaluation reports it."""
-    from kosearch.data.sts import read_sts
+    from kosearch.data.sts import distinct_sentences, read_sts
 
     path = config.eval_test or config.dev
     if path is None:
         return 0
     try:
-        examples = read_sts(path)
+        return len(distinct_sentences(read_sts(path)))
     except (OSError, ValueError, KosearchError):
         return 0
-    return len({text for example in examples for text in (example.sentence1, example.sentence2)})
 
 
 def _add_folder_weights(model: SentenceTransformer, passages: list[Passage]) -> str:

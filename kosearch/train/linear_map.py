@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kosearch.encoders.encoder import embedding_dimension
 from kosearch.train.mining import TrainingExample
 
 if TYPE_CHECKING:
@@ -87,7 +88,6 @@ def encode_examples(
     from tqdm.auto import tqdm
 
     vectors: dict[str, np.ndarray] = {}
-    ids: dict[str, int] = {}
     rows: list[tuple[np.ndarray, str, str]] = []
     seconds_per_text: float | None = None
     start = 0
@@ -112,10 +112,8 @@ def encode_examples(
             seconds_per_text = (time.perf_counter() - tick) / (len(chunk) + len(new))
             start += len(chunk)
             progress.update(len(chunk))
-    for text in vectors:
-        ids.setdefault(text, len(ids))
-    dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    width = len(rows[0][0]) if rows else int(dimension() or 0)
+    ids = {text: number for number, text in enumerate(vectors)}
+    width = len(rows[0][0]) if rows else int(embedding_dimension(model) or 0)
 
     def stack(parts: list[np.ndarray]) -> np.ndarray:
         return np.vstack(parts).astype(np.float32) if parts else np.zeros((0, width), dtype=np.float32)
