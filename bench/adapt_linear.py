@@ -25,7 +25,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -40,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from adapt_whitening import _unit, ndcg_at_10, read_beir, read_korsts  # noqa: E402
+from adapt_whitening import _unit, ndcg_at_10, read_beir, read_korsts, screen_parser, screen_record  # noqa: E402
 from adapt_word_weights import whitening  # noqa: E402
 
 L2 = (0.0, 0.3, 1.0, 3.0, 10.0)
@@ -48,12 +47,8 @@ EPOCHS = (1, 4, 8)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--set", type=Path, required=True)
-    parser.add_argument("--model", help="a model folder or id (default: the bundled encoder)")
-    parser.add_argument("--sts-test", type=Path, default=ROOT.parent / "shared" / "data" / "korsts" / "sts-test.tsv")
+    parser = screen_parser(__doc__.split("\n")[0])
     parser.add_argument("--examples", type=int, default=8000, help="mined examples the map trains on (at most)")
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     from scipy.stats import spearmanr
 
@@ -64,8 +59,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from kosearch.train.word_weights import add_word_weights
 
     started = time.perf_counter()
-    record: dict = {"command": " ".join(["python", "bench/adapt_linear.py", *(argv or sys.argv[1:])]),
-                    "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()), "load_at_start": os.getloadavg()}
+    record = screen_record("adapt_linear.py", argv)
     encoder = Encoder(args.model)
     model = encoder.model
     query_prompt, document_prompt = encoder.prompts.get("query", ""), encoder.prompts.get("document", "")

@@ -113,20 +113,32 @@ def transforms(fit: np.ndarray) -> dict[str, Callable[[np.ndarray], np.ndarray]]
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def screen_parser(description: str) -> argparse.ArgumentParser:
+    """The options every adaptation screen takes (this one, ``adapt_word_weights.py``, ``adapt_linear.py``): a set
+    folder of ``bench/adapt_runs.py``, a model, the KorSTS test file and where the JSON goes."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--set", type=Path, required=True)
     parser.add_argument("--model", help="a model folder or id (default: the bundled encoder)")
-    parser.add_argument("--fit-sentences", type=int, default=8000)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sts-test", type=Path, default=ROOT.parent / "shared" / "data" / "korsts" / "sts-test.tsv")
     parser.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def screen_record(script: str, argv: list[str] | None) -> dict:
+    """The head of a screen's JSON record: the command as typed, the start time (UTC) and the load average."""
+    return {"command": " ".join(["python", f"bench/{script}", *(argv or sys.argv[1:])]),
+            "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()), "load_at_start": os.getloadavg()}
+
+
+def main() -> None:
+    parser = screen_parser(__doc__.split("\n")[0])
+    parser.add_argument("--fit-sentences", type=int, default=8000)
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     from kosearch.encoders.encoder import Encoder
 
     started = time.perf_counter()
-    record = {"command": " ".join(["python", "bench/adapt_whitening.py", *sys.argv[1:]]),
-              "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()), "load_at_start": os.getloadavg()}
+    record = screen_record("adapt_whitening.py", None)
     corpus, queries, qrels, lines = read_set(args.set, args.fit_sentences, args.seed)
     first, second, gold = read_korsts(args.sts_test)
     encoder = Encoder(args.model)

@@ -32,7 +32,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -47,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from adapt_whitening import ndcg_at_10, read_beir, read_korsts  # noqa: E402
+from adapt_whitening import ndcg_at_10, read_beir, read_korsts, screen_parser, screen_record  # noqa: E402
 
 POWERS = (0.5, 1.0, 1.5, 2.0, 3.0)
 SIF_A = (1e-3, 1e-4)
@@ -138,20 +137,15 @@ def weightings(documents: Counter, occurrences: Counter, passages: int, fixed_id
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--set", type=Path, required=True)
-    parser.add_argument("--model", help="a model folder or id (default: the bundled encoder)")
-    parser.add_argument("--sts-test", type=Path, default=ROOT.parent / "shared" / "data" / "korsts" / "sts-test.tsv")
+    parser = screen_parser(__doc__.split("\n")[0])
     parser.add_argument("--fit-passages", type=int, default=4000, help="folder passages the whitening is fitted on")
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     from scipy.stats import spearmanr
 
     from kosearch.encoders.encoder import Encoder
 
     started = time.perf_counter()
-    record: dict = {"command": " ".join(["python", "bench/adapt_word_weights.py", *(argv or sys.argv[1:])]),
-                    "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()), "load_at_start": os.getloadavg()}
+    record = screen_record("adapt_word_weights.py", argv)
     encoder = Encoder(args.model)
     model = encoder.model
     tokenizer = model.tokenizer
