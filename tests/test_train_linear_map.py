@@ -233,6 +233,14 @@ def test_a_models_own_dense_projection_is_not_taken_for_a_map(tiny_model: Path) 
     assert "already has a linear map" in linear_map_problem(projected)
 
 
+def test_an_output_that_holds_a_model_is_refused_without_offering_resume(tiny_model: Path, tmp_path: Path) -> None:
+    """The default trains no phase, so there is nothing ``--resume`` could continue (it is refused without
+    ``--fine-tune``): the refusal names only the way out that works."""
+    train_adapt(_config(tiny_model, tmp_path / "made"), SAMPLE, linear_map=False)
+    with pytest.raises(KosearchError, match=r"already holds a model or training checkpoints\. Choose another --output"):
+        train_adapt(_config(tiny_model, tmp_path / "made"), SAMPLE, linear_map=False)
+
+
 def test_the_map_and_fine_tuning_are_refused_together(tiny_model: Path, tmp_path: Path) -> None:
     with pytest.raises(KosearchError, match="--linear-map is trained on the model without fine-tuning"):
         train_adapt(_config(tiny_model, tmp_path / "both"), SAMPLE, fine_tune=True, linear_map=True)

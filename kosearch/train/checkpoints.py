@@ -42,7 +42,8 @@ def last_checkpoint(config: TrainingConfig, phase: str) -> str | None:
 
 
 def check_output(config: TrainingConfig, phase_names: Sequence[str]) -> None:
-    """Refuse to start when the run would overwrite a model, or resume from nothing.
+    """Refuse to start when the run would overwrite a model, or resume from nothing. A run without phases
+    (``train adapt``'s default trains none) has nothing to resume, so its refusal does not offer ``--resume``.
 
     Raises:
         KosearchError: the output folder already holds a model or checkpoints and ``resume`` is off, or ``resume``
@@ -63,7 +64,5 @@ def check_output(config: TrainingConfig, phase_names: Sequence[str]) -> None:
             )
         return
     if has_model or has_checkpoints:
-        raise KosearchError(
-            f"{config.output} already holds a model or training checkpoints. Pass --resume to continue that run, "
-            "or choose another --output."
-        )
+        resume = "Pass --resume to continue that run, or choose" if phase_names else "Choose"
+        raise KosearchError(f"{config.output} already holds a model or training checkpoints. {resume} another --output.")
