@@ -15,8 +15,14 @@ For a set folder of ``bench/adapt_runs.py`` (``beir/`` and ``adapt_docs/``) and 
 - encodes the examples, the set's corpus and queries, and KorSTS test (query prompt, as ``kosearch evaluate sts``);
 - scores dense nDCG@10 (exact cosine, one vector per document) and KorSTS for the weights alone, the weights with
   whitening (shrinkage 10), and the weights with each map :func:`kosearch.train.linear_map.train_linear_map`
-  trains (``W`` starts at the identity; the loss is the in-batch and hard-negative cross entropy of
-  ``MultipleNegativesRankingLoss``, scale 20, plus ``l2 * ||W - I||^2``) for each ``l2`` and number of passes.
+  trains (the loss is the in-batch and hard-negative cross entropy of ``MultipleNegativesRankingLoss``, scale 20,
+  plus ``l2 * ||W - anchor||^2``; ``W`` starts at the anchor):
+
+  - anchored at the identity (session 10's map) and at the shipped anchor, the examples' uncentred shrunk whitening
+    (:func:`kosearch.train.linear_map.shrunk_whitening`, shrinkage 10, as ``train adapt`` fits it), for each ``l2``
+    and number of passes;
+  - anchored at the uncentred whitening of each other shrinkage, at the shipped ``l2`` and passes, and each anchor
+    alone (no training).
 
 Usage::
 
@@ -44,17 +50,20 @@ from adapt_word_weights import whitening  # noqa: E402
 
 L2 = (0.0, 0.3, 1.0, 3.0, 10.0)
 EPOCHS = (1, 4, 8)
+SHRINKAGES = (1.0, 3.0, 10.0, 30.0)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = screen_parser(__doc__.split("\n")[0])
     parser.add_argument("--examples", type=int, default=8000, help="mined examples the map trains on (at most)")
+    parser.add_argument("--seed", type=int, default=13, help="seed of the mining, the sample and the map's batches")
     args = parser.parse_args(argv)
     from scipy.stats import spearmanr
 
     from kosearch.encoders.encoder import Encoder
     from kosearch.train.adapt import read_passages
-    from kosearch.train.linear_map import encode_examples, train_linear_map
+    from kosearch.train.linear_map import MAP_ANCHOR_SHRINKAGE, MAP_EPOCHS, MAP_L2, encode_examples, \
+        shrunk_whitening, train_linear_map
     from kosearch.train.mining import mine_examples
     from kosearch.train.word_weights import add_word_weights
 
@@ -65,8 +74,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     query_prompt, document_prompt = encoder.prompts.get("query", ""), encoder.prompts.get("document", "")
     passages, _ = read_passages(args.set / "adapt_docs")
     add_word_weights(model, (passage.text for passage in passages))
-    examples, report = mine_examples(passages, seed=13)
-    random.Random(13).shuffle(examples)
+    examples, report = mine_examples(passages, seed=args.seed)
+    random.Random(args.seed).shuffle(examples)
     examples = examples[: args.examples]
     record["mining"] = report.summary()
     print(f"{len(passages)} passages, {len(examples)} examples ({report.summary()})", flush=True)
@@ -93,17 +102,32 @@ def main(argv: Sequence[str] | None = None) -> None:
     results = {"weights": score(_unit)}
     fit = np.vstack([mined.positives[:4000], mined.queries[:4000]]).astype(np.float64)
     results["weights+whiten-10"] = score(whitening(fit, 10.0))
+    fitted = np.vstack([mined.queries, mined.distinct_passages()])
+    anchors = {shrinkage: shrunk_whitening(fitted, shrinkage) for shrinkage in SHRINKAGES}
+
+    def add_map(name: str, anchor: np.ndarray | None, l2: float, epochs: int) -> None:
+        tick = time.perf_counter()
+        matrix = train_linear_map(mined.queries, mined.positives, mined.negatives, positive_ids=mined.positive_ids,
+                                  negative_ids=mined.negative_ids, anchor=anchor, l2=l2, epochs=epochs, seed=args.seed)
+        origin = np.eye(len(matrix)) if anchor is None else anchor
+        results[name] = {**score(lambda x, m=matrix: _unit(x @ m)),
+                         "train_seconds": round(time.perf_counter() - tick, 1),
+                         "distance_from_identity": float(np.linalg.norm(matrix - np.eye(len(matrix)))),
+                         "distance_from_anchor": float(np.linalg.norm(matrix - origin))}
+
+    for shrinkage, anchor in anchors.items():
+        results[f"weights+anchor{shrinkage:g}"] = score(lambda x, m=anchor: _unit(x @ m))
     for l2 in L2:
         for epochs in EPOCHS:
-            tick = time.perf_counter()
-            matrix = train_linear_map(mined.queries, mined.positives, mined.negatives, positive_ids=mined.positive_ids,
-                                      negative_ids=mined.negative_ids, l2=l2, epochs=epochs, seed=13)
-            results[f"weights+map-l2={l2:g}-e{epochs}"] = {
-                **score(lambda x, m=matrix: _unit(x @ m)), "train_seconds": round(time.perf_counter() - tick, 1),
-                "distance_from_identity": float(np.linalg.norm(matrix - np.eye(len(matrix))))}
+            add_map(f"weights+map-l2={l2:g}-e{epochs}", None, l2, epochs)
+            add_map(f"weights+map-anchor{MAP_ANCHOR_SHRINKAGE:g}-l2={l2:g}-e{epochs}", anchors[MAP_ANCHOR_SHRINKAGE],
+                    l2, epochs)
+    for shrinkage, anchor in anchors.items():
+        if shrinkage != MAP_ANCHOR_SHRINKAGE:
+            add_map(f"weights+map-anchor{shrinkage:g}-l2={MAP_L2:g}-e{MAP_EPOCHS}", anchor, MAP_L2, MAP_EPOCHS)
     base = results["weights"]
     for name, result in results.items():
-        print(f"{name:26s} dense nDCG@10 {result['dense_ndcg_at_10']:6.2f} "
+        print(f"{name:36s} dense nDCG@10 {result['dense_ndcg_at_10']:6.2f} "
               f"({result['dense_ndcg_at_10'] - base['dense_ndcg_at_10']:+.2f})  KorSTS {result['korsts']:6.2f} "
               f"({result['korsts'] - base['korsts']:+.2f})", flush=True)
     record.update(model=args.model or "bundled", set=args.set.name, queries=len(qrels), documents=len(corpus),

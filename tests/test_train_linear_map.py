@@ -12,7 +12,15 @@ import pytest
 
 from kosearch.errors import KosearchError
 from kosearch.train import TrainingConfig, train_adapt
-from kosearch.train.linear_map import _FIRST_CHUNK, add_linear_map, encode_examples, ranking_logits, train_linear_map
+from kosearch.train.linear_map import (
+    _FIRST_CHUNK,
+    ExampleVectors,
+    add_linear_map,
+    encode_examples,
+    ranking_logits,
+    shrunk_whitening,
+    train_linear_map,
+)
 from kosearch.train.mining import TrainingExample
 
 SAMPLE = Path(__file__).resolve().parents[1] / "corpora" / "sample"
@@ -74,6 +82,47 @@ def test_the_pull_to_the_identity_bounds_the_change() -> None:
     tight = train_linear_map(queries, positives, negatives, l2=100.0, epochs=5)
     identity = np.eye(queries.shape[1])
     assert np.linalg.norm(tight - identity) < 0.2 * np.linalg.norm(loose - identity)
+
+
+def test_the_shrunk_whitening_evens_out_the_spread_and_shrinks_to_the_identity() -> None:
+    rng = np.random.default_rng(0)
+    spread = np.array([10.0, 3.0, 1.0, 0.3, 0.1, 0.1])
+    rotation, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    vectors = (rng.normal(size=(4000, 6)) * spread) @ rotation + 5.0  # an offset, as the e5 vectors have
+    full = shrunk_whitening(vectors, shrinkage=0.0)
+    assert np.allclose(full, full.T)
+    assert np.isclose(np.linalg.norm(full), np.sqrt(6))
+    # Unshrunk, every direction of the centred vectors ends with the same variance (one scale for all).
+    whitened = (vectors - vectors.mean(0)) @ full
+    variances = np.linalg.eigvalsh(np.cov(whitened.T))
+    assert variances.max() < 1.1 * variances.min()
+    # Shrinkage moves it towards the identity, and the shipped one lies between.
+    shrunk = shrunk_whitening(vectors)
+    far = shrunk_whitening(vectors, shrinkage=1e6)
+    assert np.linalg.norm(far - np.eye(6)) < 1e-3
+    assert 1e-3 < np.linalg.norm(shrunk - np.eye(6)) < np.linalg.norm(full - np.eye(6))
+    with pytest.raises(ValueError, match="two vectors"):
+        shrunk_whitening(vectors[:1])
+    with pytest.raises(ValueError, match="0 or more"):
+        shrunk_whitening(vectors, shrinkage=-1)
+
+
+def test_the_map_starts_from_its_anchor_and_is_pulled_back_to_it() -> None:
+    queries, positives, negatives = _skewed_pairs()
+    anchor = shrunk_whitening(np.vstack([queries, positives]), shrinkage=1.0)
+    held = train_linear_map(queries, positives, negatives, anchor=anchor, l2=1e4, epochs=2)
+    assert np.linalg.norm(held - anchor) < 0.05 * np.linalg.norm(anchor - np.eye(len(anchor)))
+    free = train_linear_map(queries, positives, negatives, anchor=anchor, l2=0.0, epochs=2)
+    assert np.linalg.norm(free - anchor) > 10 * np.linalg.norm(held - anchor)
+    with pytest.raises(ValueError, match="anchor"):
+        train_linear_map(queries, positives, negatives, anchor=np.eye(3))
+
+
+def test_distinct_passages_holds_each_passage_once_in_id_order() -> None:
+    rows = np.arange(12, dtype=np.float32).reshape(6, 2)
+    vectors = ExampleVectors(queries=rows[:3], positives=rows[[0, 1, 0]], negatives=rows[[2, 0, 3]],
+                             positive_ids=np.array([0, 1, 0]), negative_ids=np.array([2, 0, 3]))
+    assert np.array_equal(vectors.distinct_passages(), rows[[0, 1, 2, 3]])
 
 
 def test_the_passage_ids_reach_the_loss() -> None:
@@ -178,6 +227,7 @@ def test_the_default_adapts_by_token_weights_and_the_map(tiny_model: Path, tmp_p
     assert all(np.array_equal(base[key], adapted[key]) for key in base), "the transformer is not trained"
     card = (result.output / "README.md").read_text(encoding="utf-8")
     assert "| linear map | Dense" in card and "| token weights | idf" in card
+    assert "from and l2 1 to the examples' whitening (shrinkage 10, not centred)" in card
     assert "Linear map: trained on" in card and "The encoder itself was not trained" in card
 
 

@@ -75,6 +75,7 @@ from kosearch.train.checkpoints import check_output, last_checkpoint
 from kosearch.train.config import TrainingConfig
 from kosearch.train.hardware import cuda_available, training_precision
 from kosearch.train.linear_map import (
+    MAP_ANCHOR_SHRINKAGE,
     MAP_BATCH,
     MAP_EPOCHS,
     MAP_EXAMPLES,
@@ -85,6 +86,7 @@ from kosearch.train.linear_map import (
     add_linear_map,
     encode_examples,
     linear_map_problem,
+    shrunk_whitening,
     train_linear_map,
 )
 from kosearch.train.mining import MiningReport, Passage, QueryKind, TrainingExample, mine_examples
@@ -352,8 +354,9 @@ def _without_training(
         notes.append(made.note)
         parameters["linear map"] = made.parameter
         if made.added:
-            parts.append("a linear map after pooling (Dense), trained on inverse-cloze and keyword queries mined from "
-                         "the folder with BM25 as the teacher, on vectors encoded once")
+            parts.append("a linear map after pooling (Dense), started from and held near a whitening of the folder's "
+                         "vectors, and trained on inverse-cloze and keyword queries mined from the folder with BM25 as "
+                         "the teacher, on vectors encoded once")
         elif not word_weights:
             raise KosearchError(f"Nothing was adapted: {made.note} {made.way_out}, or drop --no-word-weights.")
     notes.append("The encoder itself was not trained (pass --fine-tune to train it on queries mined from the "
@@ -414,18 +417,22 @@ def _add_folder_map(
                         "Point --documents at a larger folder of the domain's text")
         return none(f"--max-minutes ran out after encoding {len(vectors)} of {len(examples)} mined examples, and the "
                     f"map needs {MIN_MAP_EXAMPLES}", budget_way_out)
+    anchor = shrunk_whitening(np.vstack([vectors.queries, vectors.distinct_passages()]))
     matrix = train_linear_map(vectors.queries, vectors.positives, vectors.negatives, positive_ids=vectors.positive_ids,
-                              negative_ids=vectors.negative_ids, scale=scale, seed=config.seed)
+                              negative_ids=vectors.negative_ids, anchor=anchor, scale=scale, seed=config.seed)
     add_linear_map(model, matrix)
-    distance = float(np.linalg.norm(matrix - np.eye(len(matrix))))
+    identity = np.eye(len(matrix))
+    distance = (f"||W - anchor|| = {np.linalg.norm(matrix - anchor):.2f}, "
+                f"||anchor - I|| = {np.linalg.norm(anchor - identity):.2f}")
     of_passages = f" of {len(sample):,} sampled passages" if sample is not passages else ""
     cut = (f" (--max-minutes stopped the encoding after {len(vectors):,} of {len(examples):,})"
            if len(vectors) < len(examples) else "")
     note = (f"Linear map: trained on {len(vectors):,} of the {mined:,} examples mined{of_passages}{cut} "
-            f"({report.summary()}) in {time.perf_counter() - tick:.0f} s; ||W - I|| = {distance:.2f}.")
+            f"({report.summary()}) in {time.perf_counter() - tick:.0f} s; {distance}.")
     return _MapOutcome(True, note, (
-        f"Dense {len(matrix)}x{len(matrix)} + Normalize after pooling; l2 {MAP_L2:g} to the identity, {MAP_EPOCHS} "
-        f"passes, batch {MAP_BATCH}, lr {MAP_LEARNING_RATE:g}, scale {scale:g}"))
+        f"Dense {len(matrix)}x{len(matrix)} + Normalize after pooling; from and l2 {MAP_L2:g} to the examples' "
+        f"whitening (shrinkage {MAP_ANCHOR_SHRINKAGE:g}, not centred), {MAP_EPOCHS} passes, batch {MAP_BATCH}, "
+        f"lr {MAP_LEARNING_RATE:g}, scale {scale:g}"))
 
 
 def _scored_texts(config: TrainingConfig) -> int:
