@@ -8,8 +8,8 @@ frequency in the folder (``word_weights``, ``--word-weights``; :mod:`kosearch.tr
 of seconds that lifted in-domain dense and hybrid retrieval and KorSTS alike on both development sets
 (docs/training.md, "Domain token weights"); the adapted folder keeps it as a ``WordWeights`` module. Then a linear
 map after pooling (``linear_map``, ``--linear-map``; :mod:`kosearch.train.linear_map`) is trained on the examples
-described next, encoded once (minutes) and trained on as cached vectors (seconds); docs/training.md, "A trained
-linear map".
+described next, encoded once (minutes) and trained on as cached vectors (seconds), starting at and pulled towards
+a shrunk whitening of those vectors; docs/training.md, "The map anchored at a whitening".
 
 The examples :mod:`kosearch.train.mining` makes from the passages without a generator model: inverse-cloze queries
 (Lee et al., 2019) and salient-noun keyword queries, each kept only when the corpus's own BM25 finds its passage again
@@ -131,7 +131,8 @@ alone, within one standard error) and hurt the movie-review set (dense -1.6, hyb
 hybrid -1.5 against the base model, which the goal forbids)."""
 DEFAULT_LINEAR_MAP = True
 """Without ``--fine-tune``, also train a linear map after pooling on the folder's mined queries
-(:mod:`kosearch.train.linear_map`): measured through a kosearch index in docs/training.md, "A trained linear map"."""
+(:mod:`kosearch.train.linear_map`): measured through a kosearch index in docs/training.md, "A trained linear map" and
+"The map anchored at a whitening"."""
 MAP_FINISH_SECONDS = 30.0
 """With ``--max-minutes``, encoding the map's examples stops this long before the budget ends (and earlier by the
 time the card's final STS row will take to encode), for the map's training, the save and the card."""
@@ -354,9 +355,9 @@ def _without_training(
         notes.append(made.note)
         parameters["linear map"] = made.parameter
         if made.added:
-            parts.append("a linear map after pooling (Dense), started from and held near a whitening of the folder's "
-                         "vectors, and trained on inverse-cloze and keyword queries mined from the folder with BM25 as "
-                         "the teacher, on vectors encoded once")
+            parts.append("a linear map after pooling (Dense), trained on inverse-cloze and keyword queries mined from "
+                         "the folder with BM25 as the teacher, on vectors encoded once, started at and held near a "
+                         "whitening of those vectors")
         elif not word_weights:
             raise KosearchError(f"Nothing was adapted: {made.note} {made.way_out}, or drop --no-word-weights.")
     notes.append("The encoder itself was not trained (pass --fine-tune to train it on queries mined from the "
@@ -430,9 +431,9 @@ def _add_folder_map(
     note = (f"Linear map: trained on {len(vectors):,} of the {mined:,} examples mined{of_passages}{cut} "
             f"({report.summary()}) in {time.perf_counter() - tick:.0f} s; {distance}.")
     return _MapOutcome(True, note, (
-        f"Dense {len(matrix)}x{len(matrix)} + Normalize after pooling; from and l2 {MAP_L2:g} to the examples' "
-        f"whitening (shrinkage {MAP_ANCHOR_SHRINKAGE:g}, not centred), {MAP_EPOCHS} passes, batch {MAP_BATCH}, "
-        f"lr {MAP_LEARNING_RATE:g}, scale {scale:g}"))
+        f"Dense {len(matrix)}x{len(matrix)} + Normalize after pooling; started at and pulled (l2 {MAP_L2:g}) towards "
+        f"the whitening of the examples' vectors (shrinkage {MAP_ANCHOR_SHRINKAGE:g}, mean not subtracted), "
+        f"{MAP_EPOCHS} passes, batch {MAP_BATCH}, lr {MAP_LEARNING_RATE:g}, scale {scale:g}"))
 
 
 def _scored_texts(config: TrainingConfig) -> int:
