@@ -218,7 +218,9 @@ def test_recall_with_ties_counts_equal_neighbours_and_uses_exact_scores(factory,
     ids, vectors = duplicated()
     index = ann.build_index(ids, vectors, factory)
     steps, set_depth = ann.depth_steps(index)
-    set_depth(steps[0])  # a sparse graph / one list searched: some true misses as well as ties
+    # A shallow search (one list; efSearch 4, below tuning's first step, because FAISS 1.15's graph already finds
+    # every true neighbour at 16 here): some true misses as well as ties.
+    set_depth(4 if factory.startswith("HNSW") else steps[0])
     sample = np.arange(0, len(ids), 41)
     queries, query_ids = vectors[sample], ids[sample]
     recall = ann.measure_recall(index, ids, vectors, queries, query_ids=query_ids)
