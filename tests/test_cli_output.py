@@ -203,12 +203,13 @@ def test_a_recipe_that_did_not_train_says_it_made_the_model(monkeypatch):
     console, buffer = terminal()
     monkeypatch.setattr(cli_train, "out", console)
     result = SimpleNamespace(
-        recipe="adapt", base_model="bundled", steps=0, train_seconds=0.0, output=Path("runs/law"), evaluation={},
+        recipe="adapt", base_model="bundled", steps=0, train_seconds=90.0, output=Path("runs/law"), evaluation={},
         evaluation_file=None, notes=[], card=Path("runs/law/README.md"), phases=[],
     )
     cli_train._report(result, as_json=False)
     shown = buffer.getvalue()
     assert shown.startswith("Made adapt from bundled: no training steps") and "Trained" not in shown
+    assert "made in 1.5 min" in shown
 
 
 # -- the real entry point, stdout piped -------------------------------------------------------------

@@ -241,6 +241,7 @@ def test_the_default_adapts_by_token_weights_and_the_map(tiny_model: Path, tmp_p
 
     def recording(*args, **kwargs):
         anchors.append(kwargs.get("anchor"))
+        time.sleep(0.3)  # a map that takes time to fit: the result's training time must count it
         return train_linear_map(*args, **kwargs)
 
     monkeypatch.setattr(adapt, "train_linear_map", recording)
@@ -249,6 +250,7 @@ def test_the_default_adapts_by_token_weights_and_the_map(tiny_model: Path, tmp_p
     assert len(anchors) == 1 and anchors[0] is not None
     assert anchors[0].shape[0] == anchors[0].shape[1] and not np.allclose(anchors[0], np.eye(len(anchors[0])))
     assert result.steps == 0 and result.phases == []
+    assert result.train_seconds >= 0.3, "the time spent making the weights and the map is the model's training time"
     model = _load(result.output)
     assert [type(module).__name__ for module in model] == [
         "Transformer", "WordWeights", "Pooling", "Normalize", "Dense", "Normalize"]

@@ -309,7 +309,8 @@ def _report(result: TrainResult, as_json: bool) -> None:
         emit_json(_result_dict(result))
         return
     done = (f"{result.steps} steps in {result.train_seconds / 60:.1f} min" if result.phases
-            else "no training steps (the encoder's weights are the base model's)")
+            else f"no training steps (the encoder's weights are the base model's), made in "
+                 f"{result.train_seconds / 60:.1f} min")
     out.print(
         Text.assemble(
             "Trained " if result.phases else "Made ",

@@ -339,6 +339,7 @@ def _without_training(
             "--documents at a larger folder of the domain's text."
         )
     base_evaluation = base_sts_evaluation(model, config)
+    making = time.perf_counter()
     notes: list[str] = []
     parameters: dict[str, Any] = {"token weights": "none (the base model's pooling)"}
     parts = []
@@ -373,7 +374,8 @@ def _without_training(
         parameters=parameters,
     )
     config = dataclasses.replace(config, extra_notes=[*config.extra_notes, *notes])
-    return run_training(config, recipe, [], model=model, base_evaluation=base_evaluation)
+    return run_training(config, recipe, [], model=model, base_evaluation=base_evaluation,
+                        prepared_seconds=time.perf_counter() - making)
 
 
 @dataclasses.dataclass(frozen=True)

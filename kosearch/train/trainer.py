@@ -44,12 +44,16 @@ def run_training(
     *,
     model: SentenceTransformer | None = None,
     base_evaluation: dict[str, float] | None = None,
+    prepared_seconds: float = 0.0,
 ) -> TrainResult:
     """Train ``phases`` in order on the base model, then save, evaluate and write the model card.
 
     ``model``: the base model, when the recipe had to load it already (to plan its budget); else it is loaded
     from ``config.model``. ``base_evaluation``: the card's STS row for the base, when the recipe scored it before
     changing ``model`` without training (``adapt``'s token weights), so the row is the base model's own.
+    ``prepared_seconds``: time the recipe already spent making ``model`` without a phase (``adapt``'s token weights
+    and linear map); it is counted in the result's ``train_seconds``, so the card's training time is the time the
+    model took to make, not 0 for a model made without training steps.
 
     Raises:
         KosearchError: the output folder already holds a model or checkpoints and ``resume`` is off, or ``resume``
@@ -98,7 +102,7 @@ def run_training(
         reports.append(_train_phase(config, phase, model, dev_evaluator, prompt, fp16, bf16))
         if not is_last:
             model.save(str(done_folder), create_model_card=False)
-    train_seconds = time.perf_counter() - started
+    train_seconds = time.perf_counter() - started + prepared_seconds
     for report in reports:
         if report.median_step_seconds is not None:
             notes.append(
