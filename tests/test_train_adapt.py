@@ -49,6 +49,12 @@ def _config(tiny_model: Path, output: Path, **overrides) -> TrainingConfig:
     return TrainingConfig(**settings)
 
 
+def _load(folder: Path):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(folder), device="cpu")
+
+
 def test_passages_come_from_the_documents_stage(sample_passages) -> None:
     from kosearch.documents import Document, iter_documents
 
@@ -216,6 +222,31 @@ def test_budget_is_honoured_and_a_stopped_run_resumes(
     assert resumed.planned_steps == phase.planned_steps
     assert resumed.steps > phase.steps
     assert not (output / "checkpoints").exists()
+
+
+def test_a_fine_tuning_of_an_adapted_model_resumes(tiny_model: Path, tmp_path: Path, monkeypatch) -> None:
+    """An adapted model (token weights of its own) fine-tuned with --no-word-weights: its checkpoints hold the base's
+    weights, and --resume continues them (it was refused, asking for --word-weights, which is refused in turn)."""
+    import kosearch.train.budget as budget
+    from sentence_transformers.sentence_transformer.modules import WordWeights
+
+    weighted = train_adapt(_config(tiny_model, tmp_path / "weighted", learning_rate=None), SAMPLE, linear_map=False)
+    monkeypatch.setattr(budget, "SAFETY", 4.0)
+    output = tmp_path / "tuned"
+    settings = dict(max_minutes=0.25, eval_steps=10_000, epochs=1000)
+    first = train_adapt(_config(weighted.output, output, keep_checkpoints=True, **settings), SAMPLE, fine_tune=True,
+                        word_weights=False)
+    (phase,) = first.phases
+    assert 0 < phase.steps < phase.planned_steps, "the time limit ended the first run, so there is something to resume"
+    second = train_adapt(_config(weighted.output, output, resume=True, **settings), SAMPLE, fine_tune=True,
+                         word_weights=False)
+    assert second.phases[0].steps > phase.steps
+    tables = [module for module in _load(second.output) if isinstance(module, WordWeights)]
+    base_table = [module for module in _load(weighted.output) if isinstance(module, WordWeights)]
+    assert len(tables) == 1 == len(base_table), "the base's weights, once"
+    assert np.array_equal(tables[0].emb_layer.weight.detach().numpy(), base_table[0].emb_layer.weight.detach().numpy())
+    with pytest.raises(KosearchError, match="already has token weights"):
+        train_adapt(_config(weighted.output, tmp_path / "twice", **settings), SAMPLE, fine_tune=True)
 
 
 def test_a_large_budget_trains_one_pass_over_the_examples_not_the_whole_budget(

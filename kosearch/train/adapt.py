@@ -96,6 +96,7 @@ from kosearch.train.types import DataFile, Recipe, TrainingPhase, TrainResult
 from kosearch.train.word_weights import (
     IDF_POWER,
     add_word_weights,
+    has_word_weights,
     insert_word_weights,
     saved_word_weights,
     word_weights_problem,
@@ -233,14 +234,14 @@ def train_adapt(
     hard_negatives = DEFAULT_HARD_NEGATIVES if hard_negatives is None else hard_negatives
     question_share = DEFAULT_QUESTION_SHARE if question_share is None else question_share
     check_output(config, [PHASE] if fine_tune else [])
-    resumed_weights = _resumed_word_weights(config, word_weights) if fine_tune else None
-    passages, skipped = read_passages(documents, text_fields=text_fields)
     model = _base_model(config)
-    if word_weights:  # refused before any work is spent on the model or the examples
+    resumed_weights = _resumed_word_weights(config, word_weights, has_word_weights(model)) if fine_tune else None
+    if word_weights:  # refused before any work is spent on the folder or the examples
         _check_word_weights(model, fine_tune)
     if linear_map and (problem := linear_map_problem(model)) is not None:
         raise KosearchError(f"Cannot add a linear map to this model: {problem}. Pass --no-linear-map, or adapt the "
                             "base model it came from.")
+    passages, skipped = read_passages(documents, text_fields=text_fields)
     if not fine_tune:
         return _without_training(config, model, documents, passages, skipped, word_weights=word_weights,
                                  linear_map=linear_map, scale=scale, started=started)
@@ -493,14 +494,19 @@ def _check_without_training_options(config: TrainingConfig, anything: bool, **tr
         raise KosearchError(f"{flags} only {verb} the fine-tuning: add --fine-tune, or leave {flags} out.")
 
 
-def _resumed_word_weights(config: TrainingConfig, word_weights: bool):
-    """The token weights of the checkpoint being resumed (so training goes on with the table it started with), or
-    None when there is no checkpoint or it has none. A resume that would add or drop the weights is refused:
-    the checkpoint's weights could not be loaded into a model of the other shape."""
+def _resumed_word_weights(config: TrainingConfig, word_weights: bool, base_weighted: bool):
+    """The token weights the run being resumed added (so training goes on with the table it started with), or
+    None when there is no checkpoint or the run added none. A resume that would add or drop the weights is refused:
+    the checkpoint's weights could not be loaded into a model of the other shape.
+
+    ``base_weighted``: the base model has token weights of its own (an adapted model fine-tuned with
+    ``--no-word-weights``); its checkpoints then hold them too, and the base model, loaded as it is, has the shape."""
     checkpoint = last_checkpoint(config, PHASE)
     if checkpoint is None:
         return None
     saved = saved_word_weights(checkpoint)
+    if base_weighted and not word_weights:
+        return None
     if (saved is not None) != word_weights:
         started = "with" if saved is not None else "without"
         flag = "--word-weights" if saved is not None else "--no-word-weights"

@@ -83,12 +83,19 @@ def domain_word_weights(
     return weights
 
 
+def has_word_weights(model: SentenceTransformer) -> bool:
+    """Whether ``model`` already weights its tokens (a ``WordWeights`` module, e.g. an adapted model)."""
+    from sentence_transformers.sentence_transformer.modules import WordWeights
+
+    return any(isinstance(module, WordWeights) for module in model)
+
+
 def word_weights_problem(model: SentenceTransformer) -> str | None:
     """Why the folder's token weights cannot go into ``model``, or None when they can."""
-    from sentence_transformers.sentence_transformer.modules import Pooling, WordWeights
+    from sentence_transformers.sentence_transformer.modules import Pooling
 
     modules = list(model)
-    if any(isinstance(module, WordWeights) for module in modules):
+    if has_word_weights(model):
         return "it already has token weights (a WordWeights module)"
     if len(modules) < 2 or not isinstance(modules[1], Pooling) or modules[1].pooling_mode != "mean":
         return "token weights need a model that mean-pools its first module's output"
