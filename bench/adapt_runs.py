@@ -11,7 +11,9 @@ For each development set and each budget (minutes of the whole ``train adapt`` c
    (as a user would, with this checkout on ``PYTHONPATH``). ``train adapt`` trains only with ``--fine-tune`` (its
    default is the folder's token weights alone, which take seconds whatever the budget): pass
    ``--train-arg=--fine-tune`` to measure the training budgets;
-4. evaluates every adapted model the same way;
+4. evaluates every adapted model the same way; with ``--map-on-top``, also fits ``train adapt``'s linear map on
+   each adapted model (``train adapt --model ADAPTED --no-word-weights``, the same budget), e.g. on a model
+   fine-tuned with ``--train-arg=--fine-tune``, and evaluates that too;
 5. writes ``OUT/adapt_runs.json`` and ``OUT/adapt_runs.md`` (the table for docs/training.md), each step with
    its start and end time (UTC) and the load average around it.
 
@@ -257,25 +259,30 @@ def evaluate_korsts(model: str, args: argparse.Namespace) -> dict[str, Any]:
     return {"model": model, "korsts": sides}
 
 
-def train(set_name: str, budget: float, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+def train(
+    budget: float, folder: Path, args: argparse.Namespace, *, name: str | None = None, model: str | None = None,
+    train_args: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """``python -m kosearch train adapt`` in a subprocess; ``--resume`` when an earlier attempt left checkpoints.
 
-    Its ``--json`` summary is kept in ``adapted-<B>min.json`` beside the model, so a run that finished training but
-    was killed before recording the step is not trained again."""
-    output = folder / f"adapted-{budget:g}min"
-    summary = folder / f"adapted-{budget:g}min.json"
+    ``name``: the output folder in ``folder`` (``adapted-<B>min``); ``model``: the model adapted (the bundled one);
+    ``train_args``: the extra arguments (``--train-arg``). Its ``--json`` summary is kept in ``<name>.json`` beside
+    the model, so a run that finished training but was killed before recording the step is not trained again."""
+    name = name or f"adapted-{budget:g}min"
+    output = folder / name
+    summary = folder / f"{name}.json"
     if (output / "modules.json").is_file() and summary.is_file():
         saved = json.loads(summary.read_text(encoding="utf-8"))
         return {**saved, "note": "recorded from an earlier attempt's summary"}
     command = [
         sys.executable, "-m", "kosearch", "train", "adapt", "--documents", str(folder / "adapt_docs"),
         "--output", str(output), "--max-minutes", f"{budget:g}", "--seed", str(args.seed), "--json",
-        *args.train_arg,
+        *(["--model", model] if model else []), *(args.train_arg if train_args is None else train_args),
     ]
     if (output / "checkpoints").is_dir() and not (output / "modules.json").is_file():
         command.append("--resume")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    log = folder / f"adapted-{budget:g}min.log"
+    log = folder / f"{name}.log"
     print("  $", " ".join(command), flush=True)
     started = time.perf_counter()
     with open(log, "a", encoding="utf-8") as stderr:
@@ -346,6 +353,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--train-arg", action="append", default=[],
                         help="extra argument for train adapt (repeat, e.g. --train-arg=--precision --train-arg=bf16)")
+    parser.add_argument("--map-on-top", action="store_true",
+                        help="also fit train adapt's linear map on each adapted model (train adapt --model ADAPTED "
+                             "--no-word-weights, the same budget) and evaluate it: the map on a fine-tuned encoder")
     args = parser.parse_args(argv)
     steps = Steps(args.out / "steps")
     records: dict[str, Any] = {"command": " ".join(sys.argv), "budgets": args.budgets, "sets": {}, "built": {}}
@@ -356,13 +366,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         base = steps.run(f"{set_name}/eval/base", lambda: evaluate_model("bundled", set_name, folder, args))
         rows: dict[str, Any] = {"base": {"eval": base, "sts": base_sts}}
         for budget in args.budgets:
-            trained = steps.run(f"{set_name}/train/{budget:g}", lambda: train(set_name, budget, folder, args))
+            trained = steps.run(f"{set_name}/train/{budget:g}", lambda: train(budget, folder, args))
             model = trained["output"]
             rows[f"adapt {budget:g} min"] = {
                 "train": trained,
                 "eval": steps.run(f"{set_name}/eval/{budget:g}", lambda: evaluate_model(model, set_name, folder, args)),
                 "sts": steps.run(f"{set_name}/korsts/{budget:g}", lambda: evaluate_korsts(model, args)),
             }
+            if args.map_on_top:
+                mapped = steps.run(f"{set_name}/train/{budget:g}+map", lambda: train(
+                    budget, folder, args, name=f"adapted-{budget:g}min-map", model=model,
+                    train_args=["--no-word-weights"]))
+                on_top = mapped["output"]
+                rows[f"adapt {budget:g} min + map"] = {
+                    "train": mapped,
+                    "eval": steps.run(f"{set_name}/eval/{budget:g}+map",
+                                      lambda: evaluate_model(on_top, set_name, folder, args)),
+                    "sts": steps.run(f"{set_name}/korsts/{budget:g}+map", lambda: evaluate_korsts(on_top, args)),
+                }
         records["sets"][set_name] = rows
     (args.out / "adapt_runs.json").write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
     table = markdown(records)

@@ -106,3 +106,29 @@ def test_markdown_table_shows_differences_from_the_base() -> None:
     assert "| chatbot | adapt 3 min | 53.50 (+3.50) | 44.00 (-1.00) |" in row
     assert "76.00 (-0.85) / 72.00 (+0.32)" in row and "| 40 / 42 | 2.0 | 3.0 |" in row
     json.dumps(records)  # the JSON written next to the table holds the same records
+
+
+def test_the_map_on_top_adapts_the_adapted_model_without_the_fine_tuning_arguments(tmp_path: Path, monkeypatch) -> None:
+    """``--map-on-top`` runs ``train adapt`` on the adapted model with ``--no-word-weights`` (it has them already) and
+    without ``--train-arg`` (``--fine-tune`` there would train the encoder again instead of fitting the map)."""
+    import subprocess
+    from types import SimpleNamespace
+
+    commands = []
+
+    def fake_run(command, **kwargs):
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 0, stdout=json.dumps({"steps": 0}))
+
+    monkeypatch.setattr(adapt_runs.subprocess, "run", fake_run)
+    args = SimpleNamespace(seed=13, train_arg=["--fine-tune"])
+    adapt_runs.train(15, tmp_path, args)
+    record = adapt_runs.train(15, tmp_path, args, name="adapted-15min-map", model=str(tmp_path / "adapted-15min"),
+                              train_args=["--no-word-weights"])
+    tuned, mapped = commands
+    assert tuned[tuned.index("--output") + 1] == str(tmp_path / "adapted-15min") and "--fine-tune" in tuned
+    assert "--model" not in tuned
+    assert mapped[mapped.index("--model") + 1] == str(tmp_path / "adapted-15min")
+    assert mapped[mapped.index("--output") + 1] == str(tmp_path / "adapted-15min-map")
+    assert "--no-word-weights" in mapped and "--fine-tune" not in mapped
+    assert record["output"] == str(tmp_path / "adapted-15min-map") and (tmp_path / "adapted-15min-map.json").is_file()
