@@ -294,6 +294,15 @@ def test_too_small_a_folder_is_refused(tiny_model: Path, tmp_path: Path) -> None
         train_adapt(_config(tiny_model, tmp_path / "never", max_steps=1), folder, fine_tune=True)
     with pytest.raises(KosearchError, match="does not exist"):
         train_adapt(_config(tiny_model, tmp_path / "never", max_steps=1), tmp_path / "missing", fine_tune=True)
+    # A folder whose files cannot be read: the refusal says why, not only that nothing came of them.
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "x.pdf").write_bytes(bytes(range(256)) * 4)
+    for options in ({"fine_tune": True}, {}):
+        with pytest.raises(KosearchError, match=r"gave 0 passages \(1 file\(s\) could not be read, e.g. .*x\.pdf: "):
+            train_adapt(_config(tiny_model, tmp_path / "never", max_steps=1 if options else None,
+                                learning_rate=1e-3 if options else None), garbage, **options)
+    assert not (tmp_path / "never").exists()
 
 
 @pytest.mark.slow

@@ -263,6 +263,10 @@ def test_the_default_adapts_by_token_weights_and_the_map(tiny_model: Path, tmp_p
     assert "pulled (l2 1) towards the whitening of the examples' vectors (shrinkage 10" in card
     assert "Linear map: trained on" in card and "||anchor - I|| = " in card
     assert "The encoder itself was not trained" in card
+    # The weight files are as readable as the folder's other files (safetensors writes them owner-only).
+    shared = (result.output / "config.json").stat().st_mode & 0o777
+    weights = sorted(result.output.rglob("*.safetensors"))
+    assert len(weights) >= 3 and all(path.stat().st_mode & 0o777 == shared for path in weights), weights
 
 
 def test_a_budget_spent_before_the_map_leaves_the_weights_and_says_so(tiny_model: Path, tmp_path: Path) -> None:

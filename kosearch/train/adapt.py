@@ -242,6 +242,11 @@ def train_adapt(
         raise KosearchError(f"Cannot add a linear map to this model: {problem}. Pass --no-linear-map, or adapt the "
                             "base model it came from.")
     passages, skipped = read_passages(documents, text_fields=text_fields)
+    if len(passages) < MIN_EXAMPLES:
+        raise KosearchError(
+            f"{documents} gave {len(passages)} passages{_unread(skipped)}; adaptation needs at least {MIN_EXAMPLES}. "
+            "Point --documents at a larger folder of the domain's text."
+        )
     if not fine_tune:
         return _without_training(config, model, documents, passages, skipped, word_weights=word_weights,
                                  linear_map=linear_map, scale=scale, started=started)
@@ -249,8 +254,8 @@ def train_adapt(
     examples = [example for example in examples if example.kind in query_kinds]
     if len(examples) < MIN_EXAMPLES:
         raise KosearchError(
-            f"{documents} gave {len(passages)} passages and {len(examples)} training examples; adaptation needs at "
-            f"least {MIN_EXAMPLES}. Point --documents at a larger folder of the domain's text."
+            f"{documents} gave {len(passages)} passages and {len(examples)} training examples{_unread(skipped)}; "
+            f"adaptation needs at least {MIN_EXAMPLES}. Point --documents at a larger folder of the domain's text."
         )
     learning_rate = config.learning_rate or DEFAULT_LEARNING_RATE
 
@@ -332,13 +337,8 @@ def _without_training(
     linear map trained on its mined queries (either may be off), saved with its card.
 
     Raises:
-        KosearchError: too few passages; or the map was the only change asked for and could not be made.
+        KosearchError: the map was the only change asked for and could not be made.
     """
-    if len(passages) < MIN_EXAMPLES:
-        raise KosearchError(
-            f"{documents} gave {len(passages)} passages; adaptation needs at least {MIN_EXAMPLES}. Point "
-            "--documents at a larger folder of the domain's text."
-        )
     base_evaluation = base_sts_evaluation(model, config)
     making = time.perf_counter()
     notes: list[str] = []
@@ -458,6 +458,13 @@ def _add_folder_weights(model: SentenceTransformer, passages: list[Passage]) -> 
     """Put the folder's token weights into ``model``; returns the card's note on them."""
     add_word_weights(model, (passage.text for passage in passages))
     return f"Token weights: idf ** {IDF_POWER:g} over the folder's {len(passages):,} passages, before pooling."
+
+
+def _unread(skipped: list[str]) -> str:
+    """The clause a too-few-passages refusal adds about files that could not be read (their reasons are the fix)."""
+    if not skipped:
+        return ""
+    return f" ({len(skipped)} file(s) could not be read, e.g. {skipped[0]})"
 
 
 def _folder_data(documents: str | os.PathLike[str], passages: list[Passage]) -> DataFile:
