@@ -349,6 +349,25 @@ def test_utf8_korean_with_one_damaged_byte_is_refused_not_read_as_mojibake(text,
         assert decoded.encoding == "utf-8", (decoded.encoding, decoded.text[:40])
 
 
+@fuzz(60)
+@given(text=hangul_text, spots=st.lists(st.floats(min_value=0, max_value=1, exclude_max=True), min_size=2, max_size=8),
+       ascii_words=st.integers(min_value=0, max_value=20))
+def test_utf8_korean_damaged_in_several_places_is_refused_not_read_as_mojibake(text, spots, ascii_words):
+    """More damage than one spot per 100 characters (a short file with a few bad bytes, as a helper's 20-byte file
+    that came out as Greek cp737): still refused as UTF-8 to repair, never read as another code page."""
+    data = bytearray((" ".join(["hello"] * ascii_words) + " " + text).encode("utf-8"))
+    for where in spots:
+        at = int(where * len(data))
+        data[at] = 0x80 if data[at] < 0x80 else data[at] ^ 0x40
+    generated("texts")
+    try:
+        decoded = decode_bytes(bytes(data))
+    except UnreadableFile as unreadable:
+        assert unreadable.reason.startswith("undecodable bytes: not valid UTF-8"), unreadable.reason
+    else:  # the damage happened to leave valid UTF-8
+        assert decoded.encoding == "utf-8", (decoded.encoding, decoded.text[:40])
+
+
 @fuzz(40)
 @given(text=hangul_text)
 def test_cp949_korean_is_still_recognised(text):

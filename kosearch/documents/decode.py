@@ -6,7 +6,8 @@ because it is fast and almost never decodes bytes that were meant as something e
 charset-normalizer asked. Whenever CP949 is a candidate and the result reads as Hangul, it wins:
 charset-normalizer is tuned for every language and guesses Big5 for short Korean strings.
 A file that is UTF-8 but for a damaged byte or two is refused with that byte's offset instead of
-guessed at: some single-byte code page always decodes it, as mojibake (found by fuzzing).
+guessed at: some single-byte code page always decodes it, as mojibake (found by fuzzing). So is a file with
+more damage whose Hangul still reads as UTF-8 (and not as CP949).
 
 All offsets kosearch stores (``Sentence.start``/``end``) refer to the text returned here: decoded,
 BOM removed, every ``\\r\\n`` and lone ``\\r`` turned into ``\\n``.
@@ -151,6 +152,13 @@ def _decode_legacy(data: bytes, utf8_error: UnicodeDecodeError) -> tuple[str, st
     korean = _korean_reading(data, [match.encoding for match in matches])
     if korean is not None:
         return korean, "cp949"
+    if _hangul_utf8_share(data) >= 0.5:
+        # Damaged in more places than _mostly_utf8 lets pass (a short file, a few bad bytes), yet its Hangul is
+        # UTF-8: another code page would read it as mojibake (a helper's 20-byte file came out as Greek cp737).
+        raise UnreadableFile(
+            f"undecodable bytes: not valid UTF-8 (bad byte at offset {utf8_error.start}, and others), though its "
+            "Korean text is; repair or re-save the file as UTF-8"
+        )
     best = matches.best()
     if best is None:
         raise UnreadableFile("binary file (no text encoding fits its bytes)")
@@ -177,6 +185,18 @@ def _korean_reading(data: bytes, candidates: list[str]) -> str | None:
     non_ascii = [char for char in text if ord(char) > 127]
     hangul = sum(1 for char in non_ascii if "\uac00" <= char <= "\ud7a3")
     return text if non_ascii and hangul >= 0.5 * len(non_ascii) else None
+
+
+def _hangul_utf8_share(data: bytes) -> float:
+    """The share of ``data``'s non-ASCII bytes that read as Hangul syllables in UTF-8 (bad bytes skipped).
+
+    A syllable takes three bytes that must fit UTF-8's pattern (a lead byte EA-ED, two continuation bytes):
+    Korean UTF-8 with damage keeps most of its non-ASCII bytes in such syllables; random bytes fit it about once
+    per thousand, a single-byte code page's letters almost never, and CP949 Korean decodes as Hanja that way (it is
+    recognised before this is asked)."""
+    non_ascii = sum(1 for byte in data if byte > 127)
+    hangul = sum(1 for char in data.decode("utf-8", errors="ignore") if "\uac00" <= char <= "\ud7a3")
+    return 3 * hangul / non_ascii if non_ascii else 0.0
 
 
 def _mostly_utf8(data: bytes) -> bool:
