@@ -8,12 +8,12 @@ For each development set and each budget (minutes of the whole ``train adapt`` c
    runs), KorSTS test cosine Spearman on the query side (``kosearch evaluate sts``'s default, the e5 card's
    measure) and the document side (how kosearch stores text), and for NSMC k-NN sentiment accuracy;
 3. runs ``python -m kosearch train adapt --documents FOLDER --max-minutes B`` per budget, in a subprocess
-   (as a user would, with this checkout on ``PYTHONPATH``). ``train adapt`` trains only with ``--fine-tune`` (its
-   default is the folder's token weights alone, which take seconds whatever the budget): pass
-   ``--train-arg=--fine-tune`` to measure the training budgets;
+   (as a user would, with this checkout on ``PYTHONPATH``). ``train adapt`` trains the encoder only with
+   ``--fine-tune`` (its default, the folder's token weights and a linear map, takes minutes whatever the budget):
+   pass ``--train-arg=--fine-tune`` to measure the training budgets;
 4. evaluates every adapted model the same way; with ``--map-on-top``, also fits ``train adapt``'s linear map on
-   each adapted model (``train adapt --model ADAPTED --no-word-weights``, the same budget), e.g. on a model
-   fine-tuned with ``--train-arg=--fine-tune``, and evaluates that too;
+   each adapted model (``train adapt --model ADAPTED --no-word-weights`` plus ``--map-arg``, the same budget),
+   which must have none yet (``--train-arg=--fine-tune`` or ``--train-arg=--no-linear-map``), and evaluates that;
 5. writes ``OUT/adapt_runs.json`` and ``OUT/adapt_runs.md`` (the table for docs/training.md), each step with
    its start and end time (UTC) and the load average around it.
 
@@ -356,7 +356,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--map-on-top", action="store_true",
                         help="also fit train adapt's linear map on each adapted model (train adapt --model ADAPTED "
                              "--no-word-weights, the same budget) and evaluate it: the map on a fine-tuned encoder")
+    parser.add_argument("--map-arg", action="append", default=[],
+                        help="extra argument for the --map-on-top run (repeat; --train-arg does not reach it, as "
+                             "--fine-tune there would train the encoder again instead of fitting the map)")
     args = parser.parse_args(argv)
+    if args.map_on_top and not {"--fine-tune", "--no-linear-map"} & set(args.train_arg):
+        parser.error("--map-on-top fits the map on a model that has none: add --train-arg=--fine-tune (or "
+                     "--train-arg=--no-linear-map); train adapt's default already adds a map")
     steps = Steps(args.out / "steps")
     records: dict[str, Any] = {"command": " ".join(sys.argv), "budgets": args.budgets, "sets": {}, "built": {}}
     base_sts = steps.run("korsts/base", lambda: evaluate_korsts("bundled", args))
@@ -376,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             if args.map_on_top:
                 mapped = steps.run(f"{set_name}/train/{budget:g}+map", lambda: train(
                     budget, folder, args, name=f"adapted-{budget:g}min-map", model=model,
-                    train_args=["--no-word-weights"]))
+                    train_args=["--no-word-weights", *args.map_arg]))
                 on_top = mapped["output"]
                 rows[f"adapt {budget:g} min + map"] = {
                     "train": mapped,

@@ -109,26 +109,42 @@ def test_markdown_table_shows_differences_from_the_base() -> None:
 
 
 def test_the_map_on_top_adapts_the_adapted_model_without_the_fine_tuning_arguments(tmp_path: Path, monkeypatch) -> None:
-    """``--map-on-top`` runs ``train adapt`` on the adapted model with ``--no-word-weights`` (it has them already) and
-    without ``--train-arg`` (``--fine-tune`` there would train the encoder again instead of fitting the map)."""
+    """``--map-on-top`` runs ``train adapt`` on each adapted model with ``--no-word-weights`` (it has them already)
+    and ``--map-arg``, not ``--train-arg`` (``--fine-tune`` there would train the encoder again instead of fitting
+    the map), and evaluates both models; without a model that lacks a map it is refused before any work."""
     import subprocess
-    from types import SimpleNamespace
 
-    commands = []
+    commands, evaluated = [], []
 
     def fake_run(command, **kwargs):
         commands.append(command)
-        return subprocess.CompletedProcess(command, 0, stdout=json.dumps({"steps": 0}))
+        output = Path(command[command.index("--output") + 1])
+        output.mkdir(parents=True)
+        (output / "modules.json").write_text("[]", encoding="utf-8")
+        return subprocess.CompletedProcess(command, 0, stdout=json.dumps({"steps": 3, "train_seconds": 60.0,
+                                                                          "phases": []}))
+
+    def fake_eval(model, set_name, folder, args):
+        evaluated.append(model)
+        return {"model": model, "retrieval": {mode: {"ndcg_at_10": 1.0, "mrr_at_10": 1.0}
+                                              for mode in adapt_runs.MODES}}
 
     monkeypatch.setattr(adapt_runs.subprocess, "run", fake_run)
-    args = SimpleNamespace(seed=13, train_arg=["--fine-tune"])
-    adapt_runs.train(15, tmp_path, args)
-    record = adapt_runs.train(15, tmp_path, args, name="adapted-15min-map", model=str(tmp_path / "adapted-15min"),
-                              train_args=["--no-word-weights"])
+    monkeypatch.setattr(adapt_runs, "build_set", lambda name, folder, args: folder.mkdir(parents=True) or {"queries": 1})
+    monkeypatch.setattr(adapt_runs, "evaluate_model", fake_eval)
+    monkeypatch.setattr(adapt_runs, "evaluate_korsts", lambda model, args: {"model": model, **_sts(76.0, 72.0)})
+    out = tmp_path / "out"
+    adapt_runs.main(["--out", str(out), "--budgets", "15", "--sets", "chatbot", "--train-arg=--fine-tune",
+                     "--map-on-top", "--map-arg=--batch-size", "--map-arg=16"])
     tuned, mapped = commands
-    assert tuned[tuned.index("--output") + 1] == str(tmp_path / "adapted-15min") and "--fine-tune" in tuned
+    folder = out / "chatbot"
+    assert tuned[tuned.index("--output") + 1] == str(folder / "adapted-15min") and "--fine-tune" in tuned
     assert "--model" not in tuned
-    assert mapped[mapped.index("--model") + 1] == str(tmp_path / "adapted-15min")
-    assert mapped[mapped.index("--output") + 1] == str(tmp_path / "adapted-15min-map")
-    assert "--no-word-weights" in mapped and "--fine-tune" not in mapped
-    assert record["output"] == str(tmp_path / "adapted-15min-map") and (tmp_path / "adapted-15min-map.json").is_file()
+    assert mapped[mapped.index("--model") + 1] == str(folder / "adapted-15min")
+    assert mapped[mapped.index("--output") + 1] == str(folder / "adapted-15min-map")
+    assert "--no-word-weights" in mapped and "--fine-tune" not in mapped and mapped[-2:] == ["--batch-size", "16"]
+    assert evaluated == ["bundled", str(folder / "adapted-15min"), str(folder / "adapted-15min-map")]
+    assert "| chatbot | adapt 15 min + map |" in (out / "adapt_runs.md").read_text(encoding="utf-8")
+    with pytest.raises(SystemExit):  # the default adapted model has a map already
+        adapt_runs.main(["--out", str(tmp_path / "refused"), "--map-on-top"])
+    assert not (tmp_path / "refused").exists()
