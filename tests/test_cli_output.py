@@ -210,6 +210,10 @@ def test_a_recipe_that_did_not_train_says_it_made_the_model(monkeypatch):
     shown = buffer.getvalue()
     assert shown.startswith("Made adapt from bundled: no training steps") and "Trained" not in shown
     assert "made in 1.5 min" in shown
+    console, buffer = terminal()
+    monkeypatch.setattr(cli_train, "out", console)
+    cli_train._report(SimpleNamespace(**{**vars(result), "train_seconds": 12.3}), as_json=False)
+    assert "made in 12 s" in buffer.getvalue()
 
 
 # -- the real entry point, stdout piped -------------------------------------------------------------

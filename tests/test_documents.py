@@ -159,6 +159,21 @@ def test_newlines_are_normalised_and_hash_is_of_the_raw_bytes(tmp_path):
     assert decoded.sha256 == hashlib.sha256(data).hexdigest() and decoded.encoding == "cp949"
 
 
+@pytest.mark.parametrize("text", ["“Sí…” dijo él.", "Él dijo: “Sí…”, y nada más.", "Привет, как дела? Всё хорошо."])
+def test_a_short_single_byte_file_whose_bytes_happen_to_make_a_syllable_is_still_read(text):
+    """cp1252's "í…" is the UTF-8 bytes of one Hangul syllable: a file must not be refused as damaged Korean
+    UTF-8 for that (it takes two syllables and half of the non-ASCII bytes)."""
+    encoding = "cp1251" if text.startswith("Привет") else "cp1252"
+    decoded = decode_bytes(text.encode(encoding))
+    assert decoded.text == text, (decoded.encoding, decoded.text)
+
+
+def test_short_korean_utf8_with_a_few_bad_bytes_is_refused_not_read_as_another_code_page():
+    data = b"hello \xc3\x28 \x80\x81 world " + "안녕".encode("utf-8")  # a helper's file: it came out as cp737
+    with pytest.raises(UnreadableFile, match=r"^undecodable bytes: not valid UTF-8 \(bad byte at offset 6, and others"):
+        decode_bytes(data)
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [

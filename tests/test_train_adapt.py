@@ -245,8 +245,24 @@ def test_a_fine_tuning_of_an_adapted_model_resumes(tiny_model: Path, tmp_path: P
     base_table = [module for module in _load(weighted.output) if isinstance(module, WordWeights)]
     assert len(tables) == 1 == len(base_table), "the base's weights, once"
     assert np.array_equal(tables[0].emb_layer.weight.detach().numpy(), base_table[0].emb_layer.weight.detach().numpy())
+    # The model's refusal comes before the folder is read: a folder of nothing readable gets this, not "0 passages".
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "x.pdf").write_bytes(b"%PDF-1.7 not really")
     with pytest.raises(KosearchError, match="already has token weights"):
-        train_adapt(_config(weighted.output, tmp_path / "twice", **settings), SAMPLE, fine_tune=True)
+        train_adapt(_config(weighted.output, tmp_path / "twice", **settings), garbage, fine_tune=True)
+
+
+def test_a_missing_folder_is_refused_before_the_model_loads(tiny_model: Path, tmp_path: Path, monkeypatch) -> None:
+    import kosearch.train.adapt as adapt
+
+    def never(config):
+        raise AssertionError("the base model was loaded (a download, for a hub id) before the folder was checked")
+
+    monkeypatch.setattr(adapt, "_base_model", never)
+    for options in ({"fine_tune": True}, {}):
+        with pytest.raises(KosearchError, match="does not exist: pass the folder"):
+            train_adapt(_config(tiny_model, tmp_path / "never", learning_rate=None), tmp_path / "missing", **options)
 
 
 def test_a_large_budget_trains_one_pass_over_the_examples_not_the_whole_budget(

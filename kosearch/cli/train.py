@@ -308,9 +308,9 @@ def _report(result: TrainResult, as_json: bool) -> None:
     if as_json:
         emit_json(_result_dict(result))
         return
-    done = (f"{result.steps} steps in {result.train_seconds / 60:.1f} min" if result.phases
-            else f"no training steps (the encoder's weights are the base model's), made in "
-                 f"{result.train_seconds / 60:.1f} min")
+    took = f"{result.train_seconds:.0f} s" if result.train_seconds < 60 else f"{result.train_seconds / 60:.1f} min"
+    done = (f"{result.steps} steps in {took}" if result.phases
+            else f"no training steps (the encoder's weights are the base model's), made in {took}")
     out.print(
         Text.assemble(
             "Trained " if result.phases else "Made ",

@@ -152,12 +152,13 @@ def _decode_legacy(data: bytes, utf8_error: UnicodeDecodeError) -> tuple[str, st
     korean = _korean_reading(data, [match.encoding for match in matches])
     if korean is not None:
         return korean, "cp949"
-    if _hangul_utf8_share(data) >= 0.5:
+    syllables, share = _hangul_in_utf8(data)
+    if syllables >= 2 and share >= 0.5:
         # Damaged in more places than _mostly_utf8 lets pass (a short file, a few bad bytes), yet its Hangul is
         # UTF-8: another code page would read it as mojibake (a helper's 20-byte file came out as Greek cp737).
         raise UnreadableFile(
             f"undecodable bytes: not valid UTF-8 (bad byte at offset {utf8_error.start}, and others), though its "
-            "Korean text is; repair or re-save the file as UTF-8"
+            "Hangul is; repair or re-save the file as UTF-8"
         )
     best = matches.best()
     if best is None:
@@ -187,16 +188,17 @@ def _korean_reading(data: bytes, candidates: list[str]) -> str | None:
     return text if non_ascii and hangul >= 0.5 * len(non_ascii) else None
 
 
-def _hangul_utf8_share(data: bytes) -> float:
-    """The share of ``data``'s non-ASCII bytes that read as Hangul syllables in UTF-8 (bad bytes skipped).
+def _hangul_in_utf8(data: bytes) -> tuple[int, float]:
+    """The Hangul syllables of ``data`` read as UTF-8 (bad bytes skipped), and the share of its non-ASCII bytes
+    they take.
 
-    A syllable takes three bytes that must fit UTF-8's pattern (a lead byte EA-ED, two continuation bytes):
-    Korean UTF-8 with damage keeps most of its non-ASCII bytes in such syllables; random bytes fit it about once
-    per thousand, a single-byte code page's letters almost never, and CP949 Korean decodes as Hanja that way (it is
-    recognised before this is asked)."""
+    A syllable takes three bytes that must fit UTF-8's pattern (a lead byte EA-ED, two continuation bytes).
+    Damaged Korean UTF-8 keeps most of its non-ASCII bytes in such syllables. Other text fits the pattern only by
+    accident: random bytes about once per thousand; CP949 Korean gives no Hangul this way; a single-byte code
+    page now and then (cp1252's "í…" is the bytes of one syllable), hence at least two syllables are asked."""
     non_ascii = sum(1 for byte in data if byte > 127)
-    hangul = sum(1 for char in data.decode("utf-8", errors="ignore") if "\uac00" <= char <= "\ud7a3")
-    return 3 * hangul / non_ascii if non_ascii else 0.0
+    syllables = sum(1 for char in data.decode("utf-8", errors="ignore") if "\uac00" <= char <= "\ud7a3")
+    return syllables, (3 * syllables / non_ascii if non_ascii else 0.0)
 
 
 def _mostly_utf8(data: bytes) -> bool:

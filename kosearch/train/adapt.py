@@ -155,9 +155,7 @@ def read_passages(
     """The folder's passages as the documents stage splits them (passage mode), and one line per skipped file."""
     from kosearch.documents import Document, iter_documents
 
-    root = Path(folder).expanduser()
-    if not root.exists():
-        raise KosearchError(f"{root} does not exist: pass the folder of documents to adapt to with --documents.")
+    root = existing_folder(folder)
     passages: list[Passage] = []
     skipped: list[str] = []
     seen: set[str] = set()
@@ -171,6 +169,14 @@ def read_passages(
                 seen.add(text)
                 passages.append(Passage(text, item.relpath))
     return passages, skipped
+
+
+def existing_folder(folder: str | os.PathLike[str]) -> Path:
+    """``folder`` as a path, refused with the way out when it does not exist (before any model is loaded)."""
+    root = Path(folder).expanduser()
+    if not root.exists():
+        raise KosearchError(f"{root} does not exist: pass the folder of documents to adapt to with --documents.")
+    return root
 
 
 def examples_dataset(examples: list[TrainingExample], *, hard_negatives: bool = True) -> Dataset:
@@ -234,10 +240,11 @@ def train_adapt(
     hard_negatives = DEFAULT_HARD_NEGATIVES if hard_negatives is None else hard_negatives
     question_share = DEFAULT_QUESTION_SHARE if question_share is None else question_share
     check_output(config, [PHASE] if fine_tune else [])
+    existing_folder(documents)
     model = _base_model(config)
-    resumed_weights = _resumed_word_weights(config, word_weights, has_word_weights(model)) if fine_tune else None
     if word_weights:  # refused before any work is spent on the folder or the examples
         _check_word_weights(model, fine_tune)
+    resumed_weights = _resumed_word_weights(config, word_weights, has_word_weights(model)) if fine_tune else None
     if linear_map and (problem := linear_map_problem(model)) is not None:
         raise KosearchError(f"Cannot add a linear map to this model: {problem}. Pass --no-linear-map, or adapt the "
                             "base model it came from.")
@@ -461,10 +468,12 @@ def _add_folder_weights(model: SentenceTransformer, passages: list[Passage]) -> 
 
 
 def _unread(skipped: list[str]) -> str:
-    """The clause a too-few-passages refusal adds about files that could not be read (their reasons are the fix)."""
+    """The clause a too-few-passages refusal adds about files that could not be read (their reasons are the fix):
+    the first damaged or undecodable one, before a file of a type kosearch does not read (an image beside them)."""
     if not skipped:
         return ""
-    return f" ({len(skipped)} file(s) could not be read, e.g. {skipped[0]})"
+    example = next((line for line in skipped if ": unsupported file type " not in line), skipped[0])
+    return f" ({len(skipped)} file(s) could not be read, e.g. {example})"
 
 
 def _folder_data(documents: str | os.PathLike[str], passages: list[Passage]) -> DataFile:
@@ -509,11 +518,9 @@ def _resumed_word_weights(config: TrainingConfig, word_weights: bool, base_weigh
     ``base_weighted``: the base model has token weights of its own (an adapted model fine-tuned with
     ``--no-word-weights``); its checkpoints then hold them too, and the base model, loaded as it is, has the shape."""
     checkpoint = last_checkpoint(config, PHASE)
-    if checkpoint is None:
+    if checkpoint is None or (base_weighted and not word_weights):
         return None
     saved = saved_word_weights(checkpoint)
-    if base_weighted and not word_weights:
-        return None
     if (saved is not None) != word_weights:
         started = "with" if saved is not None else "without"
         flag = "--word-weights" if saved is not None else "--no-word-weights"

@@ -67,15 +67,3 @@ def check_output(config: TrainingConfig, phase_names: Sequence[str]) -> None:
         resume = "Pass --resume to continue that run, or choose" if phase_names else "Choose"
         raise KosearchError(f"{config.output} already holds a model or training checkpoints. {resume} another --output.")
 
-
-def share_like_other_files(folder: Path) -> None:
-    """Give the weight files of a saved model (``*.safetensors``, the model's and each module's) the permissions
-    the process's umask gives any new file. safetensors writes them owner-only, so a model trained by one user
-    (or a service account) could not be read by the index or service that loads it, while its other files could."""
-    import os
-
-    umask = os.umask(0)
-    os.umask(umask)
-    for weights in folder.rglob("*.safetensors"):
-        if weights.is_file() and not weights.is_symlink():
-            weights.chmod(0o666 & ~umask)

@@ -1,4 +1,4 @@
-"""Loading the model a recipe starts from, and the prompt it is trained with.
+"""Loading the model a recipe starts from, the prompt it is trained with, and saving what it made.
 
 Base models go through kosearch's own resolver (:func:`kosearch.encoders.load_sentence_transformer`), so
 ``--model bundled`` (or no ``--model``) means the same encoder in ``kosearch train`` as in ``kosearch index``.
@@ -6,6 +6,7 @@ Base models go through kosearch's own resolver (:func:`kosearch.encoders.load_se
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,3 +66,20 @@ def training_prompt(model: SentenceTransformer) -> str | None:
         if model.prompts.get(name):
             return model.prompts[name]
     return None
+
+
+def save_model(model: SentenceTransformer, folder: Path) -> None:
+    """``model.save`` into ``folder``, its weight files as readable as the files saved beside them.
+
+    safetensors writes ``*.safetensors`` (the model's and each module's) owner-only, so a model trained by one user
+    or service account could not be loaded by the index or service of another, while its other files could. They
+    get the permissions of the ``modules.json`` the same save wrote (the process's umask, without changing it);
+    a file that cannot be changed is left as it is, with a warning, as the model itself is saved."""
+    model.save(str(folder), create_model_card=False)
+    mode = (folder / "modules.json").stat().st_mode & 0o777
+    for weights in folder.rglob("*.safetensors"):
+        if weights.is_file() and not weights.is_symlink():
+            try:
+                weights.chmod(mode)
+            except OSError as error:
+                logging.getLogger(__name__).warning("could not make %s readable like the rest: %s", weights, error)

@@ -20,16 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kosearch.train.checkpoints import (
-    check_output,
-    finished_phase_folder,
-    last_checkpoint,
-    phase_folder,
-    share_like_other_files,
-)
+from kosearch.train.checkpoints import check_output, finished_phase_folder, last_checkpoint, phase_folder
 from kosearch.train.config import TrainingConfig, hf_arguments
 from kosearch.train.hardware import cuda_available, describe_hardware, mixed_precision
-from kosearch.train.models import base_model_label, reload_model, resolve_base_model, training_prompt
+from kosearch.train.models import base_model_label, reload_model, resolve_base_model, save_model, training_prompt
 from kosearch.train.types import PhaseReport, Recipe, TrainingPhase, TrainResult
 
 if TYPE_CHECKING:
@@ -124,8 +118,7 @@ def run_training(
             )
 
     config.output.mkdir(parents=True, exist_ok=True)
-    model.save(str(config.output), create_model_card=False)
-    share_like_other_files(config.output)
+    save_model(model, config.output)
     if evaluation_file is not None:
         evaluation["trained"] = _evaluate_sts(model, evaluation_file, config.batch_size)
     if not config.keep_checkpoints:
