@@ -74,3 +74,26 @@ def test_card_says_when_the_base_model_was_not_scored(tmp_path: Path) -> None:
     text = render_model_card(_card(tmp_path, evaluation=trained_only))
     assert "| **trained** | 74.18 |" in text
     assert "The base model was not scored in this run (`--skip-base-eval`)." in text
+
+
+def test_file_names_and_paths_in_the_card_are_text_not_markup(tmp_path: Path) -> None:
+    """A document folder's file names reach the card (the folder, a note on a file that could not be read): they
+    must render as themselves, never as an image, a link, HTML, emphasis or extra table cells, and a path must not
+    close the code block it is shown in."""
+    from markdown_it import MarkdownIt
+
+    hostile = "![x](http://e.invalid/t.png) <img src=x onerror=alert(1)> [a](b) *em* `tick` a|b &amp; ```"
+    card = _card(tmp_path, output=tmp_path / f"out```\n<script>{hostile}", notes=[f"1 file(s) could not be read, e.g. "
+                                                                               f"{hostile}.pdf: not a readable PDF"])
+    card.recipe.data[0] = DataFile(f"docs/{hostile}", "passages (unlabelled)", 3)
+    text = render_model_card(card)
+    html = MarkdownIt("commonmark").enable("table").render(text)
+    assert "<img" not in html and "<a " not in html and "<em>" not in html and "<script" not in html
+    assert "&amp;amp;" in html, "an entity in a name is shown as typed, not decoded"
+    # The data row keeps its three cells, and the note shows the name as it is.
+    row = next(chunk for chunk in html.split("<tr>") if "passages (unlabelled)" in chunk)
+    assert row.count("<td") == 3, row
+    assert "![x](http://e.invalid/t.png) &lt;img src=x onerror=alert(1)&gt; [a](b) *em* `tick` a|b &amp;amp; ```.pdf" \
+        in html
+    # The output path stays inside its code blocks, which the names cannot close.
+    assert html.count("<pre><code") == 2 and "&lt;script&gt;" in html

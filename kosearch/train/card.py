@@ -4,11 +4,16 @@ A model folder travels without its training log; the card is what tells the next
 settings and hardware produced it and what it gains over its base. Everything in it comes from the
 :class:`~kosearch.train.types.TrainResult` of the run and the run's
 :class:`~kosearch.train.config.TrainingConfig` (whose fields name their own card rows), never typed by hand.
+
+Paths and notes can hold a document folder's file names, so they are written as literal text, never as Markdown
+or HTML: code spans and fences longer than any backtick run in them, every other special character escaped.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,20 +79,18 @@ def render_model_card(card: ModelCard) -> str:
         f"# kosearch `{card.recipe.name}` encoder",
         "",
         f"{'Trained' if result.phases else 'Made'} by `kosearch train {card.recipe.name}` from "
-        f"**{result.base_model}**. {card.recipe.summary}",
+        f"**{literal(result.base_model)}**. {card.recipe.summary}",
         "",
         "## Use",
         "",
-        "```bash",
-        f"kosearch index FOLDER --model {result.output}",
-        "```",
+        *_fenced("bash", [f"kosearch index FOLDER --model {shlex.quote(str(result.output))}"]),
         "",
-        "```python",
-        "from sentence_transformers import SentenceTransformer",
-        "",
-        f'model = SentenceTransformer("{result.output}")',
-        'embeddings = model.encode_document(["오늘 날씨가 좋다.", "날씨가 맑다."])',
-        "```",
+        *_fenced("python", [
+            "from sentence_transformers import SentenceTransformer",
+            "",
+            f"model = SentenceTransformer({json.dumps(str(result.output), ensure_ascii=False)})",
+            'embeddings = model.encode_document(["오늘 날씨가 좋다.", "날씨가 맑다."])',
+        ]),
         "",
         "## Evaluation",
         "",
@@ -95,10 +98,10 @@ def render_model_card(card: ModelCard) -> str:
     lines += _evaluation_section(result)
     lines += ["", "## Training data", "", "| file | used as | examples |", "|---|---|---:|"]
     for data in card.recipe.data:
-        lines.append(f"| `{data.path}` | {data.role} | {data.examples:,} |")
+        lines.append(f"| {code(data.path, in_table=True)} | {data.role} | {data.examples:,} |")
     lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
     lines.append(f"| recipe | `{card.recipe.name}` |")
-    lines.append(f"| base model | `{result.base_model}` |")
+    lines.append(f"| base model | {code(result.base_model, in_table=True)} |")
     for key, value in {**card.parameters, **card.recipe.parameters}.items():
         if value is None:
             continue
@@ -114,7 +117,7 @@ def render_model_card(card: ModelCard) -> str:
     lines += _dev_section(result)
     if result.notes:
         lines += ["", "## Notes", ""]
-        lines += [f"- {note}" for note in result.notes]
+        lines += [f"- {literal(note)}" for note in result.notes]
     lines += [
         "",
         "## Framework",
@@ -133,7 +136,7 @@ def _evaluation_section(result: TrainResult) -> list[str]:
     columns = _metric_columns(result.evaluation)
     header = "| model | " + " | ".join(_column_title(column) for column in columns) + " |"
     lines = [
-        f"KorSTS-style STS on `{result.evaluation_file}`: Pearson and Spearman correlation x100 between gold scores "
+        f"KorSTS-style STS on {code(result.evaluation_file)}: Pearson and Spearman correlation x100 between gold scores "
         "and each similarity of the two sentence embeddings, both encoded on the document side (the model's "
         "document prompt, as in training); `kosearch evaluate sts --model FOLDER` scores the query side.",
         "",
@@ -141,7 +144,7 @@ def _evaluation_section(result: TrainResult) -> list[str]:
         "|---|" + "---:|" * len(columns),
     ]
     for label, metrics in result.evaluation.items():
-        name = f"base (`{result.base_model}`)" if label == "base" else f"**{label}**"
+        name = f"base ({code(result.base_model, in_table=True)})" if label == "base" else f"**{literal(label, in_table=True)}**"
         cells = [_format_score(metrics.get(column)) for column in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if "base" not in result.evaluation:
@@ -185,7 +188,37 @@ def _format_score(value: float | None) -> str:
 def _format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
-    return str(value).replace("|", "\\|")
+    return literal(str(value), in_table=True)
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>~&])")
+"""What can start Markdown or HTML mid-line: emphasis, code, links and images (``[``; ``(`` and ``!`` mean nothing
+without it), autolinks and tags, strikethrough, entities."""
+
+
+def literal(text: str, *, in_table: bool = False) -> str:
+    """``text`` as Markdown that renders as itself on one line: special characters backslash-escaped, ``|`` too in
+    a table cell, line breaks shown as ``\\n``."""
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\r", "\\r").replace("\n", "\\n")
+    return escaped.replace("|", "\\|") if in_table else escaped
+
+
+def code(text: str, *, in_table: bool = False) -> str:
+    """``text`` as a one-line code span: delimited by more backticks than any run inside it (CommonMark), with
+    ``|`` escaped in a table cell (GitHub's tables split on it even inside code)."""
+    text = text.replace("\r", " ").replace("\n", " ")
+    if in_table:
+        text = text.replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _fenced(language: str, lines: list[str]) -> list[str]:
+    """A fenced code block whose fence is longer than any backtick run in ``lines``, so none of them closes it."""
+    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [f"{fence}{language}", *lines, fence]
 
 
 def _format_duration(seconds: float) -> str:
