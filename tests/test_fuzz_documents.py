@@ -330,6 +330,15 @@ hangul_text = st.text(
 ).filter(lambda text: sum("\uac00" <= char <= "\ud7a3" for char in text) >= 10)
 
 
+def assert_refused_as_damaged_utf8_or_still_utf8(data: bytes) -> None:
+    try:
+        decoded = decode_bytes(data)
+    except UnreadableFile as unreadable:
+        assert unreadable.reason.startswith("undecodable bytes: not valid UTF-8"), unreadable.reason
+    else:  # the damage happened to leave valid UTF-8
+        assert decoded.encoding == "utf-8", (decoded.encoding, decoded.text[:40])
+
+
 @fuzz(60)
 @given(text=hangul_text, where=st.floats(min_value=0, max_value=1, exclude_max=True), kind=st.sampled_from(["delete", "flip"]))
 def test_utf8_korean_with_one_damaged_byte_is_refused_not_read_as_mojibake(text, where, kind):
@@ -341,12 +350,7 @@ def test_utf8_korean_with_one_damaged_byte_is_refused_not_read_as_mojibake(text,
         del data[at]
     else:
         data[at] ^= 0x40
-    try:
-        decoded = decode_bytes(bytes(data))
-    except UnreadableFile as unreadable:
-        assert unreadable.reason.startswith("undecodable bytes: not valid UTF-8"), unreadable.reason
-    else:  # the damage happened to leave valid UTF-8
-        assert decoded.encoding == "utf-8", (decoded.encoding, decoded.text[:40])
+    assert_refused_as_damaged_utf8_or_still_utf8(bytes(data))
 
 
 @fuzz(60)
@@ -363,12 +367,7 @@ def test_utf8_korean_damaged_in_several_places_is_refused_not_read_as_mojibake(t
         at = int(where * len(data))
         data[at] = 0x80 if data[at] < 0x80 else data[at] ^ 0x40
     generated("texts")
-    try:
-        decoded = decode_bytes(bytes(data))
-    except UnreadableFile as unreadable:
-        assert unreadable.reason.startswith("undecodable bytes: not valid UTF-8"), unreadable.reason
-    else:  # the damage happened to leave valid UTF-8
-        assert decoded.encoding == "utf-8", (decoded.encoding, decoded.text[:40])
+    assert_refused_as_damaged_utf8_or_still_utf8(bytes(data))
 
 
 @fuzz(40)
