@@ -159,7 +159,8 @@ def test_newlines_are_normalised_and_hash_is_of_the_raw_bytes(tmp_path):
     assert decoded.sha256 == hashlib.sha256(data).hexdigest() and decoded.encoding == "cp949"
 
 
-@pytest.mark.parametrize("text", ["“Sí…” dijo él.", "Él dijo: “Sí…”, y nada más.", "Привет, как дела? Всё хорошо."])
+@pytest.mark.parametrize("text", ["“Sí…” dijo él.", "Él dijo: “Sí…”, y nada más.",
+                                  "Привет, как дела? Всё хорошо."])
 def test_a_short_single_byte_file_whose_bytes_happen_to_make_a_syllable_is_still_read(text):
     """cp1252's "í…" is the UTF-8 bytes of one Hangul syllable: a file must not be refused as damaged Korean
     UTF-8 for that (it takes two syllables and half of the non-ASCII bytes)."""

@@ -130,7 +130,8 @@ def test_the_map_on_top_adapts_the_adapted_model_without_the_fine_tuning_argumen
                                               for mode in adapt_runs.MODES}}
 
     monkeypatch.setattr(adapt_runs.subprocess, "run", fake_run)
-    monkeypatch.setattr(adapt_runs, "build_set", lambda name, folder, args: folder.mkdir(parents=True) or {"queries": 1})
+    monkeypatch.setattr(adapt_runs, "build_set",
+                        lambda name, folder, args: folder.mkdir(parents=True) or {"queries": 1})
     monkeypatch.setattr(adapt_runs, "evaluate_model", fake_eval)
     monkeypatch.setattr(adapt_runs, "evaluate_korsts", lambda model, args: {"model": model, **_sts(76.0, 72.0)})
     out = tmp_path / "out"

@@ -136,15 +136,18 @@ def _evaluation_section(result: TrainResult) -> list[str]:
     columns = _metric_columns(result.evaluation)
     header = "| model | " + " | ".join(_column_title(column) for column in columns) + " |"
     lines = [
-        f"KorSTS-style STS on {code(result.evaluation_file)}: Pearson and Spearman correlation x100 between gold scores "
-        "and each similarity of the two sentence embeddings, both encoded on the document side (the model's "
+        f"KorSTS-style STS on {code(result.evaluation_file)}: Pearson and Spearman correlation x100 between gold "
+        "scores and each similarity of the two sentence embeddings, both encoded on the document side (the model's "
         "document prompt, as in training); `kosearch evaluate sts --model FOLDER` scores the query side.",
         "",
         header,
         "|---|" + "---:|" * len(columns),
     ]
     for label, metrics in result.evaluation.items():
-        name = f"base ({code(result.base_model, in_table=True)})" if label == "base" else f"**{literal(label, in_table=True)}**"
+        if label == "base":
+            name = f"base ({code(result.base_model, in_table=True)})"
+        else:
+            name = f"**{literal(label, in_table=True)}**"
         cells = [_format_score(metrics.get(column)) for column in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if "base" not in result.evaluation:

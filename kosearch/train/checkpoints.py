@@ -66,4 +66,3 @@ def check_output(config: TrainingConfig, phase_names: Sequence[str]) -> None:
     if has_model or has_checkpoints:
         resume = "Pass --resume to continue that run, or choose" if phase_names else "Choose"
         raise KosearchError(f"{config.output} already holds a model or training checkpoints. {resume} another --output.")
-
