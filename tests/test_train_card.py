@@ -97,3 +97,21 @@ def test_file_names_and_paths_in_the_card_are_text_not_markup(tmp_path: Path) ->
         in html
     # The output path stays inside its code blocks, which the names cannot close.
     assert html.count("<pre><code") == 2 and "&lt;script&gt;" in html
+
+
+def test_a_card_with_undecodable_paths_is_written_and_ordinary_notes_stay_readable(tmp_path: Path) -> None:
+    """A folder name with non-UTF-8 bytes (os.fsdecode's surrogates, e.g. a CP949 name from a Windows zip) must not
+    fail the card's UTF-8 write after a whole run; the front matter stays YAML; text that cannot form markup is
+    written as it is, so the raw card stays readable."""
+    import yaml
+
+    weird = "runs/\udcb1\udcdd\x07\x85model"
+    card = _card(tmp_path, output=tmp_path / weird, base_model=weird,
+                 notes=["Token weights: idf ** 1 over the folder's 12 passages.", "판례/2024_민사_판결.hwp: skipped"])
+    card.recipe.data[0] = DataFile(weird, "passages (unlabelled)", 3)
+    path = write_model_card(tmp_path, card)
+    text = path.read_text(encoding="utf-8")
+    front = yaml.safe_load(text.split("---\n")[1])
+    assert front["base_model"] == "runs/\\xb1\\xdd\\x07\x85model", "the path as escape_path prints it, read back"
+    assert "- Token weights: idf ** 1 over the folder's 12 passages." in text
+    assert "- 판례/2024_민사_판결.hwp: skipped" in text

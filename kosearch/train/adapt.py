@@ -268,7 +268,7 @@ def train_adapt(
 
     notes = [f"Mined examples: {report.summary()}."]
     if skipped:
-        notes.append(f"{len(skipped)} file(s) of the folder could not be read, e.g. {skipped[0]}.")
+        notes.append(f"{len(skipped)} file(s) of the folder could not be read, e.g. {_unread_example(skipped)}.")
     base_evaluation = None
     if word_weights:
         base_evaluation = base_sts_evaluation(model, config)  # the card's base row: the model before any change
@@ -374,7 +374,7 @@ def _without_training(
     if config.max_minutes is not None and not linear_map:
         notes.append("--max-minutes bounds training, and there was none: the token weights take seconds.")
     if skipped:
-        notes.append(f"{len(skipped)} file(s) of the folder could not be read, e.g. {skipped[0]}.")
+        notes.append(f"{len(skipped)} file(s) of the folder could not be read, e.g. {_unread_example(skipped)}.")
     recipe = Recipe(
         name="adapt",
         summary="Domain adaptation without training the encoder: " + "; and ".join(parts) + ".",
@@ -468,12 +468,16 @@ def _add_folder_weights(model: SentenceTransformer, passages: list[Passage]) -> 
 
 
 def _unread(skipped: list[str]) -> str:
-    """The clause a too-few-passages refusal adds about files that could not be read (their reasons are the fix):
-    the first damaged or undecodable one, before a file of a type kosearch does not read (an image beside them)."""
+    """The clause a too-few-passages refusal adds about files that could not be read (their reasons are the fix)."""
     if not skipped:
         return ""
-    example = next((line for line in skipped if ": unsupported file type " not in line), skipped[0])
-    return f" ({len(skipped)} file(s) could not be read, e.g. {example})"
+    return f" ({len(skipped)} file(s) could not be read, e.g. {_unread_example(skipped)})"
+
+
+def _unread_example(skipped: list[str]) -> str:
+    """The skipped file to name: the first damaged or undecodable one, before a file of a type kosearch does not
+    read (an image beside the documents); without its reason's closing full stop, for the sentence it goes in."""
+    return next((line for line in skipped if ": unsupported file type " not in line), skipped[0]).rstrip(".")
 
 
 def _folder_data(documents: str | os.PathLike[str], passages: list[Passage]) -> DataFile:

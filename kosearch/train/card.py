@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kosearch.textclean import escape_path
 from kosearch.train.config import TrainingConfig, card_rows
 from kosearch.train.types import Recipe, TrainingPhase, TrainResult
 
@@ -62,6 +63,9 @@ def write_model_card(folder: Path, card: ModelCard) -> Path:
 
 def render_model_card(card: ModelCard) -> str:
     result = card.result
+    # Paths as printable, valid Unicode (a name's non-UTF-8 bytes and control characters as \xHH): the card is
+    # UTF-8 text, and a folder name from a Windows zip would otherwise fail to write after the whole run.
+    base_model, output = escape_path(result.base_model), escape_path(str(result.output))
     lines = [
         "---",
         "library_name: sentence-transformers",
@@ -73,22 +77,22 @@ def render_model_card(card: ModelCard) -> str:
         "- sentence-similarity",
         "- kosearch",
         f"- kosearch-{card.recipe.name}",
-        f"base_model: {json.dumps(result.base_model, ensure_ascii=False)}",
+        f"base_model: {json.dumps(base_model)}",  # ASCII with \\u escapes: YAML refuses some raw characters
         "---",
         "",
         f"# kosearch `{card.recipe.name}` encoder",
         "",
         f"{'Trained' if result.phases else 'Made'} by `kosearch train {card.recipe.name}` from "
-        f"**{literal(result.base_model)}**. {card.recipe.summary}",
+        f"**{literal(base_model)}**. {card.recipe.summary}",
         "",
         "## Use",
         "",
-        *_fenced("bash", [f"kosearch index FOLDER --model {shlex.quote(str(result.output))}"]),
+        *_fenced("bash", [f"kosearch index FOLDER --model {shlex.quote(output)}"]),
         "",
         *_fenced("python", [
             "from sentence_transformers import SentenceTransformer",
             "",
-            f"model = SentenceTransformer({json.dumps(str(result.output), ensure_ascii=False)})",
+            f"model = SentenceTransformer({json.dumps(output, ensure_ascii=False)})",
             'embeddings = model.encode_document(["오늘 날씨가 좋다.", "날씨가 맑다."])',
         ]),
         "",
@@ -98,10 +102,10 @@ def render_model_card(card: ModelCard) -> str:
     lines += _evaluation_section(result)
     lines += ["", "## Training data", "", "| file | used as | examples |", "|---|---|---:|"]
     for data in card.recipe.data:
-        lines.append(f"| {code(data.path, in_table=True)} | {data.role} | {data.examples:,} |")
+        lines.append(f"| {code(escape_path(str(data.path)), in_table=True)} | {data.role} | {data.examples:,} |")
     lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
     lines.append(f"| recipe | `{card.recipe.name}` |")
-    lines.append(f"| base model | {code(result.base_model, in_table=True)} |")
+    lines.append(f"| base model | {code(base_model, in_table=True)} |")
     for key, value in {**card.parameters, **card.recipe.parameters}.items():
         if value is None:
             continue
@@ -136,7 +140,7 @@ def _evaluation_section(result: TrainResult) -> list[str]:
     columns = _metric_columns(result.evaluation)
     header = "| model | " + " | ".join(_column_title(column) for column in columns) + " |"
     lines = [
-        f"KorSTS-style STS on {code(result.evaluation_file)}: Pearson and Spearman correlation x100 between gold "
+        f"KorSTS-style STS on {code(escape_path(result.evaluation_file))}: Pearson and Spearman correlation x100 between gold "
         "scores and each similarity of the two sentence embeddings, both encoded on the document side (the model's "
         "document prompt, as in training); `kosearch evaluate sts --model FOLDER` scores the query side.",
         "",
@@ -145,7 +149,7 @@ def _evaluation_section(result: TrainResult) -> list[str]:
     ]
     for label, metrics in result.evaluation.items():
         if label == "base":
-            name = f"base ({code(result.base_model, in_table=True)})"
+            name = f"base ({code(escape_path(result.base_model), in_table=True)})"
         else:
             name = f"**{literal(label, in_table=True)}**"
         cells = [_format_score(metrics.get(column)) for column in columns]
@@ -194,22 +198,45 @@ def _format_value(value: Any) -> str:
     return literal(str(value), in_table=True)
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>~&])")
-"""What can start Markdown or HTML mid-line: emphasis, code, links and images (``[``; ``(`` and ``!`` mean nothing
+_ALWAYS_ESCAPED = frozenset("`[]<>~&")
+"""What can start Markdown or HTML anywhere mid-line: code, links and images (``[``; ``(`` and ``!`` mean nothing
 without it), autolinks and tags, strikethrough, entities."""
 
 
 def literal(text: str, *, in_table: bool = False) -> str:
-    """``text`` as Markdown that renders as itself on one line: special characters backslash-escaped, ``|`` too in
-    a table cell, line breaks shown as ``\\n``."""
-    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\r", "\\r").replace("\n", "\\n")
-    return escaped.replace("|", "\\|") if in_table else escaped
+    """``text`` as Markdown that renders as itself, mid-line (after ``- `` or in a table cell, where kosearch puts
+    it; GitHub's autolinking of bare ``www.`` names and e-mail addresses is not prevented).
+
+    Escaped: :data:`_ALWAYS_ESCAPED`; ``|`` in a table cell; ``*`` unless spaces surround it and ``_`` unless it
+    sits inside a word or between spaces (where neither can open or close emphasis, so ``idf ** 1`` and
+    ``2024_판결`` stay as they are); ``\\`` before punctuation or at the end. Line breaks show as ``\\n``, and a lone
+    surrogate as ``\\udcXX``, so the card stays one valid UTF-8 line per note."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n").encode("utf-8", "backslashreplace").decode("utf-8")
+
+    def escaped(match: re.Match[str]) -> str:
+        run, (start, end) = match.group(), match.span()
+        before = text[start - 1] if start else " "
+        after = text[end] if end < len(text) else " "
+        if run[0] == "*":
+            inert = before.isspace() and after.isspace()
+        elif run[0] == "_":
+            inert = (before.isalnum() and after.isalnum()) or (before.isspace() and after.isspace())
+        elif run == "\\":
+            inert = end < len(text) and (after.isalnum() or after.isspace() or not after.isascii())
+        else:
+            inert = run == "|" and not in_table
+        return run if inert else "".join("\\" + char for char in run)
+
+    return _MARKUP_RUNS.sub(escaped, text)
+
+
+_MARKUP_RUNS = re.compile(r"\*+|_+|[`\[\]<>~&|\\]")
 
 
 def code(text: str, *, in_table: bool = False) -> str:
     """``text`` as a one-line code span: delimited by more backticks than any run inside it (CommonMark), with
     ``|`` escaped in a table cell (GitHub's tables split on it even inside code)."""
-    text = text.replace("\r", " ").replace("\n", " ")
+    text = text.replace("\r", " ").replace("\n", " ").encode("utf-8", "backslashreplace").decode("utf-8")
     if in_table:
         text = text.replace("|", "\\|")
     fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
