@@ -107,7 +107,8 @@ def test_a_card_with_undecodable_paths_is_written_and_ordinary_notes_stay_readab
 
     weird = "runs/\udcb1\udcdd\x07\x85model"
     card = _card(tmp_path, output=tmp_path / weird, base_model=weird,
-                 notes=["Token weights: idf ** 1 over the folder's 12 passages.", "판례/2024_민사_판결.hwp: skipped"])
+                 notes=["Token weights: idf ** 1 over the folder's 12 passages.",
+                        "판례/2024_민사_판결.hwp: skipped"])
     card.recipe.data[0] = DataFile(weird, "passages (unlabelled)", 3)
     path = write_model_card(tmp_path, card)
     text = path.read_text(encoding="utf-8")
