@@ -141,8 +141,8 @@ def _evaluation_section(result: TrainResult) -> list[str]:
     header = "| model | " + " | ".join(_column_title(column) for column in columns) + " |"
     lines = [
         f"KorSTS-style STS on {code(escape_path(result.evaluation_file))}: Pearson and Spearman correlation x100 "
-        "between gold scores and each similarity of the two sentence embeddings, both encoded on the document side (the model's "
-        "document prompt, as in training); `kosearch evaluate sts --model FOLDER` scores the query side.",
+        "between gold scores and each similarity of the two sentence embeddings, both encoded on the document side "
+        "(the model's document prompt, as in training); `kosearch evaluate sts --model FOLDER` scores the query side.",
         "",
         header,
         "|---|" + "---:|" * len(columns),
