@@ -245,6 +245,13 @@ def test_a_fine_tuning_of_an_adapted_model_resumes(tiny_model: Path, tmp_path: P
     base_table = [module for module in _load(weighted.output) if isinstance(module, WordWeights)]
     assert len(tables) == 1 == len(base_table), "the base's weights, once"
     assert np.array_equal(tables[0].emb_layer.weight.detach().numpy(), base_table[0].emb_layer.weight.detach().numpy())
+    # A run started from another base model (without weights) is refused, not failed on the checkpoint's shape.
+    other = tmp_path / "from-plain"
+    train_adapt(_config(tiny_model, other, keep_checkpoints=True, **settings), SAMPLE, fine_tune=True,
+                word_weights=False)
+    with pytest.raises(KosearchError, match="started from a model without token weights, and this --model has them"):
+        train_adapt(_config(weighted.output, other, resume=True, **settings), SAMPLE, fine_tune=True,
+                    word_weights=False)
     # The model's refusal comes before the folder is read: a folder of nothing readable gets this, not "0 passages".
     garbage = tmp_path / "garbage"
     garbage.mkdir()

@@ -96,6 +96,7 @@ from kosearch.train.types import DataFile, Recipe, TrainingPhase, TrainResult
 from kosearch.train.word_weights import (
     IDF_POWER,
     add_word_weights,
+    has_saved_word_weights,
     has_word_weights,
     insert_word_weights,
     saved_word_weights,
@@ -516,20 +517,26 @@ def _check_without_training_options(config: TrainingConfig, anything: bool, **tr
 
 def _resumed_word_weights(config: TrainingConfig, word_weights: bool, base_weighted: bool):
     """The token weights the run being resumed added (so training goes on with the table it started with), or
-    None when there is no checkpoint or the run added none. A resume that would add or drop the weights is refused:
-    the checkpoint's weights could not be loaded into a model of the other shape.
+    None when there is no checkpoint or the run added none. A resume whose model would not have the checkpoint's
+    shape is refused (its weights could not be loaded): one that would add or drop the run's weights, or one from
+    another base model.
 
     ``base_weighted``: the base model has token weights of its own (an adapted model fine-tuned with
     ``--no-word-weights``); its checkpoints then hold them too, and the base model, loaded as it is, has the shape."""
     checkpoint = last_checkpoint(config, PHASE)
-    if checkpoint is None or (base_weighted and not word_weights):
+    if checkpoint is None:
         return None
-    saved = saved_word_weights(checkpoint)
-    if (saved is not None) != word_weights:
-        started = "with" if saved is not None else "without"
-        flag = "--word-weights" if saved is not None else "--no-word-weights"
+    weighted = has_saved_word_weights(checkpoint)
+    if base_weighted and not word_weights:
+        if not weighted:
+            raise KosearchError(f"The run in {config.output} was started from a model without token weights, and "
+                                "this --model has them: resume it with the --model it started from.")
+        return None
+    if weighted != word_weights:
+        started = "with" if weighted else "without"
+        flag = "--word-weights" if weighted else "--no-word-weights"
         raise KosearchError(f"The run in {config.output} was started {started} token weights: resume it with {flag}.")
-    return saved
+    return saved_word_weights(checkpoint) if weighted else None
 
 
 def _base_model(config: TrainingConfig) -> SentenceTransformer:

@@ -159,19 +159,27 @@ def freeze(module) -> None:
 
 def saved_word_weights(folder: str | Path):
     """The ``WordWeights`` module of a saved model or checkpoint folder, or None when it has none."""
-    import json
-
     from sentence_transformers.sentence_transformer.modules import WordWeights
 
-    folder = Path(folder)
+    entry = _saved_word_weights_entry(Path(folder))
+    return None if entry is None else WordWeights.load(str(folder), subfolder=entry.get("path", ""))
+
+
+def has_saved_word_weights(folder: str | Path) -> bool:
+    """Whether a saved model or checkpoint folder has a ``WordWeights`` module, from its ``modules.json`` alone
+    (loading the table reads megabytes of JSON)."""
+    return _saved_word_weights_entry(Path(folder)) is not None
+
+
+def _saved_word_weights_entry(folder: Path) -> dict | None:
+    import json
+
     try:
         modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    for entry in modules:
-        if str(entry.get("type", "")).rsplit(".", 1)[-1] == "WordWeights":
-            return WordWeights.load(str(folder), subfolder=entry.get("path", ""))
-    return None
+    return next((entry for entry in modules if isinstance(entry, dict)
+                 and str(entry.get("type", "")).rsplit(".", 1)[-1] == "WordWeights"), None)
 
 
 def _compact(vocab: Sequence[str], weights: Sequence[float]) -> tuple[dict[str, float], float]:
