@@ -8,13 +8,22 @@ the real CLI (``sample_index``) and the bundled model's vectors of the KorSTS te
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from kosearch_testing import build_tiny_model
+
+if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+    # Hypothesis keeps its example database and a cache of the source's constants (headed by each source file's
+    # absolute path) in ./.hypothesis by default: inside the checkout, with this machine's paths. Keep them in the
+    # temporary directory instead; $HYPOTHESIS_STORAGE_DIRECTORY still chooses another place.
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "kosearch-hypothesis")
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "corpora" / "sample"
