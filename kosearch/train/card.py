@@ -102,10 +102,10 @@ def render_model_card(card: ModelCard) -> str:
     lines += _evaluation_section(result)
     lines += ["", "## Training data", "", "| file | used as | examples |", "|---|---|---:|"]
     for data in card.recipe.data:
-        lines.append(f"| {code(escape_path(str(data.path)), in_table=True)} | {data.role} | {data.examples:,} |")
+        lines.append(f"| {code(str(data.path), in_table=True)} | {data.role} | {data.examples:,} |")
     lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
     lines.append(f"| recipe | `{card.recipe.name}` |")
-    lines.append(f"| base model | {code(base_model, in_table=True)} |")
+    lines.append(f"| base model | {code(result.base_model, in_table=True)} |")
     for key, value in {**card.parameters, **card.recipe.parameters}.items():
         if value is None:
             continue
@@ -140,7 +140,7 @@ def _evaluation_section(result: TrainResult) -> list[str]:
     columns = _metric_columns(result.evaluation)
     header = "| model | " + " | ".join(_column_title(column) for column in columns) + " |"
     lines = [
-        f"KorSTS-style STS on {code(escape_path(result.evaluation_file))}: Pearson and Spearman correlation x100 "
+        f"KorSTS-style STS on {code(result.evaluation_file)}: Pearson and Spearman correlation x100 "
         "between gold scores and each similarity of the two sentence embeddings, both encoded on the document side "
         "(the model's document prompt, as in training); `kosearch evaluate sts --model FOLDER` scores the query side.",
         "",
@@ -149,7 +149,7 @@ def _evaluation_section(result: TrainResult) -> list[str]:
     ]
     for label, metrics in result.evaluation.items():
         if label == "base":
-            name = f"base ({code(escape_path(result.base_model), in_table=True)})"
+            name = f"base ({code(result.base_model, in_table=True)})"
         else:
             name = f"**{literal(label, in_table=True)}**"
         cells = [_format_score(metrics.get(column)) for column in columns]
@@ -233,21 +233,21 @@ def literal(text: str, *, in_table: bool = False) -> str:
 _MARKUP_RUNS = re.compile(r"\*+|_+|[`\[\]<>~&|\\]")
 
 
-def code(text: str, *, in_table: bool = False) -> str:
-    """``text`` as a one-line code span: delimited by more backticks than any run inside it (CommonMark), with
-    ``|`` escaped in a table cell (GitHub's tables split on it even inside code)."""
-    text = text.replace("\r", " ").replace("\n", " ").encode("utf-8", "backslashreplace").decode("utf-8")
+def code(path: str, *, in_table: bool = False) -> str:
+    """``path`` as a one-line code span, printed as ``kosearch index`` prints paths (:func:`escape_path`: bytes that
+    are not UTF-8 and control characters as ``\\xHH``), delimited by more backticks than any run inside it
+    (CommonMark), with ``|`` escaped in a table cell (GitHub's tables split on it even inside code)."""
+    text = escape_path(path)
     if in_table:
         text = text.replace("|", "\\|")
-    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    fence = "`" * (_longest_backtick_run(text) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _fenced(language: str, lines: list[str]) -> list[str]:
     """A fenced code block whose fence is longer than any backtick run in ``lines``, so none of them closes it."""
-    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
-    fence = "`" * max(3, longest + 1)
+    fence = "`" * max(3, max(map(_longest_backtick_run, lines), default=0) + 1)
     return [f"{fence}{language}", *lines, fence]
 
 
@@ -259,3 +259,7 @@ def _format_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes} min {secs:02d} s"
     return f"{seconds:.1f} s"
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(run) for run in re.findall(r"`+", text)), default=0)
